@@ -1,0 +1,49 @@
+# Thin aliases. The first target that needs it creates .venv and installs the project.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+SOURCE ?=
+PLAYLISTS ?= 5000
+SAMPLE_PERCENT ?= 100
+PORT ?= 3000
+MLFLOW_PORT ?= 5000
+SERVE_PORT ?= 5001
+
+# dbt must be on PATH for dagster-dbt; one data folder for Dagster, dbt and MLflow.
+export PATH := $(BIN):$(PATH)
+export DAGSTER_HOME := $(CURDIR)/dagster_home
+export NEXT_TRACK_DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: install run test lint ui dbt prepare clean
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+prepare: install
+	$(BIN)/dagster-dbt project prepare-and-package --file orchestration/project.py >/dev/null
+
+run: install
+	$(BIN)/python -m orchestration.run --source "$(SOURCE)" --playlists $(PLAYLISTS) \
+		--sample-percent $(SAMPLE_PERCENT)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest
+
+ui: prepare
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+
+dbt: install
+	$(BIN)/dbt build --project-dir dbt_project --profiles-dir profiles
+
+clean:
+	rm -rf data dbt_project/target dbt_project/logs

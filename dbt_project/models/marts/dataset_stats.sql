@@ -1,0 +1,66 @@
+-- One row of counts that says what cleaning did: rows in, rows dropped by reason,
+-- playlists kept and excluded, tracks, and split sizes.
+with source as (
+    select * from {{ source('raw', 'playlist_events') }}
+),
+
+complete as (
+    select
+        *,
+        {{ clean_name('user_id') }} is not null and {{ clean_name('playlist') }} is not null
+        and {{ clean_name('artist') }} is not null and {{ clean_name('track') }} is not null
+            as is_complete
+    from source
+),
+
+raw_counts as (
+    select
+        count(*) as rows_in,
+        count(*) filter (where {{ clean_name('user_id') }} is null) as rows_blank_user,
+        count(*) filter (where {{ clean_name('playlist') }} is null) as rows_blank_playlist,
+        count(*) filter (where {{ clean_name('artist') }} is null) as rows_blank_artist,
+        count(*) filter (where {{ clean_name('track') }} is null) as rows_blank_track,
+        count(*) filter (where not is_complete) as rows_incomplete,
+        count(*) filter (
+            where is_complete and {{ hash_bucket(
+                pair_key(clean_name('user_id'), clean_name('playlist')), 'sample'
+            ) }} >= {{ var('sample_percent') }} * 100
+        ) as rows_outside_sample
+    from complete
+),
+
+staged as (
+    select
+        count(*) as rows_clean,
+        count(distinct playlist_key) as playlists_clean,
+        count(distinct track_key) as tracks_clean
+    from {{ ref('stg_playlist_events') }}
+),
+
+splits as (
+    select
+        count(*) as playlists,
+        count(*) filter (where split = 'train') as playlists_train,
+        count(*) filter (where split = 'validation') as playlists_validation,
+        count(*) filter (where split = 'test') as playlists_test,
+        sum(n_tracks) as rows_in_sequences
+    from {{ ref('playlist_splits') }}
+)
+
+select
+    raw_counts.*,
+    raw_counts.rows_in - raw_counts.rows_incomplete - raw_counts.rows_outside_sample
+        - staged.rows_clean as rows_repeated_in_playlist,
+    staged.rows_clean,
+    staged.playlists_clean,
+    staged.tracks_clean,
+    splits.playlists,
+    staged.playlists_clean - splits.playlists as playlists_too_short,
+    splits.playlists_train,
+    splits.playlists_validation,
+    splits.playlists_test,
+    splits.rows_in_sequences,
+    {{ var('sample_percent') }} as sample_percent
+from raw_counts
+cross join staged
+cross join splits

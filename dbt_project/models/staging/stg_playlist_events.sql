@@ -1,0 +1,45 @@
+-- Cleaned playlist rows: names trimmed, rows with a blank user, playlist, artist or track dropped,
+-- optional reproducible sampling of playlists, and a repeated track within a playlist kept only
+-- at its first position (a repeat cannot be a "next" track: recommenders exclude what was heard).
+with source as (
+    select * from {{ source('raw', 'playlist_events') }}
+),
+
+trimmed as (
+    select
+        row_id,
+        {{ clean_name('user_id') }} as user_id,
+        {{ clean_name('artist') }} as artist,
+        {{ clean_name('track') }} as track,
+        {{ clean_name('playlist') }} as playlist
+    from source
+),
+
+complete as (
+    select
+        *,
+        {{ pair_key('artist', 'track') }} as track_key,
+        {{ pair_key('user_id', 'playlist') }} as playlist_key
+    from trimmed
+    where user_id is not null and playlist is not null and artist is not null and track is not null
+),
+
+sampled as (
+    select * from complete
+    where {{ hash_bucket('playlist_key', 'sample') }} < {{ var('sample_percent') }} * 100
+),
+
+first_occurrences as (
+    select * from sampled
+    qualify row_number() over (partition by playlist_key, track_key order by row_id) = 1
+)
+
+select
+    row_id,
+    playlist_key,
+    track_key,
+    user_id,
+    playlist as playlist_name,
+    artist,
+    track as title
+from first_occurrences

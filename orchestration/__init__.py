@@ -1,0 +1,1 @@
+"""Dagster wiring for the next-track platform: assets, checks, jobs, schedules, sensors."""

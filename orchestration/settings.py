@@ -1,0 +1,27 @@
+"""Where things live. One env var per location, each with a default inside the repository.
+
+``NEXT_TRACK_DATA_DIR`` is the setting dbt's profiles.yml reads too; it is exported here as an
+absolute path so dbt subprocesses started by Dagster find the same DuckDB file wherever Dagster
+was launched from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("NEXT_TRACK_DATA_DIR", REPO_ROOT / "data")).resolve()
+os.environ["NEXT_TRACK_DATA_DIR"] = str(DATA_DIR)
+
+WAREHOUSE_PATH = DATA_DIR / "warehouse.duckdb"
+RAW_EVENTS_PATH = DATA_DIR / "raw" / "playlist_events.parquet"
+INBOX_DIR = Path(os.environ.get("NEXT_TRACK_INBOX", DATA_DIR / "inbox")).resolve()
+
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+DBT_PROFILES_DIR = REPO_ROOT / "profiles"
+DBT_TARGET = os.environ.get("NEXT_TRACK_DBT_TARGET", "dev")
+
+# Every asset that opens the DuckDB file (dbt included) runs in this pool, limited to 1 in the
+# instance's dagster.yaml: DuckDB allows one process on a file at a time.
+WAREHOUSE_POOL = "duckdb_warehouse"

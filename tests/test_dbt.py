@@ -1,0 +1,144 @@
+"""`dbt build` on its own (SQL-only iteration) against real and hand-made fixtures."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ml.sources import ingest
+from ml.sources.canonical import CANONICAL_SCHEMA
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def dbt_build(data_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    """Exactly the README's command, from the repository root, with the data folder moved."""
+    return subprocess.run(
+        ["dbt", "build", "--project-dir", "dbt_project", "--profiles-dir", "profiles", *extra],
+        cwd=REPO_ROOT,
+        env={**os.environ, "NEXT_TRACK_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def query(data_dir: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as connection:
+        return connection.execute(sql).fetchall()
+
+
+@pytest.fixture(scope="module")
+def yes_warehouse(shared_data, tmp_path_factory) -> Path:
+    data_dir = tmp_path_factory.mktemp("yes")
+    ingest(shared_data / "yes_small", data_dir / "raw" / "playlist_events.parquet")
+    result = dbt_build(data_dir)
+    assert result.returncode == 0, result.stdout[-3000:]
+    return data_dir
+
+
+def yes_playlists(folder: Path) -> list[list[tuple[str, str]]]:
+    """train.txt as (artist, title) lists, trimmed, first occurrence of each track only.
+
+    Yes.com has songs with distinct ids but the same artist and title: they are one track.
+    """
+    songs = [line.split("\t") for line in (folder / "song_hash.txt").read_text().splitlines()]
+    names = [(artist.strip(), title.replace("\\/", "/").strip()) for _, title, artist in songs]
+    lines = (folder / "train.txt").read_text().splitlines()[2:]
+    return [list(dict.fromkeys(names[int(i)] for i in line.split())) for line in lines]
+
+
+def test_split_fractions_on_yes_small(yes_warehouse, shared_data):
+    playlists = yes_playlists(shared_data / "yes_small")
+    long_enough = sum(1 for tracks in playlists if len(tracks) >= 3)
+    counts = dict(query(yes_warehouse, "select split, count(*) from playlist_splits group by 1"))
+    assert sum(counts.values()) == long_enough
+    total = sum(counts.values())
+    for split, target in {"train": 0.7, "validation": 0.2, "test": 0.1}.items():
+        assert abs(counts[split] / total - target) < 0.01, counts
+    too_short = query(yes_warehouse, "select playlists_too_short from dataset_stats")[0][0]
+    assert too_short == len(playlists) - long_enough
+
+
+def test_sequences_keep_source_order_and_keys_are_unique(yes_warehouse, shared_data):
+    playlists = yes_playlists(shared_data / "yes_small")
+    names = {
+        k: (a, t)
+        for k, a, t in query(yes_warehouse, "select track_key, artist, title from dim_tracks")
+    }
+    sequences = dict(
+        query(yes_warehouse, "select playlist_key, tracks from int_playlist_sequences")
+    )
+    long_enough = [n for n, tracks in enumerate(playlists, start=1) if len(tracks) >= 3]
+    for number in (long_enough[0], long_enough[len(long_enough) // 2], long_enough[-1]):
+        tracks = sequences[f"yes.com|||train:{number:06d}"]
+        assert [names[track_key] for track_key in tracks] == playlists[number - 1]
+    duplicates = query(
+        yes_warehouse,
+        "select (select count(*) - count(distinct playlist_key) from playlist_splits),"
+        " (select count(*) - count(distinct track_key) from dim_tracks),"
+        " (select count(*) from dim_tracks)",
+    )[0]
+    distinct_tracks = len({track for tracks in playlists for track in tracks})
+    assert duplicates == (0, 0, distinct_tracks)
+
+
+def test_split_is_deterministic_and_salted(yes_warehouse, tmp_path):
+    data_dir = tmp_path / "again"
+    (data_dir / "raw").mkdir(parents=True)
+    (data_dir / "raw" / "playlist_events.parquet").symlink_to(
+        yes_warehouse / "raw" / "playlist_events.parquet"
+    )
+    assert dbt_build(data_dir, "--select", "+playlist_splits").returncode == 0
+    sql = "select playlist_key, split from playlist_splits order by playlist_key"
+    assert query(data_dir, sql) == query(yes_warehouse, sql)
+    result = dbt_build(data_dir, "--select", "+playlist_splits", "--vars", "{split_salt: other}")
+    assert result.returncode == 0
+    assert query(data_dir, sql) != query(yes_warehouse, sql)
+
+
+def test_cleaning_keys_and_drop_counts_on_hand_made_rows(tmp_path):
+    rows = [
+        # user, artist, track, playlist: a name containing the separator must not collide
+        ("u1", "a|||b", "c", "p"),
+        ("u1", "a", "b|||c", "p"),
+        ("u1", "  a  ", " b|||c ", "p"),  # same track as above once trimmed: a repeat
+        ("u1", "", "x", "p"),  # blank artist
+        ("u1", "d", None, "p"),  # null track
+        ("u1", "e", "f", "p"),
+        ("u2", "e", "f", "short"),  # too short a playlist
+    ]
+    table = pa.table(
+        {
+            "row_id": list(range(len(rows))),
+            **{
+                name: [r[i] for r in rows]
+                for i, name in enumerate(["user_id", "artist", "track", "playlist"])
+            },
+        },
+        schema=CANONICAL_SCHEMA,
+    )
+    (tmp_path / "raw").mkdir()
+    pq.write_table(table, tmp_path / "raw" / "playlist_events.parquet")
+    result = dbt_build(tmp_path, "--exclude", "test_type:generic,resource_type:test")
+    assert result.returncode == 0, result.stdout[-3000:]
+    tracks = query(tmp_path, "select tracks from int_playlist_sequences")
+    assert tracks == [(["a\\|\\|\\|b|||c", "a|||b\\|\\|\\|c", "e|||f"],)]
+    stats = query(
+        tmp_path,
+        "select rows_in, rows_blank_artist, rows_blank_track, rows_repeated_in_playlist,"
+        " rows_clean, playlists_too_short from dataset_stats",
+    )
+    assert stats == [(7, 1, 1, 1, 4, 1)]
+
+
+def test_dbt_names_the_missing_raw_file(tmp_path):
+    result = dbt_build(tmp_path)
+    assert result.returncode != 0
+    assert f"Raw playlist events not found at '{tmp_path}/raw/playlist_events.parquet'" in (
+        result.stdout
+    )

@@ -1,0 +1,159 @@
+"""Each loader on the real files in ../shared/data, counted against the files themselves, and on
+small hand-made bad inputs."""
+
+import csv
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from ml.sources import SourceError, detect_format, ingest
+from ml.sources.synthetic import SyntheticSpec
+
+
+def read(path: Path) -> dict[str, list]:
+    return pq.read_table(path).to_pydict()
+
+
+def test_kaggle_sample_maps_every_row_in_order(shared_data, tmp_path):
+    source = shared_data / "kaggle_spotify_sample" / "spotify_dataset_sample.csv"
+    with source.open(encoding="utf-8") as f:
+        expected = list(csv.reader(f))[1:]
+    report = ingest(source, tmp_path / "raw.parquet")
+    table = read(tmp_path / "raw.parquet")
+    assert report.format == "kaggle_csv" and report.malformed_lines == 0
+    assert report.rows_written == len(expected) == 500
+    assert table["row_id"] == list(range(500))
+    got = list(
+        zip(table["user_id"], table["artist"], table["track"], table["playlist"], strict=True)
+    )
+    assert got == [tuple(row) for row in expected]
+    assert sum(1 for row in expected if row[1] == "") == table["artist"].count("") > 0
+
+
+def test_kaggle_malformed_lines_are_skipped_counted_and_named(shared_data, tmp_path):
+    sample = shared_data / "kaggle_spotify_sample" / "spotify_dataset_sample.csv"
+    lines = sample.read_text(encoding="utf-8").splitlines()[:6]
+    lines[3] = "u2,too,many,fields,here"
+    lines.insert(5, "u3,too few")
+    source = tmp_path / "spotify_dataset.csv"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = ingest(source, tmp_path / "raw.parquet")
+    assert report.rows_written == 4
+    assert report.malformed_lines == 2
+    assert report.malformed_examples == [
+        "line 4: 5 fields, expected 4",
+        "line 6: 2 fields, expected 4",
+    ]
+
+
+def test_mpd_slice_file_and_folder(shared_data, tmp_path):
+    slice_path = shared_data / "mpd_sample" / "mpd.slice.0-999.json"
+    playlists = json.loads(slice_path.read_text(encoding="utf-8"))["playlists"]
+    expected = [
+        (f"mpd:{p['pid']}", t["artist_name"], t["track_name"], p["name"])
+        for p in playlists
+        for t in sorted(p["tracks"], key=lambda t: t["pos"])
+    ]
+    for source in (slice_path, slice_path.parent):
+        report = ingest(source, tmp_path / "raw.parquet")
+        table = read(tmp_path / "raw.parquet")
+        assert report.format == "mpd_json"
+        assert len(playlists) == 29 and report.rows_written == len(expected) == 1448
+        got = zip(table["user_id"], table["artist"], table["track"], table["playlist"], strict=True)
+        assert list(got) == expected
+
+
+def test_yes_small_has_every_playlist_of_train_txt(shared_data, tmp_path):
+    folder = shared_data / "yes_small"
+    playlist_lines = (folder / "train.txt").read_text().splitlines()[2:]
+    songs = [line.split("\t") for line in (folder / "song_hash.txt").read_text().splitlines()]
+    report = ingest(folder, tmp_path / "raw.parquet")
+    table = read(tmp_path / "raw.parquet")
+    assert report.format == "yes_com"
+    assert len(set(table["playlist"])) == len(playlist_lines) == 41_480
+    assert report.rows_written == sum(len(line.split()) for line in playlist_lines)
+    first = [int(token) for token in playlist_lines[0].split()]
+    n = len(first)
+    assert table["playlist"][:n] == ["train:000001"] * n
+    assert table["track"][:n] == [songs[i][1].replace("\\/", "/") for i in first]
+    assert table["artist"][:n] == [songs[i][2] for i in first]
+
+
+def test_synthetic_is_deterministic_and_scales(tmp_path):
+    small = SyntheticSpec(playlists=200, seed=7)
+    ingest(None, tmp_path / "a.parquet", synthetic=small)
+    ingest(None, tmp_path / "b.parquet", synthetic=small)
+    ingest(None, tmp_path / "c.parquet", synthetic=SyntheticSpec(playlists=200, seed=8))
+    ingest(None, tmp_path / "d.parquet", synthetic=SyntheticSpec(playlists=400, seed=7))
+    a, b, c, d = (read(tmp_path / f"{x}.parquet") for x in "abcd")
+    assert a == b
+    assert a["track"] != c["track"]
+    assert len(set(d["playlist"])) == 2 * len(set(a["playlist"])) == 400
+
+
+def test_canonical_parquet_round_trip(tmp_path):
+    ingest(None, tmp_path / "first.parquet", synthetic=SyntheticSpec(playlists=50))
+    report = ingest(tmp_path / "first.parquet", tmp_path / "second.parquet")
+    assert report.format == "canonical_parquet"
+    assert read(tmp_path / "first.parquet") == read(tmp_path / "second.parquet")
+
+
+def _write(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.csv", b"", "the file is empty"),
+        ("notes.txt", b"hello world\n", "unknown format"),
+        ("wrong.csv", b"a,b,c\n1,2,3\n", "CSV header is ['a', 'b', 'c']"),
+        ("other.json", b'{"users": [1, 2]}', "not a Million Playlist Dataset slice"),
+        ("list.json", b'[{"playlists": 1}]', "not a Million Playlist Dataset slice"),
+        (
+            "latin1.csv",
+            b'user_id," ""artistname"""," ""trackname"""," ""playlistname"""\n'
+            b"u1,Beyonc\xe9,Halo,PL\n",
+            "line 2 is not UTF-8 text",
+        ),
+        ("header_only.csv", b'user_id,"artistname","trackname","playlistname"\n', "no playlist"),
+        ("bad.parquet", b"PAR1 this is not parquet", "not a readable Parquet file"),
+    ],
+)
+def test_bad_files_fail_with_the_path_and_what_was_expected(tmp_path, name, content, message):
+    path = _write(tmp_path / name, content)
+    with pytest.raises(SourceError) as error:
+        ingest(path, tmp_path / "raw.parquet")
+    assert str(path) in str(error.value)
+    assert message in str(error.value)
+
+
+def test_folder_without_usable_file_and_missing_path(tmp_path):
+    (tmp_path / "inbox").mkdir()
+    _write(tmp_path / "inbox" / "readme.md", b"nothing")
+    with pytest.raises(SourceError, match="folder has no usable file"):
+        detect_format(tmp_path / "inbox")
+    with pytest.raises(SourceError, match="no such file or folder"):
+        detect_format(tmp_path / "missing.csv")
+
+
+def test_parquet_with_wrong_schema_is_refused(tmp_path):
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"user": ["u"], "song": ["s"]}), tmp_path / "x.parquet")
+    with pytest.raises(SourceError, match=r"lacks columns \['row_id', 'user_id'"):
+        ingest(tmp_path / "x.parquet", tmp_path / "raw.parquet")
+
+
+def test_failed_ingest_keeps_the_previous_table(tmp_path):
+    output = tmp_path / "raw.parquet"
+    ingest(None, output, synthetic=SyntheticSpec(playlists=20))
+    before = read(output)
+    bad = _write(tmp_path / "bad.json", b'{"playlists": [{"pid": 1}]}')
+    with pytest.raises(SourceError, match="pid"):
+        ingest(bad, output)
+    assert read(output) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
