@@ -47,3 +47,20 @@ dbt: install
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs
+
+# MLflow: the registry in data/mlflow (sqlite); serving the champion over HTTP.
+MLFLOW_TRACKING_URI ?= sqlite:///$(NEXT_TRACK_DATA_DIR)/mlflow/mlflow.db
+export MLFLOW_TRACKING_URI
+MODEL ?= models:/next-track@champion
+
+.PHONY: mlflow-ui serve bench
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" \
+		--default-artifact-root "file://$(NEXT_TRACK_DATA_DIR)/mlflow/artifacts" \
+		-h 127.0.0.1 -p $(MLFLOW_PORT)
+
+serve: install
+	$(BIN)/mlflow models serve -m "$(MODEL)" --env-manager local -h 127.0.0.1 -p $(SERVE_PORT)
+
+bench: install
+	$(BIN)/python benchmarks/bench_training_and_retrieval.py

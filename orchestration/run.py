@@ -6,13 +6,15 @@ Runs are recorded in the project's DAGSTER_HOME, so they show up in `make ui` af
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import dagster as dg
 
+from ml.evaluation import markdown_table
 from ml.warehouse import read_table_rows
 from orchestration.project import dbt_project
-from orchestration.settings import WAREHOUSE_PATH
+from orchestration.settings import MODELS_DIR, WAREHOUSE_PATH
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -53,20 +55,43 @@ def print_summary() -> None:
     )
 
 
+def print_model_summary(instance: dg.DagsterInstance) -> None:
+    validation = json.loads((MODELS_DIR / "candidate_metrics.json").read_text())
+    selected = json.loads((MODELS_DIR / "selected_model.json").read_text())
+    k = selected["k"]
+    columns = [f"hit_rate_at_{x}" for x in sorted({10, 20, k})] + [f"mrr_at_{k}", f"ndcg_at_{k}"]
+    print("\n== validation (every candidate and the baselines) ==")
+    print(markdown_table(validation["results"], [*columns, f"coverage_at_{k}"]))
+    print(f"\n== selected: {selected['candidate']} -- test split, scored once ==")
+    print(markdown_table(selected["test"], [*columns, f"coverage_at_{k}"]))
+    event = instance.get_latest_materialization_event(dg.AssetKey("registered_model"))
+    if event is not None:
+        meta = event.asset_materialization.metadata
+        print(
+            f"\nregistered {meta['model_name'].value} version {meta['model_version'].value} "
+            f"as @{meta['alias'].value} ({meta['mlflow_run'].value})"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     dbt_project.preparer.prepare(dbt_project)
     from orchestration.definitions import defs  # needs the manifest prepared above
 
+    instance = dg.DagsterInstance.get()
     result = defs.resolve_job_def("full_pipeline").execute_in_process(
-        run_config=run_config(args), instance=dg.DagsterInstance.get(), raise_on_error=False
+        run_config=run_config(args), instance=instance, raise_on_error=False
     )
     if not result.success:
         for event in result.all_events:
-            if event.is_failure:
+            if event.is_step_failure:
                 print(f"FAILED {event.step_key}: {event.event_specific_data.error.message}")
+        for evaluation in result.get_asset_check_evaluations():
+            if not evaluation.passed:
+                print(f"CHECK FAILED {evaluation.check_name}: {evaluation.description or ''}")
         return 1
     print_summary()
+    print_model_summary(instance)
     return 0
 
 

@@ -25,3 +25,11 @@ DBT_TARGET = os.environ.get("NEXT_TRACK_DBT_TARGET", "dev")
 # Every asset that opens the DuckDB file (dbt included) runs in this pool, limited to 1 in the
 # instance's dagster.yaml: DuckDB allows one process on a file at a time.
 WAREHOUSE_POOL = "duckdb_warehouse"
+
+MODELS_DIR = DATA_DIR / "models"
+MLFLOW_DIR = DATA_DIR / "mlflow"
+MLFLOW_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{MLFLOW_DIR}/mlflow.db")
+MLFLOW_ARTIFACT_LOCATION = os.environ.get(
+    "NEXT_TRACK_MLFLOW_ARTIFACTS", (MLFLOW_DIR / "artifacts").as_uri()
+)
+MLFLOW_UI_URL = os.environ.get("NEXT_TRACK_MLFLOW_UI", "http://127.0.0.1:5000")
