@@ -90,3 +90,7 @@ class SequentialRules:
                             break
             result.append(self.popular.fill(picked, seen, k))
         return result
+
+
+def all_baselines(train_sequences: list[list[str]]) -> list[MostPopular | SequentialRules]:
+    return [MostPopular.from_sequences(train_sequences), SequentialRules(train_sequences)]

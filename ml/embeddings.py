@@ -67,6 +67,10 @@ class Embeddings:
         return cls(keys=keys, vectors=np.load(folder / "vectors.npy"), params=params)
 
 
+class EmptyVocabularyError(ValueError):
+    """Nothing to embed: every track is rarer than min_count."""
+
+
 class _EpochLogger(CallbackAny2Vec):
     def __init__(self, name: str, epochs: int, log: EpochLog):
         self.name, self.epochs, self.log, self.epoch = name, epochs, log, 0
@@ -97,7 +101,6 @@ def train_embeddings(
     callbacks = [_EpochLogger(params.name, params.epochs, log)] if log else []
     started = time.perf_counter()
     model = Word2Vec(
-        sentences=sequences,
         vector_size=params.vector_size,
         window=params.window,
         min_count=params.min_count,
@@ -109,7 +112,15 @@ def train_embeddings(
         alpha=params.alpha,
         seed=params.seed,
         workers=1,
-        callbacks=callbacks,
+    )
+    model.build_vocab(sequences)
+    if len(model.wv) == 0:
+        raise EmptyVocabularyError(
+            f"{params.name}: no track occurs min_count={params.min_count} times in "
+            f"{len(sequences):,} training playlists; lower min_count or add data"
+        )
+    model.train(
+        sequences, total_examples=model.corpus_count, epochs=params.epochs, callbacks=callbacks
     )
     seconds = time.perf_counter() - started
     words = model.corpus_total_words * params.epochs

@@ -54,7 +54,7 @@ class EmbeddingRecommender:
         popular: MostPopular,
         strategy: QueryStrategy,
         seed: int = 0,
-        batch_size: int = 1024,
+        batch_size: int = 256,
     ):
         self.index, self.popular, self.strategy = index, popular, strategy
         self.seed, self.batch_size = seed, batch_size

@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from ml.embeddings import Word2VecParams, train_embeddings
+from ml.embeddings import EmptyVocabularyError, Word2VecParams, train_embeddings
 
 TUTORIAL_PARAMS = Word2VecParams(
     min_count=3, epochs=30, vector_size=48, window=10, ns_exponent=0.75
@@ -47,8 +47,12 @@ def _same_model(a: Word2VecParams, b: Word2VecParams) -> bool:
 
 def _train_one(
     sequences: list[list[str]], params: Word2VecParams, folder: str, progress
-) -> TrainedCandidate:
-    embeddings = train_embeddings(sequences, params, log=progress.put)
+) -> TrainedCandidate | None:
+    try:
+        embeddings = train_embeddings(sequences, params, log=progress.put)
+    except EmptyVocabularyError as e:
+        progress.put(f"skipped {e}")
+        return None
     embeddings.save(Path(folder))
     return TrainedCandidate(
         name=params.name,
@@ -69,6 +73,7 @@ def train_grid(
     max_parallel: int = 2,
     log: Callable[[str], None] = print,
 ) -> list[TrainedCandidate]:
+    """Trains every candidate; one whose vocabulary is empty is skipped and logged."""
     context = multiprocessing.get_context("spawn")  # no forked DuckDB/MLflow state in workers
     with (
         context.Manager() as manager,
@@ -83,7 +88,13 @@ def train_grid(
             _, pending = wait(pending, timeout=0.5)
             _drain(progress, log)
         _drain(progress, log)
-        return [f.result() for f in futures]
+        trained = [result for f in futures if (result := f.result()) is not None]
+    if not trained:
+        raise EmptyVocabularyError(
+            f"no grid candidate has any track to embed ({len(sequences):,} training playlists): "
+            "lower min_count or add data"
+        )
+    return trained
 
 
 def _drain(progress, log: Callable[[str], None]) -> None:

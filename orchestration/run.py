@@ -13,6 +13,7 @@ import dagster as dg
 
 from ml.evaluation import markdown_table
 from ml.warehouse import read_table_rows
+from orchestration.config import run_config_errors
 from orchestration.project import dbt_project
 from orchestration.settings import MODELS_DIR, WAREHOUSE_PATH
 
@@ -75,12 +76,17 @@ def print_model_summary(instance: dg.DagsterInstance) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    config = run_config(args)
+    errors = run_config_errors(config)
+    if errors:
+        print("invalid run config:\n  " + "\n  ".join(errors), file=sys.stderr)
+        return 2
     dbt_project.preparer.prepare(dbt_project)
     from orchestration.definitions import defs  # needs the manifest prepared above
 
     instance = dg.DagsterInstance.get()
     result = defs.resolve_job_def("full_pipeline").execute_in_process(
-        run_config=run_config(args), instance=instance, raise_on_error=False
+        run_config=config, instance=instance, raise_on_error=False
     )
     if not result.success:
         for event in result.all_events:

@@ -33,3 +33,9 @@ MLFLOW_ARTIFACT_LOCATION = os.environ.get(
     "NEXT_TRACK_MLFLOW_ARTIFACTS", (MLFLOW_DIR / "artifacts").as_uri()
 )
 MLFLOW_UI_URL = os.environ.get("NEXT_TRACK_MLFLOW_UI", "http://127.0.0.1:5000")
+
+# What the raw asset ingests when its run config names no source (the weekly schedule, a UI
+# launch with defaults): a file or folder, or unset for the synthetic generator.
+DEFAULT_SOURCE = os.environ.get("NEXT_TRACK_SOURCE") or None
+# A file in the inbox is picked up once it has not changed for this long (half-written files wait).
+INBOX_SETTLE_SECONDS = float(os.environ.get("NEXT_TRACK_INBOX_SETTLE_SECONDS", "10"))

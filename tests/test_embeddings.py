@@ -50,3 +50,17 @@ def test_parallel_grid_equals_sequential_training(tmp_path):
         assert np.array_equal(saved.vectors, alone.vectors)
         assert result.vocabulary_size == 40
     assert any("epoch 3/3" in line for line in lines)
+
+
+def test_empty_vocabulary_is_a_clear_error_and_skips_only_that_candidate(tmp_path):
+    from ml.embeddings import EmptyVocabularyError
+
+    rare = Word2VecParams(vector_size=8, min_count=10_000, epochs=1)
+    with pytest.raises(EmptyVocabularyError, match="min_count=10000"):
+        train_embeddings(CORPUS, rare)
+    lines: list[str] = []
+    trained = train_grid(CORPUS, [rare, SMALL], tmp_path, max_parallel=2, log=lines.append)
+    assert [t.name for t in trained] == [SMALL.name]
+    assert any(line.startswith("skipped") for line in lines)
+    with pytest.raises(EmptyVocabularyError, match="no grid candidate"):
+        train_grid(CORPUS, [rare], tmp_path, max_parallel=1, log=lines.append)

@@ -96,3 +96,19 @@ def test_sequential_rules_weight_by_inverse_distance():
 def test_sequential_rules_respect_max_distance():
     rules = SequentialRules(TOY, max_distance=1)
     assert [rules.keys[i] for i in rules.rules[rules.ids["a"]]] == ["b"]
+
+
+def test_top_k_is_exact_on_a_wide_catalog_with_exclusions():
+    """Wide enough for the bounded selection path; ties are impossible with random vectors."""
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(20_000, 8)).astype(np.float32)
+    index = VectorIndex([str(i) for i in range(20_000)], vectors)
+    queries = rng.normal(size=(50, 8)).astype(np.float32)
+    exclude = [list(rng.integers(0, 20_000, size=5)) for _ in range(50)]
+    ids, _ = index.top_k(queries, 100, exclude=exclude, batch_size=16)
+    unit_queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    brute = unit_queries @ index.unit.T
+    for row, excluded in enumerate(exclude):
+        brute[row, excluded] = -np.inf
+    assert (ids == np.argsort(-brute, axis=1)[:, :100]).all()
+    assert not any(set(row) & set(ex) for row, ex in zip(ids.tolist(), exclude, strict=True))

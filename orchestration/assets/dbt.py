@@ -10,21 +10,11 @@ from dagster_dbt import (
     DbtCliResource,
     dbt_assets,
 )
-from pydantic import Field
 
 from ml.warehouse import read_only
+from orchestration.config import DbtBuildConfig
 from orchestration.project import dbt_project
 from orchestration.settings import WAREHOUSE_PATH, WAREHOUSE_POOL
-
-
-class DbtBuildConfig(dg.Config):
-    sample_percent: float = Field(
-        default=100.0,
-        gt=0,
-        le=100,
-        description="Keep this percent of playlists (reproducible hash sample, like is_dev).",
-    )
-    split_salt: str = Field(default="next-track-v1", description="Salt of the split hash.")
 
 
 class GroupedTranslator(DagsterDbtTranslator):

@@ -1,23 +1,11 @@
 """raw_playlist_events: any supported source -> the canonical Parquet table dbt reads."""
 
-from pathlib import Path
-
 import dagster as dg
-from pydantic import Field
 
 from ml.sources import SourceError, ingest
 from ml.sources.synthetic import SyntheticSpec
+from orchestration.config import RawSourceConfig, run_config_errors
 from orchestration.settings import RAW_EVENTS_PATH
-
-
-class RawSourceConfig(dg.Config):
-    source: str | None = Field(
-        default=None,
-        description="File or folder to ingest (Kaggle CSV, MPD JSON, Yes.com folder, canonical "
-        "Parquet). Empty: generate synthetic playlists.",
-    )
-    synthetic_playlists: int = Field(default=5_000, description="Synthetic scale: playlists.")
-    synthetic_seed: int = Field(default=42, description="Synthetic seed: same seed, same data.")
 
 
 @dg.asset(
@@ -27,7 +15,13 @@ class RawSourceConfig(dg.Config):
     "(row_id, user_id, artist, track, playlist), from the configured source.",
 )
 def raw_playlist_events(context: dg.AssetExecutionContext, config: RawSourceConfig):
-    source = Path(config.source).expanduser().resolve() if config.source else None
+    # The first step of a full run: refuse the run before any work if any step's config is bad.
+    errors = run_config_errors(context.run.run_config)
+    if errors:
+        raise dg.Failure(
+            description="invalid run config: " + "; ".join(errors), allow_retries=False
+        )
+    source = config.source_path()
     spec = SyntheticSpec(playlists=config.synthetic_playlists, seed=config.synthetic_seed)
     try:
         report = ingest(source, RAW_EVENTS_PATH, synthetic=spec, log=context.log.info)

@@ -1,0 +1,116 @@
+"""The path UI users take: `dagster dev` with separate run processes, a full materialization
+launched through GraphQL as the UI's "Materialize all" does, the inbox sensor picking up a real
+file exactly once, and the asset graph rendered in a real (headless Chromium) browser."""
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from ml.registry import CHAMPION, MODEL_NAME
+from tests.graphql_client import materializations, materialize_all, runs_tagged, wait_for_run
+from tests.servers import free_port, server
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+INBOX_TAG = "next_track/inbox_file"
+# The flags that keep headless Chromium off the (closed) network and quiet.
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--virtual-time-budget=20000", "--window-size=1600,1000",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dagster_ui(tmp_path_factory, prepared_dbt_project):
+    root = tmp_path_factory.mktemp("ui")
+    home, data = root / "dagster_home", root / "data"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    port = free_port()
+    env = {
+        "DAGSTER_HOME": str(home),
+        "NEXT_TRACK_DATA_DIR": str(data),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{data}/mlflow/mlflow.db",
+        "NEXT_TRACK_INBOX_SETTLE_SECONDS": "2",
+    }
+    # `dagster dev` started from a script ignores INT/TERM unless their default is restored.
+    command = [
+        "env", "--default-signal=INT,TERM", shutil.which("dagster"), "dev",
+        "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port),
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    with server(command, f"{url}/server_info", root / "dagster_dev.log", env):
+        yield {"url": url, "data": data, "log": root / "dagster_dev.log", **env}
+
+
+@pytest.fixture(scope="module")
+def materialized(dagster_ui):
+    config = {"ops": {"raw_playlist_events": {"config": {"synthetic_playlists": 1200}}}}
+    run_id = materialize_all(dagster_ui["url"], config)
+    status = wait_for_run(dagster_ui["url"], run_id)
+    assert status == "SUCCESS", dagster_ui["log"].read_text()[-5000:]
+    return run_id
+
+
+def test_materialize_all_from_the_ui_path(dagster_ui, materialized):
+    url = dagster_ui["url"]
+    for asset in ("raw_playlist_events", "playlist_splits", "track_embeddings", "registered_model"):
+        assert materialized in {m["run_id"] for m in materializations(url, [asset])}, asset
+    registered = materializations(url, ["registered_model"])[0]
+    assert registered["alias"] == CHAMPION and registered["model_version"] == "1"
+    client = MlflowClient(dagster_ui["MLFLOW_TRACKING_URI"])
+    champion = client.get_model_version_by_alias(MODEL_NAME, CHAMPION)
+    assert client.get_run(champion.run_id).data.tags["dagster_run_id"] == materialized
+    assert "Could not set lock" not in dagster_ui["log"].read_text()
+
+
+def test_inbox_file_is_ingested_once_and_only_once(dagster_ui, materialized, shared_data):
+    url, inbox = dagster_ui["url"], dagster_ui["data"] / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    name = "mpd.slice.0-999.json"
+    shutil.copy(shared_data / "mpd_sample" / name, inbox / name)
+    deadline = time.monotonic() + 180
+    while not (runs := runs_tagged(url, INBOX_TAG, name)) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert len(runs) == 1, "the sensor did not request a run for the inbox file"
+    wait_for_run(url, runs[0]["runId"])
+    time.sleep(25)  # more sensor ticks: the same file must not start another run
+    assert len(runs_tagged(url, INBOX_TAG, name)) == 1
+    ingests = [
+        m for m in materializations(url, ["raw_playlist_events"]) if m["run_id"] == runs[0]["runId"]
+    ]
+    assert len(ingests) == 1
+    assert ingests[0]["source"] == str(inbox / name)
+    assert ingests[0]["format"] == "mpd_json" and ingests[0]["dagster/row_count"] == 1448
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"),
+    reason="Chromium not installed (.ci/run installs Debian's chromium)",
+)
+def test_asset_graph_renders_in_a_real_browser(dagster_ui, materialized, tmp_path):
+    assert CHROMIUM, "CI must have Chromium: .ci/run installs it"
+    groups = {
+        "ingest": ["raw_playlist_events"],
+        "staging": ["stg_playlist_events"],
+        "intermediate": ["int_playlist_sequences"],
+        "marts": ["playlist_splits", "dim_tracks", "dataset_stats"],
+        "training": ["track_embeddings", "candidate_metrics", "selected_model", "registered_model"],
+    }
+    for group, assets in groups.items():
+        page = f"{dagster_ui['url']}/locations/next_track/asset-groups/{group}"
+        dom = subprocess.run(
+            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / group}", "--dump-dom", page],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+        for asset in assets:
+            assert asset in dom, f"{asset} not rendered on {page}"
