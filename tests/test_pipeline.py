@@ -69,6 +69,10 @@ def test_raw_and_dbt_tables(pipeline_run):
     assert raw.asset_materialization.metadata["dagster/row_count"].value == raw_rows
     tracks = instance.get_latest_materialization_event(dg.AssetKey("dim_tracks"))
     assert tracks.asset_materialization.metadata["dagster/row_count"].value == stats["tracks_clean"]
+    summary = instance.get_latest_materialization_event(dg.AssetKey("dataset_stats"))
+    shown = summary.asset_materialization.metadata
+    assert shown["rows_in"].value == raw_rows
+    assert shown["rows_blank_artist"].value == stats["rows_blank_artist"]
 
 
 def test_all_checks_passed(pipeline_run):

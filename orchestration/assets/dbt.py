@@ -66,7 +66,17 @@ def with_row_counts(events: list, manifest: dict) -> Iterator:
         for event in events:
             unique_id = getattr(getattr(event, "metadata", {}).get("unique_id"), "value", None)
             if isinstance(event, dg.Output | dg.AssetMaterialization) and unique_id in relations:
-                count = connection.execute(f"select count(*) from {relations[unique_id]}")
-                row_count = count.fetchone()[0]
-                event = event.with_metadata({**event.metadata, "dagster/row_count": row_count})
+                relation = relations[unique_id]
+                row_count = connection.execute(f"select count(*) from {relation}").fetchone()[0]
+                extra = {"dagster/row_count": row_count}
+                if unique_id.endswith(".dataset_stats") and row_count == 1:
+                    # The cleaning summary (rows in, drops by reason, split sizes) in the UI.
+                    cursor = connection.execute(f"select * from {relation}")
+                    names = [d[0] for d in cursor.description]
+                    values = cursor.fetchone()
+                    extra.update(
+                        (name, value if isinstance(value, int) else float(value))
+                        for name, value in zip(names, values, strict=True)
+                    )
+                event = event.with_metadata({**event.metadata, **extra})
             yield event
