@@ -55,15 +55,7 @@ def build_splits(data_dir: Path, playlists: int) -> int:
 
 def gensim_throughput(sequences, params: Word2VecParams, **mode) -> float:
     started = time.perf_counter()
-    model = Word2Vec(
-        vector_size=params.vector_size,
-        window=params.window,
-        min_count=params.min_count,
-        epochs=params.epochs,
-        ns_exponent=params.ns_exponent,
-        seed=params.seed,
-        **mode,
-    )
+    model = Word2Vec(**params.as_dict(), **mode)
     if "corpus_file" in mode:
         return model.corpus_total_words * params.epochs / (time.perf_counter() - started)
     model.build_vocab(sequences)

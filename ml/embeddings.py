@@ -22,7 +22,8 @@ EpochLog = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Word2VecParams:
-    """gensim Word2Vec hyperparameters; the defaults are the reference tutorial's."""
+    """gensim Word2Vec hyperparameters, named as gensim names them; the defaults are the
+    reference tutorial's."""
 
     vector_size: int = 48
     window: int = 10
@@ -100,19 +101,7 @@ def train_embeddings(
         raise TypeError(f"sequences must be lists of str, got {type(sequences[0]).__name__}")
     callbacks = [_EpochLogger(params.name, params.epochs, log)] if log else []
     started = time.perf_counter()
-    model = Word2Vec(
-        vector_size=params.vector_size,
-        window=params.window,
-        min_count=params.min_count,
-        epochs=params.epochs,
-        ns_exponent=params.ns_exponent,
-        sg=params.sg,
-        negative=params.negative,
-        sample=params.sample,
-        alpha=params.alpha,
-        seed=params.seed,
-        workers=1,
-    )
+    model = Word2Vec(**params.as_dict(), workers=1)  # every field is a Word2Vec argument
     model.build_vocab(sequences)
     if len(model.wv) == 0:
         raise EmptyVocabularyError(
