@@ -64,3 +64,4 @@ serve: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_training_and_retrieval.py
+	$(BIN)/python benchmarks/bench_kaggle_ingest.py
