@@ -82,6 +82,7 @@ def main() -> None:
         embeddings = train_embeddings(train.sequences, params)
         results["train_words_per_second_ours_workers1"] = embeddings.words_per_second
         results["train_seconds_ours_workers1"] = embeddings.train_seconds
+        results["vocabulary_size"] = len(embeddings.keys)
         results["peak_rss_mib_after_training"] = peak_rss_mib()
         print(json.dumps(results), flush=True)
         results["gensim_words_per_second_iterable_workers2"] = gensim_throughput(

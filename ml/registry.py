@@ -6,7 +6,8 @@ experiment; aliases (champion, challenger), not stages.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -39,31 +40,26 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> s
     return experiment.experiment_id
 
 
-def log_run(
-    experiment_id: str,
-    run_name: str,
-    params: dict,
-    metrics: dict[str, float],
-    tags: dict[str, str],
-) -> str:
+@contextmanager
+def logged_run(
+    experiment_id: str, run_name: str, params: dict, metrics: dict[str, float], tags: dict
+) -> Iterator[mlflow.ActiveRun]:
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
-    return run.info.run_id
+        yield run
+
+
+def log_run(
+    experiment_id: str, run_name: str, params: dict, metrics: dict[str, float], tags: dict
+) -> str:
+    with logged_run(experiment_id, run_name, params, metrics, tags) as run:
+        return run.info.run_id
 
 
 def signature_and_example(example_output: pd.DataFrame, example_tracks: list[str]):
     example_input = pd.DataFrame({"tracks": [example_tracks]})
     return infer_signature(example_input, example_output, params={"k": 10}), example_input
-
-
-@dataclass(frozen=True)
-class Registration:
-    run_id: str
-    version: str
-    alias: str
-    champion_before: str | None
-    champion_score_before: float | None
 
 
 def log_and_register(
@@ -77,9 +73,7 @@ def log_and_register(
 ) -> tuple[str, str]:
     """Log the pyfunc from code with its bundle, register it; returns (run_id, version)."""
     signature, example_input = signature_and_example(example_output, example_tracks)
-    with mlflow.start_run(experiment_id=experiment_id, run_name="selected", tags=tags) as run:
-        mlflow.log_params(params)
-        mlflow.log_metrics(metrics)
+    with logged_run(experiment_id, "selected", params, metrics, tags) as run:
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(PYFUNC_FILE),
@@ -98,6 +92,14 @@ def current_champion(client: MlflowClient) -> str | None:
         return client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version
     except MlflowException:
         return None
+
+
+def pyfunc_hit_rate(model, queries: list[list[str]], labels: list[str], k: int) -> float:
+    """Hit rate@k of a loaded next-track pyfunc on queries with known next tracks."""
+    output = model.predict(pd.DataFrame({"tracks": queries}), params={"k": k})
+    recommended = output.groupby("row")["track_key"].apply(set).to_dict()
+    hits = sum(1 for row, label in enumerate(labels) if label in recommended.get(row, ()))
+    return hits / len(labels)
 
 
 def promote(client: MlflowClient, version: str, score: float, champion_score: float | None) -> str:

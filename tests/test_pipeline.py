@@ -149,6 +149,15 @@ def test_worse_model_becomes_challenger(pipeline_run):
     worse = client.get_run(challenger.run_id).data.metrics["test_hit_rate_at_100"]
     better = client.get_run(champion_before.run_id).data.metrics["test_hit_rate_at_100"]
     assert worse < better
+    # Same data, same split: the champion re-scored through its MLflow pyfunc gives exactly the
+    # figure the pipeline logged for it.
+    registered = dg.DagsterInstance.get().get_latest_materialization_event(
+        dg.AssetKey("registered_model")
+    )
+    rescored = registered.asset_materialization.metadata[
+        "champion_before_test_hit_rate_at_100_on_this_split"
+    ].value
+    assert rescored == pytest.approx(better)
 
 
 def test_served_model_answers_like_the_loaded_one(pipeline_run, tmp_path):

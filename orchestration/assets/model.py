@@ -17,6 +17,7 @@ from ml.registry import (
     current_champion,
     log_and_register,
     promote,
+    pyfunc_hit_rate,
 )
 from ml.retrieval import VectorIndex
 from ml.warehouse import read_split, read_table_rows
@@ -100,14 +101,7 @@ def champion_score_on(mlflow: MlflowResource, test, k: int) -> tuple[str | None,
     if version is None:
         return None, None
     model = mlflow_lib.pyfunc.load_model(f"models:/{MODEL_NAME}@{CHAMPION}")
-    output = model.predict(pd.DataFrame({"tracks": test.sequences}), params={"k": k})
-    recommended = output.groupby("row")["track_key"].apply(list).reindex(range(len(test.sequences)))
-    hits = sum(
-        1
-        for recs, label in zip(recommended, test.labels, strict=True)
-        if isinstance(recs, list) and label in recs
-    )
-    return version, hits / len(test.labels)
+    return version, pyfunc_hit_rate(model, test.sequences, test.labels, k)
 
 
 @dg.asset(
@@ -177,9 +171,11 @@ def registered_model(context: dg.AssetExecutionContext, mlflow: MlflowResource):
             "alias": alias,
             PROMOTION_METRIC: score,
             "champion_before": champion_before or "none",
-            "champion_before_score_on_this_split": champion_score
-            if champion_score is not None
-            else -1.0,
+            **(
+                {"champion_before_test_hit_rate_at_100_on_this_split": champion_score}
+                if champion_score is not None
+                else {}
+            ),
             "mlflow_run": dg.MetadataValue.url(mlflow.run_url(experiment_id, run_id)),
             "model_uri": f"models:/{MODEL_NAME}/{version}",
         }
