@@ -25,8 +25,9 @@ def asset_keys(base_url: str) -> list[list[str]]:
     return [node["assetKey"]["path"] for node in data["assetNodes"]]
 
 
-def materialize_all(base_url: str, run_config: dict) -> str:
-    """What the UI's "Materialize all" sends: the implicit asset job with every asset selected."""
+def materialize_all(base_url: str, run_config: dict, only: list[list[str]] | None = None) -> str:
+    """What the UI's "Materialize all" (or "Materialize selected", with ``only``) sends: the
+    implicit asset job with the assets selected."""
     mutation = """
     mutation Launch($params: ExecutionParams!) {
       launchRun(executionParams: $params) {
@@ -42,7 +43,7 @@ def materialize_all(base_url: str, run_config: dict) -> str:
             "repositoryLocationName": LOCATION,
             "repositoryName": REPOSITORY,
             "pipelineName": "__ASSET_JOB",
-            "assetSelection": [{"path": path} for path in asset_keys(base_url)],
+            "assetSelection": [{"path": path} for path in (only or asset_keys(base_url))],
         },
         "runConfigData": run_config,
         "mode": "default",
@@ -100,3 +101,9 @@ def materializations(base_url: str, path: list[str]) -> list[dict]:
         }
         for m in data.get("assetMaterializations", [])
     ]
+
+
+def run_times(base_url: str, run_id: str) -> tuple[float, float]:
+    query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { startTime endTime } } }"
+    run = graphql(base_url, query, {"id": run_id})["runOrError"]
+    return run["startTime"], run["endTime"]

@@ -12,7 +12,14 @@ import pytest
 from mlflow import MlflowClient
 
 from ml.registry import CHAMPION, MODEL_NAME
-from tests.graphql_client import materializations, materialize_all, runs_tagged, wait_for_run
+from tests.graphql_client import (
+    asset_keys,
+    materializations,
+    materialize_all,
+    run_times,
+    runs_tagged,
+    wait_for_run,
+)
 from tests.servers import free_port, server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +74,23 @@ def test_materialize_all_from_the_ui_path(dagster_ui, materialized):
     client = MlflowClient(dagster_ui["MLFLOW_TRACKING_URI"])
     champion = client.get_model_version_by_alias(MODEL_NAME, CHAMPION)
     assert client.get_run(champion.run_id).data.tags["dagster_run_id"] == materialized
+    assert "Could not set lock" not in dagster_ui["log"].read_text()
+
+
+def test_overlapping_runs_queue_instead_of_colliding(dagster_ui, materialized):
+    """Two warehouse runs launched together: both succeed, one after the other."""
+    url = dagster_ui["url"]
+    warehouse = [
+        p
+        for p in asset_keys(url)
+        if p[0]
+        not in {"track_embeddings", "candidate_metrics", "selected_model", "registered_model"}
+    ]
+    config = {"ops": {"raw_playlist_events": {"config": {"synthetic_playlists": 300}}}}
+    first, second = (materialize_all(url, config, only=warehouse) for _ in range(2))
+    assert [wait_for_run(url, first), wait_for_run(url, second)] == ["SUCCESS", "SUCCESS"]
+    (start_1, end_1), (start_2, end_2) = run_times(url, first), run_times(url, second)
+    assert end_1 <= start_2 or end_2 <= start_1, "runs overlapped"
     assert "Could not set lock" not in dagster_ui["log"].read_text()
 
 
