@@ -25,6 +25,7 @@ CANONICAL_SCHEMA = pa.schema(
     ]
 )
 PAYLOAD_COLUMNS = ["user_id", "artist", "track", "playlist"]
+ROW_GROUP_ROWS = 500_000  # small input batches are gathered into row groups of this size
 ProgressLog = Callable[[str], None]
 
 
@@ -64,6 +65,8 @@ class CanonicalWriter:
         self.tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
         self.rows = 0
         self._writer: pq.ParquetWriter | None = None
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
         self._log = log
         self._log_every = log_every
         self._next_log = log_every
@@ -80,8 +83,10 @@ class CanonicalWriter:
             return
         columns = [pa.array(range(self.rows, self.rows + n), pa.int64())]
         columns += [payload.column(name).cast(pa.string()) for name in PAYLOAD_COLUMNS]
-        assert self._writer is not None
-        self._writer.write_table(pa.Table.from_arrays(columns, schema=CANONICAL_SCHEMA))
+        self._pending.append(pa.Table.from_arrays(columns, schema=CANONICAL_SCHEMA))
+        self._pending_rows += n
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            self._flush()
         self.rows += n
         if self.rows >= self._next_log:
             self._log(f"ingested {self.rows:,} rows")
@@ -102,8 +107,16 @@ class CanonicalWriter:
             )
         )
 
+    def _flush(self) -> None:
+        if self._pending:
+            assert self._writer is not None
+            self._writer.write_table(pa.concat_tables(self._pending))
+            self._pending, self._pending_rows = [], 0
+
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self._writer is not None
+        if exc_type is None:
+            self._flush()
         self._writer.close()
         if exc_type is None:
             os.replace(self.tmp, self.output)

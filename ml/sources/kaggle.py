@@ -18,7 +18,7 @@ from ml.sources.canonical import CanonicalWriter, IngestReport, ProgressLog, Sou
 
 EXPECTED_HEADER = ["user_id", "artistname", "trackname", "playlistname"]
 COLUMNS = ["user_id", "artist", "track", "playlist"]
-BLOCK_SIZE = 16 << 20
+BLOCK_SIZE = 1 << 20  # pyarrow reads many blocks ahead: small blocks bound memory
 
 
 def normalize_header(line: str) -> list[str]:
