@@ -187,6 +187,39 @@ def test_served_model_answers_like_the_loaded_one(pipeline_run, tmp_path):
     assert served["score"].tolist() == pytest.approx(expected["score"].tolist(), abs=1e-6)
 
 
+def test_model_not_beating_popularity_is_never_registered(pipeline_run, monkeypatch):
+    """The blocking check stops registration: here "most popular" is made an oracle."""
+    import orchestration.assets.model as model_assets
+    from ml.baselines import SequentialRules
+    from orchestration.definitions import defs
+    from orchestration.settings import WAREHOUSE_PATH
+
+    test = read_split(WAREHOUSE_PATH, "test")
+    answers = {tuple(q): label for q, label in zip(test.sequences, test.labels, strict=True)}
+
+    class OraclePopular:
+        name = "most_popular"
+
+        def recommend(self, queries, k):
+            return [[answers[tuple(q)]] for q in queries]
+
+    monkeypatch.setattr(
+        model_assets, "all_baselines", lambda train: [OraclePopular(), SequentialRules(train)]
+    )
+    client = MlflowClient()
+    versions_before = len(client.search_model_versions(f"name='{MODEL_NAME}'"))
+    result = defs.resolve_job_def("full_pipeline").execute_in_process(
+        instance=dg.DagsterInstance.get(),
+        asset_selection=[dg.AssetKey("selected_model"), dg.AssetKey("registered_model")],
+        raise_on_error=False,
+    )
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["selected_model_beats_popularity"] is False
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "selected_model" in materialized and "registered_model" not in materialized
+    assert len(client.search_model_versions(f"name='{MODEL_NAME}'")) == versions_before
+
+
 def test_bad_source_fails_before_dbt_and_keeps_previous_data(pipeline_run, tmp_path):
     from orchestration.settings import RAW_EVENTS_PATH
 
