@@ -82,6 +82,12 @@ def test_all_checks_passed(pipeline_run):
     assert all(e.passed for e in evaluations), [e.check_name for e in evaluations if not e.passed]
     checked = {e.asset_key.to_user_string() for e in evaluations}
     assert {"stg_playlist_events", "playlist_splits", "dim_tracks", "selected_model"} <= checked
+    names = {e.check_name for e in evaluations}
+    assert {
+        "validation_vocabulary_coverage",
+        "selected_model_beats_popularity",
+        "registered_model_is_fresh",
+    } <= names
 
 
 def test_every_candidate_and_baseline_was_evaluated_on_validation(models_dir):
