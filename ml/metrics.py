@@ -21,6 +21,11 @@ def label_ranks(recommendations: list[list[str]], labels: list[str]) -> np.ndarr
     return ranks
 
 
+def hits_at(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Whether each label was recommended within the top ``k``."""
+    return (ranks > 0) & (ranks <= k)
+
+
 def next_track_metrics(
     recommendations: list[list[str]],
     labels: list[str],
@@ -32,7 +37,7 @@ def next_track_metrics(
     ranks = label_ranks(recommendations, labels)
     metrics: dict[str, float] = {"queries": float(len(labels))}
     for k in ks:
-        hit = (ranks > 0) & (ranks <= k)
+        hit = hits_at(ranks, k)
         metrics[f"hit_rate_at_{k}"] = float(hit.mean())
         metrics[f"mrr_at_{k}"] = float(np.where(hit, 1.0 / np.maximum(ranks, 1), 0.0).mean())
         metrics[f"ndcg_at_{k}"] = float(

@@ -16,6 +16,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+from ml.metrics import hits_at, label_ranks
+
 MODEL_NAME = "next-track"
 CHAMPION, CHALLENGER = "champion", "challenger"
 PROMOTION_METRIC = "test_hit_rate_at_100"
@@ -97,9 +99,9 @@ def current_champion(client: MlflowClient) -> str | None:
 def pyfunc_hit_rate(model, queries: list[list[str]], labels: list[str], k: int) -> float:
     """Hit rate@k of a loaded next-track pyfunc on queries with known next tracks."""
     output = model.predict(pd.DataFrame({"tracks": queries}), params={"k": k})
-    recommended = output.groupby("row")["track_key"].apply(set).to_dict()
-    hits = sum(1 for row, label in enumerate(labels) if label in recommended.get(row, ()))
-    return hits / len(labels)
+    by_row = output.sort_values(["row", "rank"]).groupby("row")["track_key"].apply(list)
+    recommendations = [by_row.get(row, []) for row in range(len(queries))]
+    return float(hits_at(label_ranks(recommendations, labels), k).mean())
 
 
 def promote(client: MlflowClient, version: str, score: float, champion_score: float | None) -> str:

@@ -10,7 +10,7 @@ import multiprocessing
 import queue
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ml.embeddings import EmptyVocabularyError, Word2VecParams, train_embeddings
@@ -37,12 +37,8 @@ def with_tutorial(grid: list[Word2VecParams]) -> list[Word2VecParams]:
     names = [p.name for p in grid]
     if len(set(names)) != len(names):
         raise ValueError(f"grid has duplicate candidates: {names}")
-    tutorial = Word2VecParams(**{**TUTORIAL_PARAMS.as_dict(), "seed": grid[0].seed if grid else 42})
-    return grid if any(_same_model(p, tutorial) for p in grid) else [tutorial, *grid]
-
-
-def _same_model(a: Word2VecParams, b: Word2VecParams) -> bool:
-    return a.as_dict() == b.as_dict()
+    tutorial = replace(TUTORIAL_PARAMS, seed=grid[0].seed) if grid else TUTORIAL_PARAMS
+    return grid if tutorial in grid else [tutorial, *grid]
 
 
 def _train_one(

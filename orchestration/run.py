@@ -6,7 +6,6 @@ Runs are recorded in the project's DAGSTER_HOME, so they show up in `make ui` af
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import dagster as dg
@@ -15,7 +14,7 @@ from ml.evaluation import markdown_table
 from ml.warehouse import read_table_rows
 from orchestration.config import run_config_errors
 from orchestration.project import dbt_project
-from orchestration.settings import MODELS_DIR, WAREHOUSE_PATH
+from orchestration.settings import WAREHOUSE_PATH
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -57,14 +56,20 @@ def print_summary() -> None:
 
 
 def print_model_summary(instance: dg.DagsterInstance) -> None:
-    validation = json.loads((MODELS_DIR / "candidate_metrics.json").read_text())
-    selected = json.loads((MODELS_DIR / "selected_model.json").read_text())
-    k = selected["k"]
-    columns = [f"hit_rate_at_{x}" for x in sorted({10, 20, k})] + [f"mrr_at_{k}", f"ndcg_at_{k}"]
+    # Imported here: the asset modules need the dbt manifest that main() prepares first.
+    from orchestration.assets.handover import (
+        CANDIDATE_METRICS,
+        SELECTED_SUMMARY,
+        metric_columns,
+        read_json,
+    )
+
+    validation, selected = read_json(CANDIDATE_METRICS), read_json(SELECTED_SUMMARY)
+    columns = metric_columns(selected["k"])
     print("\n== validation (every candidate and the baselines) ==")
-    print(markdown_table(validation["results"], [*columns, f"coverage_at_{k}"]))
+    print(markdown_table(validation["results"], columns))
     print(f"\n== selected: {selected['candidate']} -- test split, scored once ==")
-    print(markdown_table(selected["test"], [*columns, f"coverage_at_{k}"]))
+    print(markdown_table(selected["test"], columns))
     event = instance.get_latest_materialization_event(dg.AssetKey("registered_model"))
     if event is not None:
         meta = event.asset_materialization.metadata

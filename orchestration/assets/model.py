@@ -7,7 +7,7 @@ import pandas as pd
 from ml.baselines import MostPopular, all_baselines
 from ml.bundle import load_bundle, save_bundle
 from ml.embeddings import Embeddings, Word2VecParams
-from ml.evaluation import best_candidate, evaluate, markdown_table
+from ml.evaluation import evaluate, markdown_table
 from ml.pyfunc_model import recommend_frame
 from ml.recommender import EmbeddingRecommender, QueryStrategy
 from ml.registry import (
@@ -47,7 +47,7 @@ from orchestration.settings import WAREHOUSE_PATH, WAREHOUSE_POOL
 def selected_model(context: dg.AssetExecutionContext):
     chosen_from = read_json(CANDIDATE_METRICS)
     k = chosen_from["k"]
-    name = best_candidate({n: chosen_from["results"][n] for n in chosen_from["candidates"]}, k)
+    name = chosen_from["best"]
     spec = chosen_from["candidates"][name]
     params, strategy = Word2VecParams(**spec["params"]), QueryStrategy(**spec["strategy"])
     train = read_split(WAREHOUSE_PATH, "train")

@@ -146,12 +146,12 @@ def candidate_metrics(
                 {**tags, "gensim_version": trained["gensim_version"], "kind": "candidate"},
             )
         context.log.info(f"evaluated {params.name} with {len(config.strategies)} strategies")
-    write_json(
-        CANDIDATE_METRICS,
-        {"k": config.k, "results": results, "candidates": candidates, **tags},
-    )
     k = config.k
     best = best_candidate({n: results[n] for n in candidates}, k)
+    write_json(
+        CANDIDATE_METRICS,
+        {"k": k, "best": best, "results": results, "candidates": candidates, **tags},
+    )
     columns = [*metric_columns(k), "unknown_last_track_share"]
     return dg.MaterializeResult(
         metadata={
