@@ -139,6 +139,6 @@ def test_cleaning_keys_and_drop_counts_on_hand_made_rows(tmp_path):
 def test_dbt_names_the_missing_raw_file(tmp_path):
     result = dbt_build(tmp_path)
     assert result.returncode != 0
-    assert f"Raw playlist events not found at '{tmp_path}/raw/playlist_events.parquet'" in (
+    assert f"Raw playlist_events not found at '{tmp_path}/raw/playlist_events.parquet'" in (
         result.stdout
     )

@@ -18,7 +18,8 @@ from orchestration.settings import WAREHOUSE_PATH, WAREHOUSE_POOL
 
 
 class GroupedTranslator(DagsterDbtTranslator):
-    """dbt folders become asset groups (staging, intermediate, marts)."""
+    """A model's use-case folder (models/next_track, ...) is its asset group, beside the Python
+    assets of the same use case."""
 
     def get_group_name(self, dbt_resource_props):
         fqn = dbt_resource_props.get("fqn", [])

@@ -9,7 +9,7 @@ from orchestration.settings import RAW_EVENTS_PATH
 
 
 @dg.asset(
-    group_name="ingest",
+    group_name="next_track",
     kinds={"python", "parquet"},
     description="Raw playlist rows in the canonical schema "
     "(row_id, user_id, artist, track, playlist), from the configured source.",

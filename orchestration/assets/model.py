@@ -39,7 +39,7 @@ from orchestration.settings import WAREHOUSE_PATH, WAREHOUSE_POOL
 
 @dg.asset(
     deps=[candidate_metrics, DIM_TRACKS],
-    group_name="training",
+    group_name="next_track",
     pool=WAREHOUSE_POOL,
     description="The best candidate on validation, scored once on test beside the baselines; "
     "saved as the bundle the MLflow model serves.",
@@ -106,7 +106,7 @@ def champion_score_on(mlflow: MlflowResource, test, k: int) -> tuple[str | None,
 
 @dg.asset(
     deps=[selected_model],
-    group_name="training",
+    group_name="next_track",
     kinds={"mlflow"},
     pool=WAREHOUSE_POOL,
     description="The selected model logged as an MLflow pyfunc, registered as next-track and "

@@ -36,7 +36,7 @@ def vocabulary_coverage(folder: Path, tracks: list[str]) -> float:
 
 @dg.asset(
     deps=[PLAYLIST_SPLITS],
-    group_name="training",
+    group_name="next_track",
     kinds={"gensim"},
     pool=WAREHOUSE_POOL,
     description="Word2Vec track embeddings, one per grid candidate, trained in parallel "
@@ -100,7 +100,7 @@ def track_embeddings(context: dg.AssetExecutionContext, config: TrainingConfig):
 
 @dg.asset(
     deps=[track_embeddings, PLAYLIST_SPLITS],
-    group_name="training",
+    group_name="next_track",
     kinds={"mlflow"},
     pool=WAREHOUSE_POOL,
     description="Validation metrics of every candidate (embedding x query strategy) and of the "
