@@ -1,0 +1,1 @@
+"""Offline evaluation: ranking metrics, candidate selection, and the reports people read."""

@@ -1,0 +1,72 @@
+"""Ranking metrics for top-K lists against the relevant items of each query.
+
+Next-track has one relevant item per query (the hidden last track); user-items has a set (a
+user's test interactions). With relevant set R and a hit at 1-based rank r:
+hit rate@K = 1 if any hit in the top K; recall@K = hits / |R|; MRR@K = 1 / first hit rank;
+NDCG@K = sum over hits of 1/log2(r+1), divided by the ideal sum over min(|R|, K) ranks.
+With one relevant item, recall equals hit rate and NDCG is 1/log2(r+1). Coverage@K is the share
+of the catalogue that appears in at least one top-K list.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ml.sequences import UNKNOWN, Sequences
+
+DEFAULT_KS = (10, 20, 100)
+
+
+def relevance(top_ids: np.ndarray, labels: Sequences, n_items: int) -> np.ndarray:
+    """(n, k) bool: whether each recommended item is one of its query's relevant items."""
+    if len(top_ids) != len(labels):
+        raise ValueError(f"{len(top_ids)} recommendation lists for {len(labels)} label sets")
+    keep = labels.items != UNKNOWN
+    label_keys = np.unique(labels.row_of_each_item()[keep] * n_items + labels.items[keep])
+    rows = np.arange(len(top_ids), dtype=np.int64)[:, None]
+    keys = rows * n_items + top_ids
+    return np.isin(keys, label_keys) & (top_ids != UNKNOWN)
+
+
+def ranking_metrics(
+    top_ids: np.ndarray, labels: Sequences, n_items: int, ks: tuple[int, ...] = DEFAULT_KS
+) -> dict[str, float]:
+    """Mean metrics at each K over queries with at least one label (unknown labels count: a
+    label the model cannot know is a miss, not a query left out)."""
+    if len(labels) == 0:
+        raise ValueError("no queries to evaluate")
+    if top_ids.shape[1] < max(ks):
+        raise ValueError(f"lists have {top_ids.shape[1]} items; metrics need {max(ks)}")
+    relevant = relevance(top_ids, labels, n_items)
+    n_relevant = labels.lengths.astype(np.float64)
+    if (n_relevant == 0).any():
+        raise ValueError("every query needs at least one label")
+    discount = 1.0 / np.log2(np.arange(2, top_ids.shape[1] + 2))
+    metrics: dict[str, float] = {"queries": float(len(labels))}
+    for k in ks:
+        hits = relevant[:, :k]
+        any_hit = hits.any(axis=1)
+        first = np.where(any_hit, hits.argmax(axis=1) + 1, 0)
+        ideal = np.cumsum(discount[:k])[np.minimum(n_relevant, k).astype(np.int64) - 1]
+        metrics[f"hit_rate_at_{k}"] = float(any_hit.mean())
+        metrics[f"recall_at_{k}"] = float((hits.sum(axis=1) / n_relevant).mean())
+        metrics[f"mrr_at_{k}"] = float(np.where(any_hit, 1.0 / np.maximum(first, 1), 0.0).mean())
+        metrics[f"ndcg_at_{k}"] = float(((hits * discount[:k]).sum(axis=1) / ideal).mean())
+        shown = top_ids[:, :k]
+        metrics[f"coverage_at_{k}"] = (
+            len(np.unique(shown[shown != UNKNOWN])) / n_items if n_items else 0.0
+        )
+    return metrics
+
+
+def hit_rate_curve(top_ids: np.ndarray, labels: Sequences, n_items: int) -> np.ndarray:
+    """Hit rate at K = 1 .. k (the width of the lists), for plots."""
+    relevant = relevance(top_ids, labels, n_items)
+    first_hit = np.where(relevant.any(axis=1), relevant.argmax(axis=1), top_ids.shape[1])
+    counts = np.bincount(first_hit, minlength=top_ids.shape[1] + 1)[:-1]
+    return np.cumsum(counts) / len(labels)
+
+
+def standard_error(rate: float, n: int) -> float:
+    """Binomial standard error of a hit rate measured on n queries."""
+    return float(np.sqrt(rate * (1 - rate) / n)) if n else float("nan")

@@ -1,0 +1,153 @@
+"""The one interface every recommender family implements, for both use cases.
+
+A query is what a playlist or user has heard so far (item ids, oldest first) and, for families
+that embed users, the user's index. ``fit`` learns from the train sequences; ``top_k`` returns
+the best ``k`` unheard items per query with scores; ``save``/``load`` round-trip through a
+folder (the MLflow bundle). Hyperparameters are a pydantic dataclass per family, so an invalid
+value (``k < 1``, a negative weight, ``window=0``) is refused on construction, naming the field.
+Fields marked ``scoring`` change only how a fitted model ranks, so one fit serves every scoring
+variant (``with_scoring``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field, TypeAdapter
+
+from ml.recommenders.topk import top_k_dense, top_k_sparse
+from ml.sequences import Sequences
+
+Log = Callable[[str], None]
+PARAMS_FILE = "recommender.json"
+
+
+def scoring(default: Any, **constraints: Any) -> Any:
+    """A hyperparameter that changes ranking only, not what ``fit`` learns."""
+    return Field(default=default, json_schema_extra={"scoring": True}, **constraints)
+
+
+def _no_log(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Queries:
+    history: Sequences  # heard items per query, oldest first; -1 for items unknown to the model
+    users: np.ndarray | None = None  # int64 user index per query (-1: unknown user), optional
+
+    def __len__(self) -> int:
+        return len(self.history)
+
+    def slice(self, start: int, stop: int) -> Queries:
+        users = None if self.users is None else self.users[start:stop]
+        return Queries(self.history.slice(start, stop), users)
+
+    def take(self, rows: np.ndarray) -> Queries:
+        users = None if self.users is None else self.users[rows]
+        return Queries(self.history.take(rows), users)
+
+
+@dataclass(frozen=True)
+class TopK:
+    ids: np.ndarray  # (n, k) int32, best first; -1 where the model has nothing more to say
+    scores: np.ndarray  # (n, k) float32; -inf where ids == -1
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def concatenate(cls, parts: list[TopK], k: int) -> TopK:
+        if not parts:
+            return cls(np.empty((0, k), np.int32), np.empty((0, k), np.float32))
+        ids = np.concatenate([p.ids for p in parts])
+        return cls(ids, np.concatenate([p.scores for p in parts]))
+
+
+class Recommender(ABC):
+    """Subclasses set ``family`` and ``Params`` (a pydantic dataclass with a ``name``)."""
+
+    family: ClassVar[str]
+    Params: ClassVar[type]
+    batch_size: ClassVar[int] = 512  # queries scored at once: bounds memory to batch x items
+
+    def __init__(self, params: Any, n_items: int):
+        if not isinstance(params, self.Params):
+            raise TypeError(f"{self.family}: expected {self.Params.__name__}, got {params!r}")
+        self.params = params
+        self.n_items = n_items
+
+    @property
+    def name(self) -> str:
+        return f"{self.family}:{self.params.name}"
+
+    @abstractmethod
+    def fit(self, train: Sequences, log: Log = _no_log) -> None:
+        """Learn from the train sequences (item ids < n_items; no unknowns)."""
+
+    @abstractmethod
+    def score(self, queries: Queries) -> np.ndarray | sp.csr_matrix:
+        """Scores of every item for a batch of queries: a dense (n, n_items) array, or a sparse
+        matrix whose missing entries mean "no evidence" (never recommended)."""
+
+    def top_k(self, queries: Queries, k: int) -> TopK:
+        """The ``k`` best items per query that it has not heard, best first."""
+        parts = []
+        for start in range(0, len(queries), self.batch_size):
+            batch = queries.slice(start, min(start + self.batch_size, len(queries)))
+            scores = self.score(batch)
+            if sp.issparse(scores):
+                parts.append(TopK(*top_k_sparse(sp.csr_matrix(scores), k, batch.history)))
+            else:
+                parts.append(TopK(*top_k_dense(scores, k, batch.history)))
+        return TopK.concatenate(parts, k)
+
+    def with_scoring(self, **changes: Any) -> Recommender:
+        """A view of this fitted model that ranks with other scoring hyperparameters."""
+        fit_fields = set(changes) - scoring_fields(self.Params)
+        if fit_fields:
+            raise ValueError(f"{self.family}: {sorted(fit_fields)} change what fit learns")
+        view = copy.copy(self)
+        view.params = dataclasses.replace(self.params, **changes)
+        return view
+
+    # Persistence: params as JSON beside the family's own arrays.
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        document = {
+            "family": self.family,
+            "n_items": self.n_items,
+            "params": TypeAdapter(self.Params).dump_python(self.params, mode="json"),
+        }
+        (folder / PARAMS_FILE).write_text(json.dumps(document, indent=2), encoding="utf-8")
+        self.save_state(folder)
+
+    @abstractmethod
+    def save_state(self, folder: Path) -> None:
+        """Write what ``fit`` learned."""
+
+    @abstractmethod
+    def load_state(self, folder: Path) -> None:
+        """Read what ``save_state`` wrote."""
+
+
+def scoring_fields(params_type: type) -> set[str]:
+    return {
+        name
+        for name, info in params_type.__pydantic_fields__.items()
+        if (info.json_schema_extra or {}).get("scoring")
+    }
+
+
+def parse_params(params_type: type, values: dict) -> Any:
+    """Validated params; pydantic's error names the field and the rule it breaks."""
+    return TypeAdapter(params_type).validate_python(values)

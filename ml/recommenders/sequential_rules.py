@@ -1,0 +1,85 @@
+"""Sequential rules: track b follows track a within ``max_distance`` positions of a train
+playlist, weighted 1/distance; a query sums the rules of its last ``last_n`` tracks, the i-th
+most recent weighted ``recency_decay**i``.
+
+``SequentialRules.baseline()`` is the plain last-track rule the platform has always reported
+beside its models (window 10, last track only, an unknown last track gets popularity): the bar
+every candidate must clear.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from ml.recommenders.base import Log, Queries, Recommender, _no_log, scoring
+from ml.recommenders.sparse import keep_top_per_row, recency_weighted_queries
+from ml.sequences import Sequences
+
+
+@dataclass(frozen=True)
+class SequentialRulesParams:
+    max_distance: Annotated[int, Field(ge=1, le=100)] = 10
+    keep_per_item: Annotated[int, Field(ge=1)] = 500  # rules kept per source track (memory)
+    last_n: int = scoring(1, ge=1, le=100)
+    recency_decay: float = scoring(0.7, gt=0.0, le=1.0)
+    skip_unknown: bool = scoring(True)  # False: an unknown last track is not backed off
+
+    @property
+    def name(self) -> str:
+        base = f"w{self.max_distance}_last{self.last_n}"
+        if self.last_n > 1:
+            base += f"_d{self.recency_decay:g}"
+        return base if self.skip_unknown else base + "_strict"
+
+
+class SequentialRules(Recommender):
+    family = "sequential_rules"
+    Params = SequentialRulesParams
+
+    def __init__(self, params: SequentialRulesParams, n_items: int):
+        super().__init__(params, n_items)
+        self.rules = sp.csr_matrix((n_items, n_items), dtype=np.float32)
+
+    @classmethod
+    def baseline(cls, n_items: int) -> SequentialRules:
+        return cls(SequentialRulesParams(max_distance=10, last_n=1, skip_unknown=False), n_items)
+
+    def fit(self, train: Sequences, log: Log = _no_log) -> None:
+        rows = train.row_of_each_item()
+        rules = sp.csr_matrix((self.n_items, self.n_items), dtype=np.float32)
+        for distance in range(1, self.params.max_distance + 1):
+            same = rows[:-distance] == rows[distance:]
+            if not same.any():
+                break
+            # One distance at a time: memory stays at the size of the rule table.
+            step = sp.csr_matrix(
+                (
+                    np.full(int(same.sum()), 1.0 / distance, dtype=np.float32),
+                    (train.items[:-distance][same], train.items[distance:][same]),
+                ),
+                shape=(self.n_items, self.n_items),
+            )
+            rules = rules + step
+        self.rules = keep_top_per_row(rules, self.params.keep_per_item)
+        log(f"{self.name}: {self.rules.nnz:,} rules over {self.n_items:,} tracks")
+
+    def score(self, queries: Queries) -> sp.csr_matrix:
+        history = queries.history
+        if self.params.skip_unknown:
+            history = history.known()
+        weights = recency_weighted_queries(
+            history, self.n_items, self.params.last_n, self.params.recency_decay
+        )
+        return weights @ self.rules
+
+    def save_state(self, folder: Path) -> None:
+        sp.save_npz(folder / "rules.npz", self.rules)
+
+    def load_state(self, folder: Path) -> None:
+        self.rules = sp.load_npz(folder / "rules.npz").tocsr()

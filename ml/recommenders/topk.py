@@ -1,0 +1,87 @@
+"""Top-K selection shared by every family: from dense score blocks, from sparse score rows, and
+for combining candidate lists. Heard items are excluded; ties go to the lower item id, so results
+are the same on every run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ml.sequences import UNKNOWN, Sequences
+
+
+def heard_mask_keys(history: Sequences, n_items: int) -> np.ndarray:
+    """row * n_items + item of every heard, known item (sorted, unique)."""
+    keep = history.items != UNKNOWN
+    return np.unique(history.row_of_each_item()[keep] * n_items + history.items[keep])
+
+
+def top_k_dense(scores: np.ndarray, k: int, history: Sequences) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, scores) of each row's k best items, heard items excluded; -1/-inf where fewer."""
+    n_items = scores.shape[1]
+    heard = heard_mask_keys(history, n_items)
+    scores[heard // n_items, heard % n_items] = -np.inf  # callers pass a scratch block
+    k_eff = min(k, n_items)
+    top = _top_k_columns(scores, k_eff)
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    order = np.lexsort((top, -top_scores), axis=1)
+    ids = np.take_along_axis(top, order, axis=1).astype(np.int32)
+    values = np.take_along_axis(top_scores, order, axis=1).astype(np.float32)
+    ids[~np.isfinite(values)] = UNKNOWN
+    return _pad(ids, values, k)
+
+
+def top_k_sparse(
+    scores: sp.csr_matrix, k: int, history: Sequences
+) -> tuple[np.ndarray, np.ndarray]:
+    """Like ``top_k_dense`` for sparse rows: only stored, non-zero entries are candidates."""
+    scores = scores.tocsr()
+    scores.sum_duplicates()
+    n, n_items = scores.shape
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(scores.indptr))
+    cols, values = scores.indices.astype(np.int64), scores.data
+    keep = (values != 0) & ~np.isin(rows * n_items + cols, heard_mask_keys(history, n_items))
+    rows, cols, values = rows[keep], cols[keep], values[keep]
+    order = np.lexsort((cols, -values, rows))
+    rows, cols, values = rows[order], cols[order], values[order]
+    starts = np.searchsorted(rows, np.arange(n))
+    rank = np.arange(len(rows)) - starts[rows]
+    take = rank < k
+    ids = np.full((n, k), UNKNOWN, dtype=np.int32)
+    out = np.full((n, k), -np.inf, dtype=np.float32)
+    ids[rows[take], rank[take]] = cols[take]
+    out[rows[take], rank[take]] = values[take]
+    return ids, out
+
+
+def _pad(ids: np.ndarray, values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    if ids.shape[1] == k:
+        return ids, values
+    n = len(ids)
+    pad = k - ids.shape[1]
+    return (
+        np.hstack([ids, np.full((n, pad), UNKNOWN, np.int32)]),
+        np.hstack([values, np.full((n, pad), -np.inf, np.float32)]),
+    )
+
+
+def _top_k_columns(block: np.ndarray, k: int) -> np.ndarray:
+    """Column ids of each row's k largest values (unordered), exactly.
+
+    A full argpartition of every row costs more than the matrix product that made the block, so
+    on wide blocks a cheap lower bound comes first: the k-th largest value among the first m
+    columns is at most the row's true k-th largest, so every true top-k value is >= it. Only
+    those candidates (a few k per row) are partitioned, row by row while the row is in cache.
+    """
+    width = block.shape[1]
+    sample = max(8 * k, width // 16)
+    if sample >= width // 2:
+        return np.argpartition(block, width - k, axis=1)[:, width - k :]
+    bounds = np.partition(block[:, :sample], sample - k, axis=1)[:, sample - k]
+    top = np.empty((len(block), k), dtype=np.int64)
+    for r, (row, bound) in enumerate(zip(block, bounds, strict=True)):
+        candidates = np.flatnonzero(row >= bound)
+        values = row[candidates]
+        top[r] = candidates[np.argpartition(values, len(values) - k)[len(values) - k :]]
+    return top
