@@ -2,13 +2,17 @@
 small hand-made bad inputs."""
 
 import csv
+import errno
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from ml.sources import SourceError, detect_format, ingest
+from ml.sources.canonical import OutOfSpaceError
 from ml.sources.synthetic import SyntheticSpec
 
 
@@ -157,3 +161,43 @@ def test_failed_ingest_keeps_the_previous_table(tmp_path):
         ingest(bad, output)
     assert read(output) == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def dead_pid() -> int:
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    return finished.pid
+
+
+def test_stale_temporaries_of_killed_ingests_are_removed(tmp_path):
+    output = tmp_path / "raw" / "playlist_events.parquet"
+    output.parent.mkdir()
+    stale = output.with_name(f".{output.name}.{dead_pid()}.tmp")
+    alive = output.with_name(f".{output.name}.{os.getppid()}.tmp")  # another ingest, running
+    unrelated = output.with_name(f".{output.name}.notapid.tmp")
+    for path in (stale, alive, unrelated):
+        path.write_bytes(b"partial parquet")
+    logged: list[str] = []
+    report = ingest(None, output, synthetic=SyntheticSpec(playlists=20), log=logged.append)
+    assert report.stale_temporaries_removed == [str(stale)]
+    assert not stale.exists() and alive.exists() and unrelated.exists()
+    assert f"removed {stale.name}, left behind by an ingest that was killed" in logged
+
+
+@pytest.mark.parametrize("failing", ["write_table", "close"])
+def test_full_disk_names_the_folder_and_keeps_the_previous_table(tmp_path, monkeypatch, failing):
+    output = tmp_path / "raw" / "playlist_events.parquet"
+    ingest(None, output, synthetic=SyntheticSpec(playlists=20))
+    before = read(output)
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pq.ParquetWriter, failing, no_space)
+    with pytest.raises(OutOfSpaceError) as error:
+        ingest(None, output, synthetic=SyntheticSpec(playlists=40))
+    monkeypatch.undo()
+    assert str(error.value).startswith(f"{output.parent}: no space left")
+    assert isinstance(error.value, SourceError)
+    assert read(output) == before
+    assert [p.name for p in output.parent.iterdir()] == [output.name]

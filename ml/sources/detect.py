@@ -91,6 +91,7 @@ def ingest(
     fmt = detect_format(source)
     report = IngestReport(source=str(source or "synthetic"), format=fmt.value, output=str(output))
     with CanonicalWriter(output, log=log) as writer:
+        report.stale_temporaries_removed = [str(p) for p in writer.stale_removed]
         if fmt is SourceFormat.SYNTHETIC:
             write_synthetic(synthetic or SyntheticSpec(), writer, report)
         elif fmt is SourceFormat.KAGGLE_CSV:
