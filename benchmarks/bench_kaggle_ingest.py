@@ -4,7 +4,9 @@ memory, to show the CSV is streamed and never held in memory. Not a test: run it
     python benchmarks/bench_kaggle_ingest.py [--megabytes 1200]
 
 The file is written from the synthetic generator with the real header's stray quotes and spaces,
-quoted fields with commas, blank artists, and one malformed line per 100,000.
+quoted fields with commas, blank artists, and two malformed lines per 100,000 rows: one with too
+many fields and one that opens a quote it never closes (which must not swallow the rows after
+it). The ingest must account for every line: rows + malformed + header == lines.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ def write_kaggle_csv(path: Path, megabytes: int) -> tuple[int, int]:
                     writer.writerow([user, artist or "", f"{track}, live", f"{playlist} #{seed}"])
                     rows += 1
                     if rows % 100_000 == 0:
-                        f.write("broken,line,with,too,many,fields\n")
-                        malformed += 1
+                        f.write("broken,line,with,too,many,fields\r\n")
+                        f.write('u1,"Unbalanced Artist,Song X,Pl\r\n')
+                        malformed += 2
                 if f.tell() >= limit:
                     break
             seed += 1
@@ -61,7 +64,7 @@ def main() -> None:
         code = (
             "import json, sys; from pathlib import Path; from ml.sources import ingest; "
             "r = ingest(Path(sys.argv[1]), Path(sys.argv[2])); "
-            "print(json.dumps([r.rows_written, r.malformed_lines]))"
+            "print(json.dumps([r.rows_written, r.malformed_lines, r.lines_in_file]))"
         )
         started = time.perf_counter()
         child = subprocess.run(
@@ -69,13 +72,15 @@ def main() -> None:
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         seconds = time.perf_counter() - started
-        rows_written, malformed_reported = json.loads(child.stdout.strip().splitlines()[-1])
+        rows_written, malformed_reported, lines = json.loads(child.stdout.strip().splitlines()[-1])
         result = {
             "csv_megabytes": source.stat().st_size / 2**20,
             "rows_in_csv": rows,
             "malformed_lines_in_csv": malformed,
             "rows_ingested": rows_written,
             "malformed_lines_reported": malformed_reported,
+            "lines_in_file": lines,
+            "every_line_accounted": rows_written + malformed_reported + 1 == lines,
             "parquet_rows": pq.read_metadata(output).num_rows,
             "csv_write_seconds": written_seconds,
             "ingest_seconds": seconds,

@@ -3,6 +3,7 @@ small hand-made bad inputs."""
 
 import csv
 import errno
+import io
 import json
 import os
 import subprocess
@@ -11,9 +12,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from ml.sources import SourceError, detect_format, ingest
+from ml.sources import SourceError, detect_format, ingest, kaggle
 from ml.sources.canonical import OutOfSpaceError
-from ml.sources.synthetic import SyntheticSpec
+from ml.sources.synthetic import SyntheticSpec, generate_rows
 
 
 def read(path: Path) -> dict[str, list]:
@@ -161,6 +162,127 @@ def test_failed_ingest_keeps_the_previous_table(tmp_path):
         ingest(bad, output)
     assert read(output) == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+KAGGLE_HEADER = 'user_id," ""artistname"""," ""trackname"""," ""playlistname"""'
+UNBALANCED = 'u1,"Unbalanced Artist,Song X,Pl'
+
+
+def synthetic_kaggle_rows(n: int) -> list[tuple[str, str, str, str]]:
+    """n rows shaped like Kaggle's, some with commas and quotes that need CSV quoting."""
+    batches = generate_rows(SyntheticSpec(playlists=n // 10, seed=3))
+    rows = [row for batch in batches for row in batch]
+    return [
+        (user, artist or "", f'{track}, "live"' if i % 7 == 0 else track, playlist)
+        for i, (user, artist, track, playlist) in enumerate(rows[:n])
+    ]
+
+
+def write_kaggle(path: Path, lines: list[str], newline: str = "\n") -> Path:
+    path.write_bytes((newline.join([KAGGLE_HEADER, *lines]) + newline).encode("utf-8"))
+    return path
+
+
+def csv_line(row: tuple[str, ...]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(row)
+    return out.getvalue()
+
+
+def assert_every_line_accounted(report) -> None:
+    assert report.lines_in_file == (
+        report.header_lines
+        + report.rows_written
+        + report.continuation_lines
+        + report.malformed_lines
+        + report.blank_lines
+    )
+
+
+@pytest.mark.parametrize("read_bytes", [None, 1_000])  # 1,000: rows and quotes cross blocks
+def test_kaggle_unbalanced_quotes_swallow_no_good_row(tmp_path, monkeypatch, read_bytes):
+    if read_bytes:
+        monkeypatch.setattr(kaggle, "READ_BYTES", read_bytes)
+    good = synthetic_kaggle_rows(3_000)
+    lines = [csv_line(row) for row in good]
+    bad_line_numbers = [102, 1_500, 1_501, 2_999]  # physical line numbers, header = line 1
+    for number in bad_line_numbers:
+        lines.insert(number - 2, UNBALANCED)
+    source = write_kaggle(tmp_path / "spotify_dataset.csv", lines)
+    report = ingest(source, tmp_path / "raw.parquet")
+    table = read(tmp_path / "raw.parquet")
+    assert report.rows_written == len(good) == len(table["row_id"])
+    got = zip(table["user_id"], table["artist"], table["track"], table["playlist"], strict=True)
+    assert list(got) == good
+    assert report.malformed_examples == [
+        f"line {n}: a quote opened and never closed" for n in bad_line_numbers
+    ]
+    assert report.lines_in_file == len(lines) + 1 == len(good) + len(bad_line_numbers) + 1
+    assert_every_line_accounted(report)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_kaggle_quoting_rules_and_line_numbers(tmp_path, newline):
+    long_name = "x" * 1_001
+    lines = [
+        'u1,"Artist, The",Track,PL',  # 2
+        'u1,Artist,"He said ""hi""",PL',  # 3
+        'u1,Artist,12" Mix,PL',  # 4: a quote inside an unquoted field is literal
+        'u1,Artist,"Two',  # 5-6: one row whose quoted title holds a line break
+        'lines",PL',
+        UNBALANCED,  # 7
+        "",  # 8: blank
+        f"u1,Artist,{long_name},PL",  # 9: longer than any name
+        "u2,too,many,fields,here",  # 10
+        "u3,Last,Row,PL",  # 11
+    ]
+    source = write_kaggle(tmp_path / "spotify_dataset.csv", lines, newline)
+    report = ingest(source, tmp_path / "raw.parquet")
+    table = read(tmp_path / "raw.parquet")
+    assert list(zip(table["artist"], table["track"], strict=True)) == [
+        ("Artist, The", "Track"),
+        ("Artist", 'He said "hi"'),
+        ("Artist", '12" Mix'),
+        ("Artist", f"Two{newline}lines"),
+        ("Last", "Row"),
+    ]
+    assert report.malformed_examples == [
+        "line 7: a quote opened and never closed",
+        "line 9: a field over 1,000 characters",
+        "line 10: 5 fields, expected 4",
+    ]
+    assert (report.lines_in_file, report.continuation_lines, report.blank_lines) == (11, 1, 1)
+    assert_every_line_accounted(report)
+
+
+@pytest.mark.parametrize(
+    ("last_line", "message"),
+    [
+        ("u9,Artist,Tra", "3 fields, expected 4"),
+        ('u9,"Artist, Tr', "a quote opened and never closed"),
+    ],
+)
+def test_kaggle_truncated_file_keeps_what_is_good(tmp_path, last_line, message):
+    good = synthetic_kaggle_rows(500)
+    lines = [csv_line(row) for row in good]
+    source = tmp_path / "spotify_dataset.csv"
+    source.write_text("\n".join([KAGGLE_HEADER, *lines, last_line]), encoding="utf-8")
+    report = ingest(source, tmp_path / "raw.parquet")
+    assert report.rows_written == len(good)
+    assert report.last_line_unterminated
+    assert report.malformed_examples == [f"line {len(good) + 2}: {message}"]
+    assert report.lines_in_file == len(good) + 2
+    assert_every_line_accounted(report)
+
+
+def test_kaggle_line_longer_than_any_row_is_skipped_not_held(tmp_path, monkeypatch):
+    monkeypatch.setattr(kaggle, "READ_BYTES", 64)
+    monkeypatch.setattr(kaggle, "MAX_LINE_BYTES", 300)
+    lines = ["u1,a,b,PL", "garbage" * 200, "u2,c,d,PL"]
+    report = ingest(write_kaggle(tmp_path / "k.csv", lines), tmp_path / "raw.parquet")
+    assert read(tmp_path / "raw.parquet")["user_id"] == ["u1", "u2"]
+    assert report.malformed_examples == ["line 3: longer than 300 bytes"]
+    assert_every_line_accounted(report)
 
 
 def dead_pid() -> int:
