@@ -3,12 +3,17 @@ small hand-made bad inputs."""
 
 import csv
 import errno
+import gzip
 import io
 import json
+import lzma
 import os
+import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -323,3 +328,107 @@ def test_full_disk_names_the_folder_and_keeps_the_previous_table(tmp_path, monke
     assert isinstance(error.value, SourceError)
     assert read(output) == before
     assert [p.name for p in output.parent.iterdir()] == [output.name]
+
+
+def test_folder_mixing_formats_is_refused_naming_each(shared_data, tmp_path):
+    folder = tmp_path / "inbox"
+    shutil.copytree(shared_data / "yes_small", folder)
+    shutil.copy(shared_data / "mpd_sample" / "mpd.slice.0-999.json", folder)
+    shutil.copy(
+        shared_data / "kaggle_spotify_sample" / "spotify_dataset_sample.csv",
+        folder / "spotify_dataset.csv",
+    )
+    with pytest.raises(SourceError) as error:
+        ingest(folder, tmp_path / "raw.parquet")
+    message = str(error.value)
+    assert message.startswith(f"{folder}: the folder mixes formats")
+    for named in ("Yes.com: song_hash.txt, train.txt", "MPD slices: mpd.slice.0-999.json"):
+        assert named in message
+    assert "CSV: spotify_dataset.csv" in message
+    assert not (tmp_path / "raw.parquet").exists()
+
+
+def test_folder_with_the_unzipped_kaggle_csv_is_read(shared_data, tmp_path):
+    folder = tmp_path / "spotify-playlists"
+    folder.mkdir()
+    sample = shared_data / "kaggle_spotify_sample" / "spotify_dataset_sample.csv"
+    shutil.copy(sample, folder / "spotify_dataset.csv")
+    _write(folder / "README.md", b"# Spotify Playlists\n")
+    report = ingest(folder, tmp_path / "raw.parquet")
+    assert report.format == "kaggle_csv"
+    assert report.files == [str(folder / "spotify_dataset.csv")]
+    assert report.ignored_files == ["README.md"]
+    assert read(tmp_path / "raw.parquet") == read_ingested(sample, tmp_path / "direct.parquet")
+
+
+def read_ingested(source: Path, output: Path) -> dict[str, list]:
+    ingest(source, output)
+    return read(output)
+
+
+def _compress(path: Path, codec: str) -> Path:
+    """path compressed with codec beside it (path.gz, .bz2, .zst, .xz)."""
+    suffix = {"gzip": ".gz", "bz2": ".bz2", "zstd": ".zst", "xz": ".xz"}[codec]
+    target = path.with_name(path.name + suffix)
+    if codec == "xz":
+        target.write_bytes(lzma.compress(path.read_bytes()))
+    else:
+        with pa.CompressedOutputStream(str(target), codec) as out:
+            out.write(path.read_bytes())
+    return target
+
+
+@pytest.mark.parametrize("codec", ["gzip", "bz2", "zstd", "xz"])
+def test_compressed_csv_and_mpd_slices_are_read(shared_data, tmp_path, codec):
+    csv_path = tmp_path / "spotify_dataset.csv"
+    shutil.copy(shared_data / "kaggle_spotify_sample" / "spotify_dataset_sample.csv", csv_path)
+    slices = tmp_path / "mpd"
+    slices.mkdir()
+    shutil.copy(shared_data / "mpd_sample" / "mpd.slice.0-999.json", slices)
+    plain_slice = slices / "mpd.slice.0-999.json"
+    expected_csv = read_ingested(csv_path, tmp_path / "plain_csv.parquet")
+    expected_mpd = read_ingested(plain_slice, tmp_path / "plain_mpd.parquet")
+    compressed_slice = _compress(plain_slice, codec)
+    plain_slice.unlink()
+    for source, expected in (
+        (_compress(csv_path, codec), expected_csv),
+        (compressed_slice, expected_mpd),
+        (slices, expected_mpd),
+    ):
+        report = ingest(source, tmp_path / "raw.parquet")
+        assert read(tmp_path / "raw.parquet") == expected, source
+        assert report.rows_written == len(expected["row_id"]) > 0
+
+
+def test_truncated_or_zipped_archives_are_refused_clearly(shared_data, tmp_path):
+    sample = shared_data / "kaggle_spotify_sample" / "spotify_dataset_sample.csv"
+    whole = gzip.compress(sample.read_bytes() * 20)
+    cut = _write(tmp_path / "spotify_dataset.csv.gz", whole[: len(whole) // 2])
+    with pytest.raises(SourceError, match=r"gzip data is truncated or corrupt after [\d,]+ "):
+        ingest(cut, tmp_path / "raw.parquet")
+    archive = tmp_path / "spotify_dataset.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(sample, "spotify_dataset.csv")
+    with pytest.raises(SourceError, match=r"a zip archive; unpack it first \(unzip "):
+        ingest(archive, tmp_path / "raw.parquet")
+
+
+def test_mpd_tracks_without_pos_are_read_in_list_order_and_counted(shared_data, tmp_path):
+    document = json.loads((shared_data / "mpd_sample" / "mpd.slice.0-999.json").read_bytes())
+    playlists = document["playlists"]
+    for playlist in playlists[::2]:  # a derivative that dropped 'pos' (list order is the order)
+        for track in playlist["tracks"]:
+            del track["pos"]
+    playlists[1]["tracks"].reverse()  # 'pos' present: it, not the list, gives the order
+    source = _write(tmp_path / "mpd.slice.0-999.json", json.dumps(document).encode())
+    logged: list[str] = []
+    report = ingest(source, tmp_path / "raw.parquet", log=logged.append)
+    expected = [
+        (f"mpd:{p['pid']}", t["track_name"])
+        for i, p in enumerate(playlists)
+        for t in (p["tracks"] if i % 2 == 0 else sorted(p["tracks"], key=lambda t: t["pos"]))
+    ]
+    table = read(tmp_path / "raw.parquet")
+    assert list(zip(table["user_id"], table["track"], strict=True)) == expected
+    assert report.playlists_without_pos == 15
+    assert "15 playlists had tracks without 'pos': read in list order" in logged
