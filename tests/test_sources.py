@@ -432,3 +432,45 @@ def test_mpd_tracks_without_pos_are_read_in_list_order_and_counted(shared_data, 
     assert list(zip(table["user_id"], table["track"], strict=True)) == expected
     assert report.playlists_without_pos == 15
     assert "15 playlists had tracks without 'pos': read in list order" in logged
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [
+        ("row_id", pa.array(["0", "1"]), "row_id is string, expected an integer (int64)"),
+        ("artist", pa.array([["a"], ["b"]]), "artist is list<element: string>, expected text"),
+        ("track", pa.array([1.5, 2.5]), "track is double, expected text (string)"),
+    ],
+)
+def test_parquet_with_wrong_column_types_names_the_column(tmp_path, column, values, message):
+    columns = {
+        "row_id": pa.array([0, 1]),
+        **{name: pa.array(["x", "y"]) for name in ("user_id", "artist", "track", "playlist")},
+    }
+    columns[column] = values
+    pq.write_table(pa.table(columns), tmp_path / "events.parquet")
+    with pytest.raises(SourceError) as error:
+        ingest(tmp_path / "events.parquet", tmp_path / "raw.parquet")
+    assert str(error.value).startswith(f"{tmp_path / 'events.parquet'}: wrong column types: ")
+    assert message in str(error.value)
+
+
+def test_parquet_with_dictionary_names_and_int32_row_id_is_read(tmp_path):
+    table = pa.table(
+        {
+            "row_id": pa.array([5, 9], pa.int32()),
+            "user_id": pa.array(["u", "u"]).dictionary_encode(),
+            "artist": pa.array([None, None], pa.null()),
+            "track": pa.array(["t1", "t2"], pa.large_string()),
+            "playlist": pa.array(["p", "p"]),
+        }
+    )
+    pq.write_table(table, tmp_path / "events.parquet")
+    ingest(tmp_path / "events.parquet", tmp_path / "raw.parquet")
+    assert read(tmp_path / "raw.parquet") == {
+        "row_id": [0, 1],
+        "user_id": ["u", "u"],
+        "artist": [None, None],
+        "track": ["t1", "t2"],
+        "playlist": ["p", "p"],
+    }
