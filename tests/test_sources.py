@@ -280,6 +280,14 @@ def test_kaggle_truncated_file_keeps_what_is_good(tmp_path, last_line, message):
     assert_every_line_accounted(report)
 
 
+def test_kaggle_names_the_true_line_that_is_not_utf8(tmp_path):
+    lines = ["u1,a,b,PL", UNBALANCED, "", 'u1,"Two', 'lines",c,PL']
+    source = write_kaggle(tmp_path / "spotify_dataset.csv", lines)
+    source.write_bytes(source.read_bytes() + b"u2,Beyonc\xe9,Halo,PL\n")
+    with pytest.raises(SourceError, match=r"spotify_dataset.csv: line 7 is not UTF-8 text"):
+        ingest(source, tmp_path / "raw.parquet")
+
+
 def test_kaggle_line_longer_than_any_row_is_skipped_not_held(tmp_path, monkeypatch):
     monkeypatch.setattr(kaggle, "READ_BYTES", 64)
     monkeypatch.setattr(kaggle, "MAX_LINE_BYTES", 300)

@@ -288,7 +288,7 @@ class KaggleCsvReader:
             edges = np.zeros(buf.size + 1, dtype=np.int8)
             edges[starts] += 1
             edges[ends] -= 1
-            text = buf[np.cumsum(edges[:-1]) > 0]
+            text = buf[np.cumsum(edges[:-1], dtype=np.int8) > 0]
         invalid: list[tuple[int, int, int]] = []
 
         def on_invalid(row: pacsv.InvalidRow) -> str:
