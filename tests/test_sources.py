@@ -75,6 +75,28 @@ def test_mpd_slice_file_and_folder(shared_data, tmp_path):
         assert list(got) == expected
 
 
+def test_mpd_folder_of_slices_keeps_numeric_slice_order_and_names_a_bad_slice(
+    shared_data, tmp_path
+):
+    document = json.loads((shared_data / "mpd_sample" / "mpd.slice.0-999.json").read_bytes())
+    playlists = document["playlists"]
+    parts = {"mpd.slice.0-1.json": playlists[:10], "mpd.slice.2-9.json": playlists[10:20]}
+    parts["mpd.slice.10-28.json.gz"] = playlists[20:]  # text order would put it second
+    folder = tmp_path / "mpd"
+    folder.mkdir()
+    for name, part in parts.items():
+        content = json.dumps({**document, "playlists": part}).encode()
+        _write(folder / name, gzip.compress(content) if name.endswith(".gz") else content)
+    report = ingest(folder, tmp_path / "raw.parquet")
+    assert read(tmp_path / "raw.parquet")["user_id"] == [
+        f"mpd:{p['pid']}" for p in playlists for _ in p["tracks"]
+    ]
+    assert report.files == [str(folder / name) for name in parts]
+    bad = _write(folder / "mpd.slice.29-29.json", b'{"playlists": [{"pid": 29}]}')
+    with pytest.raises(SourceError, match=f"{bad}: playlist #0 is not an MPD playlist"):
+        ingest(folder, tmp_path / "raw.parquet")
+
+
 def test_yes_small_has_every_playlist_of_train_txt(shared_data, tmp_path):
     folder = shared_data / "yes_small"
     playlist_lines = (folder / "train.txt").read_text().splitlines()[2:]
