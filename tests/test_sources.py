@@ -248,7 +248,7 @@ def test_kaggle_unbalanced_quotes_swallow_no_good_row(tmp_path, monkeypatch, rea
     assert_every_line_accounted(report)
 
 
-@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
 def test_kaggle_quoting_rules_and_line_numbers(tmp_path, newline):
     long_name = "x" * 1_001
     lines = [

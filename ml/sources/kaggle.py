@@ -21,6 +21,7 @@ what is good; its last, unterminated line is a row if it has four fields, else m
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def normalize_header(line: str) -> list[str]:
 
 
 def read_header(path: Path) -> list[str]:
-    first = read_head(path, 64 << 10).split(b"\n", 1)[0]
+    first = re.split(rb"\r\n|\r|\n", read_head(path, 64 << 10), maxsplit=1)[0]
     try:
         return normalize_header(first.decode("utf-8-sig"))
     except UnicodeDecodeError as e:
