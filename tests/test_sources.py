@@ -310,6 +310,14 @@ def test_kaggle_names_the_true_line_that_is_not_utf8(tmp_path):
         ingest(source, tmp_path / "raw.parquet")
 
 
+def test_kaggle_header_with_an_unclosed_quote_swallows_no_row(tmp_path):
+    source = tmp_path / "spotify_dataset.csv"
+    source.write_text(KAGGLE_HEADER[:-1] + "\nu1,a,b,PL\nu2,c,d,PL\n", encoding="utf-8")
+    report = ingest(source, tmp_path / "raw.parquet")
+    assert read(tmp_path / "raw.parquet")["user_id"] == ["u1", "u2"]
+    assert (report.lines_in_file, report.malformed_lines) == (3, 0)
+
+
 def test_kaggle_line_longer_than_any_row_is_skipped_not_held(tmp_path, monkeypatch):
     monkeypatch.setattr(kaggle, "READ_BYTES", 64)
     monkeypatch.setattr(kaggle, "MAX_LINE_BYTES", 300)

@@ -174,6 +174,8 @@ def group_rows(buf: np.ndarray, lines: Lines, at_eof: bool, skip_first: bool) ->
     breaks = ((last == LF) | (last == CR)).astype(np.int64) + crlf
     blank = length == breaks  # nothing but the line break
     row_start = ~blank
+    if skip_first and n:
+        row_start[0] = False  # the header (already checked): never a row, nor one's start
     n_lines = np.ones(n, dtype=np.int64)
     unclosed: list[int] = []
     carry_from = n
@@ -203,8 +205,6 @@ def group_rows(buf: np.ndarray, lines: Lines, at_eof: bool, skip_first: bool) ->
         continued_until = closed_at
     row_start[carry_from:] = False
     blank[carry_from:] = False
-    if skip_first and n:
-        row_start[0] = False  # the header
     first_line = np.flatnonzero(row_start)
     return Rows(first_line, n_lines[first_line], unclosed, blank, carry_from)
 
