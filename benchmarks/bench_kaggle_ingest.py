@@ -1,16 +1,16 @@
 """Ingest a full-size (~1.2 GB) file in the Kaggle "Spotify Playlists" layout: time and peak
 memory, to show the CSV is streamed and never held in memory. Not a test: run it by hand.
 
-    python benchmarks/bench_kaggle_ingest.py [--megabytes 1200]
+    python benchmarks/bench_kaggle_ingest.py [--fraction 1.0]
 
-The file is written from the synthetic generator with the real header's stray quotes and spaces,
-quoted fields with commas, blank artists, and one malformed line per 100,000.
+The file is the Kaggle-shaped CSV of ``ml.sources.kaggle_shaped`` (the real header's stray quotes
+and spaces, quoted names with commas and quotes, blank artists, ~1% malformed lines); the ingest
+is checked against its manifest.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import resource
 import subprocess
@@ -21,40 +21,17 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from ml.sources.synthetic import SyntheticSpec, generate_rows
-
-HEADER = 'user_id," ""artistname"""," ""trackname"""," ""playlistname"""\n'
-
-
-def write_kaggle_csv(path: Path, megabytes: int) -> tuple[int, int]:
-    """Returns (good rows, malformed lines) written."""
-    limit, rows, malformed = megabytes << 20, 0, 0
-    with path.open("w", encoding="utf-8", newline="") as f:
-        f.write(HEADER)
-        writer = csv.writer(f)
-        seed = 0
-        while f.tell() < limit:
-            for batch in generate_rows(SyntheticSpec(playlists=20_000, seed=seed)):
-                for user, artist, track, playlist in batch:
-                    writer.writerow([user, artist or "", f"{track}, live", f"{playlist} #{seed}"])
-                    rows += 1
-                    if rows % 100_000 == 0:
-                        f.write("broken,line,with,too,many,fields\n")
-                        malformed += 1
-                if f.tell() >= limit:
-                    break
-            seed += 1
-    return rows, malformed
+from ml.sources.kaggle_shaped import KaggleShapedSpec, write_kaggle_shaped
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--megabytes", type=int, default=1200)
+    parser.add_argument("--fraction", type=float, default=1.0, help="of Kaggle's scale")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "spotify_dataset.csv"
         started = time.perf_counter()
-        rows, malformed = write_kaggle_csv(source, args.megabytes)
+        manifest = write_kaggle_shaped(KaggleShapedSpec(fraction=args.fraction), source)
         written_seconds = time.perf_counter() - started
         # The ingest runs in a child process so its peak memory is its own, not the writer's.
         output = Path(tmp) / "raw.parquet"
@@ -72,8 +49,8 @@ def main() -> None:
         rows_written, malformed_reported = json.loads(child.stdout.strip().splitlines()[-1])
         result = {
             "csv_megabytes": source.stat().st_size / 2**20,
-            "rows_in_csv": rows,
-            "malformed_lines_in_csv": malformed,
+            "rows_in_csv": manifest.rows,
+            "malformed_lines_in_csv": sum(len(lines) for lines in manifest.malformed.values()),
             "rows_ingested": rows_written,
             "malformed_lines_reported": malformed_reported,
             "parquet_rows": pq.read_metadata(output).num_rows,
