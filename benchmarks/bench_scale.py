@@ -307,14 +307,18 @@ def print_table(result: BenchResult) -> None:
     print(
         "(indented: the assets of a multi-asset step, each timed from the step's previous event)\n"
         f"{pipeline['rows_per_second']:,.0f} rows/s over the whole pipeline; the Dagster run "
-        f"itself {pipeline['dagster_run_seconds'] or 0:,.1f} s; CPU (user + system of the process "
-        f"tree) {pipeline['cpu_seconds']:,.0f} s for the pipeline, "
+        f"itself {format_seconds(pipeline['dagster_run_seconds'])}; CPU (user + system of the "
+        f"process tree) {pipeline['cpu_seconds']:,.0f} s for the pipeline, "
         f"{writer['cpu_seconds']:,.0f} s for the CSV; load average "
         f"{result.machine['load_1m']:.1f} before, {pipeline['load_1m_at_end']:.1f} after"
     )
     marker = result.summary.find("== selected")
     if marker >= 0:
         print("\n" + result.summary[marker:].strip())
+
+
+def format_seconds(seconds: float | None) -> str:
+    return "never started" if seconds is None else f"{seconds:,.1f} s"
 
 
 def growth(new: float | None, old: float | None) -> str:
@@ -364,7 +368,9 @@ def main() -> None:
     print_table(result)
     print(f"\nsaved {saved}")
     if result.pipeline["exit_code"] != 0:
-        print(f"the pipeline failed: see {folder / 'run.log'} and {folder / 'run.err'}")
+        errors = (folder / "run.err").read_text().strip().splitlines()
+        print("\nthe pipeline failed; the end of its error output:\n  " + "\n  ".join(errors[-8:]))
+        print(f"(all of it: {folder / 'run.err'}; its output: {folder / 'run.log'})")
         raise SystemExit(result.pipeline["exit_code"])
 
 
