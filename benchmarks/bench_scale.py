@@ -171,6 +171,9 @@ def read_step_events(dagster_home: Path) -> tuple[dict[str, StepEvents], dict]:
     import dagster as dg  # only here: --compare needs no Dagster
 
     instance = dg.DagsterInstance.from_config(str(dagster_home))
+    kinds = dg.DagsterEventType
+    run_ended = {kinds.RUN_SUCCESS, kinds.RUN_FAILURE, kinds.RUN_CANCELED}
+    step_ended = {kinds.STEP_SUCCESS, kinds.STEP_FAILURE, kinds.STEP_SKIPPED}
     runs = instance.get_runs(ascending=True)
     steps: dict[str, StepEvents] = {}
     run_starts, run_ends = [], []
@@ -178,19 +181,19 @@ def read_step_events(dagster_home: Path) -> tuple[dict[str, StepEvents], dict]:
         prefix = f"{run.run_id[:8]}:" if len(runs) > 1 else ""
         for entry in instance.all_logs(run.run_id):
             event = entry.dagster_event
-            kind = event.event_type_value if event else ""
-            if kind == "RUN_START":
+            kind = event.event_type if event else None
+            if kind is kinds.RUN_START:
                 run_starts.append(entry.timestamp)
-            elif kind in ("RUN_SUCCESS", "RUN_FAILURE", "RUN_CANCELED"):
+            elif kind in run_ended:
                 run_ends.append(entry.timestamp)
             if not event or event.step_key is None:
                 continue
             step = steps.setdefault(prefix + event.step_key, StepEvents())
-            if kind == "STEP_START":
+            if kind is kinds.STEP_START:
                 step.starts.append(entry.timestamp)
-            elif kind in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
-                step.end, step.status = entry.timestamp, kind.removeprefix("STEP_")
-            elif kind == "ASSET_MATERIALIZATION":
+            elif kind in step_ended:
+                step.end, step.status = entry.timestamp, kind.value.removeprefix("STEP_")
+            elif kind is kinds.ASSET_MATERIALIZATION:
                 step.assets.append((event.asset_key.to_user_string(), entry.timestamp))
     span = max(run_ends) - min(run_starts) if run_starts and run_ends else None
     return steps, {"dagster_runs": len(runs), "dagster_run_seconds": span}
