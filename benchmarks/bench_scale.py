@@ -340,12 +340,15 @@ def compare(old_path: Path, new_path: Path) -> None:
     names = [*old_steps, *(name for name in new_steps if name not in old_steps)]
     pairs = [(name, old_steps.get(name, {}), new_steps.get(name, {})) for name in names]
     pairs.append(("pipeline process (total)", old["pipeline"], new["pipeline"]))
+    # CPU seconds vary less than wall seconds when other work shares the machine.
+    cpu = [{"seconds": run["pipeline"].get("cpu_seconds")} for run in (old, new)]
+    pairs.append(("pipeline CPU seconds (user + system)", *cpu))
     rows = [
         [
             name,
-            f"{a.get('seconds', 0):,.1f} -> {b.get('seconds', 0):,.1f}",
+            f"{a.get('seconds') or 0:,.1f} -> {b.get('seconds') or 0:,.1f}",
             growth(b.get("seconds"), a.get("seconds")),
-            f"{a.get('peak_rss_mib', 0):,.0f} -> {b.get('peak_rss_mib', 0):,.0f}",
+            f"{a.get('peak_rss_mib') or 0:,.0f} -> {b.get('peak_rss_mib') or 0:,.0f}",
             growth(b.get("peak_rss_mib"), a.get("peak_rss_mib")),
         ]
         for name, a, b in pairs
