@@ -13,6 +13,8 @@ DATA_LINES = [
     ("  dropped: blank playlist", "rows_blank_playlist"),
     ("  dropped: blank artist", "rows_blank_artist"),
     ("  dropped: blank track", "rows_blank_track"),
+    ("  dropped: artist like null", "rows_null_like_artist"),
+    ("  dropped: track like null", "rows_null_like_track"),
     ("  dropped: outside sample", "rows_outside_sample"),
     ("  dropped: repeated track", "rows_repeated_in_playlist"),
     ("rows clean", "rows_clean"),

@@ -100,7 +100,7 @@ class Word2Vec(Recommender):
             corpus = Path(folder) / "corpus.txt"
             windows = write_corpus(train, corpus, self.params.window)
             self.fit_corpus_file(corpus, log)
-        self.training["playlists_split_for_gensim"] = windows
+        self.training["playlists_cut_for_gensim"] = float(windows)
 
     def fit_corpus_file(self, corpus: Path, log: Log = _no_log) -> None:
         """Train on a corpus file written by ``write_corpus`` (item ids as tokens)."""

@@ -63,8 +63,10 @@ def raw_playlist_events(
         )
     fingerprint = file_fingerprint(output)
     publish_file(output, RAW_EVENTS_PATH)
+    lines = "" if report.lines_in_file is None else f" of {report.lines_in_file:,} lines"
     context.log.info(
-        f"wrote {report.rows_written:,} rows ({report.format}) to {output}, data {fingerprint}"
+        f"wrote {report.rows_written:,} rows{lines} ({report.format}) to {output}, "
+        f"data {fingerprint}"
     )
     return dg.MaterializeResult(
         metadata={
@@ -74,6 +76,13 @@ def raw_playlist_events(
             "files": len(report.files),
             "malformed_lines_skipped": report.malformed_lines,
             "malformed_examples": dg.MetadataValue.json(report.malformed_examples),
+            **({} if report.lines_in_file is None else {"lines_in_file": report.lines_in_file}),
+            "blank_lines": report.blank_lines,
+            "continuation_lines": report.continuation_lines,
+            "last_line_unterminated": report.last_line_unterminated,
+            "playlists_without_pos": report.playlists_without_pos,
+            "ignored_files": dg.MetadataValue.json(report.ignored_files),
+            "stale_temporaries_removed": len(report.stale_temporaries_removed),
             "path": dg.MetadataValue.path(str(output)),
             "raw_fingerprint": fingerprint,
             # The data lineage a registered model descends from: a new lineage replaces the
