@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from contextlib import contextmanager, suppress
@@ -131,6 +132,10 @@ class CanonicalWriter:
         self._log = log
         self._log_every = log_every
         self._next_log = log_every
+        self._started = time.perf_counter()
+        # Readers that know how far through their source they are set this (0..1), so progress
+        # lines can say how long is left.
+        self.share_done: Callable[[], float | None] = lambda: None
 
     def __enter__(self) -> CanonicalWriter:
         try:
@@ -159,8 +164,17 @@ class CanonicalWriter:
             self._flush()
         self.rows += n
         if self.rows >= self._next_log:
-            self._log(f"ingested {self.rows:,} rows")
+            self._log(self.progress_line())
             self._next_log += self._log_every
+
+    def progress_line(self) -> str:
+        seconds = time.perf_counter() - self._started
+        line = f"ingested {self.rows:,} rows in {seconds:.0f} s ({self.rows / seconds:,.0f}/s)"
+        share = self.share_done()
+        if share:
+            left = seconds * (1 - share) / share
+            line += f", {share:.0%} of the source, ~{left:.0f} s left"
+        return line
 
     def write_rows(self, rows: Iterable[tuple[str, str | None, str | None, str]]) -> None:
         """Append Python tuples (user_id, artist, track, playlist)."""

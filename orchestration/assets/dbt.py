@@ -8,6 +8,7 @@ read the build they made, even if another run publishes in between.
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,6 +80,7 @@ def next_track_dbt_models(
         "build_id": run_id,
         "raw_fingerprint": str(raw_metadata.get("raw_fingerprint", "unknown")),
     }
+    started = time.perf_counter()
     with environment(NEXT_TRACK_WAREHOUSE=str(build)):
         invocation = dbt.cli(
             ["build", "--vars", json.dumps(dbt_vars)], context=context, raise_on_error=False
@@ -92,11 +94,12 @@ def next_track_dbt_models(
             metadata={"failures": dg.MetadataValue.json(failures), "build": str(build)},
             allow_retries=False,
         )
+    seconds = time.perf_counter() - started
     publish(build, WAREHOUSE_PATH)
     context.log.info(
         f"published {build} as {WAREHOUSE_PATH} (raw data {dbt_vars['raw_fingerprint']})"
     )
-    yield from with_row_counts(events, invocation.manifest, build)
+    yield from with_row_counts(events, invocation.manifest, build, seconds)
 
 
 @contextmanager
@@ -131,7 +134,7 @@ def failed_nodes(run_results: dict, manifest: dict) -> list[str]:
     return lines
 
 
-def with_row_counts(events: list, manifest: dict, warehouse: Path) -> Iterator:
+def with_row_counts(events: list, manifest: dict, warehouse: Path, seconds: float) -> Iterator:
     """Attach ``dagster/row_count`` to each built model, counted once dbt has exited.
 
     dagster-dbt's ``fetch_row_counts()`` queries through an adapter connection opened in this
@@ -156,6 +159,9 @@ def with_row_counts(events: list, manifest: dict, warehouse: Path) -> Iterator:
                 extra = {"dagster/row_count": row_count, "warehouse": str(warehouse)}
                 if unique_id.endswith(".dataset_stats") and row_count == 1:
                     extra.update(one_row_metadata(connection, relation))
+                    # dbt builds every model in one step: its time is the whole build's
+                    extra["build_seconds"] = seconds
+                    extra["raw_rows_per_second"] = extra.get("rows_in", 0) / seconds
                 event = event.with_metadata({**event.metadata, **extra})
             yield event
 

@@ -91,10 +91,14 @@ def fit_and_log(
             },
         )
     rows = table_rows(results, 100, None)
+    eval_seconds = sum(r.eval_seconds for r in results)
     context.add_output_metadata(
         {
             "candidates": len(results),
             "fit_seconds": results[0].fit_seconds,
+            "train_rows_per_second": len(data.train.items) / max(results[0].fit_seconds, 1e-9),
+            "eval_seconds": eval_seconds,
+            "queries_per_second": len(validation) * len(results) / max(eval_seconds, 1e-9),
             "best_validation_hit_rate_at_100": max(r.metrics["hit_rate_at_100"] for r in results),
             "validation": dg.MetadataValue.md(markdown_table(rows)),
         }

@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -51,6 +52,7 @@ def raw_playlist_events(
     source = config.source_path()
     spec = SyntheticSpec(playlists=config.synthetic_playlists, seed=config.synthetic_seed)
     output = run_store.run_dir(context.run.run_id) / RAW_FILE
+    started = time.perf_counter()
     try:
         report = ingest(source, output, synthetic=spec, log=context.log.info)
     except SourceError as e:
@@ -61,6 +63,7 @@ def raw_playlist_events(
             f"skipped {report.malformed_lines:,} malformed lines in {report.source}: "
             f"{'; '.join(report.malformed_examples[:5])}"
         )
+    seconds = time.perf_counter() - started
     fingerprint = file_fingerprint(output)
     publish_file(output, RAW_EVENTS_PATH)
     lines = "" if report.lines_in_file is None else f" of {report.lines_in_file:,} lines"
@@ -71,6 +74,8 @@ def raw_playlist_events(
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": report.rows_written,
+            "seconds": seconds,
+            "rows_per_second": report.rows_written / seconds if seconds else 0.0,
             "source": report.source,
             "format": report.format,
             "files": len(report.files),
