@@ -1,9 +1,17 @@
+{#- Run-specific values come from environment variables, not --vars: dbt re-parses the whole
+    project whenever --vars change, which cost more than the build at small scale. Dagster sets
+    them to the file its run ingested; plain `dbt build` reads the published file. -#}
+{% macro raw_playlists_path() -%}
+    {{ env_var('NEXT_TRACK_RAW_PLAYLISTS',
+               env_var('NEXT_TRACK_DATA_DIR', 'data') ~ '/raw/playlist_events.parquet') }}
+{%- endmacro %}
+
 {#- The raw files are registered as views in schema raw, so dbt sources are real relations
     (listed by `dbt docs generate`, typed in the catalog). A selected node whose raw file is
     missing fails the invocation early, naming the path. -#}
 {% macro register_raw_sources() %}
     {% if execute %}
-        {{ register_raw_view('playlist_events', var('raw_playlists_path'), 'next_track',
+        {{ register_raw_view('playlist_events', raw_playlists_path(), 'next_track',
             "Materialize raw_playlist_events first (make run), run dbt from the repository root, "
             ~ "or set NEXT_TRACK_DATA_DIR.") }}
     {% endif %}

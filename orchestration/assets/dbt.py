@@ -73,15 +73,15 @@ def next_track_dbt_models(
     )
     build = run_store.run_dir(run_id) / BUILD_FILE
     build.unlink(missing_ok=True)  # a re-executed step starts from an empty build
-    dbt_vars = {
-        "sample_percent": config.sample_percent,
-        "split_salt": config.split_salt,
-        "raw_playlists_path": str(raw),
-        "build_id": run_id,
-        "raw_fingerprint": str(raw_metadata.get("raw_fingerprint", "unknown")),
-    }
+    dbt_vars = {"sample_percent": config.sample_percent, "split_salt": config.split_salt}
+    fingerprint = str(raw_metadata.get("raw_fingerprint", "unknown"))
     started = time.perf_counter()
-    with environment(NEXT_TRACK_WAREHOUSE=str(build)):
+    with environment(
+        NEXT_TRACK_WAREHOUSE=str(build),
+        NEXT_TRACK_RAW_PLAYLISTS=str(raw),
+        NEXT_TRACK_BUILD_ID=run_id,
+        NEXT_TRACK_RAW_FINGERPRINT=fingerprint,
+    ):
         invocation = dbt.cli(
             ["build", "--vars", json.dumps(dbt_vars)], context=context, raise_on_error=False
         )
@@ -96,9 +96,7 @@ def next_track_dbt_models(
         )
     seconds = time.perf_counter() - started
     publish(build, WAREHOUSE_PATH)
-    context.log.info(
-        f"published {build} as {WAREHOUSE_PATH} (raw data {dbt_vars['raw_fingerprint']})"
-    )
+    context.log.info(f"published {build} as {WAREHOUSE_PATH} (raw data {fingerprint})")
     yield from with_row_counts(events, invocation.manifest, build, seconds)
 
 

@@ -1,9 +1,12 @@
-"""Neighbourhood families (item-kNN, session-kNN) on a ~1M-row synthetic run and on yes_small:
-fit and validation-evaluation seconds, peak RSS, hit rate@10/@100 and MRR@100 of every default
-grid variant, beside the sequential-rules baseline on the same split. Not a test.
+"""Every recommender family on a ~1M-row synthetic run and on yes_small (or on a dataset folder a
+pipeline run saved, e.g. data/runs/<run>/dataset): fit and validation-evaluation seconds, peak
+RSS, hit rate@10/@100 and MRR@100 of every default grid variant, beside the sequential-rules
+baseline on the same split; then, for the best variant of each family, its bundle size and its
+serving latency (one query at a time, in process). Not a test.
 
-    python benchmarks/bench_neighbourhood.py [--playlists 45000] [--yes ../shared/data/yes_small]
-        [--datasets synthetic yes_small] [--families item_knn session_knn] [--repeats 3]
+    python benchmarks/bench_recommenders.py [--playlists 45000] [--yes ../shared/data/yes_small]
+        [--datasets synthetic yes_small] [--dataset-folder DIR] [--validation-sample N]
+        [--families word2vec sequential_rules item_knn session_knn] [--repeats 3]
 
 Data goes through the platform's own path into a scratch folder: ``ml.sources.ingest``, ``dbt
 build`` (cleaning, first occurrences, playlists of >= 3 tracks, the 70/20/10 hash split), then
@@ -34,15 +37,20 @@ from ml.datasets.next_track import NextTrackData, read_next_track_data
 from ml.evaluation.candidates import evaluate
 from ml.recommenders.base import Recommender
 from ml.recommenders.families import create
-from ml.recommenders.neighbourhood import ITEM_KNN_GRID, SESSION_KNN_GRID
 from ml.recommenders.popularity import Popularity
 from ml.recommenders.sequential_rules import SequentialRules
+from ml.serving.bundle import bundle_bytes, save_bundle, serving_latency_ms
 from ml.sources import ingest
 from ml.sources.synthetic import SyntheticSpec
+from orchestration.config import NEIGHBOURHOOD_GRID, SEQUENTIAL_RULES_GRID, WORD2VEC_GRID
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-GRIDS = {"item_knn": ITEM_KNN_GRID, "session_knn": SESSION_KNN_GRID}
+GRIDS = {
+    family: [unit for unit in WORD2VEC_GRID + SEQUENTIAL_RULES_GRID + NEIGHBOURHOOD_GRID
+             if unit["family"] == family]
+    for family in ("word2vec", "sequential_rules", "item_knn", "session_knn")
+}  # fmt: skip
 KS = (10, 100)
 
 
@@ -89,19 +97,22 @@ def candidates(n_items: int, families: list[str]) -> list[tuple[Recommender, lis
     return chosen
 
 
-def run(data: NextTrackData, repeats: int, families: list[str]) -> None:
+def run(data: NextTrackData, repeats: int, families: list[str], sample: int | None) -> None:
     n_items = len(data.catalogue)
     popular = Popularity(n_items=n_items)
     popular.fit(data.train)
+    validation = data.validation.sample(sample)
+    print(f"validation queries scored: {len(validation):,} of {len(data.validation):,}")
     print("| candidate | fit s (cpu) | eval s (cpu) | peak MiB | HR@10 | HR@100 | MRR@100 |")
     print("|---|---|---|---|---|---|---|")
+    best: dict[str, tuple[float, Recommender]] = {}
     for model, variants in candidates(n_items, families):
         reset_peak_rss()
         _, fit_wall, fit_cpu = timed(lambda model=model: model.fit(data.train), repeats)
         for variant in variants:
             scored = model.with_scoring(**variant) if variant else model
             (metrics, _), wall, cpu = timed(
-                lambda scored=scored: evaluate(scored, data.validation, popular, KS), repeats
+                lambda scored=scored: evaluate(scored, validation, popular, KS), repeats
             )
             print(
                 f"| {scored.name} | {fit_wall:.2f} ({fit_cpu:.2f}) | {wall:.2f} ({cpu:.2f}) | "
@@ -109,14 +120,27 @@ def run(data: NextTrackData, repeats: int, families: list[str]) -> None:
                 f"{metrics['hit_rate_at_100']:.4f} | {metrics['mrr_at_100']:.4f} |",
                 flush=True,
             )
+            if metrics["hit_rate_at_100"] > best.get(scored.family, (-1.0, None))[0]:
+                best[scored.family] = (metrics["hit_rate_at_100"], scored)
             reset_peak_rss()
+    print("\n| family (best variant) | bundle MB | serving ms per query (median) |")
+    print("|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for family, (_, model) in best.items():
+            folder = save_bundle(Path(tmp) / family, model, data.catalogue, {})
+            latency = serving_latency_ms(model, 200, data.test.queries.history)
+            print(f"| {model.name} | {bundle_bytes(folder) / 1e6:.1f} | {latency:.2f} |")
 
 
 def benchmark(name: str, args: argparse.Namespace) -> None:
     """One data set, in a process of its own so that its memory figures are its own."""
-    with tempfile.TemporaryDirectory() as tmp:
-        source = None if name == "synthetic" else args.yes
-        rows, data = next_track_data(source, args.playlists, Path(tmp))
+    if name == "folder":
+        data = NextTrackData.load(args.dataset_folder)
+        rows = len(data.train.items)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            source = None if name == "synthetic" else args.yes
+            rows, data = next_track_data(source, args.playlists, Path(tmp))
     print(
         f"\n## {name}: {rows:,} rows; train {len(data.train):,} playlists, "
         f"{len(data.train.items):,} tracks played, {len(data.catalogue):,} known tracks; "
@@ -124,7 +148,7 @@ def benchmark(name: str, args: argparse.Namespace) -> None:
         f"{_status_mib('VmRSS'):.0f} MiB",
         flush=True,
     )
-    run(data, args.repeats, args.families)
+    run(data, args.repeats, args.families, args.validation_sample)
 
 
 def main() -> None:
@@ -134,7 +158,11 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["synthetic", "yes_small"])
     parser.add_argument("--families", nargs="+", choices=sorted(GRIDS), default=sorted(GRIDS))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dataset-folder", type=Path, help="a saved dataset (replaces --datasets)")
+    parser.add_argument("--validation-sample", type=int, help="score this many validation queries")
     args = parser.parse_args()
+    if args.dataset_folder:
+        args.datasets = ["folder"]
     spawn = multiprocessing.get_context("spawn")
     for name in args.datasets:
         process = spawn.Process(target=benchmark, args=(name, args))
