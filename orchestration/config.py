@@ -96,6 +96,11 @@ class SelectionConfig(dg.Config):
     )
 
 
+class ServingTableConfig(dg.Config):
+    k: int = Field(default=10, ge=1, le=1_000, description="Recommendations kept per key.")
+    batch: int = Field(default=20_000, ge=1, description="Keys scored at once (memory bound).")
+
+
 def evaluation_ks(k: int) -> tuple[int, ...]:
     """10, 20 and 100 always (100 is the promotion metric's K), plus the configured K."""
     return tuple(sorted({10, 20, 100, k}))

@@ -14,6 +14,10 @@ from orchestration.assets.next_track.dataset import next_track_dataset
 from orchestration.assets.next_track.ingest import raw_playlist_events
 from orchestration.assets.next_track.registry import registered_model
 from orchestration.assets.next_track.selection import candidate_metrics, selected_model
+from orchestration.assets.next_track.serving import (
+    track_recommendations,
+    track_recommendations_dbt_tests,
+)
 from orchestration.checks import (
     registered_model_is_fresh,
     selected_model_beats_baselines,
@@ -40,11 +44,13 @@ defs = dg.Definitions(
         candidate_metrics,
         selected_model,
         registered_model,
+        track_recommendations,
     ],
     asset_checks=[
         validation_labels_known,
         selected_model_beats_baselines,
         registered_model_is_fresh,
+        track_recommendations_dbt_tests,
     ],
     jobs=[next_track_job],
     schedules=[weekly_retrain_schedule],

@@ -11,6 +11,7 @@
     missing fails the invocation early, naming the path. -#}
 {% macro register_raw_sources() %}
     {% if execute %}
+        {{ attach_serving_tables() }}
         {{ register_raw_view('playlist_events', raw_playlists_path(), 'next_track',
             "Materialize raw_playlist_events first (make run), run dbt from the repository root, "
             ~ "or set NEXT_TRACK_DATA_DIR.") }}
@@ -37,4 +38,27 @@
                 "Raw " ~ name ~ " not found at '" ~ path ~ "'. " ~ hint) }}
         {% endif %}
     {% endif %}
+{% endmacro %}
+
+{#- Precomputed recommendation tables (one DuckDB file each, written by Dagster assets) are
+    attached read-only under their own name. Before the first one is written, an empty table of
+    the same columns stands in, so `dbt build` and its tests work on a fresh machine. -#}
+{% macro attach_serving_tables() %}
+    {% set folder = env_var('NEXT_TRACK_DATA_DIR', 'data') ~ '/serving' %}
+    {% set tables = {
+        'track_recommendations': 'track_key varchar, rank integer, next_track_key varchar, '
+            ~ 'artist varchar, title varchar, score double, from_popularity boolean',
+        'user_recommendations': 'user_id varchar, rank integer, item_id varchar, '
+            ~ 'title varchar, score double, from_popularity boolean',
+    } %}
+    {% for name, columns in tables.items() %}
+        {% set path = folder ~ '/' ~ name ~ '.duckdb' %}
+        {% set found = run_query("select count(*) from glob('" ~ path ~ "')").columns[0].values()[0] %}
+        {% if found > 0 %}
+            {% do run_query("attach if not exists '" ~ path ~ "' as " ~ name ~ " (read_only)") %}
+        {% else %}
+            {% do run_query("attach if not exists ':memory:' as " ~ name) %}
+            {% do run_query("create table if not exists " ~ name ~ ".main." ~ name ~ " (" ~ columns ~ ")") %}
+        {% endif %}
+    {% endfor %}
 {% endmacro %}
