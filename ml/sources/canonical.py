@@ -57,11 +57,19 @@ class CanonicalWriter:
     """Streams payload batches into a Parquet file, numbering rows in arrival order.
 
     Writes to a temporary file and renames it over the target only on success, so a failed
-    ingest never destroys what an earlier run materialized.
+    ingest never destroys what an earlier run materialized. ``schema`` is the playlist table by
+    default; its first column is the row number.
     """
 
-    def __init__(self, output: Path, log: ProgressLog = _no_log, log_every: int = 1_000_000):
+    def __init__(
+        self,
+        output: Path,
+        log: ProgressLog = _no_log,
+        log_every: int = 1_000_000,
+        schema: pa.Schema = CANONICAL_SCHEMA,
+    ):
         self.output = output
+        self.schema = schema
         self.tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
         self.rows = 0
         self._writer: pq.ParquetWriter | None = None
@@ -73,17 +81,18 @@ class CanonicalWriter:
 
     def __enter__(self) -> CanonicalWriter:
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = pq.ParquetWriter(self.tmp, CANONICAL_SCHEMA, compression="zstd")
+        self._writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
         return self
 
     def write(self, payload: pa.Table | pa.RecordBatch) -> None:
-        """Append rows holding the four payload columns (any string-like types)."""
+        """Append rows holding the payload columns (the schema's all but the first; the
+        playlist table's take any string-like types)."""
         n = payload.num_rows
         if n == 0:
             return
         columns = [pa.array(range(self.rows, self.rows + n), pa.int64())]
-        columns += [payload.column(name).cast(pa.string()) for name in PAYLOAD_COLUMNS]
-        self._pending.append(pa.Table.from_arrays(columns, schema=CANONICAL_SCHEMA))
+        columns += [payload.column(f.name).cast(f.type) for f in list(self.schema)[1:]]
+        self._pending.append(pa.Table.from_arrays(columns, schema=self.schema))
         self._pending_rows += n
         if self._pending_rows >= ROW_GROUP_ROWS:
             self._flush()

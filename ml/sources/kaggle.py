@@ -72,13 +72,16 @@ def read_kaggle_csv(
         for batch in _stream(path, skip_malformed):
             writer.write(batch)
     except pa.ArrowInvalid as e:
-        if "UTF8" in str(e).upper():
-            line = first_undecodable_line(path)
-            raise SourceError(
-                f"{path}: line {line} is not UTF-8 text; re-encode the file as UTF-8"
-            ) from e
-        raise SourceError(f"{path}: cannot parse as CSV: {e}") from e
+        raise csv_error(path, e) from e
     report.files.append(str(path))
+
+
+def csv_error(path: Path, error: pa.ArrowInvalid) -> SourceError:
+    """pyarrow's CSV failure as a message naming the file (and the line, for bad UTF-8)."""
+    if "UTF8" in str(error).upper():
+        line = first_undecodable_line(path)
+        return SourceError(f"{path}: line {line} is not UTF-8 text; re-encode the file as UTF-8")
+    return SourceError(f"{path}: cannot parse as CSV: {error}")
 
 
 def _stream(path: Path, on_invalid_row):
