@@ -6,6 +6,12 @@
         {{ register_raw_view('playlist_events', var('raw_playlists_path'), 'next_track',
             "Materialize raw_playlist_events first (make run), run dbt from the repository root, "
             ~ "or set NEXT_TRACK_DATA_DIR.") }}
+        {% set interactions_hint = "Ingest interactions first (ml.sources.interactions."
+            ~ "ingest_interactions into $NEXT_TRACK_DATA_DIR/raw), run dbt from the repository "
+            ~ "root, or set NEXT_TRACK_DATA_DIR." %}
+        {{ register_raw_view('interactions', var('raw_interactions_path'), 'user_items',
+            interactions_hint) }}
+        {{ register_raw_view('items', var('raw_items_path'), 'user_items', interactions_hint) }}
     {% endif %}
 {% endmacro %}
 
