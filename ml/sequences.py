@@ -38,6 +38,11 @@ class Sequences:
         return cls(items.astype(np.int32, copy=False), offsets)
 
     @classmethod
+    def empty(cls, n: int) -> Sequences:
+        """``n`` empty sequences."""
+        return cls(np.empty(0, dtype=np.int32), np.zeros(n + 1, dtype=np.int64))
+
+    @classmethod
     def from_lengths(cls, items: np.ndarray, lengths: np.ndarray) -> Sequences:
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])

@@ -31,13 +31,17 @@ Log = Callable[[str], None]
 PARAMS_FILE = "recommender.json"
 
 
-def scoring(default: Any, **constraints: Any) -> Any:
+def ranking_only(default: Any, **constraints: Any) -> Any:
     """A hyperparameter that changes ranking only, not what ``fit`` learns."""
     return Field(default=default, json_schema_extra={"scoring": True}, **constraints)
 
 
 def _no_log(_: str) -> None:
     return None
+
+
+class CannotFit(ValueError):
+    """A family that cannot learn anything from this train split; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -74,11 +78,12 @@ class TopK:
 
 
 class Recommender(ABC):
-    """Subclasses set ``family`` and ``Params`` (a pydantic dataclass with a ``name``)."""
+    """Subclasses set ``family`` and ``Params``: a pydantic dataclass with ``name`` (every
+    hyperparameter) and ``fit_name`` (only those ``fit`` uses: names the fitted model)."""
 
     family: ClassVar[str]
     Params: ClassVar[type]
-    batch_size: ClassVar[int] = 512  # queries scored at once: bounds memory to batch x items
+    score_cells_per_batch: ClassVar[int] = 1 << 25  # ~128 MiB of float32 scores at a time
 
     def __init__(self, params: Any, n_items: int):
         if not isinstance(params, self.Params):
@@ -89,6 +94,16 @@ class Recommender(ABC):
     @property
     def name(self) -> str:
         return f"{self.family}:{self.params.name}"
+
+    @property
+    def batch_size(self) -> int:
+        """Queries scored at once, so that a batch x items score block stays bounded."""
+        return int(np.clip(self.score_cells_per_batch // max(self.n_items, 1), 16, 2048))
+
+    @property
+    def excludes_heard(self) -> bool:
+        """Whether heard items are left out (every family but the tutorial's setup)."""
+        return True
 
     @abstractmethod
     def fit(self, train: Sequences, log: Log = _no_log) -> None:
@@ -105,10 +120,11 @@ class Recommender(ABC):
         for start in range(0, len(queries), self.batch_size):
             batch = queries.slice(start, min(start + self.batch_size, len(queries)))
             scores = self.score(batch)
+            heard = batch.history if self.excludes_heard else Sequences.empty(len(batch))
             if sp.issparse(scores):
-                parts.append(TopK(*top_k_sparse(sp.csr_matrix(scores), k, batch.history)))
+                parts.append(TopK(*top_k_sparse(sp.csr_matrix(scores), k, heard)))
             else:
-                parts.append(TopK(*top_k_dense(scores, k, batch.history)))
+                parts.append(TopK(*top_k_dense(scores, k, heard)))
         return TopK.concatenate(parts, k)
 
     def with_scoring(self, **changes: Any) -> Recommender:

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from ml.recommenders.base import PARAMS_FILE, Recommender, parse_params
+from ml.recommenders.hybrid import Hybrid
 from ml.recommenders.popularity import Popularity
 from ml.recommenders.sequential_rules import SequentialRules
+from ml.recommenders.word2vec import Word2Vec
 
 FAMILIES: dict[str, type[Recommender]] = {
-    family.family: family for family in (Popularity, SequentialRules)
+    family.family: family for family in (Popularity, SequentialRules, Word2Vec, Hybrid)
 }
 
 

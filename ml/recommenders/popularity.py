@@ -15,6 +15,10 @@ from ml.sequences import UNKNOWN, Sequences
 @dataclass(frozen=True)
 class PopularityParams:
     @property
+    def fit_name(self) -> str:
+        return "count"
+
+    @property
     def name(self) -> str:
         return "count"
 

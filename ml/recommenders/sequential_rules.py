@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from ml.recommenders.base import Log, Queries, Recommender, _no_log, scoring
+from ml.recommenders.base import Log, Queries, Recommender, _no_log, ranking_only
 from ml.recommenders.sparse import keep_top_per_row, recency_weighted_queries
 from ml.sequences import Sequences
 
@@ -26,9 +26,13 @@ from ml.sequences import Sequences
 class SequentialRulesParams:
     max_distance: Annotated[int, Field(ge=1, le=100)] = 10
     keep_per_item: Annotated[int, Field(ge=1)] = 500  # rules kept per source track (memory)
-    last_n: int = scoring(1, ge=1, le=100)
-    recency_decay: float = scoring(0.7, gt=0.0, le=1.0)
-    skip_unknown: bool = scoring(True)  # False: an unknown last track is not backed off
+    last_n: int = ranking_only(1, ge=1, le=100)
+    recency_decay: float = ranking_only(0.7, gt=0.0, le=1.0)
+    skip_unknown: bool = ranking_only(True)  # False: an unknown last track is not backed off
+
+    @property
+    def fit_name(self) -> str:
+        return f"w{self.max_distance}_keep{self.keep_per_item}"
 
     @property
     def name(self) -> str:

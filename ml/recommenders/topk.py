@@ -85,3 +85,37 @@ def _top_k_columns(block: np.ndarray, k: int) -> np.ndarray:
         values = row[candidates]
         top[r] = candidates[np.argpartition(values, len(values) - k)[len(values) - k :]]
     return top
+
+
+def normalise_rows(scores: np.ndarray) -> np.ndarray:
+    """Each row's finite scores mapped to [0, 1] (min-max within the row); -inf stays -inf.
+    Scores of different families then add up on one scale, per query."""
+    finite = np.isfinite(scores)
+    low = np.where(finite, scores, np.inf).min(axis=1, keepdims=True)
+    high = np.where(finite, scores, -np.inf).max(axis=1, keepdims=True)
+    span = np.where(high > low, high - low, 1.0)
+    return np.where(finite, (scores - np.where(np.isfinite(low), low, 0.0)) / span, -np.inf)
+
+
+def combine(
+    ids: list[np.ndarray], scores: list[np.ndarray], weights: list[float], n_items: int
+) -> sp.csr_matrix:
+    """queries x items: the weighted sum of several candidate lists per query (an item missing
+    from a list adds 0). ``scores`` are expected per-row normalised (``normalise_rows``)."""
+    n = len(ids[0])
+    rows = np.concatenate([np.repeat(np.arange(n, dtype=np.int64), i.shape[1]) for i in ids])
+    items = np.concatenate([i.reshape(-1) for i in ids]).astype(np.int64)
+    values = np.concatenate(
+        [
+            w * np.where(np.isfinite(s), s, 0.0).reshape(-1)
+            for w, s in zip(weights, scores, strict=True)
+        ]
+    )
+    keep = items != UNKNOWN
+    combined = sp.csr_matrix(
+        (values[keep].astype(np.float32), (rows[keep], items[keep])), shape=(n, n_items)
+    )
+    combined.sum_duplicates()
+    # Every candidate stays eligible, even with a zero sum, so lists stay as full as they were.
+    combined.data += np.float32(1e-6)
+    return combined

@@ -1,0 +1,139 @@
+"""The next-track dataset: playlist_splits and dim_tracks read once, encoded with the train
+split's catalogue (tracks first seen in train order), and saved as memory-mappable arrays.
+
+Validation and test queries are all tracks of a playlist but the last; the label is the last.
+A track that never occurs in train gets id -1: it still counts as heard, and as a label it is a
+miss for every model (the denominator of every metric includes it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ml.catalogue import Catalogue
+from ml.datasets.evaluation_split import EvaluationSplit
+from ml.recommenders.base import Queries
+from ml.sequences import Sequences
+from ml.warehouse import read_only
+
+SUMMARY_FILE = "dataset.json"
+
+
+@dataclass(frozen=True)
+class NextTrackData:
+    catalogue: Catalogue
+    train: Sequences
+    validation: EvaluationSplit
+    test: EvaluationSplit
+    fingerprint: str  # sha256 of everything the models see: same fingerprint, same input
+
+    def summary(self) -> dict:
+        unknown = {
+            split.name: float((split.labels.items < 0).mean()) if len(split) else 0.0
+            for split in (self.validation, self.test)
+        }
+        return {
+            "fingerprint": self.fingerprint,
+            "tracks": len(self.catalogue),
+            "train_playlists": len(self.train),
+            "train_rows": len(self.train.items),
+            "validation_queries": len(self.validation),
+            "test_queries": len(self.test),
+            "validation_labels_unknown_share": unknown["validation"],
+            "test_labels_unknown_share": unknown["test"],
+            "longest_train_playlist": int(self.train.lengths.max(initial=0)),
+        }
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.catalogue.save(folder)
+        self.train.save(folder, "train")
+        self.validation.save(folder)
+        self.test.save(folder)
+        (folder / SUMMARY_FILE).write_text(json.dumps(self.summary(), indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> NextTrackData:
+        summary = json.loads((folder / SUMMARY_FILE).read_text(encoding="utf-8"))
+        return cls(
+            Catalogue.load(folder),
+            Sequences.load(folder, "train"),
+            EvaluationSplit.load(folder, "validation"),
+            EvaluationSplit.load(folder, "test"),
+            summary["fingerprint"],
+        )
+
+
+def read_next_track_data(warehouse: Path) -> NextTrackData:
+    """Encode the warehouse's split (playlists in source order: first_row_id)."""
+    with read_only(warehouse) as connection:
+        splits = connection.sql(
+            "select split, tracks, query, label from playlist_splits order by first_row_id"
+        ).to_arrow_table()
+        tracks = connection.sql("select track_key, artist, title from dim_tracks").to_arrow_table()
+    split = splits.column("split")
+    train_lists = splits.filter(pc.equal(split, "train")).column("tracks").combine_chunks()
+    flat = pc.list_flatten(train_lists)
+    encoded = pc.dictionary_encode(flat)
+    keys = encoded.dictionary
+    train = Sequences.from_lengths(
+        encoded.indices.to_numpy().astype(np.int32),
+        pc.list_value_length(train_lists).to_numpy().astype(np.int64),
+    )
+    catalogue = _catalogue(keys, train, tracks)
+    validation = _evaluation_split("validation", splits, catalogue)
+    test = _evaluation_split("test", splits, catalogue)
+    return NextTrackData(
+        catalogue, train, validation, test, _fingerprint(keys, train, validation, test)
+    )
+
+
+def _catalogue(keys: pa.Array, train: Sequences, tracks: pa.Table) -> Catalogue:
+    row = pc.index_in(keys, value_set=tracks.column("track_key").combine_chunks())
+    names = tracks.take(row)
+    counts = np.bincount(train.items, minlength=len(keys)).astype(np.int64)
+    return Catalogue(
+        pa.table(
+            {
+                "key": keys,
+                "artist": names.column("artist"),
+                "title": names.column("title"),
+                "train_count": counts,
+            }
+        )
+    )
+
+
+def _evaluation_split(name: str, splits: pa.Table, catalogue: Catalogue) -> EvaluationSplit:
+    rows = splits.filter(pc.equal(splits.column("split"), name))
+    queries = rows.column("query").combine_chunks()
+    history = Sequences.from_lengths(
+        catalogue.ids_of(pc.list_flatten(queries)),
+        pc.list_value_length(queries).to_numpy().astype(np.int64),
+    )
+    labels = catalogue.ids_of(rows.column("label").combine_chunks())
+    label_sequences = Sequences.from_lengths(labels, np.ones(len(labels), dtype=np.int64))
+    return EvaluationSplit(name, Queries(history), label_sequences)
+
+
+def _fingerprint(keys: pa.Array, *parts: Sequences | EvaluationSplit) -> str:
+    digest = hashlib.sha256()
+    for buffer in keys.buffers():
+        if buffer is not None:
+            digest.update(buffer)
+    for part in parts:
+        arrays = (
+            [part.items, part.offsets]
+            if isinstance(part, Sequences)
+            else [part.queries.history.items, part.queries.history.offsets, part.labels.items]
+        )
+        for array in arrays:
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]

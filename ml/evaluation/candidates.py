@@ -1,0 +1,136 @@
+"""Candidates: one unit of work per family x fit hyperparameters, evaluated with every scoring
+variant on a validation split. Plain Python: Dagster runs each unit as its own step.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from ml.datasets.evaluation_split import EvaluationSplit
+from ml.evaluation.metrics import DEFAULT_KS, ranking_metrics, standard_error
+from ml.recommenders.base import Log, Recommender, TopK, _no_log, parse_params, scoring_fields
+from ml.recommenders.families import family_class, load_recommender
+from ml.recommenders.popularity import Popularity
+from ml.sequences import Sequences
+
+
+@dataclass(frozen=True)
+class CandidateSpec:
+    """A family, its fit hyperparameters, and the scoring variants to try on the fitted model."""
+
+    family: str
+    params: dict[str, Any] = field(default_factory=dict)
+    variants: list[dict[str, Any]] = field(default_factory=lambda: [{}])
+    baseline: bool = False
+
+    def recommender(self, n_items: int) -> Recommender:
+        cls = family_class(self.family)
+        return cls(parse_params(cls.Params, self.params), n_items)
+
+    def validate(self) -> None:
+        """Refuse bad hyperparameters before any work, naming the field."""
+        cls = family_class(self.family)
+        base = parse_params(cls.Params, self.params)
+        allowed = scoring_fields(cls.Params)
+        for variant in self.variants:
+            extra = set(variant) - allowed
+            if extra:
+                raise ValueError(
+                    f"{self.family}: variants may only set {sorted(allowed)}, not {sorted(extra)}"
+                )
+            parse_params(cls.Params, {**TypeAdapter(cls.Params).dump_python(base), **variant})
+
+    @property
+    def unit_name(self) -> str:
+        """Names the fitted model (shared by its variants); safe as a Dagster mapping key."""
+        params = parse_params(family_class(self.family).Params, self.params)
+        prefix = "baseline__" if self.baseline else ""
+        return re.sub(r"[^A-Za-z0-9_]", "_", f"{prefix}{self.family}__{params.fit_name}")
+
+
+@dataclass
+class CandidateResult:
+    """One row of the validation table."""
+
+    name: str  # family:params
+    family: str
+    unit: str
+    params: dict[str, Any]  # every hyperparameter, scoring variant included
+    variant: dict[str, Any]
+    model_dir: str
+    metrics: dict[str, float]
+    fit_seconds: float
+    eval_seconds: float
+    baseline: bool = False
+    facts: dict[str, float] = field(default_factory=dict)  # vocabulary size, rules...
+
+    def score(self, k: int) -> tuple[float, float]:
+        return self.metrics[f"hit_rate_at_{k}"], self.metrics[f"mrr_at_{k}"]
+
+    def load(self) -> Recommender:
+        model = load_recommender(Path(self.model_dir))
+        return model.with_scoring(**self.variant) if self.variant else model
+
+
+def evaluate(
+    recommender: Recommender,
+    split: EvaluationSplit,
+    popularity: Popularity,
+    ks: tuple[int, ...] = DEFAULT_KS,
+) -> tuple[dict[str, float], TopK]:
+    """Metrics of ``recommender`` on ``split``, its lists filled from popularity as served."""
+    top = recommender.top_k(split.queries, max(ks))
+    filled, was_filled = popularity.fill(top, split.queries)
+    metrics = ranking_metrics(filled.ids, split.labels, popularity.n_items, ks)
+    metrics["filled_share"] = float(was_filled.mean())
+    for k in ks:
+        metrics[f"hit_rate_at_{k}_stderr"] = standard_error(metrics[f"hit_rate_at_{k}"], len(split))
+    return metrics, filled
+
+
+def run_candidate(
+    spec: CandidateSpec,
+    train: Sequences,
+    validation: EvaluationSplit,
+    popularity: Popularity,
+    out_dir: Path,
+    ks: tuple[int, ...] = DEFAULT_KS,
+    log: Log = _no_log,
+) -> list[CandidateResult]:
+    """Fit once, save, evaluate every variant. Raises ``CannotFit`` when the family cannot."""
+    recommender = spec.recommender(popularity.n_items)
+    started = time.perf_counter()
+    recommender.fit(train, log)
+    fit_seconds = time.perf_counter() - started
+    model_dir = out_dir / spec.unit_name
+    recommender.save(model_dir)
+    facts = {k: v for k, v in getattr(recommender, "training", {}).items() if isinstance(v, float)}
+    results = []
+    for variant in spec.variants:
+        model = recommender.with_scoring(**variant) if variant else recommender
+        started = time.perf_counter()
+        metrics, _ = evaluate(model, validation, popularity, ks)
+        seconds = time.perf_counter() - started
+        log(f"{model.name}: hit rate@{max(ks)} {metrics[f'hit_rate_at_{max(ks)}']:.4f}")
+        results.append(
+            CandidateResult(
+                name=model.name,
+                family=spec.family,
+                unit=spec.unit_name,
+                params=TypeAdapter(type(model.params)).dump_python(model.params, mode="json"),
+                variant=dict(variant),
+                model_dir=str(model_dir),
+                metrics=metrics,
+                fit_seconds=fit_seconds,
+                eval_seconds=seconds,
+                baseline=spec.baseline,
+                facts=facts,
+            )
+        )
+    return results

@@ -1,0 +1,100 @@
+"""What people read: the validation table and the hit rate@K plot (files, for MLflow and the
+Dagster UI alike)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ml.evaluation.candidates import CandidateResult
+
+
+def table_columns(k: int) -> list[str]:
+    ks = sorted({10, 20, 100, k})
+    return [f"hit_rate_at_{x}" for x in ks] + [f"mrr_at_{k}", f"ndcg_at_{k}", f"coverage_at_{k}"]
+
+
+def table_rows(results: list[CandidateResult], k: int, selected: str | None) -> list[dict]:
+    """One flat row per candidate: family, name, metrics, seconds, and the selection mark."""
+    rows = []
+    for result in results:
+        row = {
+            "candidate": result.name,
+            "family": result.family,
+            "role": "baseline"
+            if result.baseline
+            else ("selected" if result.name == selected else "candidate"),
+        }
+        row.update({c: result.metrics[c] for c in table_columns(k) if c in result.metrics})
+        row[f"hit_rate_at_{k}_stderr"] = result.metrics.get(f"hit_rate_at_{k}_stderr", np.nan)
+        row["queries"] = result.metrics["queries"]
+        row["fit_seconds"] = result.fit_seconds
+        row["eval_seconds"] = result.eval_seconds
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column, "")
+            if isinstance(value, float):
+                cells.append(f"{value:.1f}" if column.endswith("seconds") else f"{value:.4f}")
+            else:
+                text = str(value)
+                cells.append(f"**{text}**" if row.get("role") == "selected" else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_hit_rate_curves(curves: dict[str, np.ndarray], path: Path, title: str) -> Path:
+    """Hit rate at K = 1..len(curve) for a few models, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for name, curve in curves.items():
+        axis.plot(np.arange(1, len(curve) + 1), curve, label=name)
+    axis.set_xlabel("K")
+    axis.set_ylabel("hit rate@K")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def plot_validation_bars(rows: list[dict], metric: str, path: Path) -> Path:
+    """Every candidate's validation ``metric`` as a horizontal bar; baselines grey, the selected
+    one highlighted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"baseline": "#999999", "selected": "#d9534f", "candidate": "#4f7cac"}
+    figure, axis = plt.subplots(figsize=(9, 0.3 * len(rows) + 1.2))
+    axis.barh(
+        [r["candidate"] for r in rows],
+        [r[metric] for r in rows],
+        color=[colours[r["role"]] for r in rows],
+    )
+    axis.invert_yaxis()
+    axis.set_xlabel(f"validation {metric}")
+    axis.tick_params(axis="y", labelsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return path

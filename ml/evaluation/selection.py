@@ -1,0 +1,81 @@
+"""Choosing among candidates on validation: the best of each family, their hybrid, the winner,
+and the gate it must pass (beat every baseline)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import TypeAdapter
+
+from ml.datasets.evaluation_split import EvaluationSplit
+from ml.evaluation.candidates import CandidateResult, evaluate
+from ml.recommenders.hybrid import Hybrid, search_weights
+from ml.recommenders.popularity import Popularity
+
+
+def ranked(results: list[CandidateResult], k: int) -> list[CandidateResult]:
+    """Best first: hit rate@k, then MRR@k, then name (so equal figures order the same way)."""
+    return sorted(results, key=lambda r: (-r.score(k)[0], -r.score(k)[1], r.name))
+
+
+def best_per_family(results: list[CandidateResult], k: int) -> list[CandidateResult]:
+    best: dict[str, CandidateResult] = {}
+    for result in ranked([r for r in results if not r.baseline], k):
+        best.setdefault(result.family, result)
+    return list(best.values())
+
+
+def build_hybrid(
+    components: list[CandidateResult],
+    validation: EvaluationSplit,
+    popularity: Popularity,
+    out_dir: Path,
+    k: int,
+    depth: int = 200,
+) -> CandidateResult | None:
+    """Weights over the best candidate of each family, searched on ``validation``; None when
+    fewer than two families have a candidate."""
+    if len(components) < 2:
+        return None
+    started = time.perf_counter()
+    models = [c.load() for c in components]
+    lists = [m.top_k(validation.queries, max(depth, k)) for m in models]
+    weights, _ = search_weights(lists, validation.labels, popularity.n_items, k)
+    hybrid = Hybrid.of(models, weights, max(depth, k))
+    fit_seconds = time.perf_counter() - started
+    model_dir = out_dir / "hybrid"
+    hybrid.save(model_dir)
+    started = time.perf_counter()
+    metrics, _ = evaluate(hybrid, validation, popularity)
+    return CandidateResult(
+        name=hybrid.name,
+        family=Hybrid.family,
+        unit="hybrid",
+        params=TypeAdapter(Hybrid.Params).dump_python(hybrid.params, mode="json"),
+        variant={},
+        model_dir=str(model_dir),
+        metrics=metrics,
+        fit_seconds=fit_seconds + sum(c.fit_seconds for c in components),
+        eval_seconds=time.perf_counter() - started,
+    )
+
+
+@dataclass(frozen=True)
+class Gate:
+    passed: bool
+    description: str
+
+
+def beats_baselines(selected: CandidateResult, baselines: list[CandidateResult], k: int) -> Gate:
+    """The selected model must be strictly better than every baseline on hit rate@k."""
+    mine = selected.score(k)[0]
+    lines = [f"{selected.name} hit rate@{k} {mine:.4f}"]
+    passed = True
+    for baseline in baselines:
+        theirs = baseline.score(k)[0]
+        passed &= mine > theirs
+        verdict = "beats" if mine > theirs else "does NOT beat"
+        lines.append(f"{verdict} {baseline.name} ({theirs:.4f})")
+    return Gate(passed, "; ".join(lines))

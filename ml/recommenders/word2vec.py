@@ -1,0 +1,233 @@
+"""Word2Vec track embeddings ("prod2vec"), the product's core family, with two scorings.
+
+gensim learns an input vector per track and, with negative sampling, an output (context)
+vector (``syn1neg``). ``in_in`` ranks by cosine between input vectors, as the reference tutorial
+did; ``in_out`` scores candidates by the dot product of the query's input vectors with their
+output vectors: for skip-gram that is the logit the model was trained to push up for a track
+that follows, for CBOW the logit of the centre given its context. A query is the last
+``last_n`` known tracks weighted ``recency_decay**age``.
+
+Training reads a corpus file (one playlist per line, item ids as tokens: names never meet
+gensim's whitespace tokenizer), so it scales with ``workers`` threads; results repeat exactly
+only with ``workers=1`` and a fixed seed, the default. gensim trains at most 10,000 tokens of a
+sentence at once: longer playlists are cut into windows that overlap by ``window`` tracks, so no
+pair of neighbouring tracks is lost; the cut is counted.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import gensim
+import numpy as np
+from gensim.models import Word2Vec as GensimWord2Vec
+from gensim.models.callbacks import CallbackAny2Vec
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from ml.recommenders.base import CannotFit, Log, Queries, Recommender, _no_log, ranking_only
+from ml.sequences import UNKNOWN, Sequences
+
+MAX_SENTENCE = 10_000  # gensim's MAX_WORDS_IN_BATCH: the longest sentence it trains whole
+
+
+@dataclass(frozen=True)
+class Word2VecParams:
+    """gensim's names; the defaults are the reference tutorial's configuration."""
+
+    vector_size: Annotated[int, Field(ge=2, le=1024)] = 48
+    window: Annotated[int, Field(ge=1, le=100)] = 10
+    min_count: Annotated[int, Field(ge=1)] = 3
+    epochs: Annotated[int, Field(ge=1, le=500)] = 30
+    ns_exponent: Annotated[float, Field(ge=-2.0, le=2.0)] = 0.75
+    sg: Annotated[int, Field(ge=0, le=1)] = 0  # 1 skip-gram, 0 CBOW
+    negative: Annotated[int, Field(ge=1, le=50)] = 5
+    sample: Annotated[float, Field(ge=0.0, lt=1.0)] = 1e-3
+    alpha: Annotated[float, Field(gt=0.0, le=1.0)] = 0.025
+    seed: int = 42
+    workers: Annotated[int, Field(ge=1, le=64)] = 1  # > 1 is faster but not repeatable
+    scoring: Literal["in_in", "in_out"] = ranking_only("in_in")
+    last_n: int = ranking_only(1, ge=1, le=100)
+    recency_decay: float = ranking_only(0.7, gt=0.0, le=1.0)
+    skip_unknown: bool = ranking_only(True)  # back off past tracks the model does not know
+    unknown: Literal["popular", "random"] = ranking_only("popular")  # nothing known: fill or guess
+    exclude_heard: bool = ranking_only(True)
+
+    @property
+    def fit_name(self) -> str:
+        return (
+            f"{'sg' if self.sg else 'cbow'}_d{self.vector_size}_w{self.window}_mc{self.min_count}"
+            f"_e{self.epochs}_ns{self.ns_exponent:g}_s{self.sample:g}"
+        )
+
+    @property
+    def name(self) -> str:
+        query = f"last{self.last_n}" + (f"_d{self.recency_decay:g}" if self.last_n > 1 else "")
+        flags = ("" if self.skip_unknown else "_strict") + (
+            "_random" if self.unknown == "random" else ""
+        )
+        flags += "" if self.exclude_heard else "_keep_heard"
+        return f"{self.fit_name}+{self.scoring}_{query}{flags}"
+
+
+# The reference tutorial: CBOW with its hyperparameters, the last track only, a random guess when
+# that track is unknown, heard tracks not excluded.
+TUTORIAL = Word2VecParams(
+    scoring="in_in", last_n=1, skip_unknown=False, unknown="random", exclude_heard=False
+)
+
+
+class Word2Vec(Recommender):
+    family = "word2vec"
+    Params = Word2VecParams
+
+    def __init__(self, params: Word2VecParams, n_items: int):
+        super().__init__(params, n_items)
+        self.input_vectors = np.zeros((n_items, params.vector_size), dtype=np.float32)
+        self.output_vectors = np.zeros((n_items, params.vector_size), dtype=np.float32)
+        self.known = np.zeros(n_items, dtype=bool)
+        self.training: dict[str, float] = {}
+
+    @property
+    def excludes_heard(self) -> bool:
+        return self.params.exclude_heard
+
+    def fit(self, train: Sequences, log: Log = _no_log) -> None:
+        with tempfile.TemporaryDirectory(prefix="word2vec-") as folder:
+            corpus = Path(folder) / "corpus.txt"
+            windows = write_corpus(train, corpus, self.params.window)
+            self.fit_corpus_file(corpus, log)
+        self.training["playlists_split_for_gensim"] = windows
+
+    def fit_corpus_file(self, corpus: Path, log: Log = _no_log) -> None:
+        """Train on a corpus file written by ``write_corpus`` (item ids as tokens)."""
+        p = self.params
+        model = GensimWord2Vec(
+            vector_size=p.vector_size,
+            window=p.window,
+            min_count=p.min_count,
+            ns_exponent=p.ns_exponent,
+            sg=p.sg,
+            negative=p.negative,
+            sample=p.sample,
+            alpha=p.alpha,
+            seed=p.seed,
+            workers=p.workers,
+        )
+        started = time.perf_counter()
+        model.build_vocab(corpus_file=str(corpus))
+        if len(model.wv) == 0:
+            raise CannotFit(
+                f"{self.name}: no track occurs min_count={p.min_count} times in the train split; "
+                "lower min_count or add data"
+            )
+        model.train(
+            corpus_file=str(corpus),
+            total_words=model.corpus_total_words,
+            epochs=p.epochs,
+            callbacks=[_EpochLog(self.name, p.epochs, log)],
+        )
+        seconds = time.perf_counter() - started
+        ids = np.array([int(token) for token in model.wv.index_to_key], dtype=np.int64)
+        self.input_vectors[ids] = model.wv.vectors
+        self.output_vectors[ids] = model.syn1neg
+        self.known[ids] = True
+        self.training = {
+            "train_seconds": seconds,
+            "words_per_second": model.corpus_total_words * p.epochs / seconds if seconds else 0.0,
+            "corpus_words": float(model.corpus_total_words),
+            "vocabulary_size": float(len(ids)),
+            "gensim_version": gensim.__version__,
+        }
+
+    def score(self, queries: Queries) -> np.ndarray:
+        p = self.params
+        history = queries.history
+        if p.skip_unknown:
+            known = np.where(self._knows(history.items), history.items, UNKNOWN)
+            history = Sequences(known, history.offsets).known()
+        recent = history.last(p.last_n)
+        weights = (p.recency_decay ** recent.age_of_each_item()).astype(np.float32)
+        usable = self._knows(recent.items)
+        vectors = self.unit_inputs if p.scoring == "in_in" else self.input_vectors
+        query = np.zeros((len(queries), p.vector_size), dtype=np.float32)
+        np.add.at(
+            query,
+            recent.row_of_each_item()[usable],
+            weights[usable, None] * vectors[recent.items[usable]],
+        )
+        candidates = self.unit_inputs if p.scoring == "in_in" else self.output_vectors
+        scores = query @ candidates.T
+        scores[:, ~self.known] = -np.inf
+        nothing_known = ~np.bincount(
+            recent.row_of_each_item()[usable], minlength=len(queries)
+        ).astype(bool)
+        if nothing_known.any():
+            if p.unknown == "random":
+                # The tutorial's guess, seeded so that it repeats.
+                rng = np.random.default_rng([p.seed, len(queries), int(history.offsets[-1])])
+                guess = rng.random((int(nothing_known.sum()), self.n_items), dtype=np.float32)
+                guess[:, ~self.known] = -np.inf
+                scores[nothing_known] = guess
+            else:
+                scores[nothing_known] = -np.inf  # left to the popularity fill
+        return scores
+
+    def _knows(self, items: np.ndarray) -> np.ndarray:
+        return (items != UNKNOWN) & self.known[np.maximum(items, 0)]
+
+    @property
+    def unit_inputs(self) -> np.ndarray:
+        if not hasattr(self, "_unit_inputs"):
+            norms = np.linalg.norm(self.input_vectors, axis=1, keepdims=True)
+            self._unit_inputs = self.input_vectors / np.where(norms == 0, 1, norms)
+        return self._unit_inputs
+
+    def save_state(self, folder: Path) -> None:
+        ids = np.flatnonzero(self.known)
+        np.save(folder / "item_ids.npy", ids)
+        np.save(folder / "input_vectors.npy", self.input_vectors[ids])
+        np.save(folder / "output_vectors.npy", self.output_vectors[ids])
+
+    def load_state(self, folder: Path) -> None:
+        ids = np.load(folder / "item_ids.npy")
+        self.known[ids] = True
+        self.input_vectors[ids] = np.load(folder / "input_vectors.npy")
+        self.output_vectors[ids] = np.load(folder / "output_vectors.npy")
+
+
+def write_corpus(train: Sequences, path: Path, window: int) -> int:
+    """One line per playlist, item ids as tokens; a playlist longer than gensim trains at once is
+    cut into windows overlapping by ``window`` tracks. Returns how many playlists were cut."""
+    tokens = train.items.astype(str)
+    step = MAX_SENTENCE - window
+    cut = 0
+    with path.open("w", encoding="ascii") as out:
+        for start, stop in zip(train.offsets[:-1], train.offsets[1:], strict=True):
+            if stop - start > MAX_SENTENCE:
+                cut += 1
+            for begin in range(start, max(stop - window, start + 1), step):
+                out.write(" ".join(tokens[begin : min(begin + MAX_SENTENCE, stop)]))
+                out.write("\n")
+    return cut
+
+
+class _EpochLog(CallbackAny2Vec):
+    """A line every ~20% of the epochs, with the time left at the current pace."""
+
+    def __init__(self, name: str, epochs: int, log: Log):
+        self.name, self.epochs, self.log, self.epoch = name, epochs, log, 0
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, model) -> None:
+        self.epoch += 1
+        if self.epoch == self.epochs or self.epoch % max(1, self.epochs // 5) == 0:
+            seconds = time.perf_counter() - self.started
+            left = seconds / self.epoch * (self.epochs - self.epoch)
+            self.log(
+                f"{self.name}: epoch {self.epoch}/{self.epochs}, {seconds:.1f} s, "
+                f"~{left:.0f} s left"
+            )
