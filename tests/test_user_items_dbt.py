@@ -6,10 +6,12 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ml.datasets.user_items import UserItemsFold, read_user_items_data
 from ml.sources import ingest
 from ml.sources.interactions import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, ingest_interactions
 from ml.sources.synthetic import SyntheticSpec
@@ -217,3 +219,45 @@ def test_plain_dbt_build_needs_no_interaction_data(tmp_path):
     missing = dbt_build(tmp_path, *USER_ITEMS)
     assert missing.returncode != 0
     assert f"Raw interactions not found at '{tmp_path}/raw/interactions.parquet'" in missing.stdout
+
+
+def test_folds_encode_the_split_for_the_models(movielens_warehouse, tmp_path):
+    data = read_user_items_data(movielens_warehouse / "warehouse.duckdb")
+    stats = dict(
+        zip(
+            [r[0] for r in query(movielens_warehouse, "describe interaction_stats")],
+            query(movielens_warehouse, "select * from interaction_stats")[0],
+            strict=True,
+        )
+    )
+    fold = data.validation
+    assert (len(fold.train.items), fold.n_items, len(fold.users)) == (
+        stats["train_rows"],
+        stats["train_items"],
+        stats["train_users"],
+    )
+    assert len(fold.evaluation) == stats["validation_users"]
+    assert len(fold.evaluation.labels.items) == stats["validation_labels"]
+    test = data.test
+    assert len(test.train.items) == stats["train_rows"] + stats["validation_rows"]
+    assert len(test.evaluation.labels.items) == stats["test_labels"]
+    for f in (fold, test):
+        assert (f.evaluation.labels.items >= 0).all() and (f.evaluation.queries.users >= 0).all()
+    # a test query: the user's train + validation items in time order, labels its test items
+    user = test.query_user_ids()[0]
+    keys = test.catalogue.key_list()
+    history = test.evaluation.queries.history[0]
+    assert [keys[i] for i in history] == [
+        item
+        for (item,) in query(
+            movielens_warehouse,
+            f"select item_id from interaction_splits where user_id = '{user}'"
+            " and split != 'test' order by timestamp, row_id",
+        )
+    ]
+    assert np.array_equal(test.train[test.evaluation.queries.users[0]], history)
+    assert test.train_times.shape == test.train.items.shape
+    test.save(tmp_path / "fold")
+    loaded = UserItemsFold.load(tmp_path / "fold")
+    assert loaded.fingerprint == test.fingerprint and loaded.users == test.users
+    assert np.array_equal(loaded.evaluation.labels.items, test.evaluation.labels.items)
