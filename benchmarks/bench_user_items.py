@@ -47,6 +47,8 @@ CANDIDATES: list[tuple[str, dict[str, Any]]] = [
     *[("two_tower", {**TUNED, "half_life_days": days}) for days in (7.0, 10.0, 14.0)],
     ("two_tower", {**TUNED, "half_life_days": 14.0, "embedding_dim": 32}),
     ("two_tower", {**TUNED, "half_life_days": 14.0, "loss": "bpr"}),
+    ("two_tower", {**TUNED, "item_features": True}),
+    ("two_tower", {**TUNED, "item_features": True, "half_life_days": 7.0}),
 ]
 COLUMNS = ["ndcg_at_10", "hit_rate_at_10", "recall_at_10", "coverage_at_10"]
 

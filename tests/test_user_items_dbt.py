@@ -257,6 +257,14 @@ def test_folds_encode_the_split_for_the_models(movielens_warehouse, tmp_path):
     ]
     assert np.array_equal(test.train[test.evaluation.queries.users[0]], history)
     assert test.train_times.shape == test.train.items.shape
+    features, names = test.item_features()
+    toy_story = test.catalogue.key_list().index("1")
+    assert [names[j] for j in features[toy_story].indices] == [
+        "decade:1990s",
+        "genre:Animation",
+        "genre:Children's",
+        "genre:Comedy",
+    ]
     test.save(tmp_path / "fold")
     loaded = UserItemsFold.load(tmp_path / "fold")
     assert loaded.fingerprint == test.fingerprint and loaded.users == test.users

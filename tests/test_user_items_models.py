@@ -3,6 +3,7 @@ save/load round trip of both."""
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.recommenders.base import CannotFit, Queries
@@ -95,6 +96,18 @@ def test_two_tower_early_stopping_keeps_the_best_epoch_for_the_refit():
     model.fit(train, validation=validation)
     assert model.training["best_epoch"] == 1.0 and model.training["epochs_run"] == 3.0
     assert model.refit_params().epochs == 1
+
+
+def test_two_tower_item_features_join_the_item_tower():
+    train, answers = two_groups()
+    group = np.repeat([0, 1], 5)
+    features = sp.csr_matrix((np.ones(10), (np.arange(10), group)), shape=(10, 2))
+    model = TwoTower(TwoTowerParams(**{**FAST, "epochs": 80}, item_features=True), n_items=10)
+    with pytest.raises(ValueError, match="item_features needs an items x features matrix"):
+        model.fit(train)
+    model.fit(train, item_features=features)
+    assert (model.top_k(Queries(train, np.arange(len(train))), 1).ids[:, 0] == answers).all()
+    assert model.name.endswith("_feat_s0")
 
 
 def test_two_tower_recency_weights_need_times():

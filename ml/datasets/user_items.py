@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import scipy.sparse as sp
 
 from ml.catalogue import Catalogue
 from ml.datasets.evaluation_split import EvaluationSplit
@@ -38,7 +39,7 @@ USERS_FILE = "users.parquet"
 @dataclass(frozen=True)
 class UserItemsFold:
     name: str
-    catalogue: Catalogue  # key = item_id, title, train_count
+    catalogue: Catalogue  # key = item_id, title, year, genres, train_count
     users: list[str]  # user id of each train row
     train: Sequences
     train_times: np.ndarray  # float64 epoch seconds (UTC) of every entry of train.items
@@ -48,6 +49,25 @@ class UserItemsFold:
     @property
     def n_items(self) -> int:
         return len(self.catalogue)
+
+    def item_features(self) -> tuple[sp.csr_matrix, list[str]]:
+        """items x features, 1 where the item has it: each genre, and the release decade."""
+        genres = self.catalogue.table.column("genres").to_pylist()
+        years = self.catalogue.table.column("year").to_pylist()
+        tokens = [
+            [f"genre:{g}" for g in (item_genres or [])]
+            + ([f"decade:{year // 10 * 10}s"] if year is not None else [])
+            for item_genres, year in zip(genres, years, strict=True)
+        ]
+        names = sorted({t for item in tokens for t in item})
+        column = {name: j for j, name in enumerate(names)}
+        rows = [i for i, item in enumerate(tokens) for _ in item]
+        columns = [column[t] for item in tokens for t in item]
+        matrix = sp.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, columns)),
+            shape=(self.n_items, len(names)),
+        )
+        return matrix, names
 
     def query_user_ids(self) -> list[str | None]:
         """The user id of each evaluation query."""
@@ -130,11 +150,13 @@ def read_fold(
         catalogue = connection.sql(
             encoded
             + """
-            select items.item_id as key, dim_items.title, count(*) as train_count
+            select
+                items.item_id as key, dim_items.title, dim_items.year, dim_items.genres,
+                count(*) as train_count
             from items
             join fold using (item_id)
             left join dim_items using (item_id)
-            group by items.id, items.item_id, dim_items.title
+            group by items.id, items.item_id, dim_items.title, dim_items.year, dim_items.genres
             order by items.id
             """
         ).to_arrow_table()

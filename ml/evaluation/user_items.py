@@ -38,12 +38,13 @@ def fit_on_fold(
     on_epoch: EpochCallback | None = None,
     early_stopping: bool = True,
 ) -> float:
-    """Fit on the fold's train; seconds taken. The two-tower also gets the interactions' times
-    and, with ``early_stopping``, the fold's evaluation split to stop on."""
+    """Fit on the fold's train; seconds taken. The two-tower also gets the interactions' times,
+    the item features and, with ``early_stopping``, the fold's evaluation split to stop on."""
     started = time.perf_counter()
     if isinstance(model, TwoTower):
         validation = fold.evaluation if early_stopping else None
-        model.fit(fold.train, log, validation, on_epoch, times=fold.train_times)
+        features, _ = fold.item_features()
+        model.fit(fold.train, log, validation, on_epoch, fold.train_times, features)
     else:
         model.fit(fold.train, log)
     return time.perf_counter() - started

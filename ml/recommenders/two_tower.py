@@ -1,7 +1,8 @@
 """Two-tower retrieval in PyTorch: a user tower and an item tower whose dot product is the score.
 
-Towers: the user's id embedded; the item's id embedded, plus an optional per-item bias (a
-learned popularity term: the dot product with a constant 1 in the user vector). Training walks
+Towers: the user's id embedded; the item's id embedded, plus optionally the mean of its feature
+embeddings (genres, decade) and a per-item bias (a learned popularity term: the dot product with
+a constant 1 in the user vector). Training walks
 the (user, item) pairs of train in a seeded shuffle and samples ``negatives`` items uniformly per
 positive (an accidental positive among them is rare and left in), with one of three losses:
 
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
+import scipy.sparse as sp
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
@@ -58,6 +60,9 @@ class TwoTowerParams:
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
     batch_size: Annotated[int, Field(ge=1, le=1 << 20)] = 1024
     item_bias: bool = False
+    # The item tower adds the mean of the item's feature embeddings (genres, decade...) to its id
+    # embedding; fit then needs the items x features matrix.
+    item_features: bool = False
     init_std: Annotated[float, Field(gt=0.0, le=10.0)] = 0.1
     # Recent interactions count more: one this many days older than the newest is drawn half as
     # often. None: every interaction alike (needs ``times`` in fit otherwise).
@@ -68,7 +73,7 @@ class TwoTowerParams:
 
     @property
     def fit_name(self) -> str:
-        bias = "_bias" if self.item_bias else ""
+        bias = ("_bias" if self.item_bias else "") + ("_feat" if self.item_features else "")
         recency = f"_hl{self.half_life_days:g}d" if self.half_life_days else ""
         return (
             f"{self.loss}_d{self.embedding_dim}_neg{self.negatives}_e{self.epochs}"
@@ -99,9 +104,11 @@ class TwoTower(Recommender):
         validation: EvaluationSplit | None = None,
         on_epoch: EpochCallback | None = None,
         times: np.ndarray | None = None,
+        item_features: sp.csr_matrix | None = None,
     ) -> None:
         """Row i of ``train`` is user i's items, ``times`` their epoch seconds (needed with
-        ``half_life_days``). With ``validation``, stop early on its NDCG@10."""
+        ``half_life_days``), ``item_features`` items x features (needed with
+        ``item_features=True``). With ``validation``, stop early on its NDCG@10."""
         from ml.recommenders.two_tower_training import Trainer  # torch only where it trains
 
         p = self.params
@@ -110,7 +117,8 @@ class TwoTower(Recommender):
         self.training = {}
         started = time.perf_counter()
         best, best_weights, since_best, epoch = -np.inf, None, 0, 0
-        with Trainer(p, train, self.n_items, self._recency_weights(times)) as trainer:
+        features = self._features(item_features)
+        with Trainer(p, train, self.n_items, self._recency_weights(times), features) as trainer:
             for epoch in range(1, p.epochs + 1):
                 metrics = {"train_loss": trainer.epoch()}
                 self.user_vectors, self.item_vectors, self.item_biases = trainer.weights()
@@ -146,6 +154,17 @@ class TwoTower(Recommender):
             raise ValueError(f"{self.name}: half_life_days needs the interactions' times in fit")
         age_days = (np.max(times) - np.asarray(times, dtype=np.float64)) / 86_400
         return 0.5 ** (age_days / self.params.half_life_days)
+
+    def _features(self, item_features: sp.csr_matrix | None) -> sp.csr_matrix | None:
+        if not self.params.item_features:
+            return None
+        if item_features is None or item_features.shape[0] != self.n_items:
+            shape = None if item_features is None else item_features.shape
+            raise ValueError(
+                f"{self.name}: item_features needs an items x features matrix with "
+                f"{self.n_items} rows in fit, got {shape}"
+            )
+        return sp.csr_matrix(item_features, dtype=np.float32)
 
     def refit_params(self) -> TwoTowerParams:
         """These params with the epochs early stopping kept (all of them without validation)."""
