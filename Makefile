@@ -53,7 +53,7 @@ MLFLOW_TRACKING_URI ?= sqlite:///$(NEXT_TRACK_DATA_DIR)/mlflow/mlflow.db
 export MLFLOW_TRACKING_URI
 MODEL ?= models:/next-track@champion
 
-.PHONY: mlflow-ui serve bench
+.PHONY: mlflow-ui serve bench bench-scale
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" \
 		--default-artifact-root "file://$(NEXT_TRACK_DATA_DIR)/mlflow/artifacts" \
@@ -65,3 +65,8 @@ serve: install
 bench: install
 	$(BIN)/python benchmarks/bench_training_and_retrieval.py
 	$(BIN)/python benchmarks/bench_kaggle_ingest.py
+
+# The whole pipeline on a Kaggle-shaped CSV at FRACTION of Kaggle's scale: seconds and RSS per step.
+FRACTION ?= 0.01
+bench-scale: install
+	$(BIN)/python benchmarks/bench_scale.py --fraction $(FRACTION)

@@ -1,112 +1,212 @@
-"""MLflow tracking and registry, with plain mlflow calls.
+"""MLflow tracking and registry with plain mlflow calls (no Dagster).
 
 Backend: a database (sqlite), never the file store, with an explicit artifact location; one
-experiment; aliases (champion, challenger), not stages.
+experiment per use case, of kind model training; aliases (champion, challenger), not stages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
-from ml.metrics import hits_at, label_ranks
-
-MODEL_NAME = "next-track"
 CHAMPION, CHALLENGER = "champion", "challenger"
-PROMOTION_METRIC = "test_hit_rate_at_100"
-PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 ML_PACKAGE = Path(__file__).parent
-# Inference needs these and not gensim (vectors ship as numpy); inference from imports misses
-# some, so they are explicit.
+# Opens the experiment page on its runs, not MLflow 3's GenAI (traces) view.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# Inference needs these (no gensim: vectors ship as numpy); explicit, because inference from
+# imports misses some.
 PIP_REQUIREMENTS = [
     f"mlflow=={mlflow.__version__}",
     "numpy",
     "pandas",
     "pyarrow",
+    "scipy",
+    "pydantic",
 ]
 
 
 def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> str:
-    mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        return client.create_experiment(name, artifact_location=artifact_location)
-    return experiment.experiment_id
+        experiment_id = client.create_experiment(
+            name, artifact_location=artifact_location, tags=EXPERIMENT_KIND
+        )
+    else:
+        experiment_id = experiment.experiment_id
+        if experiment.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
+            for key, value in EXPERIMENT_KIND.items():
+                client.set_experiment_tag(experiment_id, key, value)
+    return experiment_id
 
 
-@contextmanager
-def logged_run(
-    experiment_id: str, run_name: str, params: dict, metrics: dict[str, float], tags: dict
-) -> Iterator[mlflow.ActiveRun]:
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
-        mlflow.log_params(params)
-        mlflow.log_metrics(metrics)
-        yield run
+def _params(values: dict) -> list[Param]:
+    return [Param(str(k), str(v)[:6000]) for k, v in values.items()]
 
 
-def log_run(
-    experiment_id: str, run_name: str, params: dict, metrics: dict[str, float], tags: dict
+def _metrics(values: dict[str, float]) -> list[Metric]:
+    now = int(time.time() * 1000)
+    return [Metric(k, float(v), now, 0) for k, v in values.items() if v == v]  # drops NaN
+
+
+def log_child_run(
+    client: MlflowClient,
+    experiment_id: str,
+    parent_run_id: str,
+    name: str,
+    params: dict,
+    metrics: dict[str, float],
+    tags: dict[str, str],
 ) -> str:
-    with logged_run(experiment_id, run_name, params, metrics, tags) as run:
-        return run.info.run_id
+    """A finished run nested under the pipeline's run."""
+    run = client.create_run(
+        experiment_id, run_name=name, tags={"mlflow.parentRunId": parent_run_id, **tags}
+    )
+    run_id = run.info.run_id
+    client.log_batch(
+        run_id,
+        metrics=_metrics(metrics),
+        params=_params(params),
+        tags=[RunTag(k, str(v)) for k, v in tags.items()],
+    )
+    client.set_terminated(run_id)
+    return run_id
 
 
-def signature_and_example(example_output: pd.DataFrame, example_tracks: list[str]):
-    example_input = pd.DataFrame({"tracks": [example_tracks]})
-    return infer_signature(example_input, example_output, params={"k": 10}), example_input
+def log_training_data(
+    client: MlflowClient, run_id: str, name: str, location: Path, fingerprint: str
+) -> None:
+    """The data a run trained on, as an MLflow dataset whose digest is its fingerprint: a
+    registered version then shows which data made it."""
+    dataset = MetaDataset(resolve_dataset_source(str(location)), name=name, digest=fingerprint)
+    client.log_inputs(
+        run_id,
+        datasets=[
+            DatasetInput(
+                dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")]
+            )
+        ],
+    )
 
 
 def log_and_register(
+    client: MlflowClient,
     experiment_id: str,
+    parent_run_id: str,
+    run_name: str,
+    model_name: str,
+    pyfunc_file: Path,
     bundle_dir: Path,
     params: dict,
     metrics: dict[str, float],
     tags: dict[str, str],
-    example_tracks: list[str],
+    example_input: pd.DataFrame,
     example_output: pd.DataFrame,
+    artifacts: list[Path],
 ) -> tuple[str, str]:
-    """Log the pyfunc from code with its bundle, register it; returns (run_id, version)."""
-    signature, example_input = signature_and_example(example_output, example_tracks)
-    with logged_run(experiment_id, "selected", params, metrics, tags) as run:
+    """Log the pyfunc from code with its bundle under a nested run, register it, and return
+    (run_id, version). The run ends FINISHED only once the version is registered."""
+    signature = infer_signature(example_input, example_output, params={"k": 10})
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=run_name,
+        tags={"mlflow.parentRunId": parent_run_id, **tags},
+    ) as run:
+        mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+        mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})
+        for artifact in artifacts:
+            mlflow.log_artifact(str(artifact))
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=str(PYFUNC_FILE),
+            python_model=str(pyfunc_file),
             artifacts={"bundle": str(bundle_dir)},
             code_paths=[str(ML_PACKAGE)],
             pip_requirements=PIP_REQUIREMENTS,
             signature=signature,
             input_example=example_input,
-            registered_model_name=MODEL_NAME,
+            registered_model_name=model_name,
         )
     return run.info.run_id, str(info.registered_model_version)
 
 
-def current_champion(client: MlflowClient) -> str | None:
+def current_champion(client: MlflowClient, model_name: str):
+    """The champion's model version, or None when there is none. Only "no such alias / model"
+    means none: any other error (a locked database, a server down) is raised, never taken as
+    "no champion", which would promote without a comparison."""
     try:
-        return client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version
-    except MlflowException:
-        return None
+        return client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException as e:
+        not_found = ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
+        if e.error_code == not_found or "not found" in str(e).lower():
+            return None
+        raise
 
 
-def pyfunc_hit_rate(model, queries: list[list[str]], labels: list[str], k: int) -> float:
-    """Hit rate@k of a loaded next-track pyfunc on queries with known next tracks."""
-    output = model.predict(pd.DataFrame({"tracks": queries}), params={"k": k})
-    by_row = output.sort_values(["row", "rank"]).groupby("row")["track_key"].apply(list)
-    recommendations = [by_row.get(row, []) for row in range(len(queries))]
-    return float(hits_at(label_ranks(recommendations, labels), k).mean())
+@dataclass(frozen=True)
+class Promotion:
+    alias: str
+    reason: str
 
 
-def promote(client: MlflowClient, version: str, score: float, champion_score: float | None) -> str:
-    """champion if there is none or ``score`` beats it on the same split; else challenger."""
-    alias = CHAMPION if champion_score is None or score > champion_score else CHALLENGER
-    client.set_registered_model_alias(MODEL_NAME, alias, version)
-    client.set_model_version_tag(MODEL_NAME, version, PROMOTION_METRIC, f"{score:.6f}")
-    return alias
+def decide_promotion(
+    score: float,
+    lineage: str,
+    champion_version: str | None,
+    champion_lineage: str | None,
+    champion_score: float | None,
+) -> Promotion:
+    """champion when there is none, when the data lineage changed (the old champion was trained
+    on other data: its score on this split says nothing), or when it beats the champion on the
+    same test split; otherwise challenger."""
+    if champion_version is None:
+        return Promotion(CHAMPION, "no champion yet")
+    if champion_lineage != lineage:
+        return Promotion(
+            CHAMPION,
+            f"new data lineage: champion v{champion_version} was trained on {champion_lineage!r}, "
+            f"this model on {lineage!r} (replaced because the data changed, not because it was "
+            f"beaten; the old champion scored {champion_score} on this split)",
+        )
+    if champion_score is None or score > champion_score:
+        return Promotion(
+            CHAMPION, f"beats champion v{champion_version}: {score:.4f} > {champion_score:.4f}"
+        )
+    return Promotion(
+        CHALLENGER,
+        f"does not beat champion v{champion_version}: {score:.4f} <= {champion_score:.4f}",
+    )
+
+
+def set_alias(
+    client: MlflowClient, model_name: str, version: str, promotion: Promotion, tags: dict
+) -> None:
+    """Tags first, alias last: a version that carries an alias is always fully described."""
+    for key, value in {**tags, "promotion": promotion.reason}.items():
+        client.set_model_version_tag(model_name, version, key, str(value))
+    client.set_registered_model_alias(model_name, promotion.alias, version)
+
+
+def end_orphaned_runs(
+    client: MlflowClient, experiment_id: str, dagster_run_is_live: Callable[[str], bool]
+) -> list[str]:
+    """MLflow runs still RUNNING whose Dagster run is over (killed mid-registration, say) are
+    ended as FAILED."""
+    ended = []
+    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'"):
+        dagster_run = run.data.tags.get("dagster_run_id")
+        if dagster_run and not dagster_run_is_live(dagster_run):
+            client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.FAILED))
+            ended.append(run.info.run_id)
+    return ended

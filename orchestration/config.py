@@ -1,16 +1,18 @@
 """Run config of every configurable asset, with defaults and validation.
 
-Dagster checks types and unknown keys when a run is launched; the ranges and paths below are
-pydantic rules, checked by ``run_config_errors`` before any work starts (by the first step of a
-run, by ``make run``, the sensor and the schedule) and again by each step for its own config.
+Dagster checks types and unknown keys when a run is launched; ranges, paths and every family's
+hyperparameters are checked by ``run_config_errors`` before any work starts (by the first step
+of a run, by ``make run``, the sensor and the schedule), naming the field.
 """
 
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import dagster as dg
 from pydantic import Field, ValidationError, field_validator
 
+from ml.evaluation.candidates import CandidateSpec
+from ml.recommenders import sequential_rules, word2vec
 from orchestration.settings import DEFAULT_SOURCE
 
 
@@ -45,69 +47,71 @@ class DbtBuildConfig(dg.Config):
     split_salt: str = Field(default="next-track-v1", description="Salt of the split hash.")
 
 
-class CandidateConfig(dg.Config):
-    """One point of the grid (gensim Word2Vec hyperparameters)."""
-
-    vector_size: int = Field(default=48, ge=2, le=1024)
-    window: int = Field(default=10, ge=1, le=100)
-    min_count: int = Field(default=3, ge=1)
-    epochs: int = Field(default=30, ge=1, le=500)
-    ns_exponent: float = Field(default=0.75, ge=-2.0, le=2.0)
-    sg: int = Field(default=0, ge=0, le=1, description="1 = skip-gram, 0 = CBOW")
-    negative: int = Field(default=5, ge=1, le=50)
-    sample: float = Field(default=1e-3, ge=0.0, lt=1.0)
-
-
-# Defaults are plain dicts: Dagster's config schema holds data, not Config objects.
-DEFAULT_GRID = [
-    {},  # the reference tutorial
-    # Caselles-Dupré et al. 2018 on music: skip-gram, small window, negative ns_exponent
-    {"sg": 1, "window": 3, "min_count": 1, "ns_exponent": -0.5, "sample": 1e-5},
-    {"vector_size": 64, "window": 5, "min_count": 1},
-    {"sg": 1, "vector_size": 64, "window": 5, "min_count": 1},
-]
-
-
-class StrategyConfig(dg.Config):
-    kind: Literal["last", "last_known", "recency_mean"] = "recency_mean"
-    n_last: int = Field(default=5, ge=1, le=100)
-    decay: float = Field(default=0.7, gt=0.0, le=1.0)
-    unknown: Literal["popular", "random"] = "popular"
-    exclude_seen: bool = True
-
-
-DEFAULT_STRATEGIES = [
-    {"kind": "last", "unknown": "random", "exclude_seen": False},  # the tutorial's
-    {"kind": "last"},
-    {"kind": "last_known"},
-    {"kind": "recency_mean", "n_last": 5, "decay": 0.7},
-    {"kind": "recency_mean", "n_last": 3, "decay": 0.5},
-]
-
-
-class TrainingConfig(dg.Config):
-    grid: list[CandidateConfig] = Field(
-        default=DEFAULT_GRID, description="Hyperparameter candidates (tutorial's always added)."
+class DatasetConfig(dg.Config):
+    validation_sample: int = Field(
+        default=20_000,
+        ge=0,
+        description="Validation queries every candidate is scored on (a fixed, seeded sample; "
+        "0 = all). The finalists are re-scored on the whole validation split.",
     )
-    seed: int = 42
-    max_parallel: int = Field(default=2, ge=1, le=64, description="Candidates trained at once.")
+    seed: int = Field(default=0, description="Seed of the validation sample.")
 
 
-class EvaluationConfig(dg.Config):
-    strategies: list[StrategyConfig] = Field(default=DEFAULT_STRATEGIES)
-    k: int = Field(default=100, ge=1, le=10_000, description="K of hit rate@K used to select.")
+class CandidateConfig(dg.Config):
+    """One unit of the grid: a family's fit hyperparameters and the scoring variants tried on
+    the fitted model (each family's fields are documented in its ml/recommenders module)."""
+
+    family: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    variants: list[dict[str, Any]] = Field(default_factory=lambda: [{}])
+
+    def spec(self) -> CandidateSpec:
+        return CandidateSpec(self.family, dict(self.params), [dict(v) for v in self.variants])
+
+
+def grid(family: str, units: list[dict]) -> list[dict]:
+    """Default grid entries as plain dicts: Dagster's config schema holds data, not objects."""
+    return [{"family": family, **unit} for unit in units]
+
+
+class GridConfig(dg.Config):
+    candidates: list[CandidateConfig] = Field(default_factory=list)
+
+
+WORD2VEC_GRID = grid("word2vec", word2vec.DEFAULT_GRID)
+SEQUENTIAL_RULES_GRID = grid("sequential_rules", sequential_rules.DEFAULT_GRID)
+
+
+class SelectionConfig(dg.Config):
+    k: int = Field(default=100, ge=1, le=1_000, description="K of hit rate@K used to select.")
+    finalists: int = Field(
+        default=5, ge=1, le=100, description="Best candidates re-scored on all of validation."
+    )
+    hybrid: bool = Field(default=True, description="Also try a hybrid of each family's best.")
+    hybrid_depth: int = Field(
+        default=200, ge=1, le=10_000, description="Candidates each hybrid component proposes."
+    )
+
+
+def evaluation_ks(k: int) -> tuple[int, ...]:
+    """10, 20 and 100 always (100 is the promotion metric's K), plus the configured K."""
+    return tuple(sorted({10, 20, 100, k}))
 
 
 OP_CONFIGS: dict[str, type[dg.Config]] = {
     "raw_playlist_events": RawSourceConfig,
-    "dbt_models": DbtBuildConfig,
-    "track_embeddings": TrainingConfig,
-    "candidate_metrics": EvaluationConfig,
+    "next_track_dbt_models": DbtBuildConfig,
+    "next_track_dataset": DatasetConfig,
+    "candidate_metrics": SelectionConfig,
+}
+GRID_ASSETS: dict[str, list[dict]] = {
+    "track_embeddings": WORD2VEC_GRID,
+    "sequential_rules_candidates": SEQUENTIAL_RULES_GRID,
 }
 
 
 def run_config_errors(run_config: dict) -> list[str]:
-    """Every pydantic error of every op's config in ``run_config``, as readable lines."""
+    """Every error of every op's config in ``run_config``, as readable lines naming the field."""
     errors = []
     ops = run_config.get("ops", {}) or {}
     for op_name, config_class in OP_CONFIGS.items():
@@ -115,7 +119,21 @@ def run_config_errors(run_config: dict) -> list[str]:
         try:
             config_class(**values)
         except ValidationError as e:
-            for error in e.errors():
-                where = ".".join(str(part) for part in error["loc"])
-                errors.append(f"{op_name}.{where}: {error['msg']}")
+            errors.extend(_lines(op_name, e))
+    for asset, default in GRID_ASSETS.items():
+        candidates = ((ops.get(asset) or {}).get("config") or {}).get("candidates", default)
+        for i, candidate in enumerate(candidates):
+            where = f"{asset}.candidates.{i}"
+            try:
+                CandidateConfig(**candidate).spec().validate()
+            except ValidationError as e:
+                errors.extend(_lines(f"{where}.{candidate.get('family')}", e))
+            except (ValueError, TypeError) as e:
+                errors.append(f"{where}: {e}")
     return errors
+
+
+def _lines(prefix: str, error: ValidationError) -> list[str]:
+    return [
+        f"{prefix}.{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()
+    ]

@@ -3,40 +3,59 @@
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from orchestration.assets.dbt import dbt_models
-from orchestration.assets.ingest import raw_playlist_events
-from orchestration.assets.model import registered_model, selected_model
-from orchestration.assets.training import candidate_metrics, track_embeddings
+from orchestration.assets.dbt import next_track_dbt_models
+from orchestration.assets.next_track.candidates import (
+    baseline_candidates,
+    sequential_rules_candidates,
+    track_embeddings,
+)
+from orchestration.assets.next_track.dataset import next_track_dataset
+from orchestration.assets.next_track.ingest import raw_playlist_events
+from orchestration.assets.next_track.registry import registered_model
+from orchestration.assets.next_track.selection import candidate_metrics, selected_model
 from orchestration.checks import (
     registered_model_is_fresh,
-    selected_model_beats_popularity,
-    validation_vocabulary_coverage,
+    selected_model_beats_baselines,
+    validation_labels_known,
 )
-from orchestration.jobs import full_pipeline_job
+from orchestration.io_manager import RunFolderIOManager
+from orchestration.jobs import next_track_job
 from orchestration.project import dbt_project
-from orchestration.resources import MlflowResource
+from orchestration.resources import MlflowResource, RunStore
+from orchestration.run_health import dead_run_sensor
 from orchestration.schedules import weekly_retrain_schedule
 from orchestration.sensors import inbox_sensor
+from orchestration.settings import MAX_PARALLEL_STEPS
 
 defs = dg.Definitions(
     assets=[
         raw_playlist_events,
-        dbt_models,
+        next_track_dbt_models,
+        next_track_dataset,
         track_embeddings,
+        sequential_rules_candidates,
+        baseline_candidates,
         candidate_metrics,
         selected_model,
         registered_model,
     ],
     asset_checks=[
-        validation_vocabulary_coverage,
-        selected_model_beats_popularity,
+        validation_labels_known,
+        selected_model_beats_baselines,
         registered_model_is_fresh,
     ],
-    jobs=[full_pipeline_job],
+    jobs=[next_track_job],
     schedules=[weekly_retrain_schedule],
-    sensors=[inbox_sensor],
-    resources={"dbt": DbtCliResource(project_dir=dbt_project), "mlflow": MlflowResource()},
-    # Steps form a chain, so a process per step would buy nothing but ~3.5 s of re-import each;
-    # parallel work (the hyperparameter grid) runs in worker processes inside its own step.
-    executor=dg.in_process_executor,
+    sensors=[inbox_sensor, dead_run_sensor],
+    resources={
+        "dbt": DbtCliResource(project_dir=dbt_project),
+        "mlflow": MlflowResource(),
+        "run_store": RunStore(),
+        "io_manager": RunFolderIOManager(),
+    },
+    # Grid units are separate steps: with processes, NEXT_TRACK_MAX_PARALLEL_STEPS of them run at
+    # once (2 = this machine's cores). Each step process re-imports the definitions (~3 s), a
+    # price paid once per step. Swap in dagster_k8s.k8s_job_executor or dagster_celery's
+    # executor here to spread the grid over machines; the assets need no change.
+    executor=dg.multiprocess_executor.configured({"max_concurrent": MAX_PARALLEL_STEPS}),
 )

@@ -1,7 +1,8 @@
 import dagster as dg
 
-full_pipeline_job = dg.define_asset_job(
-    "full_pipeline",
-    selection=dg.AssetSelection.all(),
-    description="Ingest, dbt build, and everything downstream.",
+next_track_job = dg.define_asset_job(
+    "next_track_pipeline",
+    selection=dg.AssetSelection.groups("next_track"),
+    description="next-track: ingest, dbt build (write-audit-publish), the candidate grid, "
+    "selection, test, registration.",
 )

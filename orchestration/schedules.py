@@ -2,11 +2,11 @@
 
 import dagster as dg
 
-from orchestration.jobs import full_pipeline_job
+from orchestration.jobs import next_track_job
 
 weekly_retrain_schedule = dg.ScheduleDefinition(
     name="weekly_retrain",
-    job=full_pipeline_job,
+    job=next_track_job,
     cron_schedule="0 4 * * 1",  # Mondays 04:00 UTC
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,

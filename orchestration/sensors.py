@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.jobs import full_pipeline_job
+from orchestration.jobs import next_track_job
 from orchestration.settings import INBOX_DIR, INBOX_SETTLE_SECONDS
 
 PARTIAL_SUFFIXES = {".part", ".partial", ".tmp", ".crdownload", ".download"}
@@ -39,7 +39,7 @@ def settled_entries(inbox: Path, settle_seconds: float, now: float) -> dict[str,
 
 
 @dg.sensor(
-    job=full_pipeline_job,
+    job=next_track_job,
     minimum_interval_seconds=10,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=f"Ingest new or changed files dropped into the inbox ({INBOX_DIR}).",

@@ -14,24 +14,32 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("NEXT_TRACK_DATA_DIR", REPO_ROOT / "data")).resolve()
 os.environ["NEXT_TRACK_DATA_DIR"] = str(DATA_DIR)
 
+# The published warehouse and raw file: what plain `dbt build`, notebooks and serving read.
 WAREHOUSE_PATH = DATA_DIR / "warehouse.duckdb"
 RAW_EVENTS_PATH = DATA_DIR / "raw" / "playlist_events.parquet"
+# Every run's own files (raw file, warehouse build, dataset, models, bundle), pruned by age.
+RUNS_DIR = DATA_DIR / "runs"
+KEEP_RUNS = int(os.environ.get("NEXT_TRACK_KEEP_RUNS", "5"))
 INBOX_DIR = Path(os.environ.get("NEXT_TRACK_INBOX", DATA_DIR / "inbox")).resolve()
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DBT_PROFILES_DIR = REPO_ROOT / "profiles"
 DBT_TARGET = os.environ.get("NEXT_TRACK_DBT_TARGET", "dev")
 
-# Every asset that opens the DuckDB file (dbt included) runs in this pool, limited to 1 in the
-# instance's dagster.yaml: DuckDB allows one process on a file at a time.
+# Every step that opens a DuckDB file for writing (dbt, the serving tables) runs in this pool,
+# limited to 1 in the instance's dagster.yaml: DuckDB allows one writer per file.
 WAREHOUSE_POOL = "duckdb_warehouse"
+# Registrations run one at a time, so two runs never race on the champion alias.
+REGISTRY_POOL = "model_registry"
+# Steps run at once by the multi-process executor (the candidate grid fans out to this many).
+MAX_PARALLEL_STEPS = int(os.environ.get("NEXT_TRACK_MAX_PARALLEL_STEPS", "2"))
 
-MODELS_DIR = DATA_DIR / "models"
 MLFLOW_DIR = DATA_DIR / "mlflow"
 MLFLOW_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{MLFLOW_DIR}/mlflow.db")
 MLFLOW_ARTIFACT_LOCATION = os.environ.get(
     "NEXT_TRACK_MLFLOW_ARTIFACTS", (MLFLOW_DIR / "artifacts").as_uri()
 )
+# The MLflow UI that links point at: the one `make mlflow-ui` starts (same variable there).
 MLFLOW_UI_URL = os.environ.get("NEXT_TRACK_MLFLOW_UI", "http://127.0.0.1:5000")
 
 # What the raw asset ingests when its run config names no source (the weekly schedule, a UI

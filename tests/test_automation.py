@@ -48,7 +48,7 @@ def test_inbox_sensor_ingests_each_file_version_once(inbox, shared_data):
     assert len(requests) == 1
     config = requests[0].run_config["ops"]["raw_playlist_events"]["config"]
     assert config == {"source": str(playlist)}
-    assert requests[0].job_name is None or requests[0].job_name == "full_pipeline"
+    assert requests[0].job_name is None or requests[0].job_name == "next_track_pipeline"
 
     again, cursor, _ = evaluate(cursor)
     assert again == []  # the same version is never requested twice
@@ -94,17 +94,30 @@ def test_defaults_are_valid_and_bad_values_are_named():
         {
             "ops": {
                 "raw_playlist_events": {"config": {"source": "/no/such/file.csv"}},
-                "dbt_models": {"config": {"sample_percent": 0}},
-                "track_embeddings": {"config": {"grid": [{"epochs": 0}]}},
-                "candidate_metrics": {"config": {"strategies": [{"kind": "psychic"}], "k": 0}},
+                "next_track_dbt_models": {"config": {"sample_percent": 0}},
+                "track_embeddings": {
+                    "config": {"candidates": [{"family": "word2vec", "params": {"epochs": 0}}]}
+                },
+                "sequential_rules_candidates": {
+                    "config": {
+                        "candidates": [
+                            {"family": "sequential_rules", "variants": [{"recency_decay": -1}]},
+                            {"family": "psychic"},
+                        ]
+                    }
+                },
+                "candidate_metrics": {"config": {"k": 0}},
             }
         }
     )
     joined = "\n".join(errors)
     assert "raw_playlist_events.source: Value error, source '/no/such/file.csv'" in joined
-    assert "dbt_models.sample_percent" in joined
-    assert "track_embeddings.grid.0.epochs" in joined
-    assert "candidate_metrics.strategies.0.kind" in joined
+    assert "next_track_dbt_models.sample_percent" in joined
+    assert "track_embeddings.candidates.0.word2vec.epochs" in joined
+    assert "sequential_rules_candidates.candidates.0.sequential_rules.recency_decay" in joined
+    assert (
+        "sequential_rules_candidates.candidates.1: unknown recommender family 'psychic'" in joined
+    )
     assert "candidate_metrics.k" in joined
 
 
@@ -112,14 +125,16 @@ def test_invalid_config_is_rejected_before_any_step(prepared_dbt_project, capsys
     from orchestration.definitions import defs
 
     assert run_main(["--sample-percent", "150"]) == 2
-    assert "dbt_models.sample_percent" in capsys.readouterr().err
+    assert "next_track_dbt_models.sample_percent" in capsys.readouterr().err
     # Launched another way (UI, sensor), the first step refuses the run before it ingests.
-    result = defs.resolve_job_def("full_pipeline").execute_in_process(
-        run_config={"ops": {"track_embeddings": {"config": {"max_parallel": 0}}}},
+    bad_grid = {"candidates": [{"family": "sequential_rules", "params": {"max_distance": 0}}]}
+    result = defs.resolve_job_def("next_track_pipeline").execute_in_process(
+        run_config={"ops": {"sequential_rules_candidates": {"config": bad_grid}}},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert failure.step_key == "raw_playlist_events"
-    assert "track_embeddings.max_parallel" in failure.event_specific_data.error.message
+    message = failure.event_specific_data.error.message
+    assert "sequential_rules_candidates.candidates.0.sequential_rules.max_distance" in message

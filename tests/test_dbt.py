@@ -101,6 +101,22 @@ def test_split_is_deterministic_and_salted(yes_warehouse, tmp_path):
     assert query(data_dir, sql) != query(yes_warehouse, sql)
 
 
+def write_raw(data_dir: Path, rows: list[tuple[str, str | None, str | None, str]]) -> None:
+    """(user, artist, track, playlist) rows as the raw table, row_id in list order."""
+    table = pa.table(
+        {
+            "row_id": list(range(len(rows))),
+            **{
+                name: [r[i] for r in rows]
+                for i, name in enumerate(["user_id", "artist", "track", "playlist"])
+            },
+        },
+        schema=CANONICAL_SCHEMA,
+    )
+    (data_dir / "raw").mkdir(parents=True)
+    pq.write_table(table, data_dir / "raw" / "playlist_events.parquet")
+
+
 def test_cleaning_keys_and_drop_counts_on_hand_made_rows(tmp_path):
     rows = [
         # user, artist, track, playlist: a name containing the separator must not collide
@@ -112,18 +128,7 @@ def test_cleaning_keys_and_drop_counts_on_hand_made_rows(tmp_path):
         ("u1", "e", "f", "p"),
         ("u2", "e", "f", "short"),  # too short a playlist
     ]
-    table = pa.table(
-        {
-            "row_id": list(range(len(rows))),
-            **{
-                name: [r[i] for r in rows]
-                for i, name in enumerate(["user_id", "artist", "track", "playlist"])
-            },
-        },
-        schema=CANONICAL_SCHEMA,
-    )
-    (tmp_path / "raw").mkdir()
-    pq.write_table(table, tmp_path / "raw" / "playlist_events.parquet")
+    write_raw(tmp_path, rows)
     result = dbt_build(tmp_path, "--exclude", "test_type:generic,resource_type:test")
     assert result.returncode == 0, result.stdout[-3000:]
     tracks = query(tmp_path, "select tracks from int_playlist_sequences")
@@ -134,6 +139,40 @@ def test_cleaning_keys_and_drop_counts_on_hand_made_rows(tmp_path):
         " rows_clean, playlists_too_short from dataset_stats",
     )
     assert stats == [(7, 1, 1, 1, 4, 1)]
+
+
+NULL_LIKE_ROWS = [
+    ("u1", "NULL", "a", "p"),  # null-like artist
+    ("u1", "x", " n/a ", "p"),  # null-like track, once trimmed
+    ("u1", "None", "NaN", "p"),  # both
+    ("u1", "Nonet", "Nullify", "p"),  # real names that only start like one
+    ("u1", "b", "c", "p"),
+    ("u1", "", "f", "p"),  # blank artist: counted as blank, not null-like
+    ("u1", "d", "e", "p"),
+]
+# ten clean playlists of three tracks, so the split has a train part and every test can run
+FILLER_ROWS = [("u2", f"artist {k}", f"song {j}", f"p{k}") for k in range(10) for j in range(3)]
+NULL_LIKE_STATS = (
+    "select rows_in, rows_blank_artist, rows_null_like_artist, rows_blank_track,"
+    " rows_null_like_track, rows_incomplete, rows_clean from dataset_stats"
+)
+
+
+def test_null_like_names_are_dropped_and_counted(tmp_path):
+    write_raw(tmp_path, NULL_LIKE_ROWS + FILLER_ROWS)
+    result = dbt_build(tmp_path)  # every data test, the null-like one on dataset_stats included
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert query(
+        tmp_path, "select tracks from int_playlist_sequences where playlist_key = 'u1|||p'"
+    ) == [(["Nonet|||Nullify", "b|||c", "d|||e"],)]
+    assert query(tmp_path, NULL_LIKE_STATS) == [(37, 1, 2, 0, 2, 4, 33)]
+
+
+def test_null_like_names_can_be_kept(tmp_path):
+    write_raw(tmp_path, NULL_LIKE_ROWS + FILLER_ROWS)
+    result = dbt_build(tmp_path, "--vars", "{null_like_names: []}")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert query(tmp_path, NULL_LIKE_STATS) == [(37, 1, 0, 0, 0, 1, 36)]
 
 
 def test_dbt_names_the_missing_raw_file(tmp_path):

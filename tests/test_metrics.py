@@ -1,33 +1,55 @@
-"""Metrics on hand-computed cases."""
+"""Ranking metrics on hand-computed cases, for one and for several relevant items."""
 
 import math
 
+import numpy as np
 import pytest
 
-from ml.metrics import label_ranks, next_track_metrics
+from ml.evaluation.metrics import hit_rate_curve, ranking_metrics, standard_error
+from ml.sequences import Sequences
+
+A, B, C, X, Y, Z = range(6)
 
 
-def test_ranks_are_one_based_and_zero_when_absent():
-    recs = [["a", "b", "c"], ["c", "b", "a"], ["x", "y", "z"]]
-    assert label_ranks(recs, ["a", "a", "a"]).tolist() == [1, 3, 0]
-
-
-def test_hit_rate_mrr_ndcg_coverage_by_hand():
-    recs = [["a", "b", "c"], ["c", "b", "a"], ["x", "y", "z"], ["b", "a", "c"]]
-    labels = ["a", "a", "a", "a"]  # ranks 1, 3, absent, 2
-    m = next_track_metrics(recs, labels, catalog_size=10, ks=(1, 2, 3))
+def test_one_label_per_query_hit_rate_mrr_ndcg_coverage():
+    top = np.array([[A, B, C], [C, B, A], [X, Y, Z], [B, A, C]], dtype=np.int32)
+    labels = Sequences.from_lists([[A]] * 4)  # ranks 1, 3, absent, 2
+    m = ranking_metrics(top, labels, n_items=10, ks=(1, 2, 3))
     assert m["hit_rate_at_1"] == pytest.approx(1 / 4)
     assert m["hit_rate_at_2"] == pytest.approx(2 / 4)
     assert m["hit_rate_at_3"] == pytest.approx(3 / 4)
-    assert m["mrr_at_3"] == pytest.approx((1 + 1 / 3 + 0 + 1 / 2) / 4)
-    assert m["mrr_at_2"] == pytest.approx((1 + 1 / 2) / 4)
+    assert m["recall_at_3"] == m["hit_rate_at_3"]
+    assert m["mrr_at_3"] == pytest.approx((1 + 1 / 3 + 1 / 2) / 4)
     assert m["ndcg_at_3"] == pytest.approx((1 + 1 / math.log2(4) + 1 / math.log2(3)) / 4)
-    # top-1 lists: a, c, x, b -> 4 of 10 tracks; top-3: a b c x y z -> 6 of 10
-    assert m["coverage_at_1"] == pytest.approx(0.4)
-    assert m["coverage_at_3"] == pytest.approx(0.6)
-    assert m["queries"] == 4
+    assert m["coverage_at_1"] == pytest.approx(4 / 10)  # a, c, x, b
+    assert m["coverage_at_3"] == pytest.approx(6 / 10)
 
 
-def test_no_queries_is_an_error():
-    with pytest.raises(ValueError, match="no queries"):
-        next_track_metrics([], [], 5)
+def test_several_relevant_items_ndcg_is_normalised_by_the_ideal_list():
+    top = np.array([[A, B, C, -1]], dtype=np.int32)
+    labels = Sequences.from_lists([[B, C, Z]])  # hits at ranks 2 and 3, one never recommended
+    m = ranking_metrics(top, labels, n_items=10, ks=(2, 4))
+    dcg = 1 / math.log2(3) + 1 / math.log2(4)
+    ideal = 1 + 1 / math.log2(3) + 1 / math.log2(4)
+    assert m["ndcg_at_4"] == pytest.approx(dcg / ideal)
+    assert m["recall_at_4"] == pytest.approx(2 / 3)
+    assert m["hit_rate_at_2"] == 1.0
+    assert m["ndcg_at_2"] == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
+
+
+def test_an_unknown_label_is_a_miss_not_a_query_left_out():
+    top = np.array([[A, B], [A, B]], dtype=np.int32)
+    labels = Sequences.from_lists([[A], [-1]])
+    assert ranking_metrics(top, labels, n_items=5, ks=(2,))["hit_rate_at_2"] == 0.5
+
+
+def test_curve_and_standard_error():
+    top = np.array([[A, B, C], [C, B, A], [X, Y, Z]], dtype=np.int32)
+    curve = hit_rate_curve(top, Sequences.from_lists([[A], [A], [A]]), n_items=6)
+    assert curve.tolist() == pytest.approx([1 / 3, 1 / 3, 2 / 3])
+    assert standard_error(0.1, 400) == pytest.approx(0.015)
+
+
+def test_lists_too_short_for_k_are_refused():
+    with pytest.raises(ValueError, match="metrics need 10"):
+        ranking_metrics(np.zeros((1, 3), np.int32), Sequences.from_lists([[A]]), 5, (10,))

@@ -1,9 +1,11 @@
-"""The whole asset graph materialized in-process on small synthetic data, end to end: tables,
-dbt checks, training, evaluation, MLflow registration and promotion, and HTTP serving."""
+"""The next-track graph materialized in process on small synthetic data, end to end: tables, dbt
+checks, the candidate grid, selection across families, the gate, MLflow registration and
+promotion, and HTTP serving."""
 
 import json
 import shutil
 import urllib.request
+from pathlib import Path
 
 import dagster as dg
 import mlflow
@@ -12,47 +14,51 @@ import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
 
-from ml.registry import CHALLENGER, CHAMPION, MODEL_NAME
-from ml.warehouse import read_split, read_table_rows
+from ml.registry import CHALLENGER, CHAMPION
+from ml.warehouse import read_table_rows
+from tests.configs import SMALL_GRID
 from tests.servers import free_port, server
 
-SYNTHETIC = {"raw_playlist_events": {"config": {"synthetic_playlists": 1200, "synthetic_seed": 3}}}
-TUTORIAL_ONLY = {  # a deliberately worse model: the tutorial's setup alone
-    "track_embeddings": {"config": {"grid": [{}]}},
-    "candidate_metrics": {
-        "config": {"strategies": [{"kind": "last", "unknown": "random", "exclude_seen": False}]}
-    },
-}
+MODEL = "next-track"
+SYNTHETIC = {"raw_playlist_events": {"config": {"synthetic_playlists": 1500, "synthetic_seed": 3}}}
 
 
-def run_job(run_config: dict, raise_on_error: bool = True):
+def grid(word2vec: list[dict], rules: list[dict], hybrid: bool = True) -> dict:
+    return {
+        "track_embeddings": {"config": {"candidates": word2vec}},
+        "sequential_rules_candidates": {"config": {"candidates": rules}},
+        "candidate_metrics": {"config": {"hybrid": hybrid}},
+    }
+
+
+def run_job(ops: dict, raise_on_error: bool = True, **kwargs):
     from orchestration.definitions import defs
 
-    return defs.resolve_job_def("full_pipeline").execute_in_process(
-        run_config={"ops": run_config},
+    return defs.resolve_job_def("next_track_pipeline").execute_in_process(
+        run_config={"ops": ops},
         instance=dg.DagsterInstance.get(),
         raise_on_error=raise_on_error,
+        **kwargs,
     )
+
+
+def handover(run_id: str, asset: str) -> dict:
+    from orchestration.settings import RUNS_DIR
+
+    return json.loads((RUNS_DIR / run_id / "handover" / f"{asset}.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def pipeline_run(prepared_dbt_project):
-    result = run_job(SYNTHETIC)
+    result = run_job({**SYNTHETIC, **SMALL_GRID})
     assert result.success
-    return result, dg.DagsterInstance.get()
-
-
-@pytest.fixture(scope="module")
-def models_dir(pipeline_run):
-    from orchestration.settings import MODELS_DIR
-
-    return MODELS_DIR
+    return result
 
 
 def test_raw_and_dbt_tables(pipeline_run):
     from orchestration.settings import RAW_EVENTS_PATH, WAREHOUSE_PATH
 
-    _, instance = pipeline_run
+    instance = dg.DagsterInstance.get()
     raw_rows = pq.read_metadata(RAW_EVENTS_PATH).num_rows
     stats = read_table_rows(WAREHOUSE_PATH, "dataset_stats")[0]
     assert stats["rows_in"] == raw_rows > 0
@@ -61,76 +67,76 @@ def test_raw_and_dbt_tables(pipeline_run):
         stats["rows_clean"]
         == raw_rows - stats["rows_incomplete"] - stats["rows_repeated_in_playlist"]
     )
-    assert stats["playlists"] + stats["playlists_too_short"] == stats["playlists_clean"] == 1200
-    splits = {r["split"] for r in read_table_rows(WAREHOUSE_PATH, "playlist_splits")}
-    assert splits == {"train", "validation", "test"}
-
+    assert stats["playlists"] + stats["playlists_too_short"] == stats["playlists_clean"] == 1500
+    build = read_table_rows(WAREHOUSE_PATH, "next_track_build")[0]
     raw = instance.get_latest_materialization_event(dg.AssetKey("raw_playlist_events"))
-    assert raw.asset_materialization.metadata["dagster/row_count"].value == raw_rows
-    tracks = instance.get_latest_materialization_event(dg.AssetKey("dim_tracks"))
-    assert tracks.asset_materialization.metadata["dagster/row_count"].value == stats["tracks_clean"]
-    summary = instance.get_latest_materialization_event(dg.AssetKey("dataset_stats"))
-    shown = summary.asset_materialization.metadata
-    assert shown["rows_in"].value == raw_rows
-    assert shown["rows_blank_artist"].value == stats["rows_blank_artist"]
+    meta = raw.asset_materialization.metadata
+    assert meta["dagster/row_count"].value == raw_rows
+    assert build["build_id"] == pipeline_run.run_id
+    assert build["raw_fingerprint"] == meta["raw_fingerprint"].value
+    assert Path(meta["path"].value).parent.parent.name == pipeline_run.run_id  # run's own file
 
 
 def test_all_checks_passed(pipeline_run):
-    result, _ = pipeline_run
-    evaluations = result.get_asset_check_evaluations()
+    evaluations = pipeline_run.get_asset_check_evaluations()
     assert len(evaluations) >= 30
     assert all(e.passed for e in evaluations), [e.check_name for e in evaluations if not e.passed]
-    checked = {e.asset_key.to_user_string() for e in evaluations}
-    assert {"stg_playlist_events", "playlist_splits", "dim_tracks", "selected_model"} <= checked
     names = {e.check_name for e in evaluations}
     assert {
-        "validation_vocabulary_coverage",
-        "selected_model_beats_popularity",
+        "validation_labels_known",
+        "selected_model_beats_baselines",
         "registered_model_is_fresh",
     } <= names
+    checked = {e.asset_key.to_user_string() for e in evaluations}
+    assert "raw_playlist_events" in checked  # dbt source tests are checks of the raw asset
 
 
-def test_every_candidate_and_baseline_was_evaluated_on_validation(models_dir):
-    metrics = json.loads((models_dir / "candidate_metrics.json").read_text())
-    results = metrics["results"]
-    assert {"most_popular", "sequential_rules"} <= set(results)
-    # 4 grid candidates (tutorial first) x 5 query strategies
-    assert len(metrics["candidates"]) == 20
-    assert "cbow_d48_w10_mc3_e30_ns0.75+last_keep_seen_random" in results
-    for values in results.values():
-        assert (
-            0 <= values["hit_rate_at_10"] <= values["hit_rate_at_20"] <= values["hit_rate_at_100"]
-        )
+def test_every_family_and_baseline_is_in_the_validation_table(pipeline_run):
+    selection = handover(pipeline_run.run_id, "candidate_metrics")
+    rows = {row["candidate"]: row for row in selection["rows"]}
+    families = {row["family"] for row in rows.values()}
+    assert {"word2vec", "sequential_rules", "popularity", "hybrid"} <= families
+    assert sum(1 for r in rows.values() if r["role"] == "baseline") == 2
+    assert [r["role"] for r in rows.values()].count("selected") == 1
+    assert "word2vec:cbow_d48_w10_mc3_e15_ns0.75_s0.001+in_out_last1" in rows
+    for row in rows.values():
+        assert 0 <= row["hit_rate_at_10"] <= row["hit_rate_at_20"] <= row["hit_rate_at_100"]
+    selected = selection["selected"]
+    for baseline in selection["baselines"]:
+        assert selected["metrics"]["hit_rate_at_100"] > baseline["metrics"]["hit_rate_at_100"]
+    assert Path(selection["plots"]["hit_rate_at_k"]).stat().st_size > 10_000
 
 
-def test_chosen_model_beats_popularity_on_test(models_dir):
-    selected = json.loads((models_dir / "selected_model.json").read_text())
-    test = selected["test"]
-    assert test[selected["candidate"]]["hit_rate_at_100"] > test["most_popular"]["hit_rate_at_100"]
-
-
-def test_champion_is_registered_with_test_metrics(pipeline_run, models_dir):
+def test_champion_is_registered_with_test_metrics_tags_and_lineage(pipeline_run):
     client = MlflowClient()
-    champion = client.get_model_version_by_alias(MODEL_NAME, CHAMPION)
+    champion = client.get_model_version_by_alias(MODEL, CHAMPION)
+    selected = handover(pipeline_run.run_id, "selected_model")
+    dataset = handover(pipeline_run.run_id, "next_track_dataset")
     run = client.get_run(champion.run_id)
-    selected = json.loads((models_dir / "selected_model.json").read_text())
     expected = selected["test"][selected["candidate"]]["hit_rate_at_100"]
     assert run.data.metrics["test_hit_rate_at_100"] == pytest.approx(expected)
-    for name in ("test_mrr_at_100", "test_ndcg_at_100", "test_coverage_at_100"):
-        assert name in run.data.metrics
-    assert "test_most_popular_hit_rate_at_100" in run.data.metrics
-    assert run.data.tags["dagster_run_id"] == pipeline_run[0].run_id
-    candidate_runs = mlflow.search_runs(
-        experiment_names=["next-track"], filter_string="tags.kind = 'candidate'"
+    assert "test_baseline_sequential_rules_hit_rate_at_100" in run.data.metrics
+    assert champion.tags["data_fingerprint"] == dataset["fingerprint"]
+    assert champion.tags["family"] == selected["family"]
+    assert champion.tags["promotion"] == "no champion yet"
+    assert "validation hit rate@100" in champion.description
+    assert run.data.tags["dagster_run_id"] == pipeline_run.run_id
+    assert run.inputs.dataset_inputs[0].dataset.digest == dataset["fingerprint"]
+    parent = client.get_run(run.data.tags["mlflow.parentRunId"])
+    assert parent.data.tags["kind"] == "pipeline" and parent.info.status == "FINISHED"
+    children = mlflow.search_runs(
+        experiment_names=[MODEL],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
     )
-    assert len(candidate_runs) >= 20
+    assert len(children) >= 6  # candidates, baselines and the selected model, nested
 
 
 def test_loaded_champion_recommends_unheard_tracks_with_names(pipeline_run):
     from orchestration.settings import WAREHOUSE_PATH
 
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{CHAMPION}")
-    query = read_split(WAREHOUSE_PATH, "test").sequences[0]
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@{CHAMPION}")
+    query = read_table_rows(WAREHOUSE_PATH, "playlist_splits")
+    query = next(r["query"] for r in query if r["split"] == "test")
     tracks = read_table_rows(WAREHOUSE_PATH, "dim_tracks")
     names = {t["track_key"]: (t["artist"], t["title"]) for t in tracks}
     typed = [f"{names[k][0]} - {names[k][1]}".upper() for k in query]  # as a user types them
@@ -142,39 +148,64 @@ def test_loaded_champion_recommends_unheard_tracks_with_names(pipeline_run):
     assert all(names[k] == (a, t) for k, a, t in by_key[["track_key", "artist", "title"]].values)
 
 
-def test_worse_model_becomes_challenger(pipeline_run):
+def test_a_model_that_does_not_beat_sequential_rules_is_never_registered(pipeline_run):
+    """The tutorial's setup alone loses to the last-track rule on this data: the blocking check
+    stops registration and says why."""
     client = MlflowClient()
-    champion_before = client.get_model_version_by_alias(MODEL_NAME, CHAMPION)
-    result = run_job({**SYNTHETIC, **TUTORIAL_ONLY})
-    assert result.success
-    challenger = client.get_model_version_by_alias(MODEL_NAME, CHALLENGER)
-    assert client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version == (
-        champion_before.version
-    )
+    versions_before = len(client.search_model_versions(f"name='{MODEL}'"))
+    tutorial = [
+        {
+            "family": "word2vec",
+            "params": {"epochs": 15},
+            "variants": [
+                {"last_n": 1, "skip_unknown": False, "unknown": "random", "exclude_heard": False}
+            ],
+        }
+    ]
+    result = run_job({**SYNTHETIC, **grid(tutorial, [], hybrid=False)}, raise_on_error=False)
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    gate = checks["selected_model_beats_baselines"]
+    assert gate.passed is False
+    assert "does NOT beat sequential_rules:w10_last1_strict" in gate.description
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "candidate_metrics" in materialized and "registered_model" not in materialized
+    assert len(client.search_model_versions(f"name='{MODEL}'")) == versions_before
+
+
+def test_a_retrain_that_does_not_beat_the_champion_becomes_challenger(pipeline_run):
+    """The same data and grid again: training is reproducible, so the new version ties the
+    champion on the same test split, and a tie does not replace it."""
+    client = MlflowClient()
+    champion_before = client.get_model_version_by_alias(MODEL, CHAMPION)
+    result = run_job({**SYNTHETIC, **SMALL_GRID})
+    challenger = client.get_model_version_by_alias(MODEL, CHALLENGER)
+    assert client.get_model_version_by_alias(MODEL, CHAMPION).version == champion_before.version
     assert int(challenger.version) > int(champion_before.version)
-    worse = client.get_run(challenger.run_id).data.metrics["test_hit_rate_at_100"]
-    better = client.get_run(champion_before.run_id).data.metrics["test_hit_rate_at_100"]
-    assert worse < better
+    assert challenger.tags["promotion"].startswith("does not beat champion")
+    registered = handover(result.run_id, "registered_model")
+    assert registered["alias"] == CHALLENGER
     # Same data, same split: the champion re-scored through its MLflow pyfunc gives exactly the
     # figure the pipeline logged for it.
-    registered = dg.DagsterInstance.get().get_latest_materialization_event(
+    event = dg.DagsterInstance.get().get_latest_materialization_event(
         dg.AssetKey("registered_model")
     )
-    rescored = registered.asset_materialization.metadata[
+    rescored = event.asset_materialization.metadata[
         "champion_before_test_hit_rate_at_100_on_this_split"
     ].value
-    assert rescored == pytest.approx(better)
+    logged = client.get_run(champion_before.run_id).data.metrics["test_hit_rate_at_100"]
+    assert rescored == pytest.approx(logged)
 
 
 def test_served_model_answers_like_the_loaded_one(pipeline_run, tmp_path):
     from orchestration.settings import WAREHOUSE_PATH
 
     port = free_port()
-    queries = read_split(WAREHOUSE_PATH, "validation").sequences[:3]
-    loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{CHAMPION}")
+    rows = read_table_rows(WAREHOUSE_PATH, "playlist_splits")
+    queries = [r["query"] for r in rows if r["split"] == "validation"][:3]
+    loaded = mlflow.pyfunc.load_model(f"models:/{MODEL}@{CHAMPION}")
     expected = loaded.predict(pd.DataFrame({"tracks": queries}), params={"k": 5})
     command = [
-        shutil.which("mlflow"), "models", "serve", "-m", f"models:/{MODEL_NAME}@{CHAMPION}",
+        shutil.which("mlflow"), "models", "serve", "-m", f"models:/{MODEL}@{CHAMPION}",
         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port),
     ]  # fmt: skip
     with server(command, f"http://127.0.0.1:{port}/ping", tmp_path / "serve.log"):
@@ -193,40 +224,7 @@ def test_served_model_answers_like_the_loaded_one(pipeline_run, tmp_path):
     assert served["score"].tolist() == pytest.approx(expected["score"].tolist(), abs=1e-6)
 
 
-def test_model_not_beating_popularity_is_never_registered(pipeline_run, monkeypatch):
-    """The blocking check stops registration: here "most popular" is made an oracle."""
-    import orchestration.assets.model as model_assets
-    from ml.baselines import SequentialRules
-    from orchestration.definitions import defs
-    from orchestration.settings import WAREHOUSE_PATH
-
-    test = read_split(WAREHOUSE_PATH, "test")
-    answers = {tuple(q): label for q, label in zip(test.sequences, test.labels, strict=True)}
-
-    class OraclePopular:
-        name = "most_popular"
-
-        def recommend(self, queries, k):
-            return [[answers[tuple(q)]] for q in queries]
-
-    monkeypatch.setattr(
-        model_assets, "all_baselines", lambda train: [OraclePopular(), SequentialRules(train)]
-    )
-    client = MlflowClient()
-    versions_before = len(client.search_model_versions(f"name='{MODEL_NAME}'"))
-    result = defs.resolve_job_def("full_pipeline").execute_in_process(
-        instance=dg.DagsterInstance.get(),
-        asset_selection=[dg.AssetKey("selected_model"), dg.AssetKey("registered_model")],
-        raise_on_error=False,
-    )
-    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks["selected_model_beats_popularity"] is False
-    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert "selected_model" in materialized and "registered_model" not in materialized
-    assert len(client.search_model_versions(f"name='{MODEL_NAME}'")) == versions_before
-
-
-def test_bad_source_fails_before_dbt_and_keeps_previous_data(pipeline_run, tmp_path):
+def test_bad_source_fails_before_dbt_and_keeps_the_published_data(pipeline_run, tmp_path):
     from orchestration.settings import RAW_EVENTS_PATH
 
     before = pq.read_table(RAW_EVENTS_PATH)
@@ -237,5 +235,7 @@ def test_bad_source_fails_before_dbt_and_keeps_previous_data(pipeline_run, tmp_p
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert failure.step_key == "raw_playlist_events"
     assert str(bad) in failure.event_specific_data.error.message
-    assert "dbt_models" not in {e.step_key for e in result.all_events if e.is_step_success}
+    assert "next_track_dbt_models" not in {
+        e.step_key for e in result.all_events if e.is_step_success
+    }
     assert pq.read_table(RAW_EVENTS_PATH).equals(before)

@@ -12,6 +12,7 @@ import pytest
 from mlflow import MlflowClient
 
 from ml.registry import CHAMPION, MODEL_NAME
+from tests.configs import SMALL_GRID
 from tests.graphql_client import (
     asset_keys,
     materializations,
@@ -58,7 +59,9 @@ def dagster_ui(tmp_path_factory, prepared_dbt_project):
 
 @pytest.fixture(scope="module")
 def materialized(dagster_ui):
-    config = {"ops": {"raw_playlist_events": {"config": {"synthetic_playlists": 1200}}}}
+    config = {
+        "ops": {"raw_playlist_events": {"config": {"synthetic_playlists": 1200}}, **SMALL_GRID}
+    }
     run_id = materialize_all(dagster_ui["url"], config)
     status = wait_for_run(dagster_ui["url"], run_id)
     assert status == "SUCCESS", dagster_ui["log"].read_text()[-5000:]
@@ -67,7 +70,12 @@ def materialized(dagster_ui):
 
 def test_materialize_all_from_the_ui_path(dagster_ui, materialized):
     url = dagster_ui["url"]
-    for asset in ("raw_playlist_events", "playlist_splits", "track_embeddings", "registered_model"):
+    for asset in (
+        "raw_playlist_events",
+        "playlist_splits",
+        "next_track_dataset",
+        "registered_model",
+    ):
         assert materialized in {m["run_id"] for m in materializations(url, [asset])}, asset
     registered = materializations(url, ["registered_model"])[0]
     assert registered["alias"] == CHAMPION and registered["model_version"] == "1"
@@ -84,7 +92,15 @@ def test_overlapping_runs_queue_instead_of_colliding(dagster_ui, materialized):
         p
         for p in asset_keys(url)
         if p[0]
-        not in {"track_embeddings", "candidate_metrics", "selected_model", "registered_model"}
+        in {
+            "raw_playlist_events",
+            "stg_playlist_events",
+            "int_playlist_sequences",
+            "playlist_splits",
+            "dim_tracks",
+            "dataset_stats",
+            "next_track_build",
+        }
     ]
     config = {"ops": {"raw_playlist_events": {"config": {"synthetic_playlists": 300}}}}
     first, second = (materialize_all(url, config, only=warehouse) for _ in range(2))
@@ -124,7 +140,8 @@ def test_asset_graph_renders_in_a_real_browser(dagster_ui, materialized, tmp_pat
         "next_track": [
             "raw_playlist_events", "stg_playlist_events", "int_playlist_sequences",
             "playlist_splits", "dim_tracks", "dataset_stats",
-            "track_embeddings", "candidate_metrics", "selected_model", "registered_model",
+            "next_track_dataset", "track_embeddings", "sequential_rules_candidates",
+            "baseline_candidates", "candidate_metrics", "selected_model", "registered_model",
         ],
     }  # fmt: skip
     for group, assets in groups.items():

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ml.catalogue import Catalogue
 from ml.datasets.evaluation_split import EvaluationSplit
@@ -24,6 +25,7 @@ from ml.sequences import Sequences
 from ml.warehouse import read_only
 
 SUMMARY_FILE = "dataset.json"
+TEST_KEYS_FILE = "test_keys.parquet"
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class NextTrackData:
     validation: EvaluationSplit
     test: EvaluationSplit
     fingerprint: str  # sha256 of everything the models see: same fingerprint, same input
+    test_keys: pa.Table  # test queries and labels as track keys: any model can be re-scored
 
     def summary(self) -> dict:
         unknown = {
@@ -57,6 +60,7 @@ class NextTrackData:
         self.train.save(folder, "train")
         self.validation.save(folder)
         self.test.save(folder)
+        pq.write_table(self.test_keys, folder / TEST_KEYS_FILE)
         (folder / SUMMARY_FILE).write_text(json.dumps(self.summary(), indent=2), encoding="utf-8")
 
     @classmethod
@@ -68,6 +72,7 @@ class NextTrackData:
             EvaluationSplit.load(folder, "validation"),
             EvaluationSplit.load(folder, "test"),
             summary["fingerprint"],
+            pq.read_table(folder / TEST_KEYS_FILE),
         )
 
 
@@ -90,9 +95,9 @@ def read_next_track_data(warehouse: Path) -> NextTrackData:
     catalogue = _catalogue(keys, train, tracks)
     validation = _evaluation_split("validation", splits, catalogue)
     test = _evaluation_split("test", splits, catalogue)
-    return NextTrackData(
-        catalogue, train, validation, test, _fingerprint(keys, train, validation, test)
-    )
+    fingerprint = _fingerprint(keys, train, validation, test)
+    test_keys = splits.filter(pc.equal(split, "test")).select(["query", "label"])
+    return NextTrackData(catalogue, train, validation, test, fingerprint, test_keys)
 
 
 def _catalogue(keys: pa.Array, train: Sequences, tracks: pa.Table) -> Catalogue:

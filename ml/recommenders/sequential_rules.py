@@ -87,3 +87,16 @@ class SequentialRules(Recommender):
 
     def load_state(self, folder: Path) -> None:
         self.rules = sp.load_npz(folder / "rules.npz").tocsr()
+
+
+DEFAULT_GRID = [
+    {
+        "params": {"max_distance": distance},
+        "variants": [
+            {"last_n": last_n, "recency_decay": decay}
+            for last_n in (2, 3, 5, 10)
+            for decay in (0.5, 0.8)
+        ],
+    }
+    for distance in (5, 10, 20)
+]

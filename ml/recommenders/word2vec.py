@@ -100,7 +100,7 @@ class Word2Vec(Recommender):
             corpus = Path(folder) / "corpus.txt"
             windows = write_corpus(train, corpus, self.params.window)
             self.fit_corpus_file(corpus, log)
-        self.training["playlists_split_for_gensim"] = windows
+        self.training["playlists_cut_for_gensim"] = float(windows)
 
     def fit_corpus_file(self, corpus: Path, log: Log = _no_log) -> None:
         """Train on a corpus file written by ``write_corpus`` (item ids as tokens)."""
@@ -231,3 +231,38 @@ class _EpochLog(CallbackAny2Vec):
                 f"{self.name}: epoch {self.epoch}/{self.epochs}, {seconds:.1f} s, "
                 f"~{left:.0f} s left"
             )
+
+
+# Scoring variants worth comparing on every fitted model: both scorings, the last track alone and
+# recency-weighted windows of the playlist.
+QUERY_VARIANTS = [
+    {"scoring": scoring, "last_n": last_n, "recency_decay": decay}
+    for scoring in ("in_in", "in_out")
+    for last_n, decay in ((1, 0.7), (5, 0.7), (10, 0.8))
+]
+TUTORIAL_VARIANT = {
+    "scoring": "in_in",
+    "last_n": 1,
+    "skip_unknown": False,
+    "unknown": "random",
+    "exclude_heard": False,
+}
+DEFAULT_GRID = [
+    # The reference tutorial's configuration, with its own query strategy among the variants.
+    {"params": {}, "variants": [TUTORIAL_VARIANT, *QUERY_VARIANTS]},
+    # Skip-gram, smaller window, more epochs (Caselles-Dupré et al. 2018 on music).
+    {
+        "params": {"sg": 1, "vector_size": 64, "window": 3, "min_count": 1, "epochs": 50,
+                   "ns_exponent": -0.5, "sample": 1e-4},
+        "variants": QUERY_VARIANTS,
+    },
+    {
+        "params": {"sg": 1, "vector_size": 64, "window": 5, "min_count": 1, "epochs": 30},
+        "variants": QUERY_VARIANTS,
+    },
+    {
+        "params": {"vector_size": 64, "window": 5, "min_count": 1, "epochs": 50,
+                   "ns_exponent": 0.5, "sample": 1e-4},
+        "variants": QUERY_VARIANTS,
+    },
+]  # fmt: skip

@@ -12,6 +12,7 @@ artists, immediate repeats) so the cleaning steps have work to do. Same seed, sa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -40,47 +41,63 @@ class SyntheticSpec:
         return int(max(300, 40 * self.playlists**0.75))
 
 
-def _zipf(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
+def zipf_weights(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
+    """Probabilities proportional to 1 / rank**exponent, ranks shuffled over the n items."""
     weights = 1.0 / np.arange(1, n + 1) ** exponent
     return rng.permutation(weights / weights.sum())
 
 
+def draw_from_cdf(cdf: np.ndarray, u):
+    """Inverse-CDF sampling: index of each uniform ``u`` in an unnormalised cumulative sum."""
+    return np.minimum(np.searchsorted(cdf, u * cdf[-1], side="right"), len(cdf) - 1)
+
+
 class Catalog:
-    """Tracks with genre, artist, popularity and fixed successors; sampling by inverse CDF."""
+    """Tracks with genre, artist, Zipf popularity and fixed successors (of the same genre,
+    popularity-weighted), held as arrays; sampling by inverse CDF."""
 
-    def __init__(self, spec: SyntheticSpec, rng: np.random.Generator):
-        n = spec.n_tracks
-        self.genre_of = rng.integers(0, len(GENRES), size=n)
-        self.genre_cdf = np.cumsum(_zipf(len(GENRES), 0.8, rng))
-        popularity = _zipf(n, 1.0, rng)
+    def __init__(
+        self,
+        n: int,
+        successors: int,
+        rng: np.random.Generator,
+        *,
+        popularity_exponent: float = 1.0,
+        tracks_per_artist: int = 8,
+    ):
+        self.size = n
+        self.genre_of = rng.integers(0, len(GENRES), size=n).astype(np.int8)
+        self.genre_cdf = np.cumsum(zipf_weights(len(GENRES), 0.8, rng))
+        popularity = zipf_weights(n, popularity_exponent, rng)
         self.global_cdf = np.cumsum(popularity)
-        self.by_genre = [np.flatnonzero(self.genre_of == g) for g in range(len(GENRES))]
-        self.genre_track_cdf = [
-            np.cumsum(popularity[t]) / popularity[t].sum() for t in self.by_genre
+        self.by_genre = [
+            np.flatnonzero(self.genre_of == g).astype(np.int32) for g in range(len(GENRES))
         ]
-        self.artist_of = np.empty(n, dtype=np.int64)
-        self.successors = np.empty((n, spec.successors), dtype=np.int64)
+        self.genre_track_cdf = [np.cumsum(popularity[t]) for t in self.by_genre]
+        self.artist_of = np.empty(n, dtype=np.int32)
+        self.successors = np.empty((n, successors), dtype=np.int32)
         for g, tracks in enumerate(self.by_genre):
-            self.artist_of[tracks] = rng.integers(0, max(1, len(tracks) // 8), size=len(tracks))
-            picks = rng.random((len(tracks), spec.successors))
-            self.successors[tracks] = tracks[self._draw(self.genre_track_cdf[g], picks)]
-        self.names = [
-            (f"{GENRES[self.genre_of[t]].title()} Artist {self.artist_of[t]:03d}", f"Song {t:05d}")
-            for t in range(n)
-        ]
+            artists = max(1, len(tracks) // tracks_per_artist)
+            self.artist_of[tracks] = rng.integers(0, artists, size=len(tracks))
+            picks = rng.random((len(tracks), successors))
+            self.successors[tracks] = tracks[draw_from_cdf(self.genre_track_cdf[g], picks)]
 
-    @staticmethod
-    def _draw(cdf: np.ndarray, u):
-        return np.minimum(np.searchsorted(cdf, u * cdf[-1], side="right"), len(cdf) - 1)
+    @cached_property
+    def names(self) -> list[tuple[str, str]]:
+        """(artist, title) of every track; built on first use (a Python loop over tracks)."""
+        return [
+            (f"{GENRES[self.genre_of[t]].title()} Artist {self.artist_of[t]:03d}", f"Song {t:05d}")
+            for t in range(self.size)
+        ]
 
     def genre(self, rng: np.random.Generator) -> int:
-        return int(self._draw(self.genre_cdf, rng.random()))
+        return int(draw_from_cdf(self.genre_cdf, rng.random()))
 
     def track_of_genre(self, g: int, rng: np.random.Generator) -> int:
-        return int(self.by_genre[g][self._draw(self.genre_track_cdf[g], rng.random())])
+        return int(self.by_genre[g][draw_from_cdf(self.genre_track_cdf[g], rng.random())])
 
     def any_track(self, rng: np.random.Generator) -> int:
-        return int(self._draw(self.global_cdf, rng.random()))
+        return int(draw_from_cdf(self.global_cdf, rng.random()))
 
 
 def _next_track(
@@ -109,7 +126,7 @@ def _next_track(
 def generate_rows(spec: SyntheticSpec):
     """Yields lists of (user_id, artist, track, playlist) rows, one list per 1,000 playlists."""
     rng = np.random.default_rng(spec.seed)
-    catalog = Catalog(spec, rng)
+    catalog = Catalog(spec.n_tracks, spec.successors, rng)
     n_users = max(1, spec.playlists // 3)
     rows: list[tuple[str, str | None, str, str]] = []
     for p in range(spec.playlists):

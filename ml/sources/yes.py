@@ -12,12 +12,13 @@ from pathlib import Path
 from ml.sources.canonical import CanonicalWriter, IngestReport, ProgressLog, SourceError
 
 PLAYLIST_FILES = ("train.txt", "test.txt")
+SONG_HASH = "song_hash.txt"
 USER_ID = "yes.com"
 BATCH_ROWS = 200_000
 
 
 def is_yes_folder(folder: Path) -> bool:
-    return (folder / "train.txt").is_file() and (folder / "song_hash.txt").is_file()
+    return (folder / "train.txt").is_file() and (folder / SONG_HASH).is_file()
 
 
 def read_song_hash(path: Path) -> list[tuple[str, str]]:
@@ -36,7 +37,7 @@ def read_song_hash(path: Path) -> list[tuple[str, str]]:
 
 
 def read_yes(folder: Path, writer: CanonicalWriter, report: IngestReport, log: ProgressLog) -> None:
-    song_hash = folder / "song_hash.txt"
+    song_hash = folder / SONG_HASH
     try:
         songs = read_song_hash(song_hash)
     except UnicodeDecodeError as e:

@@ -1,7 +1,17 @@
-"""Every dbt model as an asset and every dbt test as an asset check."""
+"""dbt models as assets, dbt tests as asset checks, built write-audit-publish.
+
+Each run builds into a fresh DuckDB file in its own folder and publishes it (one atomic rename)
+only when dbt succeeded, every blocking test included: a failed or killed build leaves the last
+good warehouse exactly as it was, never tables of two runs side by side. The run's later steps
+read the build they made, even if another run publishes in between.
+"""
 
 import json
+import os
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import (
@@ -11,13 +21,18 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from ml.warehouse import read_only
+from ml.warehouse import publish, read_only
+from orchestration.assets.next_track.ingest import raw_playlist_events
 from orchestration.config import DbtBuildConfig
+from orchestration.lineage import file_for_run
 from orchestration.project import dbt_project
-from orchestration.settings import WAREHOUSE_PATH, WAREHOUSE_POOL
+from orchestration.resources import RunStore
+from orchestration.settings import RAW_EVENTS_PATH, WAREHOUSE_PATH, WAREHOUSE_POOL
+
+BUILD_FILE = "warehouse.duckdb"
 
 
-class GroupedTranslator(DagsterDbtTranslator):
+class UseCaseTranslator(DagsterDbtTranslator):
     """A model's use-case folder (models/next_track, ...) is its asset group, beside the Python
     assets of the same use case."""
 
@@ -26,28 +41,100 @@ class GroupedTranslator(DagsterDbtTranslator):
         return fqn[1] if dbt_resource_props["resource_type"] == "model" and len(fqn) > 2 else None
 
 
+TRANSLATOR = UseCaseTranslator(
+    settings=DagsterDbtTranslatorSettings(
+        enable_asset_checks=True, enable_source_tests_as_checks=True
+    )
+)
+
+
+def warehouse_for_run(run_store: RunStore, run_id: str) -> Path:
+    """The build this run made, else the published warehouse."""
+    return run_store.existing(run_id, BUILD_FILE) or WAREHOUSE_PATH
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    dagster_dbt_translator=GroupedTranslator(
-        settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
-    ),
+    select="path:models/next_track",
+    name="next_track_dbt_models",
+    dagster_dbt_translator=TRANSLATOR,
     pool=WAREHOUSE_POOL,
 )
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
-    dbt_vars = {"sample_percent": config.sample_percent, "split_salt": config.split_salt}
-    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
-    events, error = [], None
+def next_track_dbt_models(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    config: DbtBuildConfig,
+    run_store: RunStore,
+):
+    run_id = context.run.run_id
+    raw, raw_metadata = file_for_run(
+        context.instance, raw_playlist_events.key, run_id, "path", RAW_EVENTS_PATH
+    )
+    build = run_store.run_dir(run_id) / BUILD_FILE
+    build.unlink(missing_ok=True)  # a re-executed step starts from an empty build
+    dbt_vars = {
+        "sample_percent": config.sample_percent,
+        "split_salt": config.split_salt,
+        "raw_playlists_path": str(raw),
+        "build_id": run_id,
+        "raw_fingerprint": str(raw_metadata.get("raw_fingerprint", "unknown")),
+    }
+    started = time.perf_counter()
+    with environment(NEXT_TRACK_WAREHOUSE=str(build)):
+        invocation = dbt.cli(
+            ["build", "--vars", json.dumps(dbt_vars)], context=context, raise_on_error=False
+        )
+        events = list(invocation.stream())
+    if not invocation.is_successful():
+        failures = failed_nodes(invocation.get_artifact("run_results.json"), invocation.manifest)
+        raise dg.Failure(
+            description="dbt build failed, so nothing was published (the last good warehouse "
+            f"{WAREHOUSE_PATH} is unchanged): " + " | ".join(failures or ["see the dbt log"]),
+            metadata={"failures": dg.MetadataValue.json(failures), "build": str(build)},
+            allow_retries=False,
+        )
+    seconds = time.perf_counter() - started
+    publish(build, WAREHOUSE_PATH)
+    context.log.info(
+        f"published {build} as {WAREHOUSE_PATH} (raw data {dbt_vars['raw_fingerprint']})"
+    )
+    yield from with_row_counts(events, invocation.manifest, build, seconds)
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Environment variables for the dbt subprocess (it inherits this process's)."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
-        events.extend(invocation.stream())
-    except Exception as e:  # re-raised below, after the models that did build are reported
-        error = e
-    yield from with_row_counts(events, invocation.manifest)
-    if error is not None:
-        raise error
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
-def with_row_counts(events: list, manifest: dict) -> Iterator:
+def failed_nodes(run_results: dict, manifest: dict) -> list[str]:
+    """One line per failed model or test: what it is, what it checks, what dbt said."""
+    lines = []
+    for result in run_results.get("results", []):
+        if result.get("status") not in ("error", "fail", "runtime error"):
+            continue
+        unique_id = result["unique_id"]
+        node = manifest["nodes"].get(unique_id, {})
+        kwargs = (node.get("test_metadata") or {}).get("kwargs", {})
+        checks = kwargs.get("arguments", kwargs).get("expression") if kwargs else None
+        what = f"{node.get('resource_type', 'node')} {node.get('name', unique_id)}"
+        if checks:
+            what += f" (requires: {' '.join(str(checks).split())})"
+        lines.append(f"{what}: {result.get('status')}: {result.get('message') or ''}".strip())
+    return lines
+
+
+def with_row_counts(events: list, manifest: dict, warehouse: Path, seconds: float) -> Iterator:
     """Attach ``dagster/row_count`` to each built model, counted once dbt has exited.
 
     dagster-dbt's ``fetch_row_counts()`` queries through an adapter connection opened in this
@@ -63,21 +150,29 @@ def with_row_counts(events: list, manifest: dict) -> Iterator:
     if not any(isinstance(e, dg.Output | dg.AssetMaterialization) for e in events):
         yield from events
         return
-    with read_only(WAREHOUSE_PATH) as connection:
+    with read_only(warehouse) as connection:
         for event in events:
             unique_id = getattr(getattr(event, "metadata", {}).get("unique_id"), "value", None)
             if isinstance(event, dg.Output | dg.AssetMaterialization) and unique_id in relations:
                 relation = relations[unique_id]
                 row_count = connection.execute(f"select count(*) from {relation}").fetchone()[0]
-                extra = {"dagster/row_count": row_count}
+                extra = {"dagster/row_count": row_count, "warehouse": str(warehouse)}
                 if unique_id.endswith(".dataset_stats") and row_count == 1:
-                    # The cleaning summary (rows in, drops by reason, split sizes) in the UI.
-                    cursor = connection.execute(f"select * from {relation}")
-                    names = [d[0] for d in cursor.description]
-                    values = cursor.fetchone()
-                    extra.update(
-                        (name, value if isinstance(value, int) else float(value))
-                        for name, value in zip(names, values, strict=True)
-                    )
+                    extra.update(one_row_metadata(connection, relation))
+                    # dbt builds every model in one step: its time is the whole build's
+                    extra["build_seconds"] = seconds
+                    extra["raw_rows_per_second"] = extra.get("rows_in", 0) / seconds
                 event = event.with_metadata({**event.metadata, **extra})
             yield event
+
+
+def one_row_metadata(connection, relation: str) -> dict:
+    """The cleaning summary (rows in, drops by reason, split sizes) as metadata entries."""
+    cursor = connection.execute(f"select * from {relation}")
+    names = [d[0] for d in cursor.description]
+    values = cursor.fetchone()
+    return {
+        name: value if isinstance(value, int | str) else float(value)
+        for name, value in zip(names, values, strict=True)
+        if value is not None
+    }

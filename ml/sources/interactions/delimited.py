@@ -18,9 +18,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from ml.sources.canonical import SourceError
 from ml.sources.interactions.table import InteractionsReport, ProgressLog
 from ml.sources.interactions.values import Locate
-from ml.sources.kaggle import BLOCK_SIZE, csv_error
+
+BLOCK_SIZE = 1 << 20  # pyarrow reads several blocks ahead: small blocks bound the memory
 
 
 @dataclass(frozen=True)
@@ -111,3 +113,23 @@ def _open(spec: DelimitedFile, on_invalid_row) -> pacsv.CSVStreamingReader:
             strings_can_be_null=False,
         ),
     )
+
+
+def csv_error(path: Path, error: pa.ArrowInvalid) -> SourceError:
+    """pyarrow's failure as a message naming the file (and the line, for bad UTF-8)."""
+    if "UTF8" in str(error).upper():
+        return SourceError(
+            f"{path}: line {_first_undecodable_line(path)} is not UTF-8 text; re-encode it as UTF-8"
+        )
+    return SourceError(f"{path}: cannot parse as delimited text: {error}")
+
+
+def _first_undecodable_line(path: Path) -> int | None:
+    """Only on the error path: the line to name in the message."""
+    with path.open("rb") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return None

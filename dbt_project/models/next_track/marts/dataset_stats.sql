@@ -1,30 +1,30 @@
 -- One row of counts that says what cleaning did: rows in, rows dropped by reason,
 -- playlists kept and excluded, tracks, and split sizes.
-with source as (
-    select * from {{ source('raw', 'playlist_events') }}
+with names as (
+    select * from {{ ref('base_playlist_events') }}
 ),
 
 complete as (
     select
         *,
-        {{ clean_name('user_id') }} is not null and {{ clean_name('playlist') }} is not null
-        and {{ clean_name('artist') }} is not null and {{ clean_name('track') }} is not null
+        user_id is not null and playlist is not null and artist is not null and track is not null
             as is_complete
-    from source
+    from names
 ),
 
 raw_counts as (
     select
         count(*) as rows_in,
-        count(*) filter (where {{ clean_name('user_id') }} is null) as rows_blank_user,
-        count(*) filter (where {{ clean_name('playlist') }} is null) as rows_blank_playlist,
-        count(*) filter (where {{ clean_name('artist') }} is null) as rows_blank_artist,
-        count(*) filter (where {{ clean_name('track') }} is null) as rows_blank_track,
+        count(*) filter (where user_id is null) as rows_blank_user,
+        count(*) filter (where playlist is null) as rows_blank_playlist,
+        count(*) filter (where artist is null and not artist_is_null_like) as rows_blank_artist,
+        count(*) filter (where track is null and not track_is_null_like) as rows_blank_track,
+        count(*) filter (where artist_is_null_like) as rows_null_like_artist,
+        count(*) filter (where track_is_null_like) as rows_null_like_track,
         count(*) filter (where not is_complete) as rows_incomplete,
         count(*) filter (
-            where is_complete and {{ hash_bucket(
-                pair_key(clean_name('user_id'), clean_name('playlist')), 'sample'
-            ) }} >= {{ var('sample_percent') }} * 100
+            where is_complete and {{ hash_bucket(pair_key('user_id', 'playlist'), 'sample') }}
+                >= {{ var('sample_percent') }} * 100
         ) as rows_outside_sample
     from complete
 ),

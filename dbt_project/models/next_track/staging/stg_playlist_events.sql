@@ -1,18 +1,9 @@
--- Cleaned playlist rows: names trimmed, rows with a blank user, playlist, artist or track dropped,
--- optional reproducible sampling of playlists, and a repeated track within a playlist kept only
--- at its first position (a repeat cannot be a "next" track: recommenders exclude what was heard).
-with source as (
-    select * from {{ source('raw', 'playlist_events') }}
-),
-
-trimmed as (
-    select
-        row_id,
-        {{ clean_name('user_id') }} as user_id,
-        {{ clean_name('artist') }} as artist,
-        {{ clean_name('track') }} as track,
-        {{ clean_name('playlist') }} as playlist
-    from source
+-- Cleaned playlist rows: names trimmed, rows with a blank user, playlist, artist or track, or a
+-- null-like artist or track ('null', 'N/A'... see base_playlist_events) dropped, optional
+-- reproducible sampling of playlists, and a repeated track within a playlist kept only at its
+-- first position (a repeat cannot be a "next" track: recommenders exclude what was heard).
+with trimmed as (
+    select * from {{ ref('base_playlist_events') }}
 ),
 
 complete as (

@@ -1,0 +1,384 @@
+"""The whole pipeline on a Kaggle-shaped CSV at a fraction of Kaggle's scale: wall seconds and peak
+RSS per Dagster step and in total. Not a test: `make bench-scale FRACTION=0.01`.
+
+    python benchmarks/bench_scale.py --fraction 0.01 [--seed 42] [--keep-data]
+    python benchmarks/bench_scale.py --compare small/bench_scale.json big/bench_scale.json
+
+Each run gets a fresh folder under ``$NEXT_TRACK_DATA_DIR/bench-scale/`` (``data/`` by default,
+git-ignored). The CSV is written there by ``ml.sources.kaggle_shaped``, then the pipeline runs
+exactly as a user's ``make run SOURCE=...`` does (``python -m orchestration.run --source``) with its
+own NEXT_TRACK_DATA_DIR, DAGSTER_HOME and MLFLOW_TRACKING_URI. The RSS of the whole process tree
+(worker processes included) is sampled from /proc every 0.2 s; afterwards the run's step events
+are read from that DAGSTER_HOME, whatever the steps are called, and each step (and each asset of
+a multi-asset step) gets the seconds it took and the peak RSS sampled meanwhile. The table is
+saved as ``bench_scale.json`` beside the run's logs; the CSV and the pipeline's data are deleted
+afterwards unless ``--keep-data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_SECONDS = 0.2
+HEARTBEAT_SECONDS = 60
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+MIB = 2**20
+
+
+@dataclass
+class Measured:
+    """A child process run to its end, with the RSS of its process tree over time."""
+
+    exit_code: int
+    started: float  # unix seconds
+    ended: float
+    cpu_seconds: float  # user + system of the whole tree (the machine is shared: wall varies)
+    samples: list[tuple[float, int]]  # (unix seconds, bytes)
+
+    @property
+    def seconds(self) -> float:
+        return self.ended - self.started
+
+    def peak_mib(self, start: float | None = None, end: float | None = None) -> float:
+        """Peak RSS sampled in [start, end], widened by one sampling interval each side so a
+        step shorter than the interval still gets the samples around it."""
+        low = (self.started if start is None else start) - SAMPLE_SECONDS
+        high = (self.ended if end is None else end) + SAMPLE_SECONDS
+        return max((rss for t, rss in self.samples if low <= t <= high), default=0) / MIB
+
+
+@dataclass
+class Timing:
+    name: str  # a step key, or "  <asset>" under its step
+    status: str
+    start_offset: float  # seconds after the pipeline process started
+    seconds: float
+    peak_rss_mib: float
+
+
+@dataclass
+class BenchResult:
+    fraction: float
+    seed: int
+    commit: str
+    machine: dict
+    csv: dict  # the writer's manifest, without the malformed line numbers
+    writer: dict
+    pipeline: dict
+    steps: list[Timing] = field(default_factory=list)
+    summary: str = ""  # what `make run` printed: data, validation and the selected model
+
+
+def process_tree_rss(root: int) -> int:
+    """Resident bytes of ``root`` and all its descendants, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, pending = 0, [root]
+    while pending:
+        pid = pending.pop()
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
+        except (OSError, IndexError):
+            continue
+        pending.extend(children.get(pid, []))
+    return total
+
+
+def run_sampled(command: list[str], env: dict[str, str], log: Path, label: str) -> Measured:
+    """Run ``command`` (stdout to ``log``, stderr to ``log`` with ``.err``), sampling its RSS."""
+    samples: list[tuple[float, int]] = []
+    cpu_before = children_cpu_seconds()
+    with log.open("w") as out, log.with_suffix(".err").open("w") as err:
+        started = time.time()
+        child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=err)
+        next_heartbeat = started + HEARTBEAT_SECONDS
+        while child.poll() is None:
+            now = time.time()
+            samples.append((now, process_tree_rss(child.pid)))
+            if now >= next_heartbeat:
+                print(f"  {label}: {now - started:,.0f} s, RSS {samples[-1][1] / MIB:,.0f} MiB")
+                next_heartbeat += HEARTBEAT_SECONDS
+            time.sleep(SAMPLE_SECONDS)
+        ended = time.time()
+    cpu = children_cpu_seconds() - cpu_before
+    return Measured(child.returncode, started, ended, cpu, samples)
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of every finished child and the descendants they waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def write_csv(folder: Path, fraction: float, seed: int, env: dict[str, str]) -> tuple[Path, dict]:
+    csv_path = folder / "spotify_dataset.csv"
+    command = [sys.executable, "-m", "ml.sources.kaggle_shaped", "--fraction", str(fraction)]
+    command += ["--seed", str(seed), "--out", str(csv_path)]
+    measured = run_sampled(command, env, folder / "writer.log", "writing the CSV")
+    if measured.exit_code != 0:
+        raise SystemExit(f"the writer failed; see {folder / 'writer.err'}")
+    writer = {
+        "seconds": measured.seconds,
+        "cpu_seconds": measured.cpu_seconds,
+        "peak_rss_mib": measured.peak_mib(),
+    }
+    return csv_path, writer
+
+
+def pipeline_env(folder: Path) -> dict[str, str]:
+    """A fresh data folder, Dagster instance and MLflow store, as a new user would have."""
+    dagster_home = folder / "dagster_home"
+    dagster_home.mkdir()
+    # The project's instance settings (telemetry off, the warehouse pool, run queue).
+    shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
+    return {
+        **os.environ,
+        "NEXT_TRACK_DATA_DIR": str(folder / "data"),
+        "DAGSTER_HOME": str(dagster_home),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/data/mlflow/mlflow.db",
+        # dagster-dbt runs the `dbt` executable: the one beside this interpreter.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+
+
+@dataclass
+class StepEvents:
+    starts: list[float] = field(default_factory=list)  # several when the step was retried
+    end: float | None = None
+    status: str = "UNFINISHED"
+    assets: list[tuple[str, float]] = field(default_factory=list)  # (asset, materialized at)
+
+
+def read_step_events(dagster_home: Path) -> tuple[dict[str, StepEvents], dict]:
+    """Every step of every run in this Dagster instance (a fresh one holds the bench's runs
+    only), by whatever key the job gives it; and the runs' own span."""
+    import dagster as dg  # only here: --compare needs no Dagster
+
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    kinds = dg.DagsterEventType
+    run_ended = {kinds.RUN_SUCCESS, kinds.RUN_FAILURE, kinds.RUN_CANCELED}
+    step_ended = {kinds.STEP_SUCCESS, kinds.STEP_FAILURE, kinds.STEP_SKIPPED}
+    runs = instance.get_runs(ascending=True)
+    steps: dict[str, StepEvents] = {}
+    run_starts, run_ends = [], []
+    for run in runs:
+        prefix = f"{run.run_id[:8]}:" if len(runs) > 1 else ""
+        for entry in instance.all_logs(run.run_id):
+            event = entry.dagster_event
+            kind = event.event_type if event else None
+            if kind is kinds.RUN_START:
+                run_starts.append(entry.timestamp)
+            elif kind in run_ended:
+                run_ends.append(entry.timestamp)
+            if not event or event.step_key is None:
+                continue
+            step = steps.setdefault(prefix + event.step_key, StepEvents())
+            if kind is kinds.STEP_START:
+                step.starts.append(entry.timestamp)
+            elif kind in step_ended:
+                step.end, step.status = entry.timestamp, kind.value.removeprefix("STEP_")
+            elif kind is kinds.ASSET_MATERIALIZATION:
+                step.assets.append((event.asset_key.to_user_string(), entry.timestamp))
+    span = max(run_ends) - min(run_starts) if run_starts and run_ends else None
+    return steps, {"dagster_runs": len(runs), "dagster_run_seconds": span}
+
+
+def step_timings(steps: dict[str, StepEvents], measured: Measured) -> list[Timing]:
+    """A row per step in start order, under it a row per asset when the step made several."""
+    started = sorted((step.starts[0], key, step) for key, step in steps.items() if step.starts)
+    if not started:
+        return []
+    # The interpreter, imports, dbt parse and Dagster's run set-up.
+    first = started[0][0]
+    timings = [timing("(start-up, before the first step)", "", measured.started, first, measured)]
+    for start, key, step in started:
+        tries = len(step.starts)
+        status = step.status if tries == 1 else f"{step.status} ({tries} tries)"
+        timings.append(timing(key, status, start, step.end or measured.ended, measured))
+        if len(step.assets) > 1:
+            previous = start
+            for asset, done in step.assets:
+                timings.append(timing(f"  {asset}", "", previous, done, measured))
+                previous = done
+    return timings
+
+
+def timing(name: str, status: str, start: float, end: float, measured: Measured) -> Timing:
+    return Timing(
+        name, status, start - measured.started, end - start, measured.peak_mib(start, end)
+    )
+
+
+def machine() -> dict:
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    total_kib = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:"))
+    memory_gib = round(total_kib / 2**20, 1)
+    return {"cpus": os.cpu_count(), "memory_gib": memory_gib, "load_1m": os.getloadavg()[0]}
+
+
+def git_commit() -> str:
+    result = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    return result.stdout.strip() or "unknown"
+
+
+def bench(fraction: float, seed: int, root: Path, keep_data: bool) -> tuple[BenchResult, Path]:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = root / f"fraction-{fraction:g}-seed-{seed}-{stamp}"
+    folder.mkdir(parents=True)
+    print(f"bench-scale: fraction {fraction:g}, seed {seed}, in {folder}")
+    machine_before = machine()
+    env = pipeline_env(folder)
+    csv_path, writer = write_csv(folder, fraction, seed, env)
+    manifest_file = csv_path.with_name(f"{csv_path.stem}.manifest.json")
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    manifest["malformed"] = {kind: len(lines) for kind, lines in manifest["malformed"].items()}
+    print(f"  CSV: {manifest['lines']:,} lines in {writer['seconds']:.0f} s; running the pipeline")
+    command = [sys.executable, "-m", "orchestration.run", "--source", str(csv_path)]
+    measured = run_sampled(command, env, folder / "run.log", "pipeline")
+    step_events, run_info = read_step_events(folder / "dagster_home")
+    pipeline = {
+        "exit_code": measured.exit_code,
+        "seconds": measured.seconds,
+        "cpu_seconds": measured.cpu_seconds,
+        "peak_rss_mib": measured.peak_mib(),
+        "rows_per_second": manifest["rows"] / measured.seconds,
+        "load_1m_at_end": os.getloadavg()[0],  # other work on the machine slows the run
+        **run_info,
+    }
+    result = BenchResult(
+        fraction=fraction,
+        seed=seed,
+        commit=git_commit(),
+        machine=machine_before,
+        csv=manifest,
+        writer=writer,
+        pipeline=pipeline,
+        steps=step_timings(step_events, measured),
+        summary=(folder / "run.log").read_text(),
+    )
+    if not keep_data:
+        csv_path.unlink()
+        shutil.rmtree(folder / "data", ignore_errors=True)
+    return result, folder
+
+
+def print_aligned(headers: list[str], rows: list[list[str]]) -> None:
+    """A markdown table, columns padded to their widest cell (the first left-aligned)."""
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    for row in [headers, ["-" * w for w in widths], *rows]:
+        first, *rest = row
+        cells = [first.ljust(widths[0])]
+        cells += [cell.rjust(width) for cell, width in zip(rest, widths[1:], strict=True)]
+        print("| " + " | ".join(cells) + " |")
+
+
+def print_table(result: BenchResult) -> None:
+    csv, pipeline, writer = result.csv, result.pipeline, result.writer
+    print(f"\n== bench-scale: fraction {result.fraction:g} (commit {result.commit}) ==")
+    print(
+        f"CSV: {csv['lines']:,} lines, {csv['rows']:,} well-formed, {csv['playlists']:,} "
+        f"playlists, {csv['users']:,} users, {csv['distinct_tracks']:,} distinct tracks"
+    )
+    print(f"machine: {result.machine}\n")
+    rows = [
+        [t.name, t.status, f"{t.start_offset:.1f}", f"{t.seconds:.1f}", f"{t.peak_rss_mib:,.0f}"]
+        for t in result.steps
+    ]
+    total = [f"{pipeline['seconds']:.1f}", f"{pipeline['peak_rss_mib']:,.0f}"]
+    rows.append(["pipeline process (total)", f"exit {pipeline['exit_code']}", "0.0", *total])
+    csv_writer = [f"{writer['seconds']:.1f}", f"{writer['peak_rss_mib']:,.0f}"]
+    rows.append(["(writing the CSV, before the pipeline)", "", "", *csv_writer])
+    print_aligned(["step / asset", "status", "start s", "seconds", "peak RSS MiB"], rows)
+    print(
+        "(indented: the assets of a multi-asset step, each timed from the step's previous event)\n"
+        f"{pipeline['rows_per_second']:,.0f} rows/s over the whole pipeline; the Dagster run "
+        f"itself {format_seconds(pipeline['dagster_run_seconds'])}; CPU (user + system of the "
+        f"process tree) {pipeline['cpu_seconds']:,.0f} s for the pipeline, "
+        f"{writer['cpu_seconds']:,.0f} s for the CSV; load average "
+        f"{result.machine['load_1m']:.1f} before, {pipeline['load_1m_at_end']:.1f} after"
+    )
+    marker = result.summary.find("== selected")
+    if marker >= 0:
+        print("\n" + result.summary[marker:].strip())
+
+
+def format_seconds(seconds: float | None) -> str:
+    return "never started" if seconds is None else f"{seconds:,.1f} s"
+
+
+def growth(new: float | None, old: float | None) -> str:
+    return f"x{new / old:.2f}" if new and old else "-"
+
+
+def compare(old_path: Path, new_path: Path) -> None:
+    """Growth from one saved run to another: per step seconds and RSS, beside the rows' growth."""
+    old, new = (json.loads(p.read_text(encoding="utf-8")) for p in (old_path, new_path))
+    print(
+        f"rows x{new['csv']['rows'] / old['csv']['rows']:.2f} "
+        f"(fraction {old['fraction']:g} -> {new['fraction']:g}); linear growth has the same ratio\n"
+    )
+    old_steps = {s["name"]: s for s in old["steps"]}
+    new_steps = {s["name"]: s for s in new["steps"]}
+    names = [*old_steps, *(name for name in new_steps if name not in old_steps)]
+    pairs = [(name, old_steps.get(name, {}), new_steps.get(name, {})) for name in names]
+    pairs.append(("pipeline process (total)", old["pipeline"], new["pipeline"]))
+    # CPU seconds vary less than wall seconds when other work shares the machine.
+    cpu = [{"seconds": run["pipeline"].get("cpu_seconds")} for run in (old, new)]
+    pairs.append(("pipeline CPU seconds (user + system)", *cpu))
+    rows = [
+        [
+            name,
+            f"{a.get('seconds') or 0:,.1f} -> {b.get('seconds') or 0:,.1f}",
+            growth(b.get("seconds"), a.get("seconds")),
+            f"{a.get('peak_rss_mib') or 0:,.0f} -> {b.get('peak_rss_mib') or 0:,.0f}",
+            growth(b.get("peak_rss_mib"), a.get("peak_rss_mib")),
+        ]
+        for name, a, b in pairs
+    ]
+    print_aligned(["step / asset", "seconds", "growth", "peak RSS MiB", "growth"], rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fraction", type=float, default=0.01, help="of Kaggle's scale")
+    parser.add_argument("--seed", type=int, default=42)
+    data_dir = Path(os.environ.get("NEXT_TRACK_DATA_DIR", REPO_ROOT / "data"))
+    parser.add_argument("--root", type=Path, default=data_dir / "bench-scale")
+    parser.add_argument("--keep-data", action="store_true", help="keep the CSV and warehouse")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("OLD_JSON", "NEW_JSON"))
+    args = parser.parse_args()
+    if args.compare:
+        compare(*args.compare)
+        return
+    result, folder = bench(args.fraction, args.seed, args.root.resolve(), args.keep_data)
+    saved = folder / "bench_scale.json"
+    saved.write_text(json.dumps(asdict(result), indent=1), encoding="utf-8")
+    print_table(result)
+    print(f"\nsaved {saved}")
+    if result.pipeline["exit_code"] != 0:
+        errors = (folder / "run.err").read_text().strip().splitlines()
+        print("\nthe pipeline failed; the end of its error output:\n  " + "\n  ".join(errors[-8:]))
+        print(f"(all of it: {folder / 'run.err'}; its output: {folder / 'run.log'})")
+        raise SystemExit(result.pipeline["exit_code"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+-- Raw playlist rows with every name trimmed (blank -> null), and an artist or track spelled like a
+-- missing value ('null', 'NaN', 'N/A', 'None'...: var null_like_names, matched exactly after trim,
+-- case-insensitively) made null too, flagged so dataset_stats counts them apart from blanks.
+-- Ephemeral: the one definition both stg_playlist_events and dataset_stats read.
+{{ config(materialized='ephemeral') }}
+
+{%- set null_like_names = var(
+    'null_like_names',
+    ['null', 'nan', 'n/a', 'none', 'nil', 'undefined', '#n/a', '(null)']
+) %}
+{%- set spellings -%}
+    ({% for name in null_like_names %}'{{ name | lower | replace("'", "''") }}'{{ ', ' if not loop.last }}{% endfor %})
+{%- endset %}
+
+with source as (
+    select * from {{ source('raw', 'playlist_events') }}
+),
+
+trimmed as (
+    select
+        row_id,
+        {{ clean_name('user_id') }} as user_id,
+        {{ clean_name('artist') }} as artist,
+        {{ clean_name('track') }} as track,
+        {{ clean_name('playlist') }} as playlist
+    from source
+),
+
+flagged as (
+    select
+        *,
+        {%- for column in ['artist', 'track'] %}
+        {% if null_like_names %}coalesce(lower({{ column }}) in {{ spellings }}, false){% else %}false{% endif %}
+            as {{ column }}_is_null_like{{ ',' if not loop.last }}
+        {%- endfor %}
+    from trimmed
+)
+
+select
+    row_id,
+    user_id,
+    playlist,
+    case when artist_is_null_like then null else artist end as artist,
+    case when track_is_null_like then null else track end as track,
+    artist_is_null_like,
+    track_is_null_like
+from flagged

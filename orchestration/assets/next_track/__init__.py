@@ -1,0 +1,1 @@
+"""next-track: a playlist -> its next track."""

@@ -1,0 +1,97 @@
+"""raw_playlist_events: any supported source -> the canonical Parquet table dbt reads."""
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from ml.sources import SourceError, ingest
+from ml.sources.synthetic import SyntheticSpec
+from orchestration.config import RawSourceConfig, run_config_errors
+from orchestration.resources import RunStore
+from orchestration.settings import RAW_EVENTS_PATH
+
+RAW_FILE = "raw/playlist_events.parquet"
+
+
+def file_fingerprint(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def publish_file(source: Path, published: Path) -> None:
+    """Point the stable name plain dbt reads at this run's file (atomic)."""
+    published.parent.mkdir(parents=True, exist_ok=True)
+    staged = published.with_name(f".{published.name}.{os.getpid()}.publishing")
+    staged.unlink(missing_ok=True)
+    os.link(source, staged)
+    os.replace(staged, published)
+
+
+@dg.asset(
+    group_name="next_track",
+    kinds={"python", "parquet"},
+    description="Raw playlist rows in the canonical schema "
+    "(row_id, user_id, artist, track, playlist), from the configured source; written into the "
+    "run's folder, then published as data/raw/playlist_events.parquet.",
+)
+def raw_playlist_events(
+    context: dg.AssetExecutionContext, config: RawSourceConfig, run_store: RunStore
+):
+    # The first step of a full run: refuse the run before any work if any step's config is bad.
+    errors = run_config_errors(context.run.run_config)
+    if errors:
+        raise dg.Failure(
+            description="invalid run config: " + "; ".join(errors), allow_retries=False
+        )
+    source = config.source_path()
+    spec = SyntheticSpec(playlists=config.synthetic_playlists, seed=config.synthetic_seed)
+    output = run_store.run_dir(context.run.run_id) / RAW_FILE
+    started = time.perf_counter()
+    try:
+        report = ingest(source, output, synthetic=spec, log=context.log.info)
+    except SourceError as e:
+        # The message names the path and what was expected; the published table is untouched.
+        raise dg.Failure(description=str(e), allow_retries=False) from e
+    if report.malformed_lines:
+        context.log.warning(
+            f"skipped {report.malformed_lines:,} malformed lines in {report.source}: "
+            f"{'; '.join(report.malformed_examples[:5])}"
+        )
+    seconds = time.perf_counter() - started
+    fingerprint = file_fingerprint(output)
+    publish_file(output, RAW_EVENTS_PATH)
+    lines = "" if report.lines_in_file is None else f" of {report.lines_in_file:,} lines"
+    context.log.info(
+        f"wrote {report.rows_written:,} rows{lines} ({report.format}) to {output}, "
+        f"data {fingerprint}"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": report.rows_written,
+            "seconds": seconds,
+            "rows_per_second": report.rows_written / seconds if seconds else 0.0,
+            "source": report.source,
+            "format": report.format,
+            "files": len(report.files),
+            "malformed_lines_skipped": report.malformed_lines,
+            "malformed_examples": dg.MetadataValue.json(report.malformed_examples),
+            **({} if report.lines_in_file is None else {"lines_in_file": report.lines_in_file}),
+            "blank_lines": report.blank_lines,
+            "continuation_lines": report.continuation_lines,
+            "last_line_unterminated": report.last_line_unterminated,
+            "playlists_without_pos": report.playlists_without_pos,
+            "ignored_files": dg.MetadataValue.json(report.ignored_files),
+            "stale_temporaries_removed": len(report.stale_temporaries_removed),
+            "path": dg.MetadataValue.path(str(output)),
+            "raw_fingerprint": fingerprint,
+            # The data lineage a registered model descends from: a new lineage replaces the
+            # champion; the same lineage must beat it.
+            "lineage": report.files[0] if report.format == "synthetic" else report.source,
+        }
+    )

@@ -1,0 +1,258 @@
+"""Selection on validation across families (with their hybrid), then the winner scored once on
+test beside the baselines and saved as the bundle MLflow ships."""
+
+import base64
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+
+from ml.evaluation.candidates import CandidateResult, evaluate
+from ml.evaluation.metrics import hit_rate_curve
+from ml.evaluation.report import (
+    markdown_table,
+    plot_hit_rate_curves,
+    plot_validation_bars,
+    table_rows,
+)
+from ml.evaluation.selection import best_per_family, build_hybrid, ranked
+from ml.recommenders.base import Queries
+from ml.recommenders.popularity import Popularity
+from ml.sequences import Sequences
+from ml.serving.bundle import bundle_bytes, save_bundle
+from orchestration.assets.next_track.candidates import (
+    EXPERIMENT,
+    METRIC_KS,
+    UnitOutcome,
+    baseline_candidates,
+    sequential_rules_candidates,
+    track_embeddings,
+)
+from orchestration.assets.next_track.dataset import DatasetHandle
+from orchestration.config import SelectionConfig
+from orchestration.resources import MlflowResource, RunStore
+
+
+@dataclass
+class Selection:
+    k: int
+    selected: CandidateResult
+    baselines: list[CandidateResult]
+    rows: list[dict]  # the validation table
+    plots: dict[str, str]  # name -> PNG path
+    validation_sample: int
+    validation_queries: int
+
+
+@dataclass
+class SelectedModel:
+    candidate: str
+    family: str
+    k: int
+    bundle_dir: str
+    validation: dict[str, dict[str, float]]  # name -> metrics (selected and baselines)
+    test: dict[str, dict[str, float]]
+    params: dict
+    bundle_bytes: int
+    latency_ms_p50: float
+
+
+def popularity_of(data) -> Popularity:
+    popularity = Popularity(n_items=len(data.catalogue))
+    popularity.counts = data.catalogue.train_counts
+    return popularity
+
+
+def inline_png(path: Path, title: str) -> str:
+    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"![{title}](data:image/png;base64,{encoded})"
+
+
+@dg.asset(
+    ins={
+        "word2vec": dg.AssetIn(track_embeddings.key),
+        "sequential_rules": dg.AssetIn(sequential_rules_candidates.key),
+        "baselines": dg.AssetIn(baseline_candidates.key),
+    },
+    group_name="next_track",
+    kinds={"mlflow"},
+    description="Every candidate and baseline on validation, a hybrid of each family's best, "
+    "the finalists re-scored on the whole validation split, and the winner: the table and the "
+    "hit rate@K plot that say why it won.",
+)
+def candidate_metrics(
+    context: dg.AssetExecutionContext,
+    config: SelectionConfig,
+    next_track_dataset: DatasetHandle,
+    word2vec: list[UnitOutcome],
+    sequential_rules: list[UnitOutcome],
+    baselines: list[UnitOutcome],
+    run_store: RunStore,
+    mlflow: MlflowResource,
+) -> Selection:
+    k = config.k
+    outcomes = [*word2vec, *sequential_rules, *baselines]
+    results = [r for o in outcomes for r in o.results]
+    skipped = {o.unit: o.skipped for o in outcomes if o.skipped}
+    if not any(not r.baseline for r in results):
+        raise dg.Failure(
+            "no candidate could fit: "
+            + ("; ".join(f"{u}: {why}" for u, why in skipped.items()) or "the grid is empty"),
+            allow_retries=False,
+        )
+    data = next_track_dataset.load()
+    popularity = popularity_of(data)
+    sample = data.validation.sample(next_track_dataset.validation_sample, next_track_dataset.seed)
+    run_dir = run_store.run_dir(context.run.run_id)
+    if config.hybrid:
+        hybrid = build_hybrid(
+            best_per_family(results, k), sample, popularity, run_dir / "candidates", k,
+            config.hybrid_depth,
+        )  # fmt: skip
+        if hybrid is not None:
+            context.log.info(f"hybrid {hybrid.name}: hit rate@{k} {hybrid.score(k)[0]:.4f}")
+            results.append(hybrid)
+    finalists = ranked([r for r in results if not r.baseline], k)[: config.finalists]
+    finalists += [r for r in results if r.baseline]
+    curves = {}
+    if len(sample) < len(data.validation):
+        context.log.info(f"re-scoring {len(finalists)} finalists on all validation queries")
+    for result in finalists:
+        model = result.load()
+        started = time.perf_counter()
+        metrics, top = evaluate(model, data.validation, popularity, METRIC_KS)
+        result.metrics, result.eval_seconds = metrics, time.perf_counter() - started
+        curves[result.name] = hit_rate_curve(top.ids, data.validation.labels, len(data.catalogue))
+    selected = ranked([r for r in finalists if not r.baseline], k)[0]
+    baseline_results = [r for r in finalists if r.baseline]
+    rows = table_rows(ranked(results, k), k, selected.name)
+    plots = {
+        "hit_rate_at_k": str(
+            plot_hit_rate_curves(
+                {n: c for n, c in curves.items() if n == selected.name or n in
+                 {b.name for b in baseline_results}},
+                run_dir / "plots" / "validation_hit_rate_at_k.png",
+                "validation hit rate@K: selected model and baselines",
+            )
+        ),
+        "validation": str(
+            plot_validation_bars(rows, f"hit_rate_at_{k}", run_dir / "plots" / "validation.png")
+        ),
+    }  # fmt: skip
+    parent = mlflow.parent_run(EXPERIMENT, context)
+    client = mlflow.client()
+    client.log_table(parent, data=_frame(rows), artifact_file="validation_table.json")
+    for path in plots.values():
+        client.log_artifact(parent, path, artifact_path="plots")
+    experiment_id = mlflow.experiment_id(EXPERIMENT)
+    mine = selected.metrics
+    context.add_output_metadata(
+        {
+            "selected": selected.name,
+            f"selected_validation_hit_rate_at_{k}": mine[f"hit_rate_at_{k}"],
+            f"selected_validation_hit_rate_at_{k}_stderr": mine[f"hit_rate_at_{k}_stderr"],
+            **{
+                f"{b.family}_baseline_validation_hit_rate_at_{k}": b.metrics[f"hit_rate_at_{k}"]
+                for b in baseline_results
+            },
+            "candidates_evaluated": len(results),
+            "candidates_skipped": dg.MetadataValue.json(skipped),
+            "validation_sample": len(sample),
+            "validation_queries": len(data.validation),
+            "validation": dg.MetadataValue.md(markdown_table(rows)),
+            "hit_rate_at_k_plot": dg.MetadataValue.md(
+                inline_png(Path(plots["hit_rate_at_k"]), "hit rate@K")
+            ),
+            "plot_file": dg.MetadataValue.path(plots["hit_rate_at_k"]),
+            "mlflow_run": dg.MetadataValue.url(mlflow.run_url(experiment_id, parent)),
+        }
+    )
+    return Selection(k, selected, baseline_results, rows, plots, len(sample), len(data.validation))
+
+
+def _frame(rows: list[dict]):
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+def serving_latency_ms(model, n_queries: int, history: Sequences) -> float:
+    """Median milliseconds to answer one query of a typical length, in process."""
+    rows = np.arange(min(n_queries, len(history)))
+    timings = []
+    for row in rows:
+        query = Queries(history.take(np.array([row])))
+        started = time.perf_counter()
+        model.top_k(query, 10)
+        timings.append((time.perf_counter() - started) * 1000)
+    return float(np.median(timings)) if timings else float("nan")
+
+
+@dg.asset(
+    group_name="next_track",
+    description="The selected candidate scored once on test beside the baselines, saved as the "
+    "bundle the MLflow model ships (any family).",
+)
+def selected_model(
+    context: dg.AssetExecutionContext,
+    candidate_metrics: Selection,
+    next_track_dataset: DatasetHandle,
+    run_store: RunStore,
+) -> SelectedModel:
+    selection = candidate_metrics
+    data = next_track_dataset.load()
+    popularity = popularity_of(data)
+    test = {}
+    for result in [selection.selected, *selection.baselines]:
+        test[result.name], _ = evaluate(result.load(), data.test, popularity, METRIC_KS)
+    model = selection.selected.load()
+    bundle_dir = run_store.run_dir(context.run.run_id) / "bundle"
+    save_bundle(
+        bundle_dir,
+        model,
+        data.catalogue,
+        {
+            "use_case": "next_track",
+            "candidate": selection.selected.name,
+            "data_fingerprint": next_track_dataset.fingerprint,
+            "raw_fingerprint": next_track_dataset.raw_fingerprint,
+            "lineage": next_track_dataset.source,
+        },
+    )
+    latency = serving_latency_ms(model, 200, data.test.queries.history)
+    size = bundle_bytes(bundle_dir)
+    k = selection.k
+    name = selection.selected.name
+    context.log.info(f"selected {name}: test hit rate@{k} {test[name][f'hit_rate_at_{k}']:.4f}")
+    rows = table_rows(
+        [
+            CandidateResult(**{**r.__dict__, "metrics": test[r.name]})
+            for r in [selection.selected, *selection.baselines]
+        ],
+        k,
+        name,
+    )
+    context.add_output_metadata(
+        {
+            "candidate": name,
+            f"test_hit_rate_at_{k}": test[name][f"hit_rate_at_{k}"],
+            "test_queries": len(data.test),
+            "test": dg.MetadataValue.md(markdown_table(rows)),
+            "bundle": dg.MetadataValue.path(str(bundle_dir)),
+            "bundle_megabytes": size / 1e6,
+            "serving_latency_ms_p50": latency,
+        }
+    )
+    return SelectedModel(
+        candidate=name,
+        family=selection.selected.family,
+        k=k,
+        bundle_dir=str(bundle_dir),
+        validation={r.name: r.metrics for r in [selection.selected, *selection.baselines]},
+        test=test,
+        params=selection.selected.params,
+        bundle_bytes=size,
+        latency_ms_p50=latency,
+    )

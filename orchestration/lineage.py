@@ -1,0 +1,42 @@
+"""Which files a step reads: its own run's when this run made them, else the latest
+materialization's (the metadata names them). Keeps data flow explicit across runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+
+def latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey, label: str) -> str | None:
+    event = instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get(label)
+    return None if value is None else str(value.value)
+
+
+def materialized_in_run(instance: dg.DagsterInstance, key: dg.AssetKey, run_id: str) -> dict:
+    """Metadata of ``key``'s materialization in ``run_id`` (empty if it was not materialized)."""
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    for record in records:
+        materialization = record.asset_materialization
+        if materialization is not None and materialization.asset_key == key:
+            return {k: v.value for k, v in materialization.metadata.items()}
+    return {}
+
+
+def file_for_run(
+    instance: dg.DagsterInstance, key: dg.AssetKey, run_id: str, label: str, fallback: Path
+) -> tuple[Path, dict]:
+    """The file ``key`` wrote in this run, else in its latest materialization, else
+    ``fallback``; with that materialization's metadata."""
+    metadata = materialized_in_run(instance, key, run_id)
+    if label not in metadata:
+        event = instance.get_latest_materialization_event(key)
+        if event is not None and event.asset_materialization is not None:
+            metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    path = Path(str(metadata[label])) if label in metadata else fallback
+    return path, metadata

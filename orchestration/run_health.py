@@ -1,0 +1,87 @@
+"""Runs whose process is gone are marked failed, and their pool slots freed.
+
+A run killed with ``kill -9`` stays STARTED forever in Dagster's storage and keeps its slot in the
+one-slot warehouse pool, so every later run waits for ever. Dagster's own run monitoring cannot
+see it with the default (local) run launcher, which has no worker health check; every run's event
+log does record its worker process id, though, so a run on this machine whose worker is gone (or
+whose id now belongs to a younger process) is dead. The check runs in a sensor (under
+`dagster dev` / the daemon) and before `make run` starts its run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+
+import dagster as dg
+from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+
+PID_PATTERN = re.compile(r"\(pid: (\d+)\)")
+ALIVE_STATUSES = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING]
+
+
+def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    """The process that executes the run: the first engine event naming a pid."""
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, limit=20
+    ).records
+    for record in records:
+        match = PID_PATTERN.search(record.event_log_entry.message or "")
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def process_started_after(pid: int, timestamp: float) -> bool | None:
+    """Whether process ``pid`` is alive but younger than ``timestamp`` (its id was reused);
+    None when it does not exist."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat", encoding="ascii") as boot:
+            boot_time = next(int(line.split()[1]) for line in boot if line.startswith("btime"))
+    except (OSError, ValueError, StopIteration):
+        return False
+    return boot_time + ticks / os.sysconf("SC_CLK_TCK") > timestamp + 1.0
+
+
+def fail_dead_runs(instance: dg.DagsterInstance, log: Callable[[str], None] = print) -> list[str]:
+    """Mark every in-progress run whose worker process is gone as failed; free its slots."""
+    failed = []
+    for record in instance.get_run_records(filters=RunsFilter(statuses=ALIVE_STATUSES)):
+        run = record.dagster_run
+        pid = worker_pid(instance, run.run_id)
+        started = record.start_time or record.create_timestamp.timestamp()
+        if pid is None:
+            continue  # not started far enough to name its process: Dagster's own timeouts apply
+        younger = process_started_after(pid, started)
+        if younger is False:
+            continue  # still running
+        reason = (
+            f"run worker process {pid} is gone (killed?)"
+            if younger is None
+            else f"process id {pid} now belongs to another process"
+        )
+        instance.report_run_failed(run, f"Marked failed: {reason}; its pool slots were freed.")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        log(f"run {run.run_id} ({run.job_name}) marked failed: {reason}")
+        failed.append(run.run_id)
+    return failed
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Marks runs whose process was killed as failed and frees their pool slots, so a "
+    "killed run never blocks the platform.",
+)
+def dead_run_sensor(context: dg.SensorEvaluationContext):
+    failed = fail_dead_runs(context.instance, context.log.warning)
+    return dg.SkipReason(f"marked {len(failed)} dead runs failed" if failed else "no dead runs")
