@@ -50,24 +50,32 @@ CANDIDATES: list[tuple[str, dict[str, Any]]] = [
     ("two_tower", {**TUNED, "item_features": True}),
     ("two_tower", {**TUNED, "item_features": True, "half_life_days": 7.0}),
 ]
+# Every two-tower fit is also ranked with a time-decayed popularity prior of these weights.
+PRIOR_VARIANTS = [{"recency_prior": weight} for weight in (0.0, 0.25, 0.5, 1.0)]
 COLUMNS = ["ndcg_at_10", "hit_rate_at_10", "recall_at_10", "coverage_at_10"]
 
 
-def fit_in_fresh_process(fold_dir: str, family: str, params: dict, early_stopping: bool) -> dict:
-    """Runs in its own process: fit and score on the saved fold; the process's peak RSS."""
+def fit_in_fresh_process(
+    fold_dir: str, family: str, params: dict, early_stopping: bool, variants: list[dict]
+) -> list[dict]:
+    """Runs in its own process: fit, score every variant on the saved fold; the peak RSS."""
     from ml.datasets.user_items import UserItemsFold
     from ml.evaluation.user_items import run_on_fold
 
     fold = UserItemsFold.load(Path(fold_dir))
-    _, result = run_on_fold(family, params, fold, early_stopping=early_stopping)
+    _, results = run_on_fold(family, params, fold, early_stopping=early_stopping, variants=variants)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {**asdict(result), "peak_rss_mib": peak_mib}
+    return [{**asdict(result), "peak_rss_mib": peak_mib} for result in results]
 
 
-def run(fold_dir: Path, family: str, params: dict, early_stopping: bool = True) -> dict:
+def run(
+    fold_dir: Path, family: str, params: dict, early_stopping: bool = True, variants=None
+) -> list[dict]:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1) as pool:
-        future = pool.submit(fit_in_fresh_process, str(fold_dir), family, params, early_stopping)
+        future = pool.submit(
+            fit_in_fresh_process, str(fold_dir), family, params, early_stopping, variants or [{}]
+        )
         return future.result()
 
 
@@ -132,18 +140,19 @@ def main() -> None:
 
         validation = []
         for family, params in CANDIDATES:
-            row = run(folds["validation"], family, params)
-            validation.append(row)
-            figures = ", ".join(f"{c} {row['metrics'][c]:.4f}" for c in COLUMNS)
-            print(f"{row['name']}: {figures}, {row['fit_seconds']:.1f} s", flush=True)
+            variants = PRIOR_VARIANTS if family == "two_tower" else None
+            for row in run(folds["validation"], family, params, variants=variants):
+                validation.append(row)
+                figures = ", ".join(f"{c} {row['metrics'][c]:.4f}" for c in COLUMNS)
+                print(f"{row['name']}: {figures}, {row['fit_seconds']:.1f} s", flush=True)
         results = [
             FoldResult(**{k: v for k, v in r.items() if k != "peak_rss_mib"}) for r in validation
         ]
         chosen = best(results)
         print(f"\nselected on validation NDCG@10: {chosen.name}", flush=True)
         test = {
-            "selected": run(folds["test"], chosen.family, chosen.params, early_stopping=False),
-            "popularity": run(folds["test"], "popularity", {}, early_stopping=False),
+            "selected": run(folds["test"], chosen.family, chosen.params, early_stopping=False)[0],
+            "popularity": run(folds["test"], "popularity", {}, early_stopping=False)[0],
         }
 
     extra = ["fit_seconds", "peak_rss_mib"]

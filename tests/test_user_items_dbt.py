@@ -124,6 +124,28 @@ def test_interaction_stats_agree_with_the_tables(movielens_warehouse):
     assert stats["split_method"] == "time_range" and stats["min_user_interactions"] == 20
 
 
+def test_quantile_split_on_a_reproducible_user_sample(shared_data, tmp_path):
+    ingest_interactions(shared_data / "movielens_100k", tmp_path / "raw")
+    dbt_vars = {"interactions_split": "quantile", "interactions_sample_percent": 50}
+    result = dbt_build(tmp_path, *USER_ITEMS, "--vars", json.dumps(dbt_vars))
+    assert result.returncode == 0, result.stdout[-3000:]
+    rows, outside, users, test_rows = query(
+        tmp_path,
+        "select rows, rows_outside_sample, users, test_rows from interaction_stats",
+    )[0]
+    assert rows + outside == 100_000 and 0.35 < users / 943 < 0.65
+    # whole users: every sampled user keeps all of its ratings
+    partial = query(
+        tmp_path,
+        "select count(*)"
+        " from (select user_id, count(*) as kept from interaction_splits group by 1) as k"
+        " join (select user_id, count(*) as total from raw.interactions group by 1) as r"
+        " using (user_id) where k.kept != r.total",
+    )
+    assert partial == [(0,)]
+    assert abs(test_rows / rows - 0.2) < 0.01  # the last 20% of interactions, not of time
+
+
 def interactions_file(folder: Path, rows: list[tuple]) -> None:
     """rows: (user, item, day of September 2020, rating)."""
     (folder / "raw").mkdir(parents=True)

@@ -110,6 +110,21 @@ def test_two_tower_item_features_join_the_item_tower():
     assert model.name.endswith("_feat_s0")
 
 
+def test_two_tower_recency_prior_adds_decayed_popularity_when_ranking():
+    train, _ = two_groups()
+    times = np.zeros(len(train.items))
+    times[train.items == 9] = 28 * 86_400.0  # item 9's interactions are 28 days newer
+    model = TwoTower(TwoTowerParams(**{**FAST, "epochs": 2}, prior_half_life_days=14), n_items=10)
+    model.fit(train, times=times)
+    age_days = (times.max() - times) / 86_400
+    expected = np.log1p(np.bincount(train.items, weights=0.5 ** (age_days / 14), minlength=10))
+    assert np.allclose(model.recent_log_counts, expected)
+    queries = Queries(train.slice(0, 3), np.arange(3))
+    view = model.with_scoring(recency_prior=2.0)
+    assert np.allclose(view.score(queries) - model.score(queries), 2.0 * expected[None, :])
+    assert model.params.recency_prior == 0.0 and view.name.endswith("+prior2_hl14d")
+
+
 def test_two_tower_recency_weights_need_times():
     train, _ = two_groups()
     model = TwoTower(TwoTowerParams(**{**FAST, "epochs": 2}, half_life_days=7), n_items=10)
@@ -121,7 +136,10 @@ def test_two_tower_recency_weights_need_times():
 
 @pytest.mark.parametrize(
     "model",
-    [Ease(EaseParams(l2=5.0), n_items=10), TwoTower(TwoTowerParams(**FAST), n_items=10)],
+    [
+        Ease(EaseParams(l2=5.0), n_items=10),
+        TwoTower(TwoTowerParams(**FAST, recency_prior=0.5), n_items=10),
+    ],
     ids=["ease", "two_tower"],
 )
 def test_save_load_round_trip(model, tmp_path):

@@ -71,14 +71,19 @@ def run_on_fold(
     log: Log = _no_log,
     on_epoch: EpochCallback | None = None,
     early_stopping: bool = True,
-) -> tuple[Recommender, FoldResult]:
+    variants: list[dict[str, Any]] | None = None,
+) -> tuple[Recommender, list[FoldResult]]:
+    """Fit once, then score every ranking-only variant (``[{}]``: the params as given)."""
     model = create(family, params, fold.n_items)
     seconds = fit_on_fold(model, fold, log, on_epoch, early_stopping)
-    metrics = evaluate_on_fold(model, fold)
     facts = {k: v for k, v in getattr(model, "training", {}).items() if isinstance(v, float)}
-    result = FoldResult(model.name, family, refit_params(model), metrics, seconds, facts)
-    log(f"{fold.name} {model.name}: NDCG@10 {metrics['ndcg_at_10']:.4f}")
-    return model, result
+    results = []
+    for variant in variants or [{}]:
+        view = model.with_scoring(**variant) if variant else model
+        metrics = evaluate_on_fold(view, fold)
+        results.append(FoldResult(view.name, family, refit_params(view), metrics, seconds, facts))
+        log(f"{fold.name} {view.name}: NDCG@10 {metrics['ndcg_at_10']:.4f}")
+    return model, results
 
 
 def best(results: list[FoldResult]) -> FoldResult:
@@ -94,4 +99,7 @@ def refit_and_test(
 ) -> tuple[Recommender, FoldResult]:
     """The chosen configuration retrained on the test fold's train (train + validation), with
     its kept epochs and no early stopping (test is never looked at while fitting)."""
-    return run_on_fold(chosen.family, chosen.params, test_fold, log, early_stopping=False)
+    model, (result,) = run_on_fold(
+        chosen.family, chosen.params, test_fold, log, early_stopping=False
+    )
+    return model, result

@@ -16,6 +16,9 @@ epoch (``on_epoch`` receives it with the loss, e.g. to log to MLflow); training 
 ``patience`` epochs without a better NDCG@10 and keeps the best epoch's weights.
 ``refit_params()`` are the params that retrain it on more data: as many epochs as were kept.
 
+``recency_prior`` (ranking only: one fit serves every value) adds a time-decayed popularity term
+to every score, for catalogues whose demand moves (new releases, fashion seasons).
+
 Scoring is numpy on the saved arrays: serving (and importing this module) needs no torch; the
 training loop lives in ``two_tower_training``. A user the model has not seen
 (``users == -1``) is scored from its history: the mean of its known items' embeddings stands in
@@ -40,7 +43,7 @@ from pydantic.dataclasses import dataclass
 
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.metrics import ranking_metrics
-from ml.recommenders.base import CannotFit, Log, Queries, Recommender, _no_log
+from ml.recommenders.base import CannotFit, Log, Queries, Recommender, _no_log, ranking_only
 from ml.sequences import UNKNOWN, Sequences
 
 EpochCallback = Callable[[int, dict[str, float]], None]  # (1-based epoch, metrics)
@@ -67,6 +70,11 @@ class TwoTowerParams:
     # Recent interactions count more: one this many days older than the newest is drawn half as
     # often. None: every interaction alike (needs ``times`` in fit otherwise).
     half_life_days: Annotated[float, Field(gt=0.0)] | None = None
+    # A recency prior added at ranking: recency_prior * log(1 + the item's train interactions,
+    # each weighted 0.5 ** (its age in days / prior_half_life_days)), ages from ``times`` in fit
+    # (without times every interaction counts 1: a plain popularity prior).
+    prior_half_life_days: Annotated[float, Field(gt=0.0)] = 14.0
+    recency_prior: float = ranking_only(0.0, ge=0.0)
     patience: Annotated[int, Field(ge=0)] = 5  # epochs without a better NDCG@10; 0 never stops
     seed: int = 0
     threads: Annotated[int, Field(ge=1, le=64)] = 1
@@ -83,7 +91,9 @@ class TwoTowerParams:
 
     @property
     def name(self) -> str:
-        return self.fit_name
+        if not self.recency_prior:
+            return self.fit_name
+        return f"{self.fit_name}+prior{self.recency_prior:g}_hl{self.prior_half_life_days:g}d"
 
 
 class TwoTower(Recommender):
@@ -95,6 +105,7 @@ class TwoTower(Recommender):
         self.user_vectors = np.zeros((0, params.embedding_dim), dtype=np.float32)
         self.item_vectors = np.zeros((n_items, params.embedding_dim), dtype=np.float32)
         self.item_biases = np.zeros(n_items, dtype=np.float32)
+        self.recent_log_counts = np.zeros(n_items, dtype=np.float32)  # the recency prior's term
         self.training: dict[str, float] = {}
 
     def fit(
@@ -115,6 +126,7 @@ class TwoTower(Recommender):
         if len(train.items) == 0 or self.n_items < 2:
             raise CannotFit(f"{self.name}: needs interactions and at least two items")
         self.training = {}
+        self.recent_log_counts = self._recent_log_counts(train, times)
         started = time.perf_counter()
         best, best_weights, since_best, epoch = -np.inf, None, 0, 0
         features = self._features(item_features)
@@ -155,6 +167,14 @@ class TwoTower(Recommender):
         age_days = (np.max(times) - np.asarray(times, dtype=np.float64)) / 86_400
         return 0.5 ** (age_days / self.params.half_life_days)
 
+    def _recent_log_counts(self, train: Sequences, times: np.ndarray | None) -> np.ndarray:
+        weights = None
+        if times is not None:
+            age_days = (np.max(times) - np.asarray(times, dtype=np.float64)) / 86_400
+            weights = 0.5 ** (age_days / self.params.prior_half_life_days)
+        counts = np.bincount(train.items, weights=weights, minlength=self.n_items)
+        return np.log1p(counts).astype(np.float32)
+
     def _features(self, item_features: sp.csr_matrix | None) -> sp.csr_matrix | None:
         if not self.params.item_features:
             return None
@@ -190,17 +210,20 @@ class TwoTower(Recommender):
         return vectors
 
     def score(self, queries: Queries) -> np.ndarray:
-        return self.query_vectors(queries) @ self.item_vectors.T + self.item_biases[None, :]
+        item_terms = self.item_biases + self.params.recency_prior * self.recent_log_counts
+        return self.query_vectors(queries) @ self.item_vectors.T + item_terms[None, :]
 
     def save_state(self, folder: Path) -> None:
         np.save(folder / "user_vectors.npy", self.user_vectors)
         np.save(folder / "item_vectors.npy", self.item_vectors)
         np.save(folder / "item_biases.npy", self.item_biases)
+        np.save(folder / "recent_log_counts.npy", self.recent_log_counts)
 
     def load_state(self, folder: Path) -> None:
         self.user_vectors = np.load(folder / "user_vectors.npy")
         self.item_vectors = np.load(folder / "item_vectors.npy")
         self.item_biases = np.load(folder / "item_biases.npy")
+        self.recent_log_counts = np.load(folder / "recent_log_counts.npy")
 
 
 def _format(metrics: dict[str, float]) -> str:
