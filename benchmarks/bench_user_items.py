@@ -2,11 +2,11 @@
 
 Protocol: users with >= 20 interactions; a global time split, the last 20% of the time range as
 test and the 20% before it as validation; labels of cold users and items dropped; labels need
-rating >= 4. Steps: ingest the RecBole files, `dbt build --selector user_items` into a temporary
-NEXT_TRACK_DATA_DIR (as tests/test_dbt.py does), read the folds, fit every candidate on train and
-score it on validation, choose the best validation NDCG@10, refit it on train + validation and
-score it once on test beside popularity. Each fit runs in a fresh process, so its peak RSS is its
-own (interpreter and imports included).
+rating >= 4. Families: popularity, EASE, item-kNN, two-tower. Steps: ingest the RecBole files,
+`dbt build --selector user_items` into a temporary NEXT_TRACK_DATA_DIR (as tests/test_dbt.py
+does), read the folds, fit every candidate on train and score it on validation, choose the best
+validation NDCG@10, refit it on train + validation and score it once on test beside popularity.
+Each fit runs in a fresh process, so its peak RSS is its own (interpreter and imports included).
 
     .venv/bin/python benchmarks/bench_user_items.py [--source ../shared/data/movielens_100k]
 """
@@ -42,6 +42,8 @@ TUNED = {"batch_size": 256, "epochs": 60, "item_bias": True, "weight_decay": 0.0
 CANDIDATES: list[tuple[str, dict[str, Any]]] = [
     ("popularity", {}),
     *[("ease", {"l2": l2}) for l2 in (50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)],
+    # item-kNN over the user's whole history (last_n beyond any history, no decay)
+    *[("item_knn", {"neighbours": n, "last_n": 10_000, "recency_decay": 1.0}) for n in (200, 1000)],
     ("two_tower", PUBLISHED_PARAMS),
     ("two_tower", TUNED),
     *[("two_tower", {**TUNED, "half_life_days": days}) for days in (7.0, 10.0, 14.0)],
@@ -50,8 +52,12 @@ CANDIDATES: list[tuple[str, dict[str, Any]]] = [
     ("two_tower", {**TUNED, "item_features": True}),
     ("two_tower", {**TUNED, "item_features": True, "half_life_days": 7.0}),
 ]
-# Every two-tower fit is also ranked with a time-decayed popularity prior of these weights.
-PRIOR_VARIANTS = [{"recency_prior": weight} for weight in (0.0, 0.25, 0.5, 1.0)]
+# Ranking-only variants scored on every fit of a family: the two-tower with a time-decayed
+# popularity prior of these weights, item-kNN with recent history items weighted more.
+VARIANTS = {
+    "two_tower": [{"recency_prior": weight} for weight in (0.0, 0.25, 0.5, 1.0)],
+    "item_knn": [{"recency_decay": decay} for decay in (1.0, 0.99)],
+}
 COLUMNS = ["ndcg_at_10", "hit_rate_at_10", "recall_at_10", "coverage_at_10"]
 
 
@@ -140,8 +146,7 @@ def main() -> None:
 
         validation = []
         for family, params in CANDIDATES:
-            variants = PRIOR_VARIANTS if family == "two_tower" else None
-            for row in run(folds["validation"], family, params, variants=variants):
+            for row in run(folds["validation"], family, params, variants=VARIANTS.get(family)):
                 validation.append(row)
                 figures = ", ".join(f"{c} {row['metrics'][c]:.4f}" for c in COLUMNS)
                 print(f"{row['name']}: {figures}, {row['fit_seconds']:.1f} s", flush=True)

@@ -6,6 +6,7 @@ from dagster_dbt import DbtCliResource
 from orchestration.assets.dbt import next_track_dbt_models
 from orchestration.assets.next_track.candidates import (
     baseline_candidates,
+    neighbourhood_candidates,
     sequential_rules_candidates,
     track_embeddings,
 )
@@ -34,6 +35,7 @@ defs = dg.Definitions(
         next_track_dataset,
         track_embeddings,
         sequential_rules_candidates,
+        neighbourhood_candidates,
         baseline_candidates,
         candidate_metrics,
         selected_model,

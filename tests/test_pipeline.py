@@ -27,6 +27,7 @@ def grid(word2vec: list[dict], rules: list[dict], hybrid: bool = True) -> dict:
     return {
         "track_embeddings": {"config": {"candidates": word2vec}},
         "sequential_rules_candidates": {"config": {"candidates": rules}},
+        "neighbourhood_candidates": {"config": {"candidates": []}},
         "candidate_metrics": {"config": {"hybrid": hybrid}},
     }
 
@@ -95,7 +96,9 @@ def test_every_family_and_baseline_is_in_the_validation_table(pipeline_run):
     selection = handover(pipeline_run.run_id, "candidate_metrics")
     rows = {row["candidate"]: row for row in selection["rows"]}
     families = {row["family"] for row in rows.values()}
-    assert {"word2vec", "sequential_rules", "popularity", "hybrid"} <= families
+    assert {
+        "word2vec", "sequential_rules", "item_knn", "session_knn", "popularity", "hybrid"
+    } <= families  # fmt: skip
     assert sum(1 for r in rows.values() if r["role"] == "baseline") == 2
     assert [r["role"] for r in rows.values()].count("selected") == 1
     assert "word2vec:cbow_d48_w10_mc3_e15_ns0.75_s0.001+in_out_last1" in rows

@@ -15,6 +15,7 @@ from ml.recommenders.popularity import Popularity
 from ml.registry import log_child_run
 from orchestration.assets.next_track.dataset import DatasetHandle
 from orchestration.config import (
+    NEIGHBOURHOOD_GRID,
     SEQUENTIAL_RULES_GRID,
     WORD2VEC_GRID,
     CandidateConfig,
@@ -175,6 +176,13 @@ sequential_rules_candidates = candidate_grid(
     "sequential_rules_candidates",
     SEQUENTIAL_RULES_GRID,
     "Sequential rules over the last n tracks of the playlist, weighted by recency.",
+)
+
+neighbourhood_candidates = candidate_grid(
+    "neighbourhood_candidates",
+    NEIGHBOURHOOD_GRID,
+    "Item co-occurrence kNN and the session-kNN family (SKNN, V-SKNN, STAN, VSTAN) on sparse "
+    "matrices.",
 )
 
 

@@ -27,6 +27,7 @@ from orchestration.assets.next_track.candidates import (
     METRIC_KS,
     UnitOutcome,
     baseline_candidates,
+    neighbourhood_candidates,
     sequential_rules_candidates,
     track_embeddings,
 )
@@ -74,6 +75,7 @@ def inline_png(path: Path, title: str) -> str:
     ins={
         "word2vec": dg.AssetIn(track_embeddings.key),
         "sequential_rules": dg.AssetIn(sequential_rules_candidates.key),
+        "neighbourhood": dg.AssetIn(neighbourhood_candidates.key),
         "baselines": dg.AssetIn(baseline_candidates.key),
     },
     group_name="next_track",
@@ -88,12 +90,13 @@ def candidate_metrics(
     next_track_dataset: DatasetHandle,
     word2vec: list[UnitOutcome],
     sequential_rules: list[UnitOutcome],
+    neighbourhood: list[UnitOutcome],
     baselines: list[UnitOutcome],
     run_store: RunStore,
     mlflow: MlflowResource,
 ) -> Selection:
     k = config.k
-    outcomes = [*word2vec, *sequential_rules, *baselines]
+    outcomes = [*word2vec, *sequential_rules, *neighbourhood, *baselines]
     results = [r for o in outcomes for r in o.results]
     skipped = {o.unit: o.skipped for o in outcomes if o.skipped}
     if not any(not r.baseline for r in results):
