@@ -1,9 +1,12 @@
 {#- Run-specific values come from environment variables, not --vars: dbt re-parses the whole
     project whenever --vars change, which cost more than the build at small scale. Dagster sets
     them to the file its run ingested; plain `dbt build` reads the published file. -#}
+{% macro raw_path(variable, file) -%}
+    {{ env_var(variable, env_var('NEXT_TRACK_DATA_DIR', 'data') ~ '/raw/' ~ file) }}
+{%- endmacro %}
+
 {% macro raw_playlists_path() -%}
-    {{ env_var('NEXT_TRACK_RAW_PLAYLISTS',
-               env_var('NEXT_TRACK_DATA_DIR', 'data') ~ '/raw/playlist_events.parquet') }}
+    {{ raw_path('NEXT_TRACK_RAW_PLAYLISTS', 'playlist_events.parquet') }}
 {%- endmacro %}
 
 {#- The raw files are registered as views in schema raw, so dbt sources are real relations
@@ -15,6 +18,14 @@
         {{ register_raw_view('playlist_events', raw_playlists_path(), 'next_track',
             "Materialize raw_playlist_events first (make run), run dbt from the repository root, "
             ~ "or set NEXT_TRACK_DATA_DIR.") }}
+        {% set interactions_hint = "Ingest interactions first (ml.sources.interactions."
+            ~ "ingest_interactions into $NEXT_TRACK_DATA_DIR/raw), run dbt from the repository "
+            ~ "root, or set NEXT_TRACK_DATA_DIR." %}
+        {{ register_raw_view('interactions',
+            raw_path('NEXT_TRACK_RAW_INTERACTIONS', 'interactions.parquet'), 'user_items',
+            interactions_hint) }}
+        {{ register_raw_view('items', raw_path('NEXT_TRACK_RAW_ITEMS', 'items.parquet'),
+            'user_items', interactions_hint) }}
     {% endif %}
 {% endmacro %}
 

@@ -116,11 +116,19 @@ class CanonicalWriter:
 
     Writes to a temporary file and renames it over the target only on success, so a failed
     ingest never destroys what an earlier run materialized. Temporaries of killed ingests are
-    removed on entry (``stale_removed``).
+    removed on entry (``stale_removed``). ``schema`` is the playlist table by default; its first
+    column is the row number.
     """
 
-    def __init__(self, output: Path, log: ProgressLog = _no_log, log_every: int = 1_000_000):
+    def __init__(
+        self,
+        output: Path,
+        log: ProgressLog = _no_log,
+        log_every: int = 1_000_000,
+        schema: pa.Schema = CANONICAL_SCHEMA,
+    ):
         self.output = output
+        self.schema = schema
         self.tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
         self.rows = 0
         self.stale_removed: list[Path] = []
@@ -142,7 +150,7 @@ class CanonicalWriter:
             with self._naming_the_folder():
                 self.output.parent.mkdir(parents=True, exist_ok=True)
                 self.stale_removed = remove_stale_temporaries(self.output)
-                self._writer = pq.ParquetWriter(self.tmp, CANONICAL_SCHEMA, compression="zstd")
+                self._writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
         except BaseException:
             self._encoder.shutdown()
             self.tmp.unlink(missing_ok=True)
@@ -152,13 +160,14 @@ class CanonicalWriter:
         return self
 
     def write(self, payload: pa.Table | pa.RecordBatch) -> None:
-        """Append rows holding the four payload columns (any string-like types)."""
+        """Append rows holding the payload columns (the schema's all but the first; the
+        playlist table's take any string-like types)."""
         n = payload.num_rows
         if n == 0:
             return
         columns = [pa.array(np.arange(self.rows, self.rows + n, dtype=np.int64))]
-        columns += [payload.column(name).cast(pa.string()) for name in PAYLOAD_COLUMNS]
-        self._pending.append(pa.Table.from_arrays(columns, schema=CANONICAL_SCHEMA))
+        columns += [payload.column(f.name).cast(f.type) for f in list(self.schema)[1:]]
+        self._pending.append(pa.Table.from_arrays(columns, schema=self.schema))
         self._pending_rows += n
         if self._pending_rows >= ROW_GROUP_ROWS:
             self._flush()
