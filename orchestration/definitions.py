@@ -30,7 +30,7 @@ from orchestration.resources import MlflowResource, RunStore
 from orchestration.run_health import dead_run_sensor
 from orchestration.schedules import weekly_retrain_schedule
 from orchestration.sensors import inbox_sensor
-from orchestration.settings import MAX_PARALLEL_STEPS
+from orchestration.settings import DBT_EXECUTABLE, MAX_PARALLEL_STEPS
 
 defs = dg.Definitions(
     assets=[
@@ -56,7 +56,7 @@ defs = dg.Definitions(
     schedules=[weekly_retrain_schedule],
     sensors=[inbox_sensor, dead_run_sensor],
     resources={
-        "dbt": DbtCliResource(project_dir=dbt_project),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "mlflow": MlflowResource(),
         "run_store": RunStore(),
         "io_manager": RunFolderIOManager(),

@@ -19,10 +19,10 @@ from ml.evaluation.report import (
 from ml.evaluation.selection import best_per_family, build_hybrid, ranked
 from ml.recommenders.popularity import Popularity
 from ml.serving.bundle import bundle_bytes, save_bundle, serving_latency_ms
+from orchestration.assets.grid import UnitOutcome
 from orchestration.assets.next_track.candidates import (
     EXPERIMENT,
     METRIC_KS,
-    UnitOutcome,
     baseline_candidates,
     neighbourhood_candidates,
     sequential_rules_candidates,
