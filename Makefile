@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 SOURCE ?=
+USE_CASE ?= auto
 PLAYLISTS ?= 5000
 SAMPLE_PERCENT ?= 100
 PORT ?= 3000
@@ -30,7 +31,7 @@ prepare: install
 
 run: install
 	$(BIN)/python -m orchestration.run --source "$(SOURCE)" --playlists $(PLAYLISTS) \
-		--sample-percent $(SAMPLE_PERCENT)
+		--sample-percent $(SAMPLE_PERCENT) --use-case $(USE_CASE)
 
 lint: install
 	$(BIN)/ruff check .

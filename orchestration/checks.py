@@ -30,13 +30,14 @@ def selected_model_beats_baselines(candidate_metrics: Selection) -> dg.AssetChec
     track) on the whole validation split; blocking, so a model that does not is never
     registered: a baseline that wins is reported, not deployed."""
     k = candidate_metrics.k
-    gate = beats_baselines(candidate_metrics.selected, candidate_metrics.baselines, k)
+    metric = f"hit_rate_at_{k}"
+    gate = beats_baselines(candidate_metrics.selected, candidate_metrics.baselines, metric)
     return dg.AssetCheckResult(
         passed=gate.passed,
         metadata={
-            f"selected_validation_hit_rate_at_{k}": candidate_metrics.selected.score(k)[0],
+            f"selected_validation_hit_rate_at_{k}": candidate_metrics.selected.metrics[metric],
             **{
-                f"{b.family}_baseline_validation_hit_rate_at_{k}": b.score(k)[0]
+                f"{b.family}_baseline_validation_hit_rate_at_{k}": b.metrics[metric]
                 for b in candidate_metrics.baselines
             },
         },

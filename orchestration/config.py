@@ -6,7 +6,7 @@ of a run, by ``make run``, the sensor and the schedule), naming the field.
 """
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field, ValidationError, field_validator
@@ -47,9 +47,26 @@ class DbtBuildConfig(dg.Config):
     split_salt: str = Field(default="next-track-v1", description="Salt of the split hash.")
 
 
+class UserItemsDbtConfig(dg.Config):
+    """The user-items dbt vars (dbt_project.yml documents each)."""
+
+    min_user_interactions: int = Field(default=20, ge=1)
+    interactions_sample_percent: float = Field(default=100.0, gt=0, le=100)
+    interactions_sample_unit: Literal["user", "row"] = "user"
+    interactions_split: Literal["time_range", "quantile", "dates"] = "time_range"
+    test_share: float = Field(default=0.2, gt=0, lt=1)
+    validation_share: float = Field(default=0.2, gt=0, lt=1)
+    training_end_date: str | None = Field(default=None, description="dates split: YYYY-MM-DD")
+    validation_end_date: str | None = Field(default=None, description="dates split: YYYY-MM-DD")
+    relevance_min_rating: float | None = Field(default=4.0, description="null: no filter")
+
+    def dbt_vars(self) -> dict:
+        return self.model_dump()
+
+
 class DatasetConfig(dg.Config):
     validation_sample: int = Field(
-        default=20_000,
+        default=10_000,
         ge=0,
         description="Validation queries every candidate is scored on (a fixed, seeded sample; "
         "0 = all). The finalists are re-scored on the whole validation split.",
@@ -64,9 +81,19 @@ class CandidateConfig(dg.Config):
     family: str
     params: dict[str, Any] = Field(default_factory=dict)
     variants: list[dict[str, Any]] = Field(default_factory=lambda: [{}])
+    max_train_rows: int | None = Field(
+        default=None, ge=1, description="Skip this unit (logged) on a larger train split."
+    )
+    label: str | None = Field(default=None, description="Tells apart units of one fit.")
 
     def spec(self) -> CandidateSpec:
-        return CandidateSpec(self.family, dict(self.params), [dict(v) for v in self.variants])
+        return CandidateSpec(
+            self.family,
+            dict(self.params),
+            [dict(v) for v in self.variants],
+            max_train_rows=self.max_train_rows,
+            label=self.label,
+        )
 
 
 def grid(family: str, units: list[dict]) -> list[dict]:
@@ -83,6 +110,27 @@ SEQUENTIAL_RULES_GRID = grid("sequential_rules", sequential_rules.DEFAULT_GRID)
 NEIGHBOURHOOD_GRID = grid("item_knn", neighbourhood.ITEM_KNN_GRID) + grid(
     "session_knn", neighbourhood.SESSION_KNN_GRID
 )
+
+
+# user-items: the published two-tower configuration, a tuned one with recent interactions drawn
+# more often (and a recency prior as ranking variants), EASE and item-kNN over the whole history.
+TWO_TOWER_TUNED = {"batch_size": 256, "epochs": 60, "item_bias": True, "weight_decay": 0.01}
+USER_ITEMS_GRID = [
+    {"family": "two_tower", "params": {"embedding_dim": 16, "negatives": 10, "epochs": 30,
+                                       "patience": 0}},
+    {"family": "two_tower", "params": {**TWO_TOWER_TUNED, "half_life_days": 14.0},
+     "variants": [{"recency_prior": w} for w in (0.0, 0.5, 1.0)]},
+    {"family": "ease", "params": {"l2": 200.0}},
+    {"family": "ease", "params": {"l2": 1000.0}},
+    {"family": "item_knn", "params": {"neighbours": 1000},
+     "variants": [{"last_n": 10_000, "recency_decay": 1.0}]},
+]  # fmt: skip
+
+
+class UserItemsSelectionConfig(dg.Config):
+    metric: Literal["ndcg_at_10", "hit_rate_at_10", "recall_at_10"] = Field(
+        default="ndcg_at_10", description="Validation metric the candidates are chosen on."
+    )
 
 
 class SelectionConfig(dg.Config):
@@ -108,6 +156,7 @@ def evaluation_ks(k: int) -> tuple[int, ...]:
 
 OP_CONFIGS: dict[str, type[dg.Config]] = {
     "raw_playlist_events": RawSourceConfig,
+    "user_items_dbt_models": UserItemsDbtConfig,
     "next_track_dbt_models": DbtBuildConfig,
     "next_track_dataset": DatasetConfig,
     "candidate_metrics": SelectionConfig,
@@ -116,6 +165,7 @@ GRID_ASSETS: dict[str, list[dict]] = {
     "track_embeddings": WORD2VEC_GRID,
     "sequential_rules_candidates": SEQUENTIAL_RULES_GRID,
     "neighbourhood_candidates": NEIGHBOURHOOD_GRID,
+    "user_item_candidates": USER_ITEMS_GRID,
 }
 
 

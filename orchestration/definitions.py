@@ -3,7 +3,7 @@
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from orchestration.assets.dbt import next_track_dbt_models
+from orchestration.assets.dbt import next_track_dbt_models, user_items_dbt_models
 from orchestration.assets.next_track.candidates import (
     baseline_candidates,
     neighbourhood_candidates,
@@ -18,17 +18,24 @@ from orchestration.assets.next_track.serving import (
     track_recommendations,
     track_recommendations_dbt_tests,
 )
+from orchestration.assets.user_items.candidates import user_item_candidates, user_items_baseline
+from orchestration.assets.user_items.dataset import user_items_dataset
+from orchestration.assets.user_items.ingest import raw_interactions
+from orchestration.assets.user_items.selection import (
+    user_items_candidate_metrics,
+    user_items_model_beats_popularity,
+)
 from orchestration.checks import (
     registered_model_is_fresh,
     selected_model_beats_baselines,
     validation_labels_known,
 )
 from orchestration.io_manager import RunFolderIOManager
-from orchestration.jobs import next_track_job
+from orchestration.jobs import next_track_job, user_items_job
 from orchestration.project import dbt_project
 from orchestration.resources import MlflowResource, RunStore
 from orchestration.run_health import dead_run_sensor
-from orchestration.schedules import weekly_retrain_schedule
+from orchestration.schedules import weekly_retrain_schedule, weekly_user_items_schedule
 from orchestration.sensors import inbox_sensor
 from orchestration.settings import DBT_EXECUTABLE, MAX_PARALLEL_STEPS
 
@@ -45,15 +52,22 @@ defs = dg.Definitions(
         selected_model,
         registered_model,
         track_recommendations,
+        raw_interactions,
+        user_items_dbt_models,
+        user_items_dataset,
+        user_item_candidates,
+        user_items_baseline,
+        user_items_candidate_metrics,
     ],
     asset_checks=[
         validation_labels_known,
         selected_model_beats_baselines,
         registered_model_is_fresh,
         track_recommendations_dbt_tests,
+        user_items_model_beats_popularity,
     ],
-    jobs=[next_track_job],
-    schedules=[weekly_retrain_schedule],
+    jobs=[next_track_job, user_items_job],
+    schedules=[weekly_retrain_schedule, weekly_user_items_schedule],
     sensors=[inbox_sensor, dead_run_sensor],
     resources={
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),

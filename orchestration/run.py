@@ -11,14 +11,16 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 
 import dagster as dg
 
+from ml.sources import SourceError
 from orchestration.config import run_config_errors
 from orchestration.project import dbt_project
 from orchestration.run_health import fail_dead_runs
 
-JOB = "next_track_pipeline"
+JOBS = {"next_track": "next_track_pipeline", "user_items": "user_items_pipeline"}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -27,31 +29,65 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--playlists", type=int, default=5_000, help="synthetic scale")
     parser.add_argument("--sample-percent", type=float, default=100.0)
     parser.add_argument("--log-level", default="INFO", help="Dagster console log level")
+    parser.add_argument(
+        "--use-case",
+        choices=["auto", *JOBS],
+        default="auto",
+        help="auto: user_items for interactions (MovieLens, u.data), next_track otherwise",
+    )
     return parser.parse_args(argv)
 
 
-def run_config(args: argparse.Namespace) -> dict:
-    return {
-        "loggers": {"console": {"config": {"log_level": args.log_level}}},
-        "ops": {
+def use_case_of(args: argparse.Namespace) -> str:
+    if args.use_case != "auto":
+        return args.use_case
+    if not args.source:
+        return "next_track"
+    from ml.sources.interactions import detect_interactions_format
+
+    source = Path(args.source).expanduser()
+    try:
+        fmt = detect_interactions_format(source, None)
+    except (SourceError, OSError):
+        return "next_track"
+    return "user_items" if fmt.value in ("recbole", "grouplens") else "next_track"
+
+
+def run_config(args: argparse.Namespace, use_case: str) -> dict:
+    if use_case == "user_items":
+        ops = {
+            "raw_interactions": {"config": {"source": args.source or None}},
+            "user_items_dbt_models": {
+                "config": {"interactions_sample_percent": args.sample_percent}
+            },
+        }
+    else:
+        ops = {
             "raw_playlist_events": {
                 "config": {"source": args.source or None, "synthetic_playlists": args.playlists}
             },
             "next_track_dbt_models": {"config": {"sample_percent": args.sample_percent}},
-        },
-    }
+        }
+    return {"loggers": {"console": {"config": {"log_level": args.log_level}}}, "ops": ops}
 
 
-def job_definition() -> dg.JobDefinition:
+def next_track_job() -> dg.JobDefinition:
     """Rebuilt in each step process by the multi-process executor."""
     from orchestration.definitions import defs
 
-    return defs.resolve_job_def(JOB)
+    return defs.resolve_job_def(JOBS["next_track"])
+
+
+def user_items_job() -> dg.JobDefinition:
+    from orchestration.definitions import defs
+
+    return defs.resolve_job_def(JOBS["user_items"])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    config = run_config(args)
+    use_case = use_case_of(args)
+    config = run_config(args, use_case)
     errors = run_config_errors(config)
     if errors:
         print("invalid run config:\n  " + "\n  ".join(errors), file=sys.stderr)
@@ -62,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     instance = dg.DagsterInstance.get()
     fail_dead_runs(instance)
     started = time.perf_counter()
-    with dg.execute_job(
-        dg.reconstructable(job_definition), instance=instance, run_config=config
-    ) as result:
+    job = next_track_job if use_case == "next_track" else user_items_job
+    print(f"running {JOBS[use_case]} (source: {args.source or 'default'})")
+    with dg.execute_job(dg.reconstructable(job), instance=instance, run_config=config) as result:
         seconds = time.perf_counter() - started
         from orchestration.summary import print_failure, print_summary
 

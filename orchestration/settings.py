@@ -17,7 +17,9 @@ os.environ["NEXT_TRACK_DATA_DIR"] = str(DATA_DIR)
 
 # The published warehouse and raw file: what plain `dbt build`, notebooks and serving read.
 WAREHOUSE_PATH = DATA_DIR / "warehouse.duckdb"
-RAW_EVENTS_PATH = DATA_DIR / "raw" / "playlist_events.parquet"
+USER_ITEMS_WAREHOUSE_PATH = DATA_DIR / "warehouse_user_items.duckdb"
+RAW_DIR = DATA_DIR / "raw"
+RAW_EVENTS_PATH = RAW_DIR / "playlist_events.parquet"
 # Precomputed recommendation tables, one DuckDB file each (see ml/serving/batch.py).
 SERVING_DIR = DATA_DIR / "serving"
 # Every run's own files (raw file, warehouse build, dataset, models, bundle), pruned by age.

@@ -14,7 +14,15 @@ from pydantic import TypeAdapter
 
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.metrics import DEFAULT_KS, ranking_metrics, standard_error
-from ml.recommenders.base import Log, Recommender, TopK, _no_log, parse_params, scoring_fields
+from ml.recommenders.base import (
+    CannotFit,
+    Log,
+    Recommender,
+    TopK,
+    _no_log,
+    parse_params,
+    scoring_fields,
+)
 from ml.recommenders.families import family_class, load_recommender
 from ml.recommenders.popularity import Popularity
 from ml.sequences import Sequences
@@ -28,6 +36,10 @@ class CandidateSpec:
     params: dict[str, Any] = field(default_factory=dict)
     variants: list[dict[str, Any]] = field(default_factory=lambda: [{}])
     baseline: bool = False
+    # Units whose cost grows faster than the data run only up to this many train rows; beyond,
+    # they are skipped with the reason logged (None: always run).
+    max_train_rows: int | None = None
+    label: str | None = None  # tells apart units of one fit with different variant sets
 
     def recommender(self, n_items: int) -> Recommender:
         cls = family_class(self.family)
@@ -51,7 +63,9 @@ class CandidateSpec:
         """Names the fitted model (shared by its variants); safe as a Dagster mapping key."""
         params = parse_params(family_class(self.family).Params, self.params)
         prefix = "baseline__" if self.baseline else ""
-        return re.sub(r"[^A-Za-z0-9_]", "_", f"{prefix}{self.family}__{params.fit_name}")
+        suffix = f"__{self.label}" if self.label else ""
+        name = f"{prefix}{self.family}__{params.fit_name}{suffix}"
+        return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
 @dataclass
@@ -69,9 +83,6 @@ class CandidateResult:
     eval_seconds: float
     baseline: bool = False
     facts: dict[str, float] = field(default_factory=dict)  # vocabulary size, rules...
-
-    def score(self, k: int) -> tuple[float, float]:
-        return self.metrics[f"hit_rate_at_{k}"], self.metrics[f"mrr_at_{k}"]
 
     def load(self) -> Recommender:
         model = load_recommender(Path(self.model_dir))
@@ -103,7 +114,13 @@ def run_candidate(
     ks: tuple[int, ...] = DEFAULT_KS,
     log: Log = _no_log,
 ) -> list[CandidateResult]:
-    """Fit once, save, evaluate every variant. Raises ``CannotFit`` when the family cannot."""
+    """Fit once, save, evaluate every variant. Raises ``CannotFit`` when the family cannot, or
+    when the train split is larger than the unit's ``max_train_rows``."""
+    if spec.max_train_rows is not None and len(train.items) > spec.max_train_rows:
+        raise CannotFit(
+            f"{len(train.items):,} train rows > max_train_rows {spec.max_train_rows:,}: this "
+            "unit's cost grows faster than the data; raise max_train_rows to run it anyway"
+        )
     recommender = spec.recommender(popularity.n_items)
     started = time.perf_counter()
     recommender.fit(train, log)

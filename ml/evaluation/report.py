@@ -15,8 +15,18 @@ def table_columns(k: int) -> list[str]:
     return [f"hit_rate_at_{x}" for x in ks] + [f"mrr_at_{k}", f"ndcg_at_{k}", f"coverage_at_{k}"]
 
 
-def table_rows(results: list[CandidateResult], k: int, selected: str | None) -> list[dict]:
-    """One flat row per candidate: family, name, metrics, seconds, and the selection mark."""
+USER_ITEMS_COLUMNS = ["ndcg_at_10", "hit_rate_at_10", "recall_at_10", "mrr_at_10", "coverage_at_10"]
+
+
+def table_rows(
+    results: list[CandidateResult],
+    k: int,
+    selected: str | None,
+    columns: list[str] | None = None,
+) -> list[dict]:
+    """One flat row per candidate: family, name, metrics (``columns``, default the next-track
+    ones at ``k``), seconds, and the selection mark."""
+    columns = columns or table_columns(k)
     rows = []
     for result in results:
         row = {
@@ -26,8 +36,9 @@ def table_rows(results: list[CandidateResult], k: int, selected: str | None) -> 
             if result.baseline
             else ("selected" if result.name == selected else "candidate"),
         }
-        row.update({c: result.metrics[c] for c in table_columns(k) if c in result.metrics})
-        row[f"hit_rate_at_{k}_stderr"] = result.metrics.get(f"hit_rate_at_{k}_stderr", np.nan)
+        row.update({c: result.metrics.get(c, np.nan) for c in columns})
+        if f"hit_rate_at_{k}_stderr" in result.metrics:
+            row[f"hit_rate_at_{k}_stderr"] = result.metrics[f"hit_rate_at_{k}_stderr"]
         row["queries"] = result.metrics["queries"]
         row["fit_seconds"] = result.fit_seconds
         row["eval_seconds"] = result.eval_seconds

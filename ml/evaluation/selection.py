@@ -15,14 +15,19 @@ from ml.recommenders.hybrid import Hybrid, search_weights
 from ml.recommenders.popularity import Popularity
 
 
-def ranked(results: list[CandidateResult], k: int) -> list[CandidateResult]:
-    """Best first: hit rate@k, then MRR@k, then name (so equal figures order the same way)."""
-    return sorted(results, key=lambda r: (-r.score(k)[0], -r.score(k)[1], r.name))
+def ranked(results: list[CandidateResult], metric: str, tiebreak: str) -> list[CandidateResult]:
+    """Best first by ``metric``, then ``tiebreak``, then name (equal figures order alike)."""
+    return sorted(results, key=lambda r: (-r.metrics[metric], -r.metrics[tiebreak], r.name))
+
+
+def next_track_ranked(results: list[CandidateResult], k: int) -> list[CandidateResult]:
+    """Hit rate@k first, MRR@k to break ties."""
+    return ranked(results, f"hit_rate_at_{k}", f"mrr_at_{k}")
 
 
 def best_per_family(results: list[CandidateResult], k: int) -> list[CandidateResult]:
     best: dict[str, CandidateResult] = {}
-    for result in ranked([r for r in results if not r.baseline], k):
+    for result in next_track_ranked([r for r in results if not r.baseline], k):
         best.setdefault(result.family, result)
     return list(best.values())
 
@@ -68,13 +73,15 @@ class Gate:
     description: str
 
 
-def beats_baselines(selected: CandidateResult, baselines: list[CandidateResult], k: int) -> Gate:
-    """The selected model must be strictly better than every baseline on hit rate@k."""
-    mine = selected.score(k)[0]
-    lines = [f"{selected.name} hit rate@{k} {mine:.4f}"]
+def beats_baselines(
+    selected: CandidateResult, baselines: list[CandidateResult], metric: str
+) -> Gate:
+    """The selected model must be strictly better than every baseline on ``metric``."""
+    mine = selected.metrics[metric]
+    lines = [f"{selected.name} validation {metric} {mine:.4f}"]
     passed = True
     for baseline in baselines:
-        theirs = baseline.score(k)[0]
+        theirs = baseline.metrics[metric]
         passed &= mine > theirs
         verdict = "beats" if mine > theirs else "does NOT beat"
         lines.append(f"{verdict} {baseline.name} ({theirs:.4f})")

@@ -98,5 +98,5 @@ DEFAULT_GRID = [
             for decay in (0.5, 0.8)
         ],
     }
-    for distance in (5, 10, 20)
+    for distance in (10, 20)
 ]

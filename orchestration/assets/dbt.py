@@ -21,15 +21,24 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from ml.sources.interactions import INTERACTIONS_FILE, ITEMS_FILE
 from ml.warehouse import publish, read_only
 from orchestration.assets.next_track.ingest import raw_playlist_events
-from orchestration.config import DbtBuildConfig
+from orchestration.config import DbtBuildConfig, UserItemsDbtConfig
 from orchestration.lineage import file_for_run
 from orchestration.project import dbt_project
 from orchestration.resources import RunStore
-from orchestration.settings import RAW_EVENTS_PATH, WAREHOUSE_PATH, WAREHOUSE_POOL
+from orchestration.settings import (
+    RAW_DIR,
+    RAW_EVENTS_PATH,
+    USER_ITEMS_WAREHOUSE_PATH,
+    WAREHOUSE_PATH,
+    WAREHOUSE_POOL,
+)
 
 BUILD_FILE = "warehouse.duckdb"
+USER_ITEMS_BUILD_FILE = "warehouse_user_items.duckdb"
+RAW_INTERACTIONS = dg.AssetKey("raw_interactions")
 
 
 class UseCaseTranslator(DagsterDbtTranslator):
@@ -48,9 +57,11 @@ TRANSLATOR = UseCaseTranslator(
 )
 
 
-def warehouse_for_run(run_store: RunStore, run_id: str) -> Path:
+def warehouse_for_run(
+    run_store: RunStore, run_id: str, build_file: str = BUILD_FILE, published: Path = WAREHOUSE_PATH
+) -> Path:
     """The build this run made, else the published warehouse."""
-    return run_store.existing(run_id, BUILD_FILE) or WAREHOUSE_PATH
+    return run_store.existing(run_id, build_file) or published
 
 
 @dbt_assets(
@@ -71,32 +82,73 @@ def next_track_dbt_models(
     raw, raw_metadata = file_for_run(
         context.instance, raw_playlist_events.key, run_id, "path", RAW_EVENTS_PATH
     )
-    build = run_store.run_dir(run_id) / BUILD_FILE
-    build.unlink(missing_ok=True)  # a re-executed step starts from an empty build
-    dbt_vars = {"sample_percent": config.sample_percent, "split_salt": config.split_salt}
     fingerprint = str(raw_metadata.get("raw_fingerprint", "unknown"))
-    started = time.perf_counter()
-    with environment(
-        NEXT_TRACK_WAREHOUSE=str(build),
+    yield from build_and_publish(
+        context,
+        dbt,
+        run_store.run_dir(run_id) / BUILD_FILE,
+        WAREHOUSE_PATH,
+        ["--vars", json.dumps(config.model_dump())],
         NEXT_TRACK_RAW_PLAYLISTS=str(raw),
         NEXT_TRACK_BUILD_ID=run_id,
         NEXT_TRACK_RAW_FINGERPRINT=fingerprint,
-    ):
-        invocation = dbt.cli(
-            ["build", "--vars", json.dumps(dbt_vars)], context=context, raise_on_error=False
-        )
+    )
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select="path:models/user_items",
+    name="user_items_dbt_models",
+    dagster_dbt_translator=TRANSLATOR,
+    pool=WAREHOUSE_POOL,
+)
+def user_items_dbt_models(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    config: UserItemsDbtConfig,
+    run_store: RunStore,
+):
+    run_id = context.run.run_id
+    interactions, _ = file_for_run(
+        context.instance, RAW_INTERACTIONS, run_id, "path", RAW_DIR / INTERACTIONS_FILE
+    )
+    yield from build_and_publish(
+        context,
+        dbt,
+        run_store.run_dir(run_id) / USER_ITEMS_BUILD_FILE,
+        USER_ITEMS_WAREHOUSE_PATH,
+        ["--target", "user_items", "--vars", json.dumps(config.dbt_vars())],
+        NEXT_TRACK_RAW_INTERACTIONS=str(interactions),
+        NEXT_TRACK_RAW_ITEMS=str(interactions.with_name(ITEMS_FILE)),
+    )
+
+
+def build_and_publish(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    build: Path,
+    published: Path,
+    arguments: list[str],
+    **env: str,
+) -> Iterator:
+    """``dbt build`` into ``build``; publish it as ``published`` only if everything passed."""
+    build.unlink(missing_ok=True)  # a re-executed step starts from an empty build
+    started = time.perf_counter()
+    with environment(NEXT_TRACK_WAREHOUSE=str(build), **env):
+        invocation = dbt.cli(["build", *arguments], context=context, raise_on_error=False)
         events = list(invocation.stream())
     if not invocation.is_successful():
         failures = failed_nodes(invocation.get_artifact("run_results.json"), invocation.manifest)
         raise dg.Failure(
             description="dbt build failed, so nothing was published (the last good warehouse "
-            f"{WAREHOUSE_PATH} is unchanged): " + " | ".join(failures or ["see the dbt log"]),
+            f"{published} is unchanged): " + " | ".join(failures or ["see the dbt log"]),
             metadata={"failures": dg.MetadataValue.json(failures), "build": str(build)},
             allow_retries=False,
         )
     seconds = time.perf_counter() - started
-    publish(build, WAREHOUSE_PATH)
-    context.log.info(f"published {build} as {WAREHOUSE_PATH} (raw data {fingerprint})")
+    publish(build, published)
+    context.log.info(f"published {build} as {published}")
     yield from with_row_counts(events, invocation.manifest, build, seconds)
 
 
@@ -140,8 +192,9 @@ def with_row_counts(events: list, manifest: dict, warehouse: Path, seconds: floa
     blocks every later read-only connection in the run; one short-lived connection afterwards
     avoids both.
     """
+    # schema.table, without the database: the build file's own catalog, whatever the target.
     relations = {
-        unique_id: node["relation_name"]
+        unique_id: f'"{node["schema"]}"."{node.get("alias") or node["name"]}"'
         for unique_id, node in manifest["nodes"].items()
         if node["resource_type"] == "model" and node.get("relation_name")
     }

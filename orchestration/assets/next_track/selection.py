@@ -16,7 +16,7 @@ from ml.evaluation.report import (
     plot_validation_bars,
     table_rows,
 )
-from ml.evaluation.selection import best_per_family, build_hybrid, ranked
+from ml.evaluation.selection import best_per_family, build_hybrid, next_track_ranked
 from ml.recommenders.popularity import Popularity
 from ml.serving.bundle import bundle_bytes, save_bundle, serving_latency_ms
 from orchestration.assets.grid import UnitOutcome
@@ -112,9 +112,11 @@ def candidate_metrics(
             config.hybrid_depth,
         )  # fmt: skip
         if hybrid is not None:
-            context.log.info(f"hybrid {hybrid.name}: hit rate@{k} {hybrid.score(k)[0]:.4f}")
+            context.log.info(
+                f"hybrid {hybrid.name}: hit rate@{k} {hybrid.metrics[f'hit_rate_at_{k}']:.4f}"
+            )
             results.append(hybrid)
-    finalists = ranked([r for r in results if not r.baseline], k)[: config.finalists]
+    finalists = next_track_ranked([r for r in results if not r.baseline], k)[: config.finalists]
     finalists += [r for r in results if r.baseline]
     curves = {}
     if len(sample) < len(data.validation):
@@ -125,9 +127,9 @@ def candidate_metrics(
         metrics, top = evaluate(model, data.validation, popularity, METRIC_KS)
         result.metrics, result.eval_seconds = metrics, time.perf_counter() - started
         curves[result.name] = hit_rate_curve(top.ids, data.validation.labels, len(data.catalogue))
-    selected = ranked([r for r in finalists if not r.baseline], k)[0]
+    selected = next_track_ranked([r for r in finalists if not r.baseline], k)[0]
     baseline_results = [r for r in finalists if r.baseline]
-    rows = table_rows(ranked(results, k), k, selected.name)
+    rows = table_rows(next_track_ranked(results, k), k, selected.name)
     plots = {
         "hit_rate_at_k": str(
             plot_hit_rate_curves(

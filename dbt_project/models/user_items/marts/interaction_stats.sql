@@ -80,7 +80,7 @@ select
     boundaries.test_start,
     boundaries.last_timestamp,
     {{ var('min_user_interactions') }} as min_user_interactions,
-    {{ var('interactions_sample_percent') }} as sample_percent
+    cast({{ var('interactions_sample_percent') }} as double) as sample_percent
 from raw_counts
 cross join staged
 cross join kept

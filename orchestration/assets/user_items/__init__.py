@@ -1,0 +1,1 @@
+"""user-items: a user -> the k items they will want."""

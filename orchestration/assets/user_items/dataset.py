@@ -1,0 +1,84 @@
+"""user_items_dataset: the interaction split encoded once per run into the two folds every
+candidate reads (validation: train -> validation labels; test: train + validation -> test)."""
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import get_asset_key_for_model
+
+from ml.datasets.user_items import UserItemsFold, read_user_items_data
+from orchestration.assets.dbt import USER_ITEMS_BUILD_FILE, user_items_dbt_models, warehouse_for_run
+from orchestration.lineage import latest_metadata, materialized_in_run
+from orchestration.resources import RunStore
+from orchestration.settings import USER_ITEMS_WAREHOUSE_PATH
+
+INTERACTION_SPLITS = get_asset_key_for_model([user_items_dbt_models], "interaction_splits")
+DIM_ITEMS = get_asset_key_for_model([user_items_dbt_models], "dim_items")
+RAW_INTERACTIONS = dg.AssetKey("raw_interactions")
+
+
+@dataclass
+class UserItemsDatasetHandle:
+    folder: str  # holds the folds: validation/ and test/
+    fingerprint: str
+    source: str  # the data lineage
+    warehouse: str
+    summary: dict
+
+    def fold(self, name: str) -> UserItemsFold:
+        return UserItemsFold.load(Path(self.folder) / name)
+
+
+@dg.asset(
+    deps=[INTERACTION_SPLITS, DIM_ITEMS],
+    group_name="user_items",
+    kinds={"numpy", "parquet"},
+    description="interaction_splits and dim_items encoded into two folds in the run's folder: "
+    "validation (train period -> validation labels) to choose, test (train + validation -> test "
+    "labels) to refit the chosen model and score it once.",
+)
+def user_items_dataset(
+    context: dg.AssetExecutionContext, run_store: RunStore
+) -> UserItemsDatasetHandle:
+    run_id = context.run.run_id
+    warehouse = warehouse_for_run(
+        run_store, run_id, USER_ITEMS_BUILD_FILE, USER_ITEMS_WAREHOUSE_PATH
+    )
+    started = time.perf_counter()
+    data = read_user_items_data(warehouse)
+    for fold in (data.validation, data.test):
+        if len(fold.train) == 0 or fold.evaluation is None or len(fold.evaluation) == 0:
+            raise dg.Failure(
+                f"the {fold.name} fold has no train rows or no users to evaluate: "
+                "bring more interactions or loosen min_user_interactions",
+                allow_retries=False,
+            )
+    folder = run_store.run_dir(run_id) / "user_items_dataset"
+    data.validation.save(folder / "validation")
+    data.test.save(folder / "test")
+    fingerprint = hashlib.sha256(
+        f"{data.validation.fingerprint}/{data.test.fingerprint}".encode()
+    ).hexdigest()[:16]
+    ingested = materialized_in_run(context.instance, RAW_INTERACTIONS, run_id)
+    source = ingested.get("lineage") or latest_metadata(
+        context.instance, RAW_INTERACTIONS, "lineage"
+    )
+    summary = {"validation": data.validation.summary(), "test": data.test.summary()}
+    context.add_output_metadata(
+        {
+            "users": summary["test"]["users"],
+            "items": summary["test"]["items"],
+            "validation_queries": summary["validation"]["queries"],
+            "test_queries": summary["test"]["queries"],
+            "seconds": time.perf_counter() - started,
+            "fingerprint": fingerprint,
+            "warehouse": str(warehouse),
+            "folder": dg.MetadataValue.path(str(folder)),
+        }
+    )
+    return UserItemsDatasetHandle(
+        str(folder), fingerprint, source or "unknown", str(warehouse), summary
+    )

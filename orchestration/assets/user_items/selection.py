@@ -1,0 +1,101 @@
+"""user-items selection on validation (NDCG@10 by default), and the gate: beat popularity."""
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from ml.evaluation.candidates import CandidateResult
+from ml.evaluation.report import (
+    USER_ITEMS_COLUMNS,
+    markdown_table,
+    plot_validation_bars,
+    table_rows,
+)
+from ml.evaluation.selection import beats_baselines, ranked
+from orchestration.assets.grid import UnitOutcome
+from orchestration.assets.user_items.candidates import (
+    EXPERIMENT,
+    user_item_candidates,
+    user_items_baseline,
+)
+from orchestration.config import UserItemsSelectionConfig
+from orchestration.resources import MlflowResource, RunStore
+
+
+@dataclass
+class UserItemsSelection:
+    metric: str
+    selected: CandidateResult
+    baselines: list[CandidateResult]
+    rows: list[dict]
+    plots: dict[str, str]
+
+
+@dg.asset(
+    ins={
+        "candidates": dg.AssetIn(user_item_candidates.key),
+        "baseline": dg.AssetIn(user_items_baseline.key),
+    },
+    group_name="user_items",
+    kinds={"mlflow"},
+    description="Every user-items candidate and the popularity baseline on validation; the "
+    "best by NDCG@10 (configurable) is selected.",
+)
+def user_items_candidate_metrics(
+    context: dg.AssetExecutionContext,
+    config: UserItemsSelectionConfig,
+    candidates: list[UnitOutcome],
+    baseline: list[UnitOutcome],
+    run_store: RunStore,
+    mlflow: MlflowResource,
+) -> UserItemsSelection:
+    outcomes = [*candidates, *baseline]
+    results = [r for o in outcomes for r in o.results]
+    skipped = {o.unit: o.skipped for o in outcomes if o.skipped}
+    models = [r for r in results if not r.baseline]
+    if not models:
+        raise dg.Failure(
+            "no candidate could fit: "
+            + ("; ".join(f"{u}: {why}" for u, why in skipped.items()) or "the grid is empty"),
+            allow_retries=False,
+        )
+    selected = ranked(models, config.metric, "hit_rate_at_10")[0]
+    baselines = [r for r in results if r.baseline]
+    rows = table_rows(
+        ranked(results, config.metric, "hit_rate_at_10"), 10, selected.name, USER_ITEMS_COLUMNS
+    )
+    folder = run_store.run_dir(context.run.run_id) / "plots"
+    plots = {
+        "validation": str(plot_validation_bars(rows, config.metric, folder / "user_items.png"))
+    }
+    parent = mlflow.parent_run(EXPERIMENT, context)
+    client = mlflow.client()
+    import pandas as pd
+
+    client.log_table(parent, data=pd.DataFrame(rows), artifact_file="validation_table.json")
+    client.log_artifact(parent, plots["validation"], artifact_path="plots")
+    context.add_output_metadata(
+        {
+            "selected": selected.name,
+            f"selected_validation_{config.metric}": selected.metrics[config.metric],
+            **{
+                f"{b.family}_baseline_validation_{config.metric}": b.metrics[config.metric]
+                for b in baselines
+            },
+            "candidates_skipped": dg.MetadataValue.json(skipped),
+            "validation": dg.MetadataValue.md(markdown_table(rows)),
+            "plot_file": dg.MetadataValue.path(plots["validation"]),
+        }
+    )
+    return UserItemsSelection(config.metric, selected, baselines, rows, plots)
+
+
+@dg.asset_check(asset=user_items_candidate_metrics, blocking=True)
+def user_items_model_beats_popularity(
+    user_items_candidate_metrics: UserItemsSelection,
+) -> dg.AssetCheckResult:
+    """The selected model must beat popularity on the validation metric (NDCG@10); blocking, so
+    a model that does not is never registered."""
+    selection = user_items_candidate_metrics
+    gate = beats_baselines(selection.selected, selection.baselines, selection.metric)
+    return dg.AssetCheckResult(passed=gate.passed, description=gate.description)
