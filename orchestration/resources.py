@@ -59,13 +59,33 @@ class MlflowResource(dg.ConfigurableResource):
     artifact_location: str = MLFLOW_ARTIFACT_LOCATION
     ui_url: str = MLFLOW_UI_URL
 
+    def sqlite_database(self) -> Path | None:
+        """The store's file when it is a local sqlite database."""
+        prefix = "sqlite:///"
+        return (
+            Path(self.tracking_uri.removeprefix(prefix))
+            if self.tracking_uri.startswith(prefix)
+            else None
+        )
+
     def experiment_id(self, name: str) -> str:
-        if self.tracking_uri.startswith("sqlite:///"):
-            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
-                parents=True, exist_ok=True
-            )
         mlflow.set_tracking_uri(self.tracking_uri)
-        return ensure_experiment(self.tracking_uri, name, self.artifact_location)
+        database = self.sqlite_database()
+        if database is None:
+            return ensure_experiment(self.tracking_uri, name, self.artifact_location)
+        database.parent.mkdir(parents=True, exist_ok=True)
+        # Parallel steps or runs creating the database (or the experiment) at once make all but
+        # one fail ("table ... already exists"): one process at a time.
+        with file_lock(database.with_name(f".{database.name}.lock")):
+            return ensure_experiment(self.tracking_uri, name, self.artifact_location)
+
+    def existing_experiment_id(self, name: str) -> str | None:
+        """The experiment's id, or None when it (or the sqlite store) does not exist yet."""
+        database = self.sqlite_database()
+        if database is not None and not database.exists():
+            return None
+        experiment = self.client().get_experiment_by_name(name)
+        return None if experiment is None else experiment.experiment_id
 
     def client(self) -> MlflowClient:
         return MlflowClient(self.tracking_uri)
@@ -85,7 +105,7 @@ class MlflowResource(dg.ConfigurableResource):
         dagster_run = context.run.run_id
         lock = Path(RUNS_DIR) / dagster_run / ".mlflow-parent.lock"
         lock.parent.mkdir(parents=True, exist_ok=True)
-        with _file_lock(lock):
+        with file_lock(lock):
             found = self.client().search_runs(
                 [experiment_id],
                 f"tags.dagster_run_id = '{dagster_run}' and tags.kind = 'pipeline'",
@@ -110,7 +130,8 @@ class MlflowResource(dg.ConfigurableResource):
 
 
 @contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes (released when the holder dies, even by kill -9)."""
     with path.open("w") as handle:
         deadline = time.monotonic() + 60
         while True:
