@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 from ml.registry import ensure_experiment
 from orchestration.settings import (
     KEEP_RUNS,
+    MIN_FREE_MB,
     MLFLOW_ARTIFACT_LOCATION,
     MLFLOW_TRACKING_URI,
     MLFLOW_UI_URL,
@@ -26,14 +27,26 @@ from orchestration.settings import (
 class RunStore(dg.ConfigurableResource):
     """One folder per Dagster run for everything it writes (raw file, warehouse build, dataset,
     candidate models, bundle), so a failed or concurrent run never overwrites another's files.
-    Folders of old runs are pruned, keeping the newest ``keep_runs`` and any still in use."""
+    Folders of old runs are pruned, keeping the newest ``keep_runs`` and any still in use.
+    A step asking for its folder fails, naming it, when the data folder's file system has less
+    than ``min_free_mb`` free, before it writes anything."""
 
     base_dir: str = str(RUNS_DIR)
     keep_runs: int = KEEP_RUNS
+    min_free_mb: int = MIN_FREE_MB
 
     def run_dir(self, run_id: str) -> Path:
         folder = Path(self.base_dir) / run_id
         folder.mkdir(parents=True, exist_ok=True)
+        free_mb = shutil.disk_usage(folder).free // 2**20
+        if free_mb < self.min_free_mb:
+            raise dg.Failure(
+                description=f"{folder}: only {free_mb:,} MB free there, below the "
+                f"{self.min_free_mb:,} MB a step needs to start (NEXT_TRACK_MIN_FREE_MB), so "
+                "the step stopped before writing anything; free space there (or point "
+                "NEXT_TRACK_DATA_DIR elsewhere) and run again.",
+                allow_retries=False,
+            )
         return folder
 
     def existing(self, run_id: str, *parts: str) -> Path | None:
