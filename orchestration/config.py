@@ -12,7 +12,7 @@ import dagster as dg
 from pydantic import Field, ValidationError, field_validator
 
 from ml.evaluation.candidates import CandidateSpec
-from ml.recommenders import sequential_rules, word2vec
+from ml.recommenders import neighbourhood, sequential_rules, word2vec
 from orchestration.settings import DEFAULT_SOURCE
 
 
@@ -80,6 +80,9 @@ class GridConfig(dg.Config):
 
 WORD2VEC_GRID = grid("word2vec", word2vec.DEFAULT_GRID)
 SEQUENTIAL_RULES_GRID = grid("sequential_rules", sequential_rules.DEFAULT_GRID)
+NEIGHBOURHOOD_GRID = grid("item_knn", neighbourhood.ITEM_KNN_GRID) + grid(
+    "session_knn", neighbourhood.SESSION_KNN_GRID
+)
 
 
 class SelectionConfig(dg.Config):
@@ -91,6 +94,11 @@ class SelectionConfig(dg.Config):
     hybrid_depth: int = Field(
         default=200, ge=1, le=10_000, description="Candidates each hybrid component proposes."
     )
+
+
+class ServingTableConfig(dg.Config):
+    k: int = Field(default=10, ge=1, le=1_000, description="Recommendations kept per key.")
+    batch: int = Field(default=20_000, ge=1, description="Keys scored at once (memory bound).")
 
 
 def evaluation_ks(k: int) -> tuple[int, ...]:
@@ -107,6 +115,7 @@ OP_CONFIGS: dict[str, type[dg.Config]] = {
 GRID_ASSETS: dict[str, list[dict]] = {
     "track_embeddings": WORD2VEC_GRID,
     "sequential_rules_candidates": SEQUENTIAL_RULES_GRID,
+    "neighbourhood_candidates": NEIGHBOURHOOD_GRID,
 }
 
 

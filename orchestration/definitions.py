@@ -6,6 +6,7 @@ from dagster_dbt import DbtCliResource
 from orchestration.assets.dbt import next_track_dbt_models
 from orchestration.assets.next_track.candidates import (
     baseline_candidates,
+    neighbourhood_candidates,
     sequential_rules_candidates,
     track_embeddings,
 )
@@ -13,6 +14,10 @@ from orchestration.assets.next_track.dataset import next_track_dataset
 from orchestration.assets.next_track.ingest import raw_playlist_events
 from orchestration.assets.next_track.registry import registered_model
 from orchestration.assets.next_track.selection import candidate_metrics, selected_model
+from orchestration.assets.next_track.serving import (
+    track_recommendations,
+    track_recommendations_dbt_tests,
+)
 from orchestration.checks import (
     registered_model_is_fresh,
     selected_model_beats_baselines,
@@ -26,7 +31,7 @@ from orchestration.resources import MlflowResource, RunStore
 from orchestration.run_health import dead_run_sensor
 from orchestration.schedules import weekly_retrain_schedule
 from orchestration.sensors import inbox_sensor
-from orchestration.settings import MAX_PARALLEL_STEPS
+from orchestration.settings import DBT_EXECUTABLE, MAX_PARALLEL_STEPS
 
 defs = dg.Definitions(
     assets=[
@@ -35,22 +40,25 @@ defs = dg.Definitions(
         next_track_dataset,
         track_embeddings,
         sequential_rules_candidates,
+        neighbourhood_candidates,
         baseline_candidates,
         candidate_metrics,
         selected_model,
         registered_model,
+        track_recommendations,
     ],
     asset_checks=[
         validation_labels_known,
         selected_model_beats_baselines,
         registered_model_is_fresh,
+        track_recommendations_dbt_tests,
     ],
     jobs=[next_track_job],
     schedules=[weekly_retrain_schedule],
     sensors=[inbox_sensor, dead_run_sensor],
     loggers={"console": console_logger},
     resources={
-        "dbt": DbtCliResource(project_dir=dbt_project),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "mlflow": MlflowResource(),
         "run_store": RunStore(),
         "io_manager": RunFolderIOManager(),

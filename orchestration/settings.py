@@ -8,6 +8,7 @@ was launched from.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -17,6 +18,8 @@ os.environ["NEXT_TRACK_DATA_DIR"] = str(DATA_DIR)
 # The published warehouse and raw file: what plain `dbt build`, notebooks and serving read.
 WAREHOUSE_PATH = DATA_DIR / "warehouse.duckdb"
 RAW_EVENTS_PATH = DATA_DIR / "raw" / "playlist_events.parquet"
+# Precomputed recommendation tables, one DuckDB file each (see ml/serving/batch.py).
+SERVING_DIR = DATA_DIR / "serving"
 # Every run's own files (raw file, warehouse build, dataset, models, bundle), pruned by age.
 RUNS_DIR = DATA_DIR / "runs"
 KEEP_RUNS = int(os.environ.get("NEXT_TRACK_KEEP_RUNS", "5"))
@@ -27,6 +30,9 @@ INBOX_DIR = Path(os.environ.get("NEXT_TRACK_INBOX", DATA_DIR / "inbox")).resolve
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DBT_PROFILES_DIR = REPO_ROOT / "profiles"
 DBT_TARGET = os.environ.get("NEXT_TRACK_DBT_TARGET", "dev")
+# The dbt installed beside this Python (the project's venv), so no step depends on PATH.
+_BESIDE_PYTHON = Path(sys.executable).parent / "dbt"
+DBT_EXECUTABLE = str(_BESIDE_PYTHON) if _BESIDE_PYTHON.exists() else "dbt"
 
 # Every step that opens a DuckDB file for writing (dbt, the serving tables) runs in this pool,
 # limited to 1 in the instance's dagster.yaml: DuckDB allows one writer per file.

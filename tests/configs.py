@@ -26,4 +26,12 @@ SMALL_GRID = {  # a grid small enough for a test, still every family and both sc
             ]
         }
     },
+    "neighbourhood_candidates": {
+        "config": {
+            "candidates": [
+                {"family": "item_knn", "variants": [{"last_n": 3, "recency_decay": 0.5}]},
+                {"family": "session_knn", "variants": [{"k": 50, "sample_size": 500}]},
+            ]
+        }
+    },
 }

@@ -129,7 +129,14 @@ def test_cleaning_keys_and_drop_counts_on_hand_made_rows(tmp_path):
         ("u2", "e", "f", "short"),  # too short a playlist
     ]
     write_raw(tmp_path, rows)
-    result = dbt_build(tmp_path, "--exclude", "test_type:generic,resource_type:test")
+    # --exclude alone selects every use case (no default selector): name the next-track folder
+    result = dbt_build(
+        tmp_path,
+        "--select",
+        "path:models/next_track",
+        "--exclude",
+        "test_type:generic,resource_type:test",
+    )
     assert result.returncode == 0, result.stdout[-3000:]
     tracks = query(tmp_path, "select tracks from int_playlist_sequences")
     assert tracks == [(["a\\|\\|\\|b|||c", "a|||b\\|\\|\\|c", "e|||f"],)]

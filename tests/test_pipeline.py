@@ -27,6 +27,7 @@ def grid(word2vec: list[dict], rules: list[dict], hybrid: bool = True) -> dict:
     return {
         "track_embeddings": {"config": {"candidates": word2vec}},
         "sequential_rules_candidates": {"config": {"candidates": rules}},
+        "neighbourhood_candidates": {"config": {"candidates": []}},
         "candidate_metrics": {"config": {"hybrid": hybrid}},
     }
 
@@ -95,7 +96,9 @@ def test_every_family_and_baseline_is_in_the_validation_table(pipeline_run):
     selection = handover(pipeline_run.run_id, "candidate_metrics")
     rows = {row["candidate"]: row for row in selection["rows"]}
     families = {row["family"] for row in rows.values()}
-    assert {"word2vec", "sequential_rules", "popularity", "hybrid"} <= families
+    assert {
+        "word2vec", "sequential_rules", "item_knn", "session_knn", "popularity", "hybrid"
+    } <= families  # fmt: skip
     assert sum(1 for r in rows.values() if r["role"] == "baseline") == 2
     assert [r["role"] for r in rows.values()].count("selected") == 1
     assert "word2vec:cbow_d48_w10_mc3_e15_ns0.75_s0.001+in_out_last1" in rows
@@ -239,3 +242,26 @@ def test_bad_source_fails_before_dbt_and_keeps_the_published_data(pipeline_run, 
         e.step_key for e in result.all_events if e.is_step_success
     }
     assert pq.read_table(RAW_EVENTS_PATH).equals(before)
+
+
+def test_track_recommendations_table_matches_the_champion(pipeline_run):
+    import duckdb
+
+    from orchestration.settings import SERVING_DIR
+
+    path = SERVING_DIR / "track_recommendations.duckdb"
+    with duckdb.connect(str(path), read_only=True) as connection:
+        tracks, rows = connection.execute(
+            "select count(distinct track_key), count(*) from track_recommendations"
+        ).fetchone()
+        key = connection.execute("select min(track_key) from track_recommendations").fetchone()[0]
+        stored = connection.execute(
+            "select next_track_key from track_recommendations where track_key = ? order by rank",
+            [key],
+        ).fetchall()
+    assert rows == 10 * tracks > 0
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@{CHAMPION}")
+    served = model.predict(pd.DataFrame({"tracks": [[key]]}), params={"k": 10})
+    assert [r[0] for r in stored] == served["track_key"].tolist()
+    checks = {e.check_name: e.passed for e in pipeline_run.get_asset_check_evaluations()}
+    assert checks["track_recommendations_dbt_tests"] is True

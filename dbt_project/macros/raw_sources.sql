@@ -1,11 +1,31 @@
+{#- Run-specific values come from environment variables, not --vars: dbt re-parses the whole
+    project whenever --vars change, which cost more than the build at small scale. Dagster sets
+    them to the file its run ingested; plain `dbt build` reads the published file. -#}
+{% macro raw_path(variable, file) -%}
+    {{ env_var(variable, env_var('NEXT_TRACK_DATA_DIR', 'data') ~ '/raw/' ~ file) }}
+{%- endmacro %}
+
+{% macro raw_playlists_path() -%}
+    {{ raw_path('NEXT_TRACK_RAW_PLAYLISTS', 'playlist_events.parquet') }}
+{%- endmacro %}
+
 {#- The raw files are registered as views in schema raw, so dbt sources are real relations
     (listed by `dbt docs generate`, typed in the catalog). A selected node whose raw file is
     missing fails the invocation early, naming the path. -#}
 {% macro register_raw_sources() %}
     {% if execute %}
-        {{ register_raw_view('playlist_events', var('raw_playlists_path'), 'next_track',
+        {{ attach_serving_tables() }}
+        {{ register_raw_view('playlist_events', raw_playlists_path(), 'next_track',
             "Materialize raw_playlist_events first (make run), run dbt from the repository root, "
             ~ "or set NEXT_TRACK_DATA_DIR.") }}
+        {% set interactions_hint = "Ingest interactions first (ml.sources.interactions."
+            ~ "ingest_interactions into $NEXT_TRACK_DATA_DIR/raw), run dbt from the repository "
+            ~ "root, or set NEXT_TRACK_DATA_DIR." %}
+        {{ register_raw_view('interactions',
+            raw_path('NEXT_TRACK_RAW_INTERACTIONS', 'interactions.parquet'), 'user_items',
+            interactions_hint) }}
+        {{ register_raw_view('items', raw_path('NEXT_TRACK_RAW_ITEMS', 'items.parquet'),
+            'user_items', interactions_hint) }}
     {% endif %}
 {% endmacro %}
 
@@ -29,4 +49,27 @@
                 "Raw " ~ name ~ " not found at '" ~ path ~ "'. " ~ hint) }}
         {% endif %}
     {% endif %}
+{% endmacro %}
+
+{#- Precomputed recommendation tables (one DuckDB file each, written by Dagster assets) are
+    attached read-only under their own name. Before the first one is written, an empty table of
+    the same columns stands in, so `dbt build` and its tests work on a fresh machine. -#}
+{% macro attach_serving_tables() %}
+    {% set folder = env_var('NEXT_TRACK_DATA_DIR', 'data') ~ '/serving' %}
+    {% set tables = {
+        'track_recommendations': 'track_key varchar, rank integer, next_track_key varchar, '
+            ~ 'artist varchar, title varchar, score double, from_popularity boolean',
+        'user_recommendations': 'user_id varchar, rank integer, item_id varchar, '
+            ~ 'title varchar, score double, from_popularity boolean',
+    } %}
+    {% for name, columns in tables.items() %}
+        {% set path = folder ~ '/' ~ name ~ '.duckdb' %}
+        {% set found = run_query("select count(*) from glob('" ~ path ~ "')").columns[0].values()[0] %}
+        {% if found > 0 %}
+            {% do run_query("attach if not exists '" ~ path ~ "' as " ~ name ~ " (read_only)") %}
+        {% else %}
+            {% do run_query("attach if not exists ':memory:' as " ~ name) %}
+            {% do run_query("create table if not exists " ~ name ~ ".main." ~ name ~ " (" ~ columns ~ ")") %}
+        {% endif %}
+    {% endfor %}
 {% endmacro %}

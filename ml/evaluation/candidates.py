@@ -111,13 +111,21 @@ def run_candidate(
     model_dir = out_dir / spec.unit_name
     recommender.save(model_dir)
     facts = {k: v for k, v in getattr(recommender, "training", {}).items() if isinstance(v, float)}
+    log(f"{spec.unit_name}: fitted in {fit_seconds:.1f} s; scoring {len(spec.variants)} variants")
     results = []
-    for variant in spec.variants:
+    evaluation_started = time.perf_counter()
+    for done, variant in enumerate(spec.variants, start=1):
         model = recommender.with_scoring(**variant) if variant else recommender
         started = time.perf_counter()
         metrics, _ = evaluate(model, validation, popularity, ks)
         seconds = time.perf_counter() - started
-        log(f"{model.name}: hit rate@{max(ks)} {metrics[f'hit_rate_at_{max(ks)}']:.4f}")
+        elapsed = time.perf_counter() - evaluation_started
+        left = elapsed / done * (len(spec.variants) - done)
+        log(
+            f"{model.name}: hit rate@{max(ks)} {metrics[f'hit_rate_at_{max(ks)}']:.4f} "
+            f"({done}/{len(spec.variants)}, {len(validation) / seconds:,.0f} queries/s, "
+            f"~{left:.0f} s left)"
+        )
         results.append(
             CandidateResult(
                 name=model.name,

@@ -7,13 +7,26 @@ from pathlib import Path
 from typing import Any
 
 from ml.recommenders.base import PARAMS_FILE, Recommender, parse_params
+from ml.recommenders.ease import Ease
 from ml.recommenders.hybrid import Hybrid
+from ml.recommenders.neighbourhood import ItemKNN, SessionKNN
 from ml.recommenders.popularity import Popularity
 from ml.recommenders.sequential_rules import SequentialRules
+from ml.recommenders.two_tower import TwoTower
 from ml.recommenders.word2vec import Word2Vec
 
 FAMILIES: dict[str, type[Recommender]] = {
-    family.family: family for family in (Popularity, SequentialRules, Word2Vec, Hybrid)
+    family.family: family
+    for family in (
+        Popularity,
+        SequentialRules,
+        ItemKNN,
+        SessionKNN,
+        Word2Vec,
+        Hybrid,
+        Ease,
+        TwoTower,
+    )
 }
 
 

@@ -28,7 +28,16 @@ from gensim.models.callbacks import CallbackAny2Vec
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from ml.recommenders.base import CannotFit, Log, Queries, Recommender, _no_log, ranking_only
+from ml.recommenders.base import (
+    CannotFit,
+    Log,
+    Queries,
+    Recommender,
+    TopK,
+    _no_log,
+    ranking_only,
+)
+from ml.recommenders.topk import top_k_dense
 from ml.sequences import UNKNOWN, Sequences
 
 MAX_SENTENCE = 10_000  # gensim's MAX_WORDS_IN_BATCH: the longest sentence it trains whole
@@ -86,10 +95,23 @@ class Word2Vec(Recommender):
 
     def __init__(self, params: Word2VecParams, n_items: int):
         super().__init__(params, n_items)
-        self.input_vectors = np.zeros((n_items, params.vector_size), dtype=np.float32)
-        self.output_vectors = np.zeros((n_items, params.vector_size), dtype=np.float32)
-        self.known = np.zeros(n_items, dtype=bool)
+        # Vectors exist only for the vocabulary (tracks seen min_count times): scoring works on
+        # that compact table, never on the whole catalogue (most of which it does not know).
+        self._set_vocabulary(
+            np.empty(0, dtype=np.int64),
+            np.empty((0, params.vector_size), dtype=np.float32),
+            np.empty((0, params.vector_size), dtype=np.float32),
+        )
         self.training: dict[str, float] = {}
+
+    def _set_vocabulary(self, item_ids: np.ndarray, inputs: np.ndarray, outputs: np.ndarray):
+        self.item_ids = np.asarray(item_ids, dtype=np.int64)
+        self.input_vectors = np.asarray(inputs, dtype=np.float32)
+        self.output_vectors = np.asarray(outputs, dtype=np.float32)
+        self.compact_of = np.full(self.n_items, -1, dtype=np.int64)
+        self.compact_of[self.item_ids] = np.arange(len(self.item_ids))
+        norms = np.linalg.norm(self.input_vectors, axis=1, keepdims=True)
+        self.unit_inputs = self.input_vectors / np.where(norms == 0, 1, norms)
 
     @property
     def excludes_heard(self) -> bool:
@@ -132,9 +154,7 @@ class Word2Vec(Recommender):
         )
         seconds = time.perf_counter() - started
         ids = np.array([int(token) for token in model.wv.index_to_key], dtype=np.int64)
-        self.input_vectors[ids] = model.wv.vectors
-        self.output_vectors[ids] = model.syn1neg
-        self.known[ids] = True
+        self._set_vocabulary(ids, model.wv.vectors, model.syn1neg)
         self.training = {
             "train_seconds": seconds,
             "words_per_second": model.corpus_total_words * p.epochs / seconds if seconds else 0.0,
@@ -144,59 +164,68 @@ class Word2Vec(Recommender):
         }
 
     def score(self, queries: Queries) -> np.ndarray:
+        """Scores over the whole catalogue (-inf outside the vocabulary); ``top_k`` uses the
+        compact form directly."""
+        compact = self._compact_scores(queries)
+        scores = np.full((len(queries), self.n_items), -np.inf, dtype=np.float32)
+        scores[:, self.item_ids] = compact
+        return scores
+
+    def top_k(self, queries: Queries, k: int) -> TopK:
+        vocabulary = max(len(self.item_ids), 1)
+        batch = int(np.clip(self.score_cells_per_batch // vocabulary, 16, 2048))
+        parts = []
+        for start in range(0, len(queries), batch):
+            chunk = queries.slice(start, min(start + batch, len(queries)))
+            heard = chunk.history if self.excludes_heard else Sequences.empty(len(chunk))
+            heard_compact = Sequences(self._compact(heard.items), heard.offsets)
+            ids, scores = top_k_dense(self._compact_scores(chunk), k, heard_compact)
+            parts.append(
+                TopK(np.where(ids >= 0, self.item_ids[ids], UNKNOWN).astype(np.int32), scores)
+            )
+        return TopK.concatenate(parts, k)
+
+    def _compact(self, items: np.ndarray) -> np.ndarray:
+        """Vocabulary index of each item id, -1 for an item the model does not know."""
+        return np.where(items == UNKNOWN, -1, self.compact_of[np.maximum(items, 0)])
+
+    def _compact_scores(self, queries: Queries) -> np.ndarray:
         p = self.params
-        history = queries.history
+        history = Sequences(self._compact(queries.history.items), queries.history.offsets)
         if p.skip_unknown:
-            known = np.where(self._knows(history.items), history.items, UNKNOWN)
-            history = Sequences(known, history.offsets).known()
+            history = history.known()
         recent = history.last(p.last_n)
         weights = (p.recency_decay ** recent.age_of_each_item()).astype(np.float32)
-        usable = self._knows(recent.items)
+        usable = recent.items >= 0
         vectors = self.unit_inputs if p.scoring == "in_in" else self.input_vectors
         query = np.zeros((len(queries), p.vector_size), dtype=np.float32)
-        np.add.at(
-            query,
-            recent.row_of_each_item()[usable],
-            weights[usable, None] * vectors[recent.items[usable]],
-        )
+        rows = recent.row_of_each_item()[usable]
+        np.add.at(query, rows, weights[usable, None] * vectors[recent.items[usable]])
         candidates = self.unit_inputs if p.scoring == "in_in" else self.output_vectors
         scores = query @ candidates.T
-        scores[:, ~self.known] = -np.inf
-        nothing_known = ~np.bincount(
-            recent.row_of_each_item()[usable], minlength=len(queries)
-        ).astype(bool)
+        nothing_known = np.bincount(rows, minlength=len(queries)) == 0
         if nothing_known.any():
             if p.unknown == "random":
                 # The tutorial's guess, seeded so that it repeats.
                 rng = np.random.default_rng([p.seed, len(queries), int(history.offsets[-1])])
-                guess = rng.random((int(nothing_known.sum()), self.n_items), dtype=np.float32)
-                guess[:, ~self.known] = -np.inf
-                scores[nothing_known] = guess
+                scores[nothing_known] = rng.random(
+                    (int(nothing_known.sum()), scores.shape[1]), dtype=np.float32
+                )
             else:
                 scores[nothing_known] = -np.inf  # left to the popularity fill
         return scores
 
-    def _knows(self, items: np.ndarray) -> np.ndarray:
-        return (items != UNKNOWN) & self.known[np.maximum(items, 0)]
-
-    @property
-    def unit_inputs(self) -> np.ndarray:
-        if not hasattr(self, "_unit_inputs"):
-            norms = np.linalg.norm(self.input_vectors, axis=1, keepdims=True)
-            self._unit_inputs = self.input_vectors / np.where(norms == 0, 1, norms)
-        return self._unit_inputs
-
     def save_state(self, folder: Path) -> None:
-        ids = np.flatnonzero(self.known)
-        np.save(folder / "item_ids.npy", ids)
-        np.save(folder / "input_vectors.npy", self.input_vectors[ids])
-        np.save(folder / "output_vectors.npy", self.output_vectors[ids])
+        np.save(folder / "item_ids.npy", self.item_ids)
+        np.save(folder / "input_vectors.npy", self.input_vectors)
+        np.save(folder / "output_vectors.npy", self.output_vectors)
 
     def load_state(self, folder: Path) -> None:
-        ids = np.load(folder / "item_ids.npy")
-        self.known[ids] = True
-        self.input_vectors[ids] = np.load(folder / "input_vectors.npy")
-        self.output_vectors[ids] = np.load(folder / "output_vectors.npy")
+        self._set_vocabulary(
+            np.load(folder / "item_ids.npy"),
+            np.load(folder / "input_vectors.npy"),
+            np.load(folder / "output_vectors.npy"),
+        )
 
 
 def write_corpus(train: Sequences, path: Path, window: int) -> int:

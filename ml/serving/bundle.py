@@ -7,6 +7,7 @@ family won.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from ml.catalogue import Catalogue
 from ml.recommenders.base import Queries, Recommender, TopK
 from ml.recommenders.families import load_recommender
 from ml.recommenders.popularity import Popularity
+from ml.sequences import Sequences
 
 INFO_FILE = "bundle.json"
 MODEL_DIR = "model"
@@ -52,3 +54,15 @@ def load_bundle(folder: Path) -> Bundle:
 
 def bundle_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def serving_latency_ms(model, n_queries: int, history: Sequences) -> float:
+    """Median milliseconds to answer one query of a typical length, in process."""
+    rows = np.arange(min(n_queries, len(history)))
+    timings = []
+    for row in rows:
+        query = Queries(history.take(np.array([row])))
+        started = time.perf_counter()
+        model.top_k(query, 10)
+        timings.append((time.perf_counter() - started) * 1000)
+    return float(np.median(timings)) if timings else float("nan")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from contextlib import contextmanager, suppress
@@ -118,11 +119,19 @@ class CanonicalWriter:
 
     Writes to a temporary file and renames it over the target only on success, so a failed
     ingest never destroys what an earlier run materialized. Temporaries of killed ingests are
-    removed on entry (``stale_removed``).
+    removed on entry (``stale_removed``). ``schema`` is the playlist table by default; its first
+    column is the row number.
     """
 
-    def __init__(self, output: Path, log: ProgressLog = _no_log, log_every: int = 1_000_000):
+    def __init__(
+        self,
+        output: Path,
+        log: ProgressLog = _no_log,
+        log_every: int = 1_000_000,
+        schema: pa.Schema = CANONICAL_SCHEMA,
+    ):
         self.output = output
+        self.schema = schema
         self.tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
         self.rows = 0
         self.stale_removed: list[Path] = []
@@ -134,13 +143,17 @@ class CanonicalWriter:
         self._log = log
         self._log_every = log_every
         self._next_log = log_every
+        self._started = time.perf_counter()
+        # Readers that know how far through their source they are set this (0..1), so progress
+        # lines can say how long is left.
+        self.share_done: Callable[[], float | None] = lambda: None
 
     def __enter__(self) -> CanonicalWriter:
         try:
             with self._naming_the_folder():
                 self.output.parent.mkdir(parents=True, exist_ok=True)
                 self.stale_removed = remove_stale_temporaries(self.output)
-                self._writer = pq.ParquetWriter(self.tmp, CANONICAL_SCHEMA, compression="zstd")
+                self._writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
         except BaseException:
             self._encoder.shutdown()
             self.tmp.unlink(missing_ok=True)
@@ -150,20 +163,30 @@ class CanonicalWriter:
         return self
 
     def write(self, payload: pa.Table | pa.RecordBatch) -> None:
-        """Append rows holding the four payload columns (any string-like types)."""
+        """Append rows holding the payload columns (the schema's all but the first; the
+        playlist table's take any string-like types)."""
         n = payload.num_rows
         if n == 0:
             return
         columns = [pa.array(np.arange(self.rows, self.rows + n, dtype=np.int64))]
-        columns += [payload.column(name).cast(pa.string()) for name in PAYLOAD_COLUMNS]
-        self._pending.append(pa.Table.from_arrays(columns, schema=CANONICAL_SCHEMA))
+        columns += [payload.column(f.name).cast(f.type) for f in list(self.schema)[1:]]
+        self._pending.append(pa.Table.from_arrays(columns, schema=self.schema))
         self._pending_rows += n
         if self._pending_rows >= ROW_GROUP_ROWS:
             self._flush()
         self.rows += n
         if self.rows >= self._next_log:
-            self._log(f"ingested {self.rows:,} rows")
+            self._log(self.progress_line())
             self._next_log += self._log_every
+
+    def progress_line(self) -> str:
+        seconds = time.perf_counter() - self._started
+        line = f"ingested {self.rows:,} rows in {seconds:.0f} s ({self.rows / seconds:,.0f}/s)"
+        share = self.share_done()
+        if share:
+            left = seconds * (1 - share) / share
+            line += f", {share:.0%} of the source, ~{left:.0f} s left"
+        return line
 
     def write_rows(self, rows: Iterable[tuple[str, str | None, str | None, str]]) -> None:
         """Append Python tuples (user_id, artist, track, playlist)."""

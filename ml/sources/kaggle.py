@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ml.sources.canonical import CanonicalWriter, IngestReport, ProgressLog, SourceError
-from ml.sources.files import read_chunks, read_head
+from ml.sources.files import compression_of, read_chunks, read_head
 
 EXPECTED_HEADER = ["user_id", "artistname", "trackname", "playlistname"]
 COLUMNS = ["user_id", "artist", "track", "playlist"]
@@ -226,7 +226,11 @@ class KaggleCsvReader:
             )
         self.report.header_lines = 1
         carry, skipping = b"", False
+        size, done = self.path.stat().st_size, 0
+        if compression_of(self.path) is None:  # compressed: bytes read say nothing of the share
+            self.writer.share_done = lambda: done / size if size else None
         for chunk in read_chunks(self.path, READ_BYTES):
+            done += len(chunk)
             if skipping:  # the rest of a line longer than MAX_LINE_BYTES
                 cut = _first_line_break(chunk)
                 if cut < 0:

@@ -128,7 +128,10 @@ def gc_paused() -> Iterator[None]:
 def read_mpd(
     paths: list[Path], writer: CanonicalWriter, report: IngestReport, log: ProgressLog
 ) -> None:
+    done = 0
+    writer.share_done = lambda: done / len(paths)
     for path in sorted(paths, key=slice_sort_key):
+        done += 1
         with gc_paused():
             playlists = load_slice(path)
             table, without_pos = slice_table(path, playlists)

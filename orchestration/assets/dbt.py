@@ -8,6 +8,7 @@ read the build they made, even if another run publishes in between.
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,14 +76,15 @@ def next_track_dbt_models(
     )
     build = run_store.run_dir(run_id) / BUILD_FILE
     build.unlink(missing_ok=True)  # a re-executed step starts from an empty build
-    dbt_vars = {
-        "sample_percent": config.sample_percent,
-        "split_salt": config.split_salt,
-        "raw_playlists_path": str(raw),
-        "build_id": run_id,
-        "raw_fingerprint": str(raw_metadata.get("raw_fingerprint", "unknown")),
-    }
-    with environment(NEXT_TRACK_WAREHOUSE=str(build)):
+    dbt_vars = {"sample_percent": config.sample_percent, "split_salt": config.split_salt}
+    fingerprint = str(raw_metadata.get("raw_fingerprint", "unknown"))
+    started = time.perf_counter()
+    with environment(
+        NEXT_TRACK_WAREHOUSE=str(build),
+        NEXT_TRACK_RAW_PLAYLISTS=str(raw),
+        NEXT_TRACK_BUILD_ID=run_id,
+        NEXT_TRACK_RAW_FINGERPRINT=fingerprint,
+    ):
         invocation = dbt.cli(
             ["build", "--vars", json.dumps(dbt_vars)], context=context, raise_on_error=False
         )
@@ -98,11 +100,10 @@ def next_track_dbt_models(
             metadata={"failures": dg.MetadataValue.json(failures), "build": str(build)},
             allow_retries=False,
         )
+    seconds = time.perf_counter() - started
     publish(build, WAREHOUSE_PATH)
-    context.log.info(
-        f"published {build} as {WAREHOUSE_PATH} (raw data {dbt_vars['raw_fingerprint']})"
-    )
-    yield from with_row_counts(events, invocation.manifest, build)
+    context.log.info(f"published {build} as {WAREHOUSE_PATH} (raw data {fingerprint})")
+    yield from with_row_counts(events, invocation.manifest, build, seconds)
 
 
 @contextmanager
@@ -148,7 +149,7 @@ def build_counts(build: Path) -> str:
     return ", ".join(f"{name} {stats[name]:,}" for name in FAILURE_COUNTS if name in stats)
 
 
-def with_row_counts(events: list, manifest: dict, warehouse: Path) -> Iterator:
+def with_row_counts(events: list, manifest: dict, warehouse: Path, seconds: float) -> Iterator:
     """Attach ``dagster/row_count`` to each built model, counted once dbt has exited.
 
     dagster-dbt's ``fetch_row_counts()`` queries through an adapter connection opened in this
@@ -173,6 +174,9 @@ def with_row_counts(events: list, manifest: dict, warehouse: Path) -> Iterator:
                 extra = {"dagster/row_count": row_count, "warehouse": str(warehouse)}
                 if unique_id.endswith(".dataset_stats") and row_count == 1:
                     extra.update(one_row_metadata(connection, relation))
+                    # dbt builds every model in one step: its time is the whole build's
+                    extra["build_seconds"] = seconds
+                    extra["raw_rows_per_second"] = extra.get("rows_in", 0) / seconds
                 event = event.with_metadata({**event.metadata, **extra})
             yield event
 

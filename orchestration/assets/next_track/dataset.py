@@ -1,5 +1,6 @@
 """next_track_dataset: the warehouse split encoded once per run for every candidate to share."""
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,7 @@ def next_track_dataset(
             "models in this run too, so it trains on the data it ingested",
             allow_retries=False,
         )
+    started = time.perf_counter()
     data = read_next_track_data(warehouse)
     if len(data.train) == 0:
         raise dg.Failure("the train split is empty: nothing to learn from", allow_retries=False)
@@ -70,12 +72,15 @@ def next_track_dataset(
     folder = run_store.run_dir(run_id) / "dataset"
     data.save(folder)
     summary = data.summary()
+    seconds = time.perf_counter() - started
     sample = min(config.validation_sample or len(data.validation), len(data.validation))
     source = ingested.get("lineage") or _latest_lineage(context)
     context.add_output_metadata(
         {
             **{k: v for k, v in summary.items() if not isinstance(v, dict)},
             "validation_sample": sample,
+            "seconds": seconds,
+            "rows_per_second": summary["train_rows"] / seconds if seconds else 0.0,
             "raw_fingerprint": build["raw_fingerprint"],
             "warehouse": str(warehouse),
             "folder": dg.MetadataValue.path(str(folder)),

@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -61,6 +62,7 @@ def raw_playlist_events(
     ]
     for path in stale:
         context.log.info(f"removed {path}, left behind by an ingest that was killed")
+    started = time.perf_counter()
     try:
         report = ingest(source, output, synthetic=spec, log=context.log.info)
     except SourceError as e:
@@ -71,6 +73,7 @@ def raw_playlist_events(
             f"skipped {report.malformed_lines:,} malformed lines in {report.source}: "
             f"{'; '.join(report.malformed_examples[:5])}"
         )
+    seconds = time.perf_counter() - started
     fingerprint = file_fingerprint(output)
     publish_file(output, RAW_EVENTS_PATH)
     lines = "" if report.lines_in_file is None else f" of {report.lines_in_file:,} lines"
@@ -81,6 +84,8 @@ def raw_playlist_events(
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": report.rows_written,
+            "seconds": seconds,
+            "rows_per_second": report.rows_written / seconds if seconds else 0.0,
             "source": report.source,
             "format": report.format,
             "files": len(report.files),

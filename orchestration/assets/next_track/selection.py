@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 
 from ml.evaluation.candidates import CandidateResult, evaluate
 from ml.evaluation.metrics import hit_rate_curve
@@ -18,15 +17,14 @@ from ml.evaluation.report import (
     table_rows,
 )
 from ml.evaluation.selection import best_per_family, build_hybrid, ranked
-from ml.recommenders.base import Queries
 from ml.recommenders.popularity import Popularity
-from ml.sequences import Sequences
-from ml.serving.bundle import bundle_bytes, save_bundle
+from ml.serving.bundle import bundle_bytes, save_bundle, serving_latency_ms
+from orchestration.assets.grid import UnitOutcome
 from orchestration.assets.next_track.candidates import (
     EXPERIMENT,
     METRIC_KS,
-    UnitOutcome,
     baseline_candidates,
+    neighbourhood_candidates,
     sequential_rules_candidates,
     track_embeddings,
 )
@@ -74,6 +72,7 @@ def inline_png(path: Path, title: str) -> str:
     ins={
         "word2vec": dg.AssetIn(track_embeddings.key),
         "sequential_rules": dg.AssetIn(sequential_rules_candidates.key),
+        "neighbourhood": dg.AssetIn(neighbourhood_candidates.key),
         "baselines": dg.AssetIn(baseline_candidates.key),
     },
     group_name="next_track",
@@ -88,12 +87,13 @@ def candidate_metrics(
     next_track_dataset: DatasetHandle,
     word2vec: list[UnitOutcome],
     sequential_rules: list[UnitOutcome],
+    neighbourhood: list[UnitOutcome],
     baselines: list[UnitOutcome],
     run_store: RunStore,
     mlflow: MlflowResource,
 ) -> Selection:
     k = config.k
-    outcomes = [*word2vec, *sequential_rules, *baselines]
+    outcomes = [*word2vec, *sequential_rules, *neighbourhood, *baselines]
     results = [r for o in outcomes for r in o.results]
     skipped = {o.unit: o.skipped for o in outcomes if o.skipped}
     if not any(not r.baseline for r in results):
@@ -176,18 +176,6 @@ def _frame(rows: list[dict]):
     import pandas as pd
 
     return pd.DataFrame(rows)
-
-
-def serving_latency_ms(model, n_queries: int, history: Sequences) -> float:
-    """Median milliseconds to answer one query of a typical length, in process."""
-    rows = np.arange(min(n_queries, len(history)))
-    timings = []
-    for row in rows:
-        query = Queries(history.take(np.array([row])))
-        started = time.perf_counter()
-        model.top_k(query, 10)
-        timings.append((time.perf_counter() - started) * 1000)
-    return float(np.median(timings)) if timings else float("nan")
 
 
 @dg.asset(

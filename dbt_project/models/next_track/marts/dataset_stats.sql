@@ -22,10 +22,14 @@ raw_counts as (
         count(*) filter (where artist_is_null_like) as rows_null_like_artist,
         count(*) filter (where track_is_null_like) as rows_null_like_track,
         count(*) filter (where not is_complete) as rows_incomplete,
+        {% if var('sample_percent') < 100 -%}
         count(*) filter (
             where is_complete and {{ hash_bucket(pair_key('user_id', 'playlist'), 'sample') }}
                 >= {{ var('sample_percent') }} * 100
         ) as rows_outside_sample
+        {%- else -%}
+        0 as rows_outside_sample
+        {%- endif %}
     from complete
 ),
 

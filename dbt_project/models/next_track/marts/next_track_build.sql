@@ -1,7 +1,7 @@
 -- One row saying which build made these tables and from which raw file: Dagster checks it
 -- against the run's own ingest before training, so no run trains on another run's data.
 select
-    '{{ var("build_id") }}' as build_id,
-    '{{ var("raw_playlists_path") }}' as raw_path,
-    '{{ var("raw_fingerprint") }}' as raw_fingerprint,
+    '{{ env_var("NEXT_TRACK_BUILD_ID", "manual") }}' as build_id,
+    '{{ raw_playlists_path() }}' as raw_path,
+    '{{ env_var("NEXT_TRACK_RAW_FINGERPRINT", "unknown") }}' as raw_fingerprint,
     current_timestamp as built_at

@@ -2,6 +2,10 @@
 -- null-like artist or track ('null', 'N/A'... see base_playlist_events) dropped, optional
 -- reproducible sampling of playlists, and a repeated track within a playlist kept only at its
 -- first position (a repeat cannot be a "next" track: recommenders exclude what was heard).
+-- A table, not a view: three models and every test read it; recomputing the keys, the sample
+-- hash and the first-occurrence window for each made the build grow far faster than the data.
+{{ config(materialized='table') }}
+
 with trimmed as (
     select * from {{ ref('base_playlist_events') }}
 ),
@@ -17,7 +21,9 @@ complete as (
 
 sampled as (
     select * from complete
+    {% if var('sample_percent') < 100 -%}
     where {{ hash_bucket('playlist_key', 'sample') }} < {{ var('sample_percent') }} * 100
+    {%- endif %}
 ),
 
 first_occurrences as (

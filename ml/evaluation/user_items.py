@@ -1,0 +1,105 @@
+"""The user-items protocol over folds: fit a candidate on the validation fold, choose on
+validation NDCG@10, refit the chosen configuration on train + validation (the test fold's train)
+and score it once on test. Plain Python, shared by the benchmark and the pipeline.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from ml.datasets.user_items import UserItemsFold
+from ml.evaluation.metrics import ranking_metrics
+from ml.recommenders.base import Log, Recommender, _no_log
+from ml.recommenders.families import create
+from ml.recommenders.two_tower import EpochCallback, TwoTower
+
+KS = (10,)
+SELECTION_METRIC = "ndcg_at_10"
+
+
+@dataclass
+class FoldResult:
+    name: str  # family:params
+    family: str
+    params: dict[str, Any]  # what a refit should use (the two-tower's kept epochs)
+    metrics: dict[str, float]
+    fit_seconds: float
+    facts: dict[str, float]  # the family's own figures (best epoch...)
+
+
+def fit_on_fold(
+    model: Recommender,
+    fold: UserItemsFold,
+    log: Log = _no_log,
+    on_epoch: EpochCallback | None = None,
+    early_stopping: bool = True,
+) -> float:
+    """Fit on the fold's train; seconds taken. The two-tower also gets the interactions' times,
+    the item features and, with ``early_stopping``, the fold's evaluation split to stop on."""
+    started = time.perf_counter()
+    if isinstance(model, TwoTower):
+        validation = fold.evaluation if early_stopping else None
+        features, _ = fold.item_features()
+        model.fit(fold.train, log, validation, on_epoch, fold.train_times, features)
+    else:
+        model.fit(fold.train, log)
+    return time.perf_counter() - started
+
+
+def evaluate_on_fold(model: Recommender, fold: UserItemsFold) -> dict[str, float]:
+    """NDCG, hit rate, recall, MRR and coverage at 10 on the fold's evaluation split."""
+    assert fold.evaluation is not None, f"fold {fold.name} has no evaluation split"
+    top = model.top_k(fold.evaluation.queries, max(KS))
+    return ranking_metrics(top.ids, fold.evaluation.labels, model.n_items, KS)
+
+
+def refit_params(model: Recommender) -> dict[str, Any]:
+    """The params that retrain ``model`` on more data (for a two-tower that stopped early: as
+    many epochs as it kept)."""
+    params = model.refit_params() if isinstance(model, TwoTower) else model.params
+    return TypeAdapter(type(params)).dump_python(params, mode="json")
+
+
+def run_on_fold(
+    family: str,
+    params: dict[str, Any],
+    fold: UserItemsFold,
+    log: Log = _no_log,
+    on_epoch: EpochCallback | None = None,
+    early_stopping: bool = True,
+    variants: list[dict[str, Any]] | None = None,
+) -> tuple[Recommender, list[FoldResult]]:
+    """Fit once, then score every ranking-only variant (``[{}]``: the params as given)."""
+    model = create(family, params, fold.n_items)
+    seconds = fit_on_fold(model, fold, log, on_epoch, early_stopping)
+    facts = {k: v for k, v in getattr(model, "training", {}).items() if isinstance(v, float)}
+    results = []
+    for variant in variants or [{}]:
+        view = model.with_scoring(**variant) if variant else model
+        metrics = evaluate_on_fold(view, fold)
+        results.append(FoldResult(view.name, family, refit_params(view), metrics, seconds, facts))
+        log(f"{fold.name} {view.name}: NDCG@10 {metrics['ndcg_at_10']:.4f}")
+    return model, results
+
+
+def best(results: list[FoldResult]) -> FoldResult:
+    """Highest NDCG@10, then hit rate@10, then name (equal figures choose the same way)."""
+    return min(
+        results,
+        key=lambda r: (-r.metrics[SELECTION_METRIC], -r.metrics["hit_rate_at_10"], r.name),
+    )
+
+
+def refit_and_test(
+    chosen: FoldResult, test_fold: UserItemsFold, log: Log = _no_log
+) -> tuple[Recommender, FoldResult]:
+    """The chosen configuration retrained on the test fold's train (train + validation), with
+    its kept epochs and no early stopping (test is never looked at while fitting)."""
+    model, (result,) = run_on_fold(
+        chosen.family, chosen.params, test_fold, log, early_stopping=False
+    )
+    return model, result
