@@ -213,12 +213,12 @@ def set_alias(
 
 
 def end_orphaned_runs(
-    client: MlflowClient, experiment_id: str, dagster_run_is_live: Callable[[str], bool]
+    client: MlflowClient, experiment_ids: list[str], dagster_run_is_live: Callable[[str], bool]
 ) -> list[str]:
     """MLflow runs still RUNNING whose Dagster run is over (killed mid-registration, say) are
     ended as FAILED."""
     ended = []
-    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'"):
+    for run in client.search_runs(experiment_ids, "attributes.status = 'RUNNING'"):
         dagster_run = run.data.tags.get("dagster_run_id")
         if dagster_run and not dagster_run_is_live(dagster_run):
             client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.FAILED))

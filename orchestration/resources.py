@@ -92,13 +92,12 @@ class MlflowResource(dg.ConfigurableResource):
         with file_lock(database.with_name(f".{database.name}.lock")):
             return ensure_experiment(self.tracking_uri, name, self.artifact_location)
 
-    def existing_experiment_id(self, name: str) -> str | None:
-        """The experiment's id, or None when it (or the sqlite store) does not exist yet."""
+    def experiment_ids(self) -> list[str]:
+        """Every experiment's id; none while the sqlite store does not exist (creates none)."""
         database = self.sqlite_database()
         if database is not None and not database.exists():
-            return None
-        experiment = self.client().get_experiment_by_name(name)
-        return None if experiment is None else experiment.experiment_id
+            return []
+        return [e.experiment_id for e in self.client().search_experiments()]
 
     def client(self) -> MlflowClient:
         return MlflowClient(self.tracking_uri)

@@ -19,7 +19,6 @@ import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
 from ml.registry import end_orphaned_runs
-from orchestration.assets.next_track.candidates import EXPERIMENT
 from orchestration.resources import MlflowResource
 
 PID_PATTERN = re.compile(r"\(pid: (\d+)\)")
@@ -94,12 +93,12 @@ def end_orphaned_mlflow_runs(
     instance: dg.DagsterInstance, mlflow: MlflowResource, log: Callable[[str], None] = print
 ) -> list[str]:
     """MLflow runs left RUNNING by Dagster runs that are over (killed mid-registration, or failed
-    before registering) are ended as FAILED. Creates no MLflow store or experiment."""
-    experiment_id = mlflow.existing_experiment_id(EXPERIMENT)
-    if experiment_id is None:
+    before registering), in any experiment, are ended as FAILED. Creates no MLflow store."""
+    experiment_ids = mlflow.experiment_ids()
+    if not experiment_ids:
         return []
     ended = end_orphaned_runs(
-        mlflow.client(), experiment_id, lambda run_id: run_is_live(instance, run_id)
+        mlflow.client(), experiment_ids, lambda run_id: run_is_live(instance, run_id)
     )
     if ended:
         log(f"ended {len(ended)} MLflow runs of finished Dagster runs as FAILED: {ended}")

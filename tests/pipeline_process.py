@@ -16,12 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from orchestration.instance import open_instance
-from orchestration.run import JOB, run_config
-from orchestration.run_health import fail_dead_runs
 from tests.configs import SMALL_GRID
 
-TAG = "fault_test"
+TAG = "fault_test"  # imported by the tests: this module loads the project only in main()
 
 
 def pause_after_log_model(marker: Path) -> None:
@@ -43,23 +40,26 @@ def pause_after_log_model(marker: Path) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--name", required=True, help="value of the run's fault_test tag")
+    parser.add_argument("--source", default="", help="file or folder; empty: synthetic data")
     parser.add_argument("--playlists", type=int, default=400)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--pause-in-registration", type=Path, metavar="MARKER", default=None)
     args = parser.parse_args(argv)
+    from orchestration.definitions import defs
+    from orchestration.instance import open_instance
+    from orchestration.run import JOB, run_config
+    from orchestration.run_health import fail_dead_runs
+
     if args.pause_in_registration:
         pause_after_log_model(args.pause_in_registration)
 
     config = run_config(
         argparse.Namespace(
-            source="", playlists=args.playlists, sample_percent=100.0, log_level="INFO"
+            source=args.source, playlists=args.playlists, sample_percent=100.0, log_level="INFO"
         )
     )
     config["ops"]["raw_playlist_events"]["config"]["synthetic_seed"] = args.seed
     config["ops"].update(SMALL_GRID)
-
-    from orchestration.definitions import defs
-
     instance = open_instance()
     fail_dead_runs(instance)
     result = defs.resolve_job_def(JOB).execute_in_process(

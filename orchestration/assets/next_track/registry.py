@@ -98,7 +98,9 @@ def registered_model(
     selected, dataset = selected_model, next_track_dataset
     experiment_id = mlflow.experiment_id(EXPERIMENT)
     client = mlflow.client()
-    ended = end_orphaned_runs(client, experiment_id, lambda run: run_is_live(context.instance, run))
+    ended = end_orphaned_runs(
+        client, [experiment_id], lambda run: run_is_live(context.instance, run)
+    )
     if ended:
         context.log.warning(f"ended {len(ended)} orphaned MLflow runs as FAILED: {ended}")
     champion = current_champion(client, MODEL_NAME)
