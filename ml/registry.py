@@ -19,7 +19,12 @@ from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
-from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlflow.protos.databricks_pb2 import (
+    INVALID_PARAMETER_VALUE,
+    RESOURCE_ALREADY_EXISTS,
+    RESOURCE_DOES_NOT_EXIST,
+    ErrorCode,
+)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 ML_PACKAGE = Path(__file__).parent
@@ -41,9 +46,15 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> s
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        experiment_id = client.create_experiment(
-            name, artifact_location=artifact_location, tags=EXPERIMENT_KIND
-        )
+        try:
+            experiment_id = client.create_experiment(
+                name, artifact_location=artifact_location, tags=EXPERIMENT_KIND
+            )
+        except MlflowException as e:
+            if e.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+                raise
+            # Another run's step created it since the lookup.
+            experiment_id = client.get_experiment_by_name(name).experiment_id
     else:
         experiment_id = experiment.experiment_id
         if experiment.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
@@ -142,14 +153,17 @@ def log_and_register(
 
 
 def current_champion(client: MlflowClient, model_name: str):
-    """The champion's model version, or None when there is none. Only "no such alias / model"
-    means none: any other error (a locked database, a server down) is raised, never taken as
-    "no champion", which would promote without a comparison."""
+    """The champion's model version, or None when there is none. Only "no such model" and "no
+    such alias" mean none: any other error (a locked database, a server down) is raised, never
+    taken as "no champion", which would promote without a comparison."""
     try:
         return client.get_model_version_by_alias(model_name, CHAMPION)
     except MlflowException as e:
-        not_found = ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
-        if e.error_code == not_found or "not found" in str(e).lower():
+        if e.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None  # no registered model of that name
+        # MLflow reports a model without that alias as an invalid parameter.
+        alias_missing = f"alias {CHAMPION} not found"
+        if e.error_code == ErrorCode.Name(INVALID_PARAMETER_VALUE) and alias_missing in str(e):
             return None
         raise
 
@@ -199,12 +213,12 @@ def set_alias(
 
 
 def end_orphaned_runs(
-    client: MlflowClient, experiment_id: str, dagster_run_is_live: Callable[[str], bool]
+    client: MlflowClient, experiment_ids: list[str], dagster_run_is_live: Callable[[str], bool]
 ) -> list[str]:
     """MLflow runs still RUNNING whose Dagster run is over (killed mid-registration, say) are
     ended as FAILED."""
     ended = []
-    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'"):
+    for run in client.search_runs(experiment_ids, "attributes.status = 'RUNNING'"):
         dagster_run = run.data.tags.get("dagster_run_id")
         if dagster_run and not dagster_run_is_live(dagster_run):
             client.set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.FAILED))

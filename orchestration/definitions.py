@@ -30,6 +30,7 @@ from orchestration.checks import (
     selected_model_beats_baselines,
     validation_labels_known,
 )
+from orchestration.console import console_logger
 from orchestration.io_manager import RunFolderIOManager
 from orchestration.jobs import next_track_job, user_items_job
 from orchestration.project import dbt_project
@@ -69,6 +70,7 @@ defs = dg.Definitions(
     jobs=[next_track_job, user_items_job],
     schedules=[weekly_retrain_schedule, weekly_user_items_schedule],
     sensors=[inbox_sensor, dead_run_sensor],
+    loggers={"console": console_logger},
     resources={
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "mlflow": MlflowResource(),

@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 from ml.registry import ensure_experiment
 from orchestration.settings import (
     KEEP_RUNS,
+    MIN_FREE_MB,
     MLFLOW_ARTIFACT_LOCATION,
     MLFLOW_TRACKING_URI,
     MLFLOW_UI_URL,
@@ -26,14 +27,26 @@ from orchestration.settings import (
 class RunStore(dg.ConfigurableResource):
     """One folder per Dagster run for everything it writes (raw file, warehouse build, dataset,
     candidate models, bundle), so a failed or concurrent run never overwrites another's files.
-    Folders of old runs are pruned, keeping the newest ``keep_runs`` and any still in use."""
+    Folders of old runs are pruned, keeping the newest ``keep_runs`` and any still in use.
+    A step asking for its folder fails, naming it, when the data folder's file system has less
+    than ``min_free_mb`` free, before it writes anything."""
 
     base_dir: str = str(RUNS_DIR)
     keep_runs: int = KEEP_RUNS
+    min_free_mb: int = MIN_FREE_MB
 
     def run_dir(self, run_id: str) -> Path:
         folder = Path(self.base_dir) / run_id
         folder.mkdir(parents=True, exist_ok=True)
+        free_mb = shutil.disk_usage(folder).free // 2**20
+        if free_mb < self.min_free_mb:
+            raise dg.Failure(
+                description=f"{folder}: only {free_mb:,} MB free there, below the "
+                f"{self.min_free_mb:,} MB a step needs to start (NEXT_TRACK_MIN_FREE_MB), so "
+                "the step stopped before writing anything; free space there (or point "
+                "NEXT_TRACK_DATA_DIR elsewhere) and run again.",
+                allow_retries=False,
+            )
         return folder
 
     def existing(self, run_id: str, *parts: str) -> Path | None:
@@ -59,13 +72,32 @@ class MlflowResource(dg.ConfigurableResource):
     artifact_location: str = MLFLOW_ARTIFACT_LOCATION
     ui_url: str = MLFLOW_UI_URL
 
+    def sqlite_database(self) -> Path | None:
+        """The store's file when it is a local sqlite database."""
+        prefix = "sqlite:///"
+        return (
+            Path(self.tracking_uri.removeprefix(prefix))
+            if self.tracking_uri.startswith(prefix)
+            else None
+        )
+
     def experiment_id(self, name: str) -> str:
-        if self.tracking_uri.startswith("sqlite:///"):
-            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
-                parents=True, exist_ok=True
-            )
         mlflow.set_tracking_uri(self.tracking_uri)
-        return ensure_experiment(self.tracking_uri, name, self.artifact_location)
+        database = self.sqlite_database()
+        if database is None:
+            return ensure_experiment(self.tracking_uri, name, self.artifact_location)
+        database.parent.mkdir(parents=True, exist_ok=True)
+        # Parallel steps or runs creating the database (or the experiment) at once make all but
+        # one fail ("table ... already exists"): one process at a time.
+        with file_lock(database.with_name(f".{database.name}.lock")):
+            return ensure_experiment(self.tracking_uri, name, self.artifact_location)
+
+    def experiment_ids(self) -> list[str]:
+        """Every experiment's id; none while the sqlite store does not exist (creates none)."""
+        database = self.sqlite_database()
+        if database is not None and not database.exists():
+            return []
+        return [e.experiment_id for e in self.client().search_experiments()]
 
     def client(self) -> MlflowClient:
         return MlflowClient(self.tracking_uri)
@@ -85,7 +117,7 @@ class MlflowResource(dg.ConfigurableResource):
         dagster_run = context.run.run_id
         lock = Path(RUNS_DIR) / dagster_run / ".mlflow-parent.lock"
         lock.parent.mkdir(parents=True, exist_ok=True)
-        with _file_lock(lock):
+        with file_lock(lock):
             found = self.client().search_runs(
                 [experiment_id],
                 f"tags.dagster_run_id = '{dagster_run}' and tags.kind = 'pipeline'",
@@ -110,7 +142,8 @@ class MlflowResource(dg.ConfigurableResource):
 
 
 @contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes (released when the holder dies, even by kill -9)."""
     with path.open("w") as handle:
         deadline = time.monotonic() + 60
         while True:

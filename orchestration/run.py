@@ -17,6 +17,7 @@ import dagster as dg
 
 from ml.sources import SourceError
 from orchestration.config import run_config_errors
+from orchestration.instance import open_instance
 from orchestration.project import dbt_project
 from orchestration.run_health import fail_dead_runs
 
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     dbt_project.preparer.prepare(dbt_project)
     # dbt's own per-model lines go to the run's log, not to this terminal.
     logging.getLogger("dbt").setLevel(logging.WARNING)
-    instance = dg.DagsterInstance.get()
+    instance = open_instance()
     fail_dead_runs(instance)
     started = time.perf_counter()
     job = next_track_job if use_case == "next_track" else user_items_job

@@ -5,7 +5,8 @@ one-slot warehouse pool, so every later run waits for ever. Dagster's own run mo
 see it with the default (local) run launcher, which has no worker health check; every run's event
 log does record its worker process id, though, so a run on this machine whose worker is gone (or
 whose id now belongs to a younger process) is dead. The check runs in a sensor (under
-`dagster dev` / the daemon) and before `make run` starts its run.
+`dagster dev` / the daemon) and before `make run` starts its run. The sensor also ends the MLflow
+runs such a run left RUNNING (the next registration does too).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from collections.abc import Callable
 
 import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+
+from ml.registry import end_orphaned_runs
+from orchestration.resources import MlflowResource
 
 PID_PATTERN = re.compile(r"\(pid: (\d+)\)")
 ALIVE_STATUSES = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING]
@@ -76,12 +80,42 @@ def fail_dead_runs(instance: dg.DagsterInstance, log: Callable[[str], None] = pr
     return failed
 
 
+def run_is_live(instance: dg.DagsterInstance, run_id: str) -> bool:
+    run = instance.get_run_by_id(run_id)
+    return run is not None and not run.is_finished
+
+
+def runs_in_progress(instance: dg.DagsterInstance) -> set[str]:
+    return {run.run_id for run in instance.get_runs(filters=RunsFilter(statuses=ALIVE_STATUSES))}
+
+
+def end_orphaned_mlflow_runs(
+    instance: dg.DagsterInstance, mlflow: MlflowResource, log: Callable[[str], None] = print
+) -> list[str]:
+    """MLflow runs left RUNNING by Dagster runs that are over (killed mid-registration, or failed
+    before registering), in any experiment, are ended as FAILED. Creates no MLflow store."""
+    experiment_ids = mlflow.experiment_ids()
+    if not experiment_ids:
+        return []
+    ended = end_orphaned_runs(
+        mlflow.client(), experiment_ids, lambda run_id: run_is_live(instance, run_id)
+    )
+    if ended:
+        log(f"ended {len(ended)} MLflow runs of finished Dagster runs as FAILED: {ended}")
+    return ended
+
+
 @dg.sensor(
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Marks runs whose process was killed as failed and frees their pool slots, so a "
-    "killed run never blocks the platform.",
+    "killed run never blocks the platform; ends the MLflow runs they left RUNNING as FAILED.",
 )
-def dead_run_sensor(context: dg.SensorEvaluationContext):
+def dead_run_sensor(context: dg.SensorEvaluationContext, mlflow: MlflowResource):
     failed = fail_dead_runs(context.instance, context.log.warning)
-    return dg.SkipReason(f"marked {len(failed)} dead runs failed" if failed else "no dead runs")
+    ended = end_orphaned_mlflow_runs(context.instance, mlflow, context.log.warning)
+    return dg.SkipReason(
+        f"marked {len(failed)} dead runs failed, ended {len(ended)} orphaned MLflow runs"
+        if failed or ended
+        else "no dead runs"
+    )

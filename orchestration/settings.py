@@ -25,6 +25,8 @@ SERVING_DIR = DATA_DIR / "serving"
 # Every run's own files (raw file, warehouse build, dataset, models, bundle), pruned by age.
 RUNS_DIR = DATA_DIR / "runs"
 KEEP_RUNS = int(os.environ.get("NEXT_TRACK_KEEP_RUNS", "5"))
+# A step does not start writing into the data folder with less free space than this (MB).
+MIN_FREE_MB = int(os.environ.get("NEXT_TRACK_MIN_FREE_MB", "256"))
 INBOX_DIR = Path(os.environ.get("NEXT_TRACK_INBOX", DATA_DIR / "inbox")).resolve()
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"

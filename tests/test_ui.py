@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from ml.registry import CHAMPION, MODEL_NAME
+from ml.registry import CHAMPION
+from orchestration.assets.next_track.registry import MODEL_NAME
 from tests.configs import SMALL_GRID
 from tests.graphql_client import (
     asset_keys,

@@ -106,7 +106,10 @@ def remove_stale_temporaries(output: Path) -> list[Path]:
     for path in output.parent.glob(f".{output.name}.*.tmp"):
         match = pattern.match(path.name)
         if match and int(match.group(1)) != os.getpid() and not _pid_is_alive(int(match.group(1))):
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue  # another run's ingest removed it first
             removed.append(path)
     return sorted(removed)
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -39,6 +40,8 @@ from orchestration.settings import (
 BUILD_FILE = "warehouse.duckdb"
 USER_ITEMS_BUILD_FILE = "warehouse_user_items.duckdb"
 RAW_INTERACTIONS = dg.AssetKey("raw_interactions")
+# dataset_stats columns a failed next-track build's message shows
+FAILURE_COUNTS = ["rows_in", "rows_clean", "playlists_clean", "playlists_too_short", "playlists"]
 
 
 class UseCaseTranslator(DagsterDbtTranslator):
@@ -140,9 +143,12 @@ def build_and_publish(
         events = list(invocation.stream())
     if not invocation.is_successful():
         failures = failed_nodes(invocation.get_artifact("run_results.json"), invocation.manifest)
+        counts = build_counts(build)
         raise dg.Failure(
             description="dbt build failed, so nothing was published (the last good warehouse "
-            f"{published} is unchanged): " + " | ".join(failures or ["see the dbt log"]),
+            f"{published} is unchanged): "
+            + " | ".join(failures or ["see the dbt log"])
+            + (f" | counts of the failed build: {counts}" if counts else ""),
             metadata={"failures": dg.MetadataValue.json(failures), "build": str(build)},
             allow_retries=False,
         )
@@ -182,6 +188,17 @@ def failed_nodes(run_results: dict, manifest: dict) -> list[str]:
             what += f" (requires: {' '.join(str(checks).split())})"
         lines.append(f"{what}: {result.get('status')}: {result.get('message') or ''}".strip())
     return lines
+
+
+def build_counts(build: Path) -> str:
+    """The cleaning counts of a failed build, when dbt got as far as dataset_stats: they say why
+    (every playlist too short, say)."""
+    try:
+        with read_only(build) as connection:
+            stats = one_row_metadata(connection, "dataset_stats")
+    except (FileNotFoundError, duckdb.Error):
+        return ""
+    return ", ".join(f"{name} {stats[name]:,}" for name in FAILURE_COUNTS if name in stats)
 
 
 def with_row_counts(events: list, manifest: dict, warehouse: Path, seconds: float) -> Iterator:

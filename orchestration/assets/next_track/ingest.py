@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from ml.sources import SourceError, ingest
+from ml.sources.canonical import remove_stale_temporaries
 from ml.sources.synthetic import SyntheticSpec
 from orchestration.config import RawSourceConfig, run_config_errors
 from orchestration.resources import RunStore
@@ -52,6 +53,15 @@ def raw_playlist_events(
     source = config.source_path()
     spec = SyntheticSpec(playlists=config.synthetic_playlists, seed=config.synthetic_seed)
     output = run_store.run_dir(context.run.run_id) / RAW_FILE
+    # A killed ingest leaves its temporary file in its own run's folder, so every run folder
+    # is swept (ingest itself only sweeps the folder it writes to: this run's, new).
+    stale = [
+        str(path)
+        for run_folder in Path(run_store.base_dir).iterdir()
+        for path in remove_stale_temporaries(run_folder / RAW_FILE)
+    ]
+    for path in stale:
+        context.log.info(f"removed {path}, left behind by an ingest that was killed")
     started = time.perf_counter()
     try:
         report = ingest(source, output, synthetic=spec, log=context.log.info)
@@ -87,7 +97,7 @@ def raw_playlist_events(
             "last_line_unterminated": report.last_line_unterminated,
             "playlists_without_pos": report.playlists_without_pos,
             "ignored_files": dg.MetadataValue.json(report.ignored_files),
-            "stale_temporaries_removed": len(report.stale_temporaries_removed),
+            "stale_temporaries_removed": len(stale),
             "path": dg.MetadataValue.path(str(output)),
             "raw_fingerprint": fingerprint,
             # The data lineage a registered model descends from: a new lineage replaces the

@@ -27,6 +27,7 @@ from orchestration.assets.next_track.candidates import EXPERIMENT
 from orchestration.assets.next_track.dataset import DatasetHandle
 from orchestration.assets.next_track.selection import SelectedModel, Selection
 from orchestration.resources import MlflowResource, RunStore
+from orchestration.run_health import run_is_live, runs_in_progress
 from orchestration.settings import REGISTRY_POOL
 
 MODEL_NAME = "next-track"
@@ -97,7 +98,9 @@ def registered_model(
     selected, dataset = selected_model, next_track_dataset
     experiment_id = mlflow.experiment_id(EXPERIMENT)
     client = mlflow.client()
-    ended = end_orphaned_runs(client, experiment_id, lambda run: _is_live(context, run))
+    ended = end_orphaned_runs(
+        client, [experiment_id], lambda run: run_is_live(context.instance, run)
+    )
     if ended:
         context.log.warning(f"ended {len(ended)} orphaned MLflow runs as FAILED: {ended}")
     champion = current_champion(client, MODEL_NAME)
@@ -172,7 +175,9 @@ def registered_model(
     }
     set_alias(client, MODEL_NAME, version, promotion, version_tags)
     client.set_terminated(parent, status=RunStatus.to_string(RunStatus.FINISHED))
-    pruned = run_store.prune(protect={context.run.run_id, Path(dataset.warehouse).parent.name})
+    # Never the folder of a run still going (overlapping runs), nor the build this one read.
+    in_use = {context.run.run_id, Path(dataset.warehouse).parent.name}
+    pruned = run_store.prune(protect=in_use | runs_in_progress(context.instance))
     context.log.info(
         f"registered {MODEL_NAME} v{version} as {promotion.alias}: {promotion.reason}"
         + (f"; pruned {len(pruned)} old run folders" if pruned else "")
@@ -203,8 +208,3 @@ def registered_model(
 def _short(baseline: str) -> str:
     """Metric-safe name of a baseline: baseline_<family>."""
     return f"baseline_{baseline.split(':')[0]}"
-
-
-def _is_live(context: dg.AssetExecutionContext, dagster_run_id: str) -> bool:
-    run = context.instance.get_run_by_id(dagster_run_id)
-    return run is not None and not run.is_finished
