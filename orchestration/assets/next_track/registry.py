@@ -116,9 +116,6 @@ def registered_model(
     )
     bundle = load_bundle(Path(selected.bundle_dir))
     example = pd.DataFrame({"tracks": [bundle.catalogue.key_list()[:3]]})
-    example_output = next_track_pyfunc.recommend_frame(
-        bundle, next_track_pyfunc.display_names(bundle), example, 10
-    )
     parent = mlflow.parent_run(EXPERIMENT, context)
     metrics = {}
     for name, values in selected.test.items():
@@ -151,8 +148,8 @@ def registered_model(
         {"family": selected.family, **selected.params},
         metrics,
         tags,
+        next_track_pyfunc.SIGNATURE,
         example,
-        example_output,
         [Path(p) for p in candidate_metrics.plots.values()],
     )
     log_training_data(
