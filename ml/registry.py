@@ -18,6 +18,7 @@ from mlflow import MlflowClient
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
@@ -156,6 +157,18 @@ def current_champion(client: MlflowClient, model_name: str):
         if e.error_code == not_found or "not found" in str(e).lower():
             return None
         raise
+
+
+def resolve_model_version(client: MlflowClient, model_uri: str) -> ModelVersion | None:
+    """The registered version a ``models:/name@alias`` or ``models:/name/3`` URI names at this
+    moment; None for any other kind of URI."""
+    if not model_uri.startswith("models:/"):
+        return None
+    path, by_alias, alias = model_uri.removeprefix("models:/").partition("@")
+    if by_alias:
+        return client.get_model_version_by_alias(path, alias)
+    name, _, version = path.rpartition("/")
+    return client.get_model_version(name, version) if name and version.isdigit() else None
 
 
 @dataclass(frozen=True)

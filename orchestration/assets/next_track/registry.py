@@ -1,7 +1,6 @@
 """registered_model: the selected bundle logged as an MLflow pyfunc, registered as next-track,
 and promoted champion or challenger with the reason written on the version."""
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +26,10 @@ from orchestration.assets.next_track.candidates import EXPERIMENT
 from orchestration.assets.next_track.dataset import DatasetHandle
 from orchestration.assets.next_track.selection import SelectedModel, Selection
 from orchestration.resources import MlflowResource, RunStore
-from orchestration.settings import REGISTRY_POOL
+from orchestration.settings import DAGSTER_UI_URL, REGISTRY_POOL
 
 MODEL_NAME = "next-track"
 PROMOTION_K = 100
-DAGSTER_UI_URL = os.environ.get("NEXT_TRACK_DAGSTER_UI", "http://127.0.0.1:3000")
 
 
 @dataclass
