@@ -18,6 +18,7 @@ from orchestration.checks import (
     selected_model_beats_baselines,
     validation_labels_known,
 )
+from orchestration.console import progress_console
 from orchestration.io_manager import RunFolderIOManager
 from orchestration.jobs import next_track_job
 from orchestration.project import dbt_project
@@ -47,6 +48,8 @@ defs = dg.Definitions(
     jobs=[next_track_job],
     schedules=[weekly_retrain_schedule],
     sensors=[inbox_sensor, dead_run_sensor],
+    # The default console for UI runs; the compact one for `make run` (orchestration/run.py).
+    loggers={**dg.default_loggers(), "progress_console": progress_console},
     resources={
         "dbt": DbtCliResource(project_dir=dbt_project),
         "mlflow": MlflowResource(),
