@@ -15,6 +15,8 @@ export NEXT_TRACK_MLFLOW_UI ?= http://127.0.0.1:$(MLFLOW_PORT)
 
 # dbt must be on PATH for dagster-dbt; one data folder for Dagster, dbt and MLflow.
 export PATH := $(BIN):$(PATH)
+# dg checks that the active environment is the project's.
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 export NEXT_TRACK_DATA_DIR ?= $(CURDIR)/data
 
@@ -43,8 +45,9 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
+# dg dev (what Dagster 1.13 recommends) reads the project from [tool.dg] in pyproject.toml.
 ui: prepare
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+	$(BIN)/dg dev --host 127.0.0.1 --port $(PORT)
 
 dbt: install
 	$(BIN)/dbt build --project-dir dbt_project --profiles-dir profiles

@@ -53,7 +53,7 @@ def test_links_follow_the_ports_the_uis_are_started_on():
     dry_run = run([*base, "-n", "mlflow-ui", "MLFLOW_PORT=5123"], capture_output=True, text=True)
     assert "-p 5123" in dry_run.stdout
     dry_run = run([*base, "-n", "ui", "PORT=3123"], capture_output=True, text=True)
-    assert "-p 3123" in dry_run.stdout
+    assert "dg dev --host 127.0.0.1 --port 3123" in dry_run.stdout
     # A shared MLflow server named in the environment wins over the local default.
     env["NEXT_TRACK_MLFLOW_UI"] = "https://mlflow.example.org"
     assert show("NEXT_TRACK_MLFLOW_UI", "MLFLOW_PORT=5123") == "https://mlflow.example.org"

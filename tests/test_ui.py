@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from ml.registry import CHAMPION, MODEL_NAME
+from ml.registry import CHAMPION
+from orchestration.assets.next_track.registry import MODEL_NAME
 from tests.configs import SMALL_GRID
 from tests.graphql_client import (
     asset_keys,
@@ -47,12 +48,14 @@ def dagster_ui(tmp_path_factory, prepared_dbt_project):
         "MLFLOW_TRACKING_URI": f"sqlite:///{data}/mlflow/mlflow.db",
         "NEXT_TRACK_INBOX_SETTLE_SECONDS": "2",
     }
-    # `dagster dev` started from a script ignores INT/TERM unless their default is restored.
+    # What `make ui` runs. Started from a script, dg dev (dagster dev under it) ignores INT/TERM
+    # unless their default is restored.
     command = [
-        "env", "--default-signal=INT,TERM", shutil.which("dagster"), "dev",
-        "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port),
+        "env", "--default-signal=INT,TERM", shutil.which("dg"), "dev",
+        "--target-path", str(REPO_ROOT), "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    env["VIRTUAL_ENV"] = str(Path(shutil.which("dg")).parents[1])
     with server(command, f"{url}/server_info", root / "dagster_dev.log", env):
         yield {"url": url, "data": data, "log": root / "dagster_dev.log", **env}
 
