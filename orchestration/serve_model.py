@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 
 from ml.registry import resolve_model_version
 from orchestration.foreground import run_in_foreground
@@ -35,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    version = resolve_model_version(MlflowClient(), args.model)
+    try:
+        version = resolve_model_version(MlflowClient(), args.model)
+    except MlflowException as e:  # no such model, alias or version: say so, no traceback
+        print(f"cannot serve {args.model}: {e.message}", file=sys.stderr)
+        return 1
     if version is None:
         served, what = args.model, args.model
     else:

@@ -108,3 +108,18 @@ def test_server_stops_with_make(target, signum, tiny_registered_model, tmp_path)
         version = tiny_registered_model["version"]
         assert said.startswith(f"serving next-track-tiny version {version} (@champion; ")
         assert "sequential_rules:tiny" in said and f"from {model}" in said
+
+
+def test_serve_names_a_model_it_cannot_find(tiny_registered_model):
+    model = f"models:/{tiny_registered_model['name']}@no-such-alias"
+    port = free_port()
+    done = subprocess.run(
+        ["make", "-s", "-C", str(REPO_ROOT), "serve", f"MODEL={model}", f"SERVE_PORT={port}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert f"cannot serve {model}: " in done.stderr and "no-such-alias" in done.stderr
+    assert "Traceback" not in done.stderr
