@@ -9,9 +9,15 @@ SAMPLE_PERCENT ?= 100
 PORT ?= 3000
 MLFLOW_PORT ?= 5000
 SERVE_PORT ?= 5001
+# Links between the UIs follow the ports `make ui` and `make mlflow-ui` start them on (unless
+# these point elsewhere, e.g. at a shared MLflow server): one setting each, read by the code.
+export NEXT_TRACK_DAGSTER_UI ?= http://127.0.0.1:$(PORT)
+export NEXT_TRACK_MLFLOW_UI ?= http://127.0.0.1:$(MLFLOW_PORT)
 
 # dbt must be on PATH for dagster-dbt; one data folder for Dagster, dbt and MLflow.
 export PATH := $(BIN):$(PATH)
+# dg checks that the active environment is the project's.
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 export NEXT_TRACK_DATA_DIR ?= $(CURDIR)/data
 
@@ -40,8 +46,9 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
+# dg dev (what Dagster 1.13 recommends) reads the project from [tool.dg] in pyproject.toml.
 ui: prepare
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+	$(BIN)/dg dev --host 127.0.0.1 --port $(PORT)
 
 dbt: install
 	$(BIN)/dbt build --project-dir dbt_project --profiles-dir profiles
@@ -55,13 +62,16 @@ export MLFLOW_TRACKING_URI
 MODEL ?= models:/next-track@champion
 
 .PHONY: mlflow-ui serve bench bench-scale
+# Both servers stop with make (SIGINT or SIGTERM to make alone included): see
+# orchestration/foreground.py. exec: make's own child is the wrapper, not a shell.
 mlflow-ui: install
-	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" \
+	exec $(BIN)/python -m orchestration.foreground $(BIN)/mlflow ui \
+		--backend-store-uri "$(MLFLOW_TRACKING_URI)" \
 		--default-artifact-root "file://$(NEXT_TRACK_DATA_DIR)/mlflow/artifacts" \
 		-h 127.0.0.1 -p $(MLFLOW_PORT)
 
 serve: install
-	$(BIN)/mlflow models serve -m "$(MODEL)" --env-manager local -h 127.0.0.1 -p $(SERVE_PORT)
+	exec $(BIN)/python -m orchestration.serve_model --model "$(MODEL)" --port $(SERVE_PORT)
 
 bench: install
 	$(BIN)/python benchmarks/bench_training_and_retrieval.py

@@ -6,6 +6,7 @@ experiment per use case, of kind model training; aliases (champion, challenger),
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,11 +15,12 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import (
     INVALID_PARAMETER_VALUE,
     RESOURCE_ALREADY_EXISTS,
@@ -100,8 +102,12 @@ def log_training_data(
     client: MlflowClient, run_id: str, name: str, location: Path, fingerprint: str
 ) -> None:
     """The data a run trained on, as an MLflow dataset whose digest is its fingerprint: a
-    registered version then shows which data made it."""
-    dataset = MetaDataset(resolve_dataset_source(str(location)), name=name, digest=fingerprint)
+    registered version then shows which data made it. The source is declared a local file;
+    resolving a path instead matches two equal local source classes and warns on every run."""
+    source = get_dataset_source_from_json(
+        json.dumps({"uri": location.resolve().as_uri()}), source_type="local"
+    )
+    dataset = MetaDataset(source, name=name, digest=fingerprint)
     client.log_inputs(
         run_id,
         datasets=[
@@ -123,13 +129,12 @@ def log_and_register(
     params: dict,
     metrics: dict[str, float],
     tags: dict[str, str],
+    signature: ModelSignature,
     example_input: pd.DataFrame,
-    example_output: pd.DataFrame,
     artifacts: list[Path],
 ) -> tuple[str, str]:
     """Log the pyfunc from code with its bundle under a nested run, register it, and return
     (run_id, version). The run ends FINISHED only once the version is registered."""
-    signature = infer_signature(example_input, example_output, params={"k": 10})
     with mlflow.start_run(
         experiment_id=experiment_id,
         run_name=run_name,
@@ -166,6 +171,18 @@ def current_champion(client: MlflowClient, model_name: str):
         if e.error_code == ErrorCode.Name(INVALID_PARAMETER_VALUE) and alias_missing in str(e):
             return None
         raise
+
+
+def resolve_model_version(client: MlflowClient, model_uri: str) -> ModelVersion | None:
+    """The registered version a ``models:/name@alias`` or ``models:/name/3`` URI names at this
+    moment; None for any other kind of URI."""
+    if not model_uri.startswith("models:/"):
+        return None
+    path, by_alias, alias = model_uri.removeprefix("models:/").partition("@")
+    if by_alias:
+        return client.get_model_version_by_alias(path, alias)
+    name, _, version = path.rpartition("/")
+    return client.get_model_version(name, version) if name and version.isdigit() else None
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,105 @@
-"""The console log of every run: Dagster's colored console logger, plus the one DEBUG event a
-person must see: a step waiting for a slot of a pool (the warehouse, the registry) that another
-run holds. Without it a waiting `make run` prints nothing and looks hung."""
+"""The console of `make run`: a line when a step starts and when it ends (with its seconds),
+what the steps themselves say (training epochs with time left, rows written, the model
+registered), warnings, errors and failed checks. Dagster's engine events stay in the run's
+event log and dbt's line per node in the step's captured stdout, both in the Dagster UI."""
+
+from __future__ import annotations
 
 import logging
+import sys
 
 import dagster as dg
 
+SHOWN_EVENTS = {"STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY", "STEP_SKIPPED"}
+MAX_MESSAGE_CHARACTERS = 240
+# Dagster logs a step waiting for a slot of a pool (the warehouse, the registry) that another run
+# holds at DEBUG; without it a waiting run prints nothing and looks hung.
 POOL_WAIT = "blocked by limit for pool"
+POOL_WAIT_MEANING = "waiting for the run that holds it to release it"
+
+
+def step_name(step_key: str | None) -> str:
+    """A grid step as graph/op[unit] (track_embeddings/fit[word2vec__...]), not Dagster's
+    track_embeddings.track_embeddings__fit[word2vec__...]."""
+    if not step_key:
+        return "run"
+    graph, dot, op = step_key.partition(".")
+    return f"{graph}/{op.removeprefix(graph + '__')}" if dot else step_key
+
+
+def one_line(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) <= MAX_MESSAGE_CHARACTERS:
+        return text
+    return text[: MAX_MESSAGE_CHARACTERS - 3] + "..."
+
+
+class ProgressFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        meta = record.__dict__.get("dagster_meta", {})
+        event = meta.get("dagster_event")
+        kind = event.event_type_value if event is not None else None
+        step = step_name(meta.get("step_key"))
+        message = str(meta.get("orig_message", record.getMessage()))
+        if kind == "PIPELINE_START":
+            text = f"run {meta.get('run_id')} started (full log: make ui, Runs)"
+        elif kind == "STEP_START":
+            text = f"start  {step}"
+        elif kind == "STEP_SUCCESS":
+            text = f"done   {step} in {event.event_specific_data.duration_ms / 1000:.1f} s"
+        elif kind == "STEP_FAILURE":  # the whole error: it is what the user came to read
+            error = event.event_specific_data.error
+            text = f"FAILED {step}: {error.message.strip() if error else message}"
+        elif kind == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            text = one_line(f"check failed {evaluation.check_name}: {evaluation.description}")
+        elif POOL_WAIT in message:
+            text = one_line(f"       {step}: {message}: {POOL_WAIT_MEANING}")
+        elif kind is not None:
+            text = one_line(f"{kind.lower()} {step}: {message}")
+        else:
+            text = one_line(f"       {step}: {message}")
+        level = "" if record.levelno < logging.WARNING else f"{record.levelname} "
+        return f"{self.formatTime(record, '%H:%M:%S')} {level}{text}"
+
+
+class ProgressFilter(logging.Filter):
+    """Step start/end and run start, steps waiting for a pool, failed checks, anything at WARNING
+    and above, and the steps' own messages (no Dagster event) at ``level`` and above."""
+
+    def __init__(self, level: int):
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        event = record.__dict__.get("dagster_meta", {}).get("dagster_event")
+        if record.levelno >= logging.WARNING or POOL_WAIT in record.getMessage():
+            return True
+        if event is None:
+            return record.levelno >= self.level
+        kind = event.event_type_value
+        if kind == "ASSET_CHECK_EVALUATION":
+            return not event.event_specific_data.passed
+        return kind in SHOWN_EVENTS or kind == "PIPELINE_START"
+
+
+@dg.logger(
+    config_schema={"log_level": dg.Field(str, default_value="INFO")},
+    description="Compact console for `make run`: step start/end with seconds, the steps' own "
+    "messages, warnings and errors.",
+)
+def progress_console(init_context: dg.InitLoggerContext) -> logging.Logger:
+    logger = logging.Logger("next_track.progress", level=logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(ProgressFormatter())
+    handler.addFilter(ProgressFilter(logging.getLevelName(init_context.logger_config["log_level"])))
+    logger.addHandler(handler)
+    return logger
 
 
 class ShowPoolWaits(logging.Filter):
-    """Passes records at ``level`` and above, and pool waits at INFO, saying what they mean."""
+    """For Dagster's own console (UI runs): records at ``level`` and above, and pool waits at
+    INFO, saying what they mean."""
 
     def __init__(self, level: int):
         super().__init__()
@@ -18,7 +107,7 @@ class ShowPoolWaits(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.INFO and POOL_WAIT in record.getMessage():
-            record.msg = f"{record.getMessage()}: waiting for the run that holds it to release it"
+            record.msg = f"{record.getMessage()}: {POOL_WAIT_MEANING}"
             record.args = ()
             record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
         return record.levelno >= self.level

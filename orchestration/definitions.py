@@ -30,7 +30,7 @@ from orchestration.checks import (
     selected_model_beats_baselines,
     validation_labels_known,
 )
-from orchestration.console import console_logger
+from orchestration.console import console_logger, progress_console
 from orchestration.io_manager import RunFolderIOManager
 from orchestration.jobs import next_track_job, user_items_job
 from orchestration.project import dbt_project
@@ -70,7 +70,8 @@ defs = dg.Definitions(
     jobs=[next_track_job, user_items_job],
     schedules=[weekly_retrain_schedule, weekly_user_items_schedule],
     sensors=[inbox_sensor, dead_run_sensor],
-    loggers={"console": console_logger},
+    # Dagster's console (pool waits shown) for UI runs; the compact one for `make run`.
+    loggers={"console": console_logger, "progress_console": progress_console},
     resources={
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "mlflow": MlflowResource(),

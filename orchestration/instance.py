@@ -9,13 +9,26 @@ import os
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.instance.ref import InstanceRef
 
 from orchestration.resources import file_lock
 
 
-def open_instance() -> dg.DagsterInstance:
+def open_instance(python_log_level: str | None = None) -> dg.DagsterInstance:
+    """With ``python_log_level``, the instance's Python log level for this run: a step process
+    announces itself (STEP_WORKER_STARTED, a DEBUG event) through Dagster's default console
+    before the run's loggers exist. Every Dagster event still reaches the run's event log."""
     home = os.environ.get("DAGSTER_HOME")
     if not home or not Path(home).is_dir():
         return dg.DagsterInstance.get()  # raises Dagster's own error naming the setting
     with file_lock(Path(home) / ".instance.lock"):
-        return dg.DagsterInstance.get()
+        instance = dg.DagsterInstance.get()
+        if python_log_level is None:
+            return instance
+        # InstanceRef is not exported by dagster; it is how an instance gets config overrides
+        # that step processes inherit (the ref travels with the run).
+        ref = InstanceRef.from_dir(
+            instance.root_directory,
+            overrides={"python_logs": {"python_log_level": python_log_level}},
+        )
+        return dg.DagsterInstance.from_ref(ref)

@@ -67,6 +67,9 @@ class RunStore(dg.ConfigurableResource):
         return removed
 
 
+TRAINING_VIEW = "workflowType=machine_learning"
+
+
 class MlflowResource(dg.ConfigurableResource):
     tracking_uri: str = MLFLOW_TRACKING_URI
     artifact_location: str = MLFLOW_ARTIFACT_LOCATION
@@ -102,11 +105,13 @@ class MlflowResource(dg.ConfigurableResource):
     def client(self) -> MlflowClient:
         return MlflowClient(self.tracking_uri)
 
+    # MLflow 3.17's UI picks GenAI or model-training pages from a global toggle (remembered by
+    # the browser, GenAI by default), not from the experiment's kind: links name the mode.
     def run_url(self, experiment_id: str, run_id: str) -> str:
-        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}?{TRAINING_VIEW}"
 
     def experiment_url(self, experiment_id: str) -> str:
-        return f"{self.ui_url}/#/experiments/{experiment_id}"
+        return f"{self.ui_url}/#/experiments/{experiment_id}?{TRAINING_VIEW}"
 
     def parent_run(
         self, experiment: str, context: dg.OpExecutionContext | dg.AssetExecutionContext

@@ -3,14 +3,21 @@
 The run goes through the project's DAGSTER_HOME (it shows up in `make ui` afterwards) with the
 definitions' multi-process executor, so grid units run in parallel exactly as they do from the UI.
 Before starting, runs whose process was killed are marked failed, so they cannot block this one.
+
+The terminal shows progress on stderr (orchestration/console.py: steps with seconds, the steps'
+own messages, warnings, errors) and the summary on stdout (orchestration/summary.py); the full
+log (engine events, dbt's line per node, the libraries' output) stays in the run, in the UI.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -29,7 +36,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--source", default="", help="file or folder; empty: synthetic data")
     parser.add_argument("--playlists", type=int, default=5_000, help="synthetic scale")
     parser.add_argument("--sample-percent", type=float, default=100.0)
-    parser.add_argument("--log-level", default="INFO", help="Dagster console log level")
+    parser.add_argument(
+        "--log-level", default="INFO", help="lowest level of the steps' own messages shown"
+    )
     parser.add_argument(
         "--use-case",
         choices=["auto", *JOBS],
@@ -69,7 +78,7 @@ def run_config(args: argparse.Namespace, use_case: str) -> dict:
             },
             "next_track_dbt_models": {"config": {"sample_percent": args.sample_percent}},
         }
-    return {"loggers": {"console": {"config": {"log_level": args.log_level}}}, "ops": ops}
+    return {"loggers": {"progress_console": {"config": {"log_level": args.log_level}}}, "ops": ops}
 
 
 def next_track_job() -> dg.JobDefinition:
@@ -93,15 +102,20 @@ def main(argv: list[str] | None = None) -> int:
     if errors:
         print("invalid run config:\n  " + "\n  ".join(errors), file=sys.stderr)
         return 2
-    dbt_project.preparer.prepare(dbt_project)
-    # dbt's own per-model lines go to the run's log, not to this terminal.
+    # MLflow's INFO chatter (database set-up, input example validation, download progress
+    # bars) is not progress; its warnings still show. Step processes inherit these.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("dbt").setLevel(logging.WARNING)
-    instance = open_instance()
+    instance = open_instance(python_log_level=args.log_level)
     fail_dead_runs(instance)
-    started = time.perf_counter()
     job = next_track_job if use_case == "next_track" else user_items_job
-    print(f"running {JOBS[use_case]} (source: {args.source or 'default'})")
-    with dg.execute_job(dg.reconstructable(job), instance=instance, run_config=config) as result:
+    print(f"running {JOBS[use_case]} (source: {args.source or 'default'})", flush=True)
+    started = time.perf_counter()
+    with stdout_kept_in_run_logs():
+        dbt_project.preparer.prepare(dbt_project)
+        result = dg.execute_job(dg.reconstructable(job), instance=instance, run_config=config)
+    with result:
         seconds = time.perf_counter() - started
         from orchestration.summary import print_failure, print_summary
 
@@ -110,6 +124,23 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print_summary(instance, result.run_id, seconds)
     return 0
+
+
+@contextmanager
+def stdout_kept_in_run_logs() -> Iterator[None]:
+    """What steps print to stdout (dbt's line per node, library output) stays in the run's
+    captured logs (UI: the step's stdout) and off this terminal: step processes inherit file
+    descriptor 1, and Dagster mirrors what it captures to it."""
+    sys.stdout.flush()
+    terminal = os.dup(1)
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(terminal, 1)
+        os.close(terminal)
 
 
 if __name__ == "__main__":

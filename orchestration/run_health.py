@@ -25,15 +25,16 @@ PID_PATTERN = re.compile(r"\(pid: (\d+)\)")
 ALIVE_STATUSES = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING]
 
 
-def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
-    """The process that executes the run: the first engine event naming a pid."""
+def worker_pid(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] | None:
+    """The process that executes the run (the first engine event naming a pid) and when that
+    event was written: the process existed by then."""
     records = instance.get_records_for_run(
         run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, limit=20
     ).records
     for record in records:
         match = PID_PATTERN.search(record.event_log_entry.message or "")
         if match:
-            return int(match.group(1))
+            return int(match.group(1)), record.event_log_entry.timestamp
     return None
 
 
@@ -61,11 +62,13 @@ def fail_dead_runs(instance: dg.DagsterInstance, log: Callable[[str], None] = pr
     failed = []
     for record in instance.get_run_records(filters=RunsFilter(statuses=ALIVE_STATUSES)):
         run = record.dagster_run
-        pid = worker_pid(instance, run.run_id)
-        started = record.start_time or record.create_timestamp.timestamp()
-        if pid is None:
+        worker = worker_pid(instance, run.run_id)
+        if worker is None:
             continue  # not started far enough to name its process: Dagster's own timeouts apply
-        younger = process_started_after(pid, started)
+        # Not the run's creation or start time: a queued run's worker starts long after the
+        # run was created, and a run still STARTING has no start time.
+        pid, named_at = worker
+        younger = process_started_after(pid, named_at)
         if younger is False:
             continue  # still running
         reason = (

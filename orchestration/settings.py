@@ -49,8 +49,10 @@ MLFLOW_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{MLFLOW_
 MLFLOW_ARTIFACT_LOCATION = os.environ.get(
     "NEXT_TRACK_MLFLOW_ARTIFACTS", (MLFLOW_DIR / "artifacts").as_uri()
 )
-# The MLflow UI that links point at: the one `make mlflow-ui` starts (same variable there).
+# The UIs links point at: the ones `make mlflow-ui` and `make ui` start (the Makefile derives
+# both from MLFLOW_PORT and PORT); set them to reach servers elsewhere.
 MLFLOW_UI_URL = os.environ.get("NEXT_TRACK_MLFLOW_UI", "http://127.0.0.1:5000")
+DAGSTER_UI_URL = os.environ.get("NEXT_TRACK_DAGSTER_UI", "http://127.0.0.1:3000")
 
 # What the raw asset ingests when its run config names no source (the weekly schedule, a UI
 # launch with defaults): a file or folder, or unset for the synthetic generator.

@@ -3,6 +3,9 @@ the registered version, read from the run's own materializations."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import dagster as dg
 
 from orchestration.lineage import materialized_in_run
@@ -24,6 +27,36 @@ DATA_LINES = [
 ]
 
 
+TOP_CANDIDATES = 5
+METRICS = [("hit@10", "hit_rate_at_10"), ("hit@100", "hit_rate_at_100"), ("mrr@100", "mrr_at_100")]
+
+
+def metric_table(rows: list[tuple[str, str, dict]]) -> list[str]:
+    """Aligned lines: name, role, then METRICS; rows are (name, role, metrics)."""
+    width = max(len(name) for name, _, _ in rows)
+    header = f"  {'':<{width}}  {'':<9}" + "".join(f"{label:>9}" for label, _ in METRICS)
+    lines = [header]
+    for name, role, metrics in rows:
+        values = "".join(f"{metrics.get(key, float('nan')):>9.4f}" for _, key in METRICS)
+        lines.append(f"  {name:<{width}}  {role:<9}{values}")
+    return lines
+
+
+def validation_lines(rows: list[dict]) -> list[str]:
+    """The best candidates, the selected one and the baselines (rows come ranked)."""
+    candidates = [r for r in rows if r["role"] == "candidate"]
+    shown = [r for r in rows if r["role"] != "candidate" or r in candidates[:TOP_CANDIDATES]]
+    lines = metric_table([(r["candidate"], r["role"], r) for r in shown])
+    hidden = len(rows) - len(shown)
+    if hidden:
+        lines.append(f"  ... and {hidden} more candidates (the UI: candidate_metrics; MLflow)")
+    return lines
+
+
+def handover(metadata: dict) -> dict:
+    return json.loads(Path(metadata["handover"]).read_text())
+
+
 def print_summary(instance: dg.DagsterInstance, run_id: str, seconds: float) -> None:
     def meta(key: str) -> dict:
         return materialized_in_run(instance, dg.AssetKey(key), run_id)
@@ -32,7 +65,7 @@ def print_summary(instance: dg.DagsterInstance, run_id: str, seconds: float) -> 
     if stats:
         print("\n== data ==")
         for label, column in DATA_LINES:
-            if column in stats:
+            if stats.get(column):  # drops that did not happen are left out
                 print(f"{label:<28} {stats[column]:>12,}")
         print(
             f"split train/validation/test  {stats['playlists_train']:,} / "
@@ -41,15 +74,17 @@ def print_summary(instance: dg.DagsterInstance, run_id: str, seconds: float) -> 
     selection = meta("candidate_metrics")
     if selection:
         sample, queries = selection["validation_sample"], selection["validation_queries"]
-        print(
-            f"\n== validation: every candidate and the baselines ({sample:,} of {queries:,} "
-            "queries; finalists re-scored on all) =="
-        )
-        print(selection["validation"])
+        print(f"\n== validation ({sample:,} of {queries:,} queries; finalists re-scored on all) ==")
+        print("\n".join(validation_lines(handover(selection)["rows"])))
     selected = meta("selected_model")
     if selected:
-        print(f"\n== selected: {selected['candidate']} -- test split, scored once ==")
-        print(selected["test"])
+        chosen = handover(selected)
+        print(f"\n== test split, scored once: {selected['candidate']} and the baselines ==")
+        rows = [
+            (name, "selected" if name == chosen["candidate"] else "baseline", metrics)
+            for name, metrics in chosen["test"].items()
+        ]
+        print("\n".join(metric_table(rows)))
         print(
             f"bundle {selected['bundle_megabytes']:.1f} MB, "
             f"{selected['serving_latency_ms_p50']:.1f} ms per query (median, in process)"
@@ -60,7 +95,7 @@ def print_summary(instance: dg.DagsterInstance, run_id: str, seconds: float) -> 
             f"\nregistered {registered['model_name']} version {registered['model_version']} as "
             f"@{registered['alias']}: {registered['promotion']}\n{registered['mlflow_run']}"
         )
-    print(f"\nrun {run_id} took {seconds:.0f} s")
+    print(f"\nrun {run_id} took {seconds:.0f} s (full log: make ui, Runs)")
 
 
 def print_failure(result) -> None:

@@ -37,3 +37,81 @@ def prepared_dbt_project():
 
     dbt_project.preparer.prepare(dbt_project)
     return dbt_project
+
+
+TINY_TRACKS = (
+    [("Artist A", f"Song {i}") for i in range(3)]
+    + [("Artist B", "Song 3")]
+    + [("Artist C", f"Song {i}") for i in range(4, 8)]
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_registered_model(tmp_path_factory) -> dict:
+    """A sequential-rules bundle over eight tracks, logged and registered the way the pipeline
+    does it (ml.registry.log_and_register), without running the pipeline: for the serving,
+    make-target and MLflow UI tests. Its own model name, so the pipeline's stays untouched."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    from mlflow import MlflowClient
+
+    from ml.catalogue import Catalogue
+    from ml.recommenders.sequential_rules import SequentialRules
+    from ml.registry import CHAMPION, ensure_experiment, log_and_register
+    from ml.sequences import Sequences
+    from ml.serving import next_track_pyfunc
+    from ml.serving.bundle import save_bundle
+
+    root = tmp_path_factory.mktemp("tiny_model")
+    keys = [f"{artist}|||{title}" for artist, title in TINY_TRACKS]
+    playlists = [[0, 1, 2, 3], [1, 2, 3, 4], [0, 2, 4, 5], [5, 6, 7], [4, 5, 6, 7], [2, 3, 6]]
+    train = Sequences.from_lists(playlists)
+    model = SequentialRules.baseline(len(keys))
+    model.fit(train)
+    catalogue = Catalogue(
+        pa.table(
+            {
+                "key": keys,
+                "artist": [artist for artist, _ in TINY_TRACKS],
+                "title": [title for _, title in TINY_TRACKS],
+                "train_count": np.bincount(train.items, minlength=len(keys)).astype(np.int64),
+            }
+        )
+    )
+    bundle = save_bundle(root / "bundle", model, catalogue, {"test": "tiny"})
+    tracking_uri = os.environ["MLFLOW_TRACKING_URI"]
+    Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(tracking_uri)
+    name = "next-track-tiny"
+    experiment_id = ensure_experiment(tracking_uri, name, (root / "artifacts").as_uri())
+    client = MlflowClient(tracking_uri)
+    parent = client.create_run(experiment_id, run_name="tiny pipeline", tags={"kind": "pipeline"})
+    run_id, version = log_and_register(
+        client,
+        experiment_id,
+        parent.info.run_id,
+        "selected: sequential_rules:tiny",
+        name,
+        Path(next_track_pyfunc.__file__),
+        bundle,
+        {"family": "sequential_rules"},
+        {"test_hit_rate_at_100": 1.0},
+        {"kind": "selected", "candidate": "sequential_rules:tiny"},
+        next_track_pyfunc.SIGNATURE,
+        pd.DataFrame({"tracks": [keys[:2]]}),
+        [],
+    )
+    client.update_model_version(name, version, "Tiny test model: sequential rules on 8 tracks.")
+    client.set_model_version_tag(name, version, "candidate", "sequential_rules:tiny")
+    client.set_registered_model_alias(name, CHAMPION, version)
+    client.set_terminated(parent.info.run_id)
+    return {
+        "name": name,
+        "version": version,
+        "run_id": run_id,
+        "experiment_id": experiment_id,
+        "keys": keys,
+        "tracking_uri": tracking_uri,
+    }

@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from orchestration.definitions import defs
     from orchestration.instance import open_instance
-    from orchestration.run import JOB, run_config
+    from orchestration.run import JOBS, run_config
     from orchestration.run_health import fail_dead_runs
 
     if args.pause_in_registration:
@@ -56,13 +56,14 @@ def main(argv: list[str]) -> int:
     config = run_config(
         argparse.Namespace(
             source=args.source, playlists=args.playlists, sample_percent=100.0, log_level="INFO"
-        )
+        ),
+        "next_track",
     )
     config["ops"]["raw_playlist_events"]["config"]["synthetic_seed"] = args.seed
     config["ops"].update(SMALL_GRID)
     instance = open_instance()
     fail_dead_runs(instance)
-    result = defs.resolve_job_def(JOB).execute_in_process(
+    result = defs.resolve_job_def(JOBS["next_track"]).execute_in_process(
         run_config=config, instance=instance, tags={TAG: args.name}, raise_on_error=False
     )
     print(f"RUN {result.run_id} {'SUCCESS' if result.success else 'FAILURE'}", flush=True)

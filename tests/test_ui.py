@@ -48,12 +48,14 @@ def dagster_ui(tmp_path_factory, prepared_dbt_project):
         "MLFLOW_TRACKING_URI": f"sqlite:///{data}/mlflow/mlflow.db",
         "NEXT_TRACK_INBOX_SETTLE_SECONDS": "2",
     }
-    # `dagster dev` started from a script ignores INT/TERM unless their default is restored.
+    # What `make ui` runs. Started from a script, dg dev (dagster dev under it) ignores INT/TERM
+    # unless their default is restored.
     command = [
-        "env", "--default-signal=INT,TERM", shutil.which("dagster"), "dev",
-        "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port),
+        "env", "--default-signal=INT,TERM", shutil.which("dg"), "dev",
+        "--target-path", str(REPO_ROOT), "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    env["VIRTUAL_ENV"] = str(Path(shutil.which("dg")).parents[1])
     with server(command, f"{url}/server_info", root / "dagster_dev.log", env):
         yield {"url": url, "data": data, "log": root / "dagster_dev.log", **env}
 
@@ -131,6 +133,17 @@ def test_inbox_file_is_ingested_once_and_only_once(dagster_ui, materialized, sha
     assert ingests[0]["format"] == "mpd_json" and ingests[0]["dagster/row_count"] == 1448
 
 
+def rendered_dom(page: str, profile: Path) -> str:
+    """The page's DOM once headless Chromium has run its scripts."""
+    return subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+
+
 @pytest.mark.skipif(
     CHROMIUM is None and not os.environ.get("CI"),
     reason="Chromium not installed (.ci/run installs Debian's chromium)",
@@ -148,12 +161,42 @@ def test_asset_graph_renders_in_a_real_browser(dagster_ui, materialized, tmp_pat
     }  # fmt: skip
     for group, assets in groups.items():
         page = f"{dagster_ui['url']}/locations/next_track/asset-groups/{group}"
-        dom = subprocess.run(
-            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / group}", "--dump-dom", page],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        ).stdout
+        dom = rendered_dom(page, tmp_path / group)
         for asset in assets:
             assert asset in dom, f"{asset} not rendered on {page}"
+
+
+@pytest.fixture(scope="module")
+def mlflow_ui(tiny_registered_model, tmp_path_factory):
+    """`mlflow ui` as `make mlflow-ui` starts it, on the tracking store the model is in."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("mlflow_ui") / "mlflow_ui.log"
+    command = [
+        shutil.which("mlflow"), "ui", "--backend-store-uri", tiny_registered_model["tracking_uri"],
+        "-h", "127.0.0.1", "-p", str(port),
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    with server(command, f"{url}/health", log):
+        yield url
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"),
+    reason="Chromium not installed (.ci/run installs Debian's chromium)",
+)
+def test_mlflow_experiment_opens_on_training_runs(mlflow_ui, tiny_registered_model, tmp_path):
+    """The experiment link Dagster shows opens the runs, not MLflow 3's GenAI overview (its UI
+    ignores the experiment's kind tag and opens GenAI unless the link names the mode); a
+    registered version's page shows its description and tags."""
+    from orchestration.resources import MlflowResource
+
+    assert CHROMIUM, "CI must have Chromium: .ci/run installs it"
+    link = MlflowResource(ui_url=mlflow_ui).experiment_url(tiny_registered_model["experiment_id"])
+    dom = rendered_dom(link, tmp_path / "experiment")
+    assert "tiny pipeline" in dom, f"the pipeline run is not listed on {link}"
+    assert "Detect Issues" not in dom and "Token Usage" not in dom  # the GenAI overview
+    name, version = tiny_registered_model["name"], tiny_registered_model["version"]
+    page = f"{mlflow_ui}/#/models/{name}/versions/{version}"
+    dom = rendered_dom(page, tmp_path / "version")
+    assert "Tiny test model: sequential rules on 8 tracks." in dom
+    assert "sequential_rules:tiny" in dom  # the candidate tag

@@ -1,15 +1,21 @@
 """The next-track MLflow pyfunc, logged as a "model from code"; serves any family's bundle.
 
 Input: a DataFrame with a column ``tracks``, each row a list of track keys (``artist|||title``)
-or "artist - title" strings as people type them (case-insensitive). Param ``k`` (default 10).
-Output: one row per recommendation: ``row`` (input row), ``rank``, ``track_key``, ``artist``,
-``title``, ``score``; never a track already in the input; score 0 marks a slot filled from
-popularity (the model had nothing more to say).
+or "artist - title" strings as people type them (case-insensitive). Param ``k`` (default 10,
+at most ``MAX_K``). Output: one row per recommendation: ``row`` (input row), ``rank``,
+``track_key``, ``artist``, ``title``, ``score``; never a track already in the input; score 0
+marks a slot filled from popularity (the model had nothing more to say).
+
+Bad input (a row that is not a list, an item that is null, not a string or blank, k < 1) is
+refused with a ``BadRequest`` naming the row and item: HTTP 400 under ``mlflow models serve``.
+Tracks the model does not know, and a k above ``MAX_K``, are written to the server's log.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 from pathlib import Path
 
 import mlflow
@@ -18,15 +24,43 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+from mlflow.types.schema import AnyType
 
 from ml.recommenders.base import Queries
 from ml.sequences import Sequences
 from ml.serving.bundle import Bundle, load_bundle
 
 OUTPUT_COLUMNS = ["row", "rank", "track_key", "artist", "title", "score"]
+DEFAULT_K = 10
 MAX_K = 1_000
-logger = logging.getLogger(__name__)
+# How many bad values, or rows with unknown tracks, one message spells out.
+MAX_REPORTED = 5
+# A fixed name: a model from code is imported under a generated module name.
+logger = logging.getLogger("next_track.serving")
+
+# Declared, not inferred. `tracks` is Any so that MLflow hands each row's JSON value over as
+# sent: its Array(string) enforcement turns a list holding a null into other strings (under
+# pandas 3, ["Artist|||Title", null] arrives as ["A", "n"], silently a playlist of unknown
+# tracks) and refuses a non-list without naming the row; parse_queries checks both. Integer
+# output columns are declared as such (inferring them warns that ints cannot hold missing
+# values; these never miss).
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec(AnyType(), "tracks")]),
+    outputs=Schema(
+        [
+            ColSpec(DataType.long, "row"),
+            ColSpec(DataType.long, "rank"),
+            ColSpec(DataType.string, "track_key"),
+            ColSpec(DataType.string, "artist"),
+            ColSpec(DataType.string, "title"),
+            ColSpec(DataType.double, "score"),
+        ]
+    ),
+    params=ParamSchema([ParamSpec("k", DataType.long, DEFAULT_K)]),
+)
 
 
 class BadRequest(MlflowException):
@@ -43,20 +77,34 @@ def display_names(bundle: Bundle) -> pa.Array:
     ).combine_chunks()
 
 
+def shown(value: object) -> str:
+    """A value as the client sent it (JSON: null, "", 5), cut short."""
+    text = json.dumps(value, default=repr, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def parse_queries(model_input: pd.DataFrame) -> list[list[str]]:
+    """Each row's tracks, stripped; every bad row and item is named (up to MAX_REPORTED)."""
     if "tracks" not in model_input.columns:
         raise BadRequest(f"expected a column 'tracks', got {list(model_input.columns)}")
-    queries = []
+    queries, problems = [], []
+    expected = 'a non-empty string (a track key or "artist - title")'
     for row, value in enumerate(model_input["tracks"]):
         items = value.tolist() if isinstance(value, np.ndarray) else value
-        if isinstance(items, str) or not isinstance(items, list | tuple):
-            raise BadRequest(f"row {row}: 'tracks' must be a list of strings, got {items!r}")
-        for position, item in enumerate(items):
-            if not isinstance(item, str) or not item.strip():
-                raise BadRequest(
-                    f"row {row}: track {position} must be a non-empty string, got {item!r}"
-                )
-        queries.append([item.strip() for item in items])
+        if not isinstance(items, list | tuple):
+            problems.append(f"row {row}: tracks must be a list of tracks, got {shown(items)}")
+            continue
+        problems += [
+            f"row {row}: tracks[{position}] must be {expected}, got {shown(item)}"
+            for position, item in enumerate(items)
+            if not isinstance(item, str) or not item.strip()
+        ]
+        queries.append([item.strip() for item in items if isinstance(item, str)])
+    if problems:
+        more = len(problems) - MAX_REPORTED
+        raise BadRequest(
+            "; ".join(problems[:MAX_REPORTED]) + (f"; and {more} more" if more > 0 else "")
+        )
     return queries
 
 
@@ -68,12 +116,21 @@ def encode(bundle: Bundle, names: pa.Array, queries: list[list[str]]) -> Queries
     ids = np.where(by_key >= 0, by_key, by_name).astype(np.int32)
     lengths = np.array([len(q) for q in queries], dtype=np.int64)
     history = Sequences.from_lengths(ids, lengths)
-    for row, query in enumerate(queries):
-        unknown = [item for item, i in zip(query, history[row], strict=True) if i < 0]
-        if unknown:
-            logger.info(
-                "row %d: %d of %d tracks unknown: %s", row, len(unknown), len(query), unknown
-            )
+    unknown = {
+        row: [item for item, i in zip(query, history[row], strict=True) if i < 0]
+        for row, query in enumerate(queries)
+    }
+    unknown = {row: items for row, items in unknown.items() if items}
+    if unknown:
+        logger.info(
+            "%d of %d tracks unknown to the model, ignored (%d of %d rows): %s",
+            sum(len(items) for items in unknown.values()),
+            len(flat),
+            len(unknown),
+            len(queries),
+            "; ".join(f"row {row}: {items}" for row, items in list(unknown.items())[:MAX_REPORTED])
+            + (" ..." if len(unknown) > MAX_REPORTED else ""),
+        )
     return Queries(history)
 
 
@@ -97,20 +154,33 @@ def recommend_frame(bundle: Bundle, names: pa.Array, model_input: pd.DataFrame, 
 
 
 def requested_k(params: dict | None) -> int:
-    raw = (params or {}).get("k", 10)
-    try:
-        k = int(raw)
-    except (TypeError, ValueError):
-        raise BadRequest(f"k must be an integer, got {raw!r}") from None
+    """k from the request; MLflow has already refused a k that is not an integer (the
+    signature declares it long), this refuses k < 1 and caps k at MAX_K."""
+    raw = (params or {}).get("k", DEFAULT_K)
+    if isinstance(raw, bool) or not isinstance(raw, int | np.integer):
+        raise BadRequest(f"k must be a whole number, got {shown(raw)}")
+    k = int(raw)
     if k < 1:
         raise BadRequest(f"k must be at least 1, got {k}")
     if k > MAX_K:
-        logger.warning("k=%d capped at %d", k, MAX_K)
+        logger.warning("k=%d capped at %d (MAX_K)", k, MAX_K)
     return min(k, MAX_K)
+
+
+def log_to_stderr_unless_configured() -> None:
+    """`mlflow models serve` configures no logging for model code, which would drop the INFO
+    lines on unknown tracks; a host that configured logging keeps its own."""
+    if logger.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 class NextTrackModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
+        log_to_stderr_unless_configured()
         self.bundle = load_bundle(Path(context.artifacts["bundle"]))
         self.names = display_names(self.bundle)
 

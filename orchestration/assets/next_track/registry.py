@@ -1,7 +1,6 @@
 """registered_model: the selected bundle logged as an MLflow pyfunc, registered as next-track,
 and promoted champion or challenger with the reason written on the version."""
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +27,10 @@ from orchestration.assets.next_track.dataset import DatasetHandle
 from orchestration.assets.next_track.selection import SelectedModel, Selection
 from orchestration.resources import MlflowResource, RunStore
 from orchestration.run_health import run_is_live, runs_in_progress
-from orchestration.settings import REGISTRY_POOL
+from orchestration.settings import DAGSTER_UI_URL, REGISTRY_POOL
 
 MODEL_NAME = "next-track"
 PROMOTION_K = 100
-DAGSTER_UI_URL = os.environ.get("NEXT_TRACK_DAGSTER_UI", "http://127.0.0.1:3000")
 
 
 @dataclass
@@ -119,9 +117,6 @@ def registered_model(
     )
     bundle = load_bundle(Path(selected.bundle_dir))
     example = pd.DataFrame({"tracks": [bundle.catalogue.key_list()[:3]]})
-    example_output = next_track_pyfunc.recommend_frame(
-        bundle, next_track_pyfunc.display_names(bundle), example, 10
-    )
     parent = mlflow.parent_run(EXPERIMENT, context)
     metrics = {}
     for name, values in selected.test.items():
@@ -154,8 +149,8 @@ def registered_model(
         {"family": selected.family, **selected.params},
         metrics,
         tags,
+        next_track_pyfunc.SIGNATURE,
         example,
-        example_output,
         [Path(p) for p in candidate_metrics.plots.values()],
     )
     log_training_data(

@@ -47,7 +47,7 @@ splits as (
         count(*) filter (where split = 'train') as playlists_train,
         count(*) filter (where split = 'validation') as playlists_validation,
         count(*) filter (where split = 'test') as playlists_test,
-        sum(n_tracks) as rows_in_sequences
+        cast(sum(n_tracks) as bigint) as rows_in_sequences
     from {{ ref('playlist_splits') }}
 )
 
@@ -64,7 +64,7 @@ select
     splits.playlists_validation,
     splits.playlists_test,
     splits.rows_in_sequences,
-    {{ var('sample_percent') }} as sample_percent
+    cast({{ var('sample_percent') }} as double) as sample_percent
 from raw_counts
 cross join staged
 cross join splits

@@ -1,0 +1,60 @@
+"""`make serve`: say which registered version is served, then serve exactly that version.
+
+An alias (``models:/next-track@champion``) is resolved once, here: the server loads that
+version and keeps serving it after the alias moves to a newer champion, until it is restarted.
+The server stops with `make` (orchestration.foreground).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from ml.registry import resolve_model_version
+from orchestration.foreground import run_in_foreground
+
+
+def describe(version: ModelVersion) -> str:
+    registered = datetime.fromtimestamp(version.creation_timestamp / 1000, UTC)
+    aliases = ", ".join(f"@{alias}" for alias in version.aliases) or "no alias"
+    candidate = version.tags.get("candidate", "unknown candidate")
+    return (
+        f"{version.name} version {version.version} ({aliases}; {candidate}; registered "
+        f"{registered:%Y-%m-%d %H:%M} UTC)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True, help="models:/name@alias, models:/name/3...")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    try:
+        version = resolve_model_version(MlflowClient(), args.model)
+    except MlflowException as e:  # no such model, alias or version: say so, no traceback
+        print(f"cannot serve {args.model}: {e.message}", file=sys.stderr)
+        return 1
+    if version is None:
+        served, what = args.model, args.model
+    else:
+        served, what = f"models:/{version.name}/{version.version}", describe(version)
+    print(
+        f"serving {what} from {args.model} on http://{args.host}:{args.port}/invocations\n"
+        "  a newer champion is served only after a restart; a fixed version: "
+        "make serve MODEL=models:/<name>/<version>",
+        flush=True,
+    )
+    mlflow = str(Path(sys.executable).with_name("mlflow"))
+    command = [mlflow, "models", "serve", "-m", served, "--env-manager", "local"]
+    return run_in_foreground([*command, "-h", args.host, "-p", str(args.port)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
