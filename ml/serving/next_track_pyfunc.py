@@ -17,23 +17,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from ml.recommenders.base import Queries
 from ml.sequences import Sequences
 from ml.serving.bundle import Bundle, load_bundle
+from ml.serving.requests import BadRequest, requested_k, string_list
 
 OUTPUT_COLUMNS = ["row", "rank", "track_key", "artist", "title", "score"]
-MAX_K = 1_000
 logger = logging.getLogger(__name__)
-
-
-class BadRequest(MlflowException):
-    """Answered as HTTP 400 with this message by `mlflow models serve`."""
-
-    def __init__(self, message: str):
-        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
 
 
 def display_names(bundle: Bundle) -> pa.Array:
@@ -46,18 +37,8 @@ def display_names(bundle: Bundle) -> pa.Array:
 def parse_queries(model_input: pd.DataFrame) -> list[list[str]]:
     if "tracks" not in model_input.columns:
         raise BadRequest(f"expected a column 'tracks', got {list(model_input.columns)}")
-    queries = []
-    for row, value in enumerate(model_input["tracks"]):
-        items = value.tolist() if isinstance(value, np.ndarray) else value
-        if isinstance(items, str) or not isinstance(items, list | tuple):
-            raise BadRequest(f"row {row}: 'tracks' must be a list of strings, got {items!r}")
-        for position, item in enumerate(items):
-            if not isinstance(item, str) or not item.strip():
-                raise BadRequest(
-                    f"row {row}: track {position} must be a non-empty string, got {item!r}"
-                )
-        queries.append([item.strip() for item in items])
-    return queries
+    column = model_input["tracks"]
+    return [string_list(value, row, "tracks", "track") for row, value in enumerate(column)]
 
 
 def encode(bundle: Bundle, names: pa.Array, queries: list[list[str]]) -> Queries:
@@ -94,19 +75,6 @@ def recommend_frame(bundle: Bundle, names: pa.Array, model_input: pd.DataFrame, 
         }
     )
     return frame[OUTPUT_COLUMNS]
-
-
-def requested_k(params: dict | None) -> int:
-    raw = (params or {}).get("k", 10)
-    try:
-        k = int(raw)
-    except (TypeError, ValueError):
-        raise BadRequest(f"k must be an integer, got {raw!r}") from None
-    if k < 1:
-        raise BadRequest(f"k must be at least 1, got {k}")
-    if k > MAX_K:
-        logger.warning("k=%d capped at %d", k, MAX_K)
-    return min(k, MAX_K)
 
 
 class NextTrackModel(mlflow.pyfunc.PythonModel):
