@@ -194,6 +194,31 @@ def read_fold(
     )
 
 
+def read_user_histories(warehouse: Path, fold: UserItemsFold) -> Sequences:
+    """Everything each of the fold's users has in ``interaction_splits`` (every period, labels
+    or not), as the fold's catalogue ids in time order; row i is ``fold.users[i]``. Items the
+    catalogue lacks are left out: no model of this fold can recommend them anyway. What a
+    user-items bundle and the ``user_recommendations`` table exclude."""
+    users = pa.table({"user_id": fold.users, "row": np.arange(len(fold.users), dtype=np.int64)})
+    items = pa.table(
+        {"item_id": fold.catalogue.keys, "id": np.arange(fold.n_items, dtype=np.int32)}
+    )
+    with read_only(warehouse) as connection:
+        connection.register("fold_users", users)
+        connection.register("fold_items", items)
+        rows = connection.sql(
+            """
+            select fold_users.row, fold_items.id
+            from interaction_splits
+            join fold_users using (user_id)
+            join fold_items using (item_id)
+            order by fold_users.row, interaction_splits.timestamp, interaction_splits.row_id
+            """
+        ).fetchnumpy()
+    lengths = np.bincount(rows["row"].astype(np.int64), minlength=len(fold.users))
+    return Sequences.from_lengths(rows["id"].astype(np.int32), lengths)
+
+
 def _evaluation(name: str, labels: dict[str, np.ndarray], train: Sequences) -> EvaluationSplit:
     """One query per user with a label: its train history and its labels in time order."""
     user_ids = labels["user_id"]
@@ -201,14 +226,9 @@ def _evaluation(name: str, labels: dict[str, np.ndarray], train: Sequences) -> E
     lengths = np.diff(np.r_[starts, len(user_ids)]).astype(np.int64)
     rows = labels["row"][starts].astype(np.int64)
     # A user the fold's train does not have (dbt drops those labels) has an empty history.
-    known = rows >= 0
-    history = train.take(np.where(known, rows, 0))
-    if not known.all():
-        history = Sequences.from_lengths(
-            history.items[np.repeat(known, history.lengths)], np.where(known, history.lengths, 0)
-        )
+    history = train.take_or_empty(rows)
     label_items = Sequences.from_lengths(labels["id"].astype(np.int32), lengths)
-    users = np.where(known, rows, UNKNOWN).astype(np.int64)
+    users = np.where(rows >= 0, rows, UNKNOWN).astype(np.int64)
     return EvaluationSplit(name, Queries(history, users), label_items)
 
 
