@@ -295,7 +295,9 @@ def test_folds_encode_the_split_for_the_models(movielens_warehouse, tmp_path):
 
 def test_user_histories_hold_every_period_in_the_fold_catalogue(movielens_warehouse):
     fold = read_user_items_data(movielens_warehouse / "warehouse.duckdb").validation
-    histories = read_user_histories(movielens_warehouse / "warehouse.duckdb", fold)
+    histories = read_user_histories(
+        movielens_warehouse / "warehouse.duckdb", fold.users, fold.catalogue
+    )
     assert len(histories) == len(fold.users)
     keys = fold.catalogue.key_list()
     for row in (0, len(fold.users) // 2, len(fold.users) - 1):

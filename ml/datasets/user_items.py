@@ -194,28 +194,30 @@ def read_fold(
     )
 
 
-def read_user_histories(warehouse: Path, fold: UserItemsFold) -> Sequences:
-    """Everything each of the fold's users has in ``interaction_splits`` (every period, labels
-    or not), as the fold's catalogue ids in time order; row i is ``fold.users[i]``. Items the
-    catalogue lacks are left out: no model of this fold can recommend them anyway. What a
-    user-items bundle and the ``user_recommendations`` table exclude."""
-    users = pa.table({"user_id": fold.users, "row": np.arange(len(fold.users), dtype=np.int64)})
-    items = pa.table(
-        {"item_id": fold.catalogue.keys, "id": np.arange(fold.n_items, dtype=np.int32)}
-    )
+def read_user_histories(
+    warehouse: Path, users: list[str] | pa.Array, catalogue: Catalogue
+) -> Sequences:
+    """Everything each of ``users`` has in ``interaction_splits`` (every period, labels or not)
+    as ``catalogue`` ids in time order; row i is ``users[i]``. Items the catalogue lacks are left
+    out: no model over it can recommend them anyway. What a user-items bundle and the
+    ``user_recommendations`` table exclude (``fold.users, fold.catalogue`` when making the
+    bundle; ``bundle.users, bundle.catalogue`` to refresh them from a newer warehouse)."""
+    user_rows = pa.table({"user_id": users, "row": np.arange(len(users), dtype=np.int64)})
+    ids = np.arange(len(catalogue), dtype=np.int32)
+    item_ids = pa.table({"item_id": catalogue.keys, "id": ids})
     with read_only(warehouse) as connection:
-        connection.register("fold_users", users)
-        connection.register("fold_items", items)
+        connection.register("user_rows", user_rows)
+        connection.register("item_ids", item_ids)
         rows = connection.sql(
             """
-            select fold_users.row, fold_items.id
+            select user_rows.row, item_ids.id
             from interaction_splits
-            join fold_users using (user_id)
-            join fold_items using (item_id)
-            order by fold_users.row, interaction_splits.timestamp, interaction_splits.row_id
+            join user_rows using (user_id)
+            join item_ids using (item_id)
+            order by user_rows.row, interaction_splits.timestamp, interaction_splits.row_id
             """
         ).fetchnumpy()
-    lengths = np.bincount(rows["row"].astype(np.int64), minlength=len(fold.users))
+    lengths = np.bincount(rows["row"].astype(np.int64), minlength=len(users))
     return Sequences.from_lengths(rows["id"].astype(np.int32), lengths)
 
 
