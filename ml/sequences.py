@@ -85,6 +85,26 @@ class Sequences:
         index += np.arange(lengths.sum(), dtype=np.int64)
         return Sequences.from_lengths(self.items[index], lengths)
 
+    def take_or_empty(self, rows: np.ndarray) -> Sequences:
+        """Like ``take``; a row of -1 gives an empty sequence (a user this data does not have)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        known = rows >= 0
+        taken = self.take(np.where(known, rows, 0))
+        if known.all():
+            return taken
+        return Sequences.from_lengths(
+            taken.items[np.repeat(known, taken.lengths)], np.where(known, taken.lengths, 0)
+        )
+
+    def append(self, other: Sequences) -> Sequences:
+        """Each sequence followed by the same row of ``other``."""
+        if len(other) != len(self):
+            raise ValueError(f"cannot append {len(other)} sequences to {len(self)}")
+        rows = np.concatenate([self.row_of_each_item(), other.row_of_each_item()])
+        items = np.concatenate([self.items, other.items])
+        order = np.argsort(rows, kind="stable")
+        return Sequences.from_lengths(items[order], self.lengths + other.lengths)
+
     def slice(self, start: int, stop: int) -> Sequences:
         """Rows start..stop-1, sharing memory with this one."""
         offsets = self.offsets[start : stop + 1]

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ml.datasets.user_items import UserItemsFold, read_user_items_data
+from ml.datasets.user_items import UserItemsFold, read_user_histories, read_user_items_data
 from ml.sources import ingest
 from ml.sources.interactions import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, ingest_interactions
 from ml.sources.synthetic import SyntheticSpec
@@ -291,3 +291,23 @@ def test_folds_encode_the_split_for_the_models(movielens_warehouse, tmp_path):
     loaded = UserItemsFold.load(tmp_path / "fold")
     assert loaded.fingerprint == test.fingerprint and loaded.users == test.users
     assert np.array_equal(loaded.evaluation.labels.items, test.evaluation.labels.items)
+
+
+def test_user_histories_hold_every_period_in_the_fold_catalogue(movielens_warehouse):
+    fold = read_user_items_data(movielens_warehouse / "warehouse.duckdb").validation
+    histories = read_user_histories(
+        movielens_warehouse / "warehouse.duckdb", fold.users, fold.catalogue
+    )
+    assert len(histories) == len(fold.users)
+    keys = fold.catalogue.key_list()
+    for row in (0, len(fold.users) // 2, len(fold.users) - 1):
+        every_period = query(
+            movielens_warehouse,
+            f"select item_id, split from interaction_splits where user_id = '{fold.users[row]}'"
+            " order by timestamp, row_id",
+        )
+        known = [item for item, _ in every_period if item in set(keys)]
+        assert [keys[i] for i in histories[row]] == known
+        assert histories[row][: len(fold.train[row])].tolist() == fold.train[row].tolist()
+    # later periods are there too, which the fold's train lacks
+    assert len(histories.items) > len(fold.train.items)

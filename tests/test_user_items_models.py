@@ -6,6 +6,7 @@ import pytest
 import scipy.sparse as sp
 
 from ml.datasets.evaluation_split import EvaluationSplit
+from ml.evaluation.user_items import FoldResult, best
 from ml.recommenders.base import CannotFit, Queries
 from ml.recommenders.ease import Ease, EaseParams
 from ml.recommenders.families import load_recommender
@@ -123,6 +124,24 @@ def test_two_tower_recency_prior_adds_decayed_popularity_when_ranking():
     view = model.with_scoring(recency_prior=2.0)
     assert np.allclose(view.score(queries) - model.score(queries), 2.0 * expected[None, :])
     assert model.params.recency_prior == 0.0 and view.name.endswith("+prior2_hl14d")
+    # the penalty takes the all-time popularity back: with equal weights only the trend is left
+    trend = view.with_scoring(popularity_penalty=2.0)
+    all_time = np.log1p(np.bincount(train.items, minlength=10))
+    assert np.allclose(trend.score(queries) - view.score(queries), -2.0 * all_time[None, :])
+    assert trend.name.endswith("+prior2_hl14d-pop2")
+
+
+def test_selection_takes_the_best_ndcg_above_the_coverage_floor():
+    results = [
+        FoldResult(name, "two_tower", {}, {"ndcg_at_10": n, "hit_rate_at_10": h,
+                                           "coverage_at_10": c}, 0.0, {})
+        for name, n, h, c in [("narrow", 0.30, 0.7, 0.10), ("wide", 0.20, 0.6, 0.25),
+                              ("wider", 0.20, 0.5, 0.40), ("widest", 0.10, 0.4, 0.50)]
+    ]  # fmt: skip
+    assert best(results).name == "narrow"
+    assert best(results, min_coverage=0.2).name == "wide"  # equal NDCG: the better hit rate
+    with pytest.raises(ValueError, match=r"reaches coverage_at_10 0\.6; the widest is widest"):
+        best(results, min_coverage=0.6)
 
 
 def test_two_tower_recency_weights_need_times():

@@ -194,6 +194,33 @@ def read_fold(
     )
 
 
+def read_user_histories(
+    warehouse: Path, users: list[str] | pa.Array, catalogue: Catalogue
+) -> Sequences:
+    """Everything each of ``users`` has in ``interaction_splits`` (every period, labels or not)
+    as ``catalogue`` ids in time order; row i is ``users[i]``. Items the catalogue lacks are left
+    out: no model over it can recommend them anyway. What a user-items bundle and the
+    ``user_recommendations`` table exclude (``fold.users, fold.catalogue`` when making the
+    bundle; ``bundle.users, bundle.catalogue`` to refresh them from a newer warehouse)."""
+    user_rows = pa.table({"user_id": users, "row": np.arange(len(users), dtype=np.int64)})
+    ids = np.arange(len(catalogue), dtype=np.int32)
+    item_ids = pa.table({"item_id": catalogue.keys, "id": ids})
+    with read_only(warehouse) as connection:
+        connection.register("user_rows", user_rows)
+        connection.register("item_ids", item_ids)
+        rows = connection.sql(
+            """
+            select user_rows.row, item_ids.id
+            from interaction_splits
+            join user_rows using (user_id)
+            join item_ids using (item_id)
+            order by user_rows.row, interaction_splits.timestamp, interaction_splits.row_id
+            """
+        ).fetchnumpy()
+    lengths = np.bincount(rows["row"].astype(np.int64), minlength=len(users))
+    return Sequences.from_lengths(rows["id"].astype(np.int32), lengths)
+
+
 def _evaluation(name: str, labels: dict[str, np.ndarray], train: Sequences) -> EvaluationSplit:
     """One query per user with a label: its train history and its labels in time order."""
     user_ids = labels["user_id"]
@@ -201,14 +228,9 @@ def _evaluation(name: str, labels: dict[str, np.ndarray], train: Sequences) -> E
     lengths = np.diff(np.r_[starts, len(user_ids)]).astype(np.int64)
     rows = labels["row"][starts].astype(np.int64)
     # A user the fold's train does not have (dbt drops those labels) has an empty history.
-    known = rows >= 0
-    history = train.take(np.where(known, rows, 0))
-    if not known.all():
-        history = Sequences.from_lengths(
-            history.items[np.repeat(known, history.lengths)], np.where(known, history.lengths, 0)
-        )
+    history = train.take_or_empty(rows)
     label_items = Sequences.from_lengths(labels["id"].astype(np.int32), lengths)
-    users = np.where(known, rows, UNKNOWN).astype(np.int64)
+    users = np.where(rows >= 0, rows, UNKNOWN).astype(np.int64)
     return EvaluationSplit(name, Queries(history, users), label_items)
 
 

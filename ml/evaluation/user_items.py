@@ -1,13 +1,14 @@
 """The user-items protocol over folds: fit a candidate on the validation fold, choose on
-validation NDCG@10, refit the chosen configuration on train + validation (the test fold's train)
-and score it once on test. Plain Python, shared by the benchmark and the pipeline.
+validation NDCG@10 (above a coverage floor), refit the chosen configuration on train +
+validation (the test fold's train) and score it once on test. Plain Python, shared by the
+benchmark and the pipeline.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pydantic import TypeAdapter
 
@@ -19,6 +20,7 @@ from ml.recommenders.two_tower import EpochCallback, TwoTower
 
 KS = (10,)
 SELECTION_METRIC = "ndcg_at_10"
+COVERAGE_METRIC = "coverage_at_10"
 
 
 @dataclass
@@ -86,10 +88,33 @@ def run_on_fold(
     return model, results
 
 
-def best(results: list[FoldResult]) -> FoldResult:
-    """Highest NDCG@10, then hit rate@10, then name (equal figures choose the same way)."""
+class Scored(Protocol):
+    """A FoldResult, or the pipeline's CandidateResult."""
+
+    name: str
+    metrics: dict[str, float]
+
+
+R = TypeVar("R", bound=Scored)
+
+
+def best(results: list[R], min_coverage: float = 0.0) -> R:
+    """Highest NDCG@10, then hit rate@10, then name (equal figures choose the same way), among
+    the results whose coverage@10 is at least ``min_coverage``.
+
+    The floor keeps a model from winning by showing every user the same few items: a prior
+    that ranks what is popular now lifts NDCG on a split where demand moves, and concentrates
+    the lists. Coverage@10 grows with the number of users per item, so the floor is set per data
+    set, from what the product needs (0: NDCG alone)."""
+    eligible = [r for r in results if r.metrics[COVERAGE_METRIC] >= min_coverage]
+    if not eligible:
+        widest = max(results, key=lambda r: r.metrics[COVERAGE_METRIC])
+        raise ValueError(
+            f"no candidate reaches {COVERAGE_METRIC} {min_coverage:g}; the widest is "
+            f"{widest.name} with {widest.metrics[COVERAGE_METRIC]:.4f}"
+        )
     return min(
-        results,
+        eligible,
         key=lambda r: (-r.metrics[SELECTION_METRIC], -r.metrics["hit_rate_at_10"], r.name),
     )
 

@@ -18,6 +18,10 @@ epoch (``on_epoch`` receives it with the loss, e.g. to log to MLflow); training 
 
 ``recency_prior`` (ranking only: one fit serves every value) adds a time-decayed popularity term
 to every score, for catalogues whose demand moves (new releases, fashion seasons).
+``popularity_penalty`` (ranking only) subtracts the all-time popularity term: it debiases the
+lists from the blockbusters every user would get (the item bias and the prior both favour them),
+and with a prior of the same weight what remains of the two is the trend, log(recent / all-time
+interactions), which ranks what is gaining ground rather than what was always big.
 
 Scoring is numpy on the saved arrays: serving (and importing this module) needs no torch; the
 training loop lives in ``two_tower_training``. A user the model has not seen
@@ -75,6 +79,8 @@ class TwoTowerParams:
     # (without times every interaction counts 1: a plain popularity prior).
     prior_half_life_days: Annotated[float, Field(gt=0.0)] = 14.0
     recency_prior: float = ranking_only(0.0, ge=0.0)
+    # Subtracted at ranking: popularity_penalty * log(1 + the item's train interactions).
+    popularity_penalty: float = ranking_only(0.0, ge=0.0)
     patience: Annotated[int, Field(ge=0)] = 5  # epochs without a better NDCG@10; 0 never stops
     seed: int = 0
     threads: Annotated[int, Field(ge=1, le=64)] = 1
@@ -91,9 +97,12 @@ class TwoTowerParams:
 
     @property
     def name(self) -> str:
-        if not self.recency_prior:
-            return self.fit_name
-        return f"{self.fit_name}+prior{self.recency_prior:g}_hl{self.prior_half_life_days:g}d"
+        name = self.fit_name
+        if self.recency_prior:
+            name += f"+prior{self.recency_prior:g}_hl{self.prior_half_life_days:g}d"
+        if self.popularity_penalty:
+            name += f"-pop{self.popularity_penalty:g}"
+        return name
 
 
 class TwoTower(Recommender):
@@ -106,6 +115,7 @@ class TwoTower(Recommender):
         self.item_vectors = np.zeros((n_items, params.embedding_dim), dtype=np.float32)
         self.item_biases = np.zeros(n_items, dtype=np.float32)
         self.recent_log_counts = np.zeros(n_items, dtype=np.float32)  # the recency prior's term
+        self.log_counts = np.zeros(n_items, dtype=np.float32)  # the popularity penalty's term
         self.training: dict[str, float] = {}
 
     def fit(
@@ -127,6 +137,8 @@ class TwoTower(Recommender):
             raise CannotFit(f"{self.name}: needs interactions and at least two items")
         self.training = {}
         self.recent_log_counts = self._recent_log_counts(train, times)
+        counts = np.bincount(train.items, minlength=self.n_items)
+        self.log_counts = np.log1p(counts).astype(np.float32)
         started = time.perf_counter()
         best, best_weights, since_best, epoch = -np.inf, None, 0, 0
         features = self._features(item_features)
@@ -210,7 +222,12 @@ class TwoTower(Recommender):
         return vectors
 
     def score(self, queries: Queries) -> np.ndarray:
-        item_terms = self.item_biases + self.params.recency_prior * self.recent_log_counts
+        p = self.params
+        item_terms = (
+            self.item_biases
+            + p.recency_prior * self.recent_log_counts
+            - p.popularity_penalty * self.log_counts
+        )
         return self.query_vectors(queries) @ self.item_vectors.T + item_terms[None, :]
 
     def save_state(self, folder: Path) -> None:
@@ -218,12 +235,14 @@ class TwoTower(Recommender):
         np.save(folder / "item_vectors.npy", self.item_vectors)
         np.save(folder / "item_biases.npy", self.item_biases)
         np.save(folder / "recent_log_counts.npy", self.recent_log_counts)
+        np.save(folder / "log_counts.npy", self.log_counts)
 
     def load_state(self, folder: Path) -> None:
         self.user_vectors = np.load(folder / "user_vectors.npy")
         self.item_vectors = np.load(folder / "item_vectors.npy")
         self.item_biases = np.load(folder / "item_biases.npy")
         self.recent_log_counts = np.load(folder / "recent_log_counts.npy")
+        self.log_counts = np.load(folder / "log_counts.npy")
 
 
 def _format(metrics: dict[str, float]) -> str:

@@ -17,19 +17,14 @@ pair of neighbouring tracks is lost; the cut is counted.
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 from typing import Annotated, Literal
 
-import gensim
 import numpy as np
-from gensim.models import Word2Vec as GensimWord2Vec
-from gensim.models.callbacks import CallbackAny2Vec
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from ml.recommenders.base import (
-    CannotFit,
     Log,
     Queries,
     Recommender,
@@ -126,42 +121,10 @@ class Word2Vec(Recommender):
 
     def fit_corpus_file(self, corpus: Path, log: Log = _no_log) -> None:
         """Train on a corpus file written by ``write_corpus`` (item ids as tokens)."""
-        p = self.params
-        model = GensimWord2Vec(
-            vector_size=p.vector_size,
-            window=p.window,
-            min_count=p.min_count,
-            ns_exponent=p.ns_exponent,
-            sg=p.sg,
-            negative=p.negative,
-            sample=p.sample,
-            alpha=p.alpha,
-            seed=p.seed,
-            workers=p.workers,
-        )
-        started = time.perf_counter()
-        model.build_vocab(corpus_file=str(corpus))
-        if len(model.wv) == 0:
-            raise CannotFit(
-                f"{self.name}: no track occurs min_count={p.min_count} times in the train split; "
-                "lower min_count or add data"
-            )
-        model.train(
-            corpus_file=str(corpus),
-            total_words=model.corpus_total_words,
-            epochs=p.epochs,
-            callbacks=[_EpochLog(self.name, p.epochs, log)],
-        )
-        seconds = time.perf_counter() - started
-        ids = np.array([int(token) for token in model.wv.index_to_key], dtype=np.int64)
-        self._set_vocabulary(ids, model.wv.vectors, model.syn1neg)
-        self.training = {
-            "train_seconds": seconds,
-            "words_per_second": model.corpus_total_words * p.epochs / seconds if seconds else 0.0,
-            "corpus_words": float(model.corpus_total_words),
-            "vocabulary_size": float(len(ids)),
-            "gensim_version": gensim.__version__,
-        }
+        from ml.recommenders.word2vec_training import train_vectors  # gensim only where it trains
+
+        ids, inputs, outputs, self.training = train_vectors(self.params, self.name, corpus, log)
+        self._set_vocabulary(ids, inputs, outputs)
 
     def score(self, queries: Queries) -> np.ndarray:
         """Scores over the whole catalogue (-inf outside the vocabulary); ``top_k`` uses the
@@ -242,24 +205,6 @@ def write_corpus(train: Sequences, path: Path, window: int) -> int:
                 out.write(" ".join(tokens[begin : min(begin + MAX_SENTENCE, stop)]))
                 out.write("\n")
     return cut
-
-
-class _EpochLog(CallbackAny2Vec):
-    """A line every ~20% of the epochs, with the time left at the current pace."""
-
-    def __init__(self, name: str, epochs: int, log: Log):
-        self.name, self.epochs, self.log, self.epoch = name, epochs, log, 0
-        self.started = time.perf_counter()
-
-    def on_epoch_end(self, model) -> None:
-        self.epoch += 1
-        if self.epoch == self.epochs or self.epoch % max(1, self.epochs // 5) == 0:
-            seconds = time.perf_counter() - self.started
-            left = seconds / self.epoch * (self.epochs - self.epoch)
-            self.log(
-                f"{self.name}: epoch {self.epoch}/{self.epochs}, {seconds:.1f} s, "
-                f"~{left:.0f} s left"
-            )
 
 
 # Scoring variants worth comparing on every fitted model: both scorings, the last track alone and

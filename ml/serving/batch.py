@@ -53,6 +53,44 @@ def next_track_batches(
         log(f"{done:,}/{n:,} tracks, {seconds:.0f} s, ~{seconds / done * (n - done):.0f} s left")
 
 
+def user_items_batches(
+    bundle: Bundle,
+    histories: Sequences,
+    k: int,
+    batch: int = 20_000,
+    log: Log = lambda _: None,
+) -> Iterator[pa.RecordBatch]:
+    """For every user the bundle knows: its top-k items, none of ``histories`` (row i: all that
+    user row i has, every period, as catalogue ids; fresher than the bundle's own copy)."""
+    if bundle.users is None:
+        raise ValueError("this bundle carries no users: it is not a user-items bundle")
+    if len(histories) != len(bundle.users):
+        raise ValueError(f"{len(histories)} histories for the bundle's {len(bundle.users)} users")
+    names = bundle.catalogue.table.select(["key", "title"])
+    n = len(bundle.users)
+    started = time.perf_counter()
+    for first in range(0, n, batch):
+        rows = np.arange(first, min(first + batch, n), dtype=np.int64)
+        queries = Queries(histories.slice(first, first + len(rows)), rows)
+        top, filled = bundle.recommend_users(queries, k)
+        row, slot = np.nonzero(top.ids >= 0)
+        chosen = names.take(pa.array(top.ids[row, slot]))
+        yield pa.RecordBatch.from_pydict(
+            {
+                "user_id": bundle.users.take(pa.array(rows[row])),
+                "rank": pa.array(slot + 1, pa.int32()),
+                "item_id": chosen.column("key").combine_chunks(),
+                "title": chosen.column("title").combine_chunks(),
+                "score": pa.array(top.scores[row, slot].astype(np.float64)),
+                "from_popularity": pa.array(filled[row, slot]),
+            },
+            schema=USER_ITEMS_SCHEMA,
+        )
+        done = first + len(rows)
+        seconds = time.perf_counter() - started
+        log(f"{done:,}/{n:,} users, {seconds:.0f} s, ~{seconds / done * (n - done):.0f} s left")
+
+
 def write_table(
     path: Path, name: str, batches: Iterator[pa.RecordBatch], schema: pa.Schema, key: str
 ) -> int:
@@ -77,6 +115,18 @@ NEXT_TRACK_SCHEMA = pa.schema(
         ("rank", pa.int32()),
         ("next_track_key", pa.string()),
         ("artist", pa.string()),
+        ("title", pa.string()),
+        ("score", pa.float64()),
+        ("from_popularity", pa.bool_()),
+    ]
+)
+
+
+USER_ITEMS_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("rank", pa.int32()),
+        ("item_id", pa.string()),
         ("title", pa.string()),
         ("score", pa.float64()),
         ("from_popularity", pa.bool_()),

@@ -13,9 +13,6 @@ Tracks the model does not know, and a k above ``MAX_K``, are written to the serv
 
 from __future__ import annotations
 
-import json
-import logging
-import sys
 from pathlib import Path
 
 import mlflow
@@ -23,23 +20,24 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import AnyType
 
 from ml.recommenders.base import Queries
 from ml.sequences import Sequences
 from ml.serving.bundle import Bundle, load_bundle
+from ml.serving.requests import (
+    DEFAULT_K,
+    MAX_REPORTED,
+    BadRequest,
+    log_to_stderr_unless_configured,
+    logger,
+    requested_k,
+    shown,
+)
 
 OUTPUT_COLUMNS = ["row", "rank", "track_key", "artist", "title", "score"]
-DEFAULT_K = 10
-MAX_K = 1_000
-# How many bad values, or rows with unknown tracks, one message spells out.
-MAX_REPORTED = 5
-# A fixed name: a model from code is imported under a generated module name.
-logger = logging.getLogger("next_track.serving")
 
 # Declared, not inferred. `tracks` is Any so that MLflow hands each row's JSON value over as
 # sent: its Array(string) enforcement turns a list holding a null into other strings (under
@@ -63,24 +61,11 @@ SIGNATURE = ModelSignature(
 )
 
 
-class BadRequest(MlflowException):
-    """Answered as HTTP 400 with this message by `mlflow models serve`."""
-
-    def __init__(self, message: str):
-        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
-
-
 def display_names(bundle: Bundle) -> pa.Array:
     table = bundle.catalogue.table
     return pc.utf8_lower(
         pc.binary_join_element_wise(table.column("artist"), table.column("title"), " - ")
     ).combine_chunks()
-
-
-def shown(value: object) -> str:
-    """A value as the client sent it (JSON: null, "", 5), cut short."""
-    text = json.dumps(value, default=repr, ensure_ascii=False)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def parse_queries(model_input: pd.DataFrame) -> list[list[str]]:
@@ -151,31 +136,6 @@ def recommend_frame(bundle: Bundle, names: pa.Array, model_input: pd.DataFrame, 
         }
     )
     return frame[OUTPUT_COLUMNS]
-
-
-def requested_k(params: dict | None) -> int:
-    """k from the request; MLflow has already refused a k that is not an integer (the
-    signature declares it long), this refuses k < 1 and caps k at MAX_K."""
-    raw = (params or {}).get("k", DEFAULT_K)
-    if isinstance(raw, bool) or not isinstance(raw, int | np.integer):
-        raise BadRequest(f"k must be a whole number, got {shown(raw)}")
-    k = int(raw)
-    if k < 1:
-        raise BadRequest(f"k must be at least 1, got {k}")
-    if k > MAX_K:
-        logger.warning("k=%d capped at %d (MAX_K)", k, MAX_K)
-    return min(k, MAX_K)
-
-
-def log_to_stderr_unless_configured() -> None:
-    """`mlflow models serve` configures no logging for model code, which would drop the INFO
-    lines on unknown tracks; a host that configured logging keeps its own."""
-    if logger.handlers or logging.getLogger().handlers:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
 
 
 class NextTrackModel(mlflow.pyfunc.PythonModel):
