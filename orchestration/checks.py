@@ -5,8 +5,9 @@ import dagster as dg
 from ml.evaluation.selection import beats_baselines
 from orchestration.assets.next_track.dataset import DatasetHandle, next_track_dataset
 from orchestration.assets.next_track.ingest import raw_playlist_events
-from orchestration.assets.next_track.registry import RegisteredModel, registered_model
+from orchestration.assets.next_track.registry import registered_model
 from orchestration.assets.next_track.selection import Selection, candidate_metrics
+from orchestration.assets.registration import RegisteredModel
 
 MIN_KNOWN_LABELS = 0.5
 

@@ -115,11 +115,19 @@ NEIGHBOURHOOD_GRID = grid("item_knn", neighbourhood.ITEM_KNN_GRID) + grid(
 # user-items: the published two-tower configuration, a tuned one with recent interactions drawn
 # more often (and a recency prior as ranking variants), EASE and item-kNN over the whole history.
 TWO_TOWER_TUNED = {"batch_size": 256, "epochs": 60, "item_bias": True, "weight_decay": 0.01}
+# Ranking-only two-tower variants, scored on one fit: a time-decayed popularity prior and an
+# all-time popularity penalty (equal weights leave the trend). benchmarks/bench_user_items.py
+# measured them on MovieLens-100k; selection keeps those above the coverage floor.
+TWO_TOWER_RANKINGS = [
+    {"recency_prior": prior, "popularity_penalty": penalty}
+    for prior in (0.0, 0.5, 1.0, 1.5, 2.0)
+    for penalty in (0.0, 0.5, 0.75, 1.0, 1.25, 1.5)
+]
 USER_ITEMS_GRID = [
+    # The published two-tower's configuration (30 epochs, no early stopping).
     {"family": "two_tower", "params": {"embedding_dim": 16, "negatives": 10, "epochs": 30,
-                                       "patience": 0}},
-    {"family": "two_tower", "params": {**TWO_TOWER_TUNED, "half_life_days": 14.0},
-     "variants": [{"recency_prior": w} for w in (0.0, 0.5, 1.0)]},
+                                       "patience": 0}, "variants": TWO_TOWER_RANKINGS},
+    {"family": "two_tower", "params": TWO_TOWER_TUNED, "variants": TWO_TOWER_RANKINGS},
     {"family": "ease", "params": {"l2": 200.0}},
     {"family": "ease", "params": {"l2": 1000.0}},
     {"family": "item_knn", "params": {"neighbours": 1000},
@@ -130,6 +138,15 @@ USER_ITEMS_GRID = [
 class UserItemsSelectionConfig(dg.Config):
     metric: Literal["ndcg_at_10", "hit_rate_at_10", "recall_at_10"] = Field(
         default="ndcg_at_10", description="Validation metric the candidates are chosen on."
+    )
+    min_coverage: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=1.0,
+        description="Validation coverage@10 a candidate needs to be selected (0: the metric "
+        "alone). Keeps a model from winning by showing every user the same few items. When no "
+        "candidate reaches it, the best by the metric is selected with a warning naming the "
+        "widest candidate.",
     )
 
 
@@ -160,6 +177,9 @@ OP_CONFIGS: dict[str, type[dg.Config]] = {
     "next_track_dbt_models": DbtBuildConfig,
     "next_track_dataset": DatasetConfig,
     "candidate_metrics": SelectionConfig,
+    "user_items_candidate_metrics": UserItemsSelectionConfig,
+    "track_recommendations": ServingTableConfig,
+    "user_recommendations": ServingTableConfig,
 }
 GRID_ASSETS: dict[str, list[dict]] = {
     "track_embeddings": WORD2VEC_GRID,

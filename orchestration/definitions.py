@@ -21,9 +21,17 @@ from orchestration.assets.next_track.serving import (
 from orchestration.assets.user_items.candidates import user_item_candidates, user_items_baseline
 from orchestration.assets.user_items.dataset import user_items_dataset
 from orchestration.assets.user_items.ingest import raw_interactions
+from orchestration.assets.user_items.registry import (
+    user_items_registered_model,
+    user_items_selected_model,
+)
 from orchestration.assets.user_items.selection import (
     user_items_candidate_metrics,
     user_items_model_beats_popularity,
+)
+from orchestration.assets.user_items.serving import (
+    user_recommendations,
+    user_recommendations_dbt_tests,
 )
 from orchestration.checks import (
     registered_model_is_fresh,
@@ -59,6 +67,9 @@ defs = dg.Definitions(
         user_item_candidates,
         user_items_baseline,
         user_items_candidate_metrics,
+        user_items_selected_model,
+        user_items_registered_model,
+        user_recommendations,
     ],
     asset_checks=[
         validation_labels_known,
@@ -66,6 +77,7 @@ defs = dg.Definitions(
         registered_model_is_fresh,
         track_recommendations_dbt_tests,
         user_items_model_beats_popularity,
+        user_recommendations_dbt_tests,
     ],
     jobs=[next_track_job, user_items_job],
     schedules=[weekly_retrain_schedule, weekly_user_items_schedule],

@@ -11,6 +11,7 @@ of the catalogue that appears in at least one top-K list.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from ml.sequences import UNKNOWN, Sequences
 
@@ -70,3 +71,23 @@ def hit_rate_curve(top_ids: np.ndarray, labels: Sequences, n_items: int) -> np.n
 def standard_error(rate: float, n: int) -> float:
     """Binomial standard error of a hit rate measured on n queries."""
     return float(np.sqrt(rate * (1 - rate) / n)) if n else float("nan")
+
+
+def served_metrics(
+    answers: pd.DataFrame, key_column: str, labels: list[list[str]], k: int
+) -> dict[str, float]:
+    """Ranking metrics at ``k`` of a served answer (a pyfunc's output: ``row``, ``rank`` and
+    ``key_column``) against each row's label keys, whatever catalogue the model was trained on:
+    keys are compared as strings, so an old champion can be scored on a new split. Coverage is
+    not meaningful here (the vocabulary is what was served and labelled, not a catalogue)."""
+    keys = answers[key_column].tolist()
+    vocabulary = {
+        key: i for i, key in enumerate(sorted(set(keys) | {x for row in labels for x in row}))
+    }
+    top = np.full((len(labels), k), -1, dtype=np.int32)
+    top[answers["row"].to_numpy(), answers["rank"].to_numpy() - 1] = [vocabulary[x] for x in keys]
+    label_ids = Sequences.from_lengths(
+        np.array([vocabulary[x] for row in labels for x in row], dtype=np.int32),
+        np.array([len(row) for row in labels], dtype=np.int64),
+    )
+    return ranking_metrics(top, label_ids, len(vocabulary), (k,))

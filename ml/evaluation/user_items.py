@@ -98,9 +98,9 @@ class Scored(Protocol):
 R = TypeVar("R", bound=Scored)
 
 
-def best(results: list[R], min_coverage: float = 0.0) -> R:
-    """Highest NDCG@10, then hit rate@10, then name (equal figures choose the same way), among
-    the results whose coverage@10 is at least ``min_coverage``.
+def best(results: list[R], min_coverage: float = 0.0, metric: str = SELECTION_METRIC) -> R:
+    """Highest ``metric`` (NDCG@10), then hit rate@10, then name (equal figures choose the same
+    way), among the results whose coverage@10 is at least ``min_coverage``.
 
     The floor keeps a model from winning by showing every user the same few items: a prior
     that ranks what is popular now lifts NDCG on a split where demand moves, and concentrates
@@ -115,7 +115,7 @@ def best(results: list[R], min_coverage: float = 0.0) -> R:
         )
     return min(
         eligible,
-        key=lambda r: (-r.metrics[SELECTION_METRIC], -r.metrics["hit_rate_at_10"], r.name),
+        key=lambda r: (-r.metrics[metric], -r.metrics["hit_rate_at_10"], r.name),
     )
 
 

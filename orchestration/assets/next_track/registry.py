@@ -1,62 +1,40 @@
 """registered_model: the selected bundle logged as an MLflow pyfunc, registered as next-track,
 and promoted champion or challenger with the reason written on the version."""
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import mlflow as mlflow_lib
-import numpy as np
 import pandas as pd
-from mlflow.entities import RunStatus
 
-from ml.evaluation.metrics import ranking_metrics
-from ml.registry import (
-    current_champion,
-    decide_promotion,
-    end_orphaned_runs,
-    log_and_register,
-    log_training_data,
-    set_alias,
-)
-from ml.sequences import Sequences
+from ml.evaluation.metrics import served_metrics
+from ml.registry import current_champion, decide_promotion, log_and_register, log_training_data
 from ml.serving import next_track_pyfunc
 from ml.serving.bundle import load_bundle
 from orchestration.assets.next_track.candidates import EXPERIMENT
 from orchestration.assets.next_track.dataset import DatasetHandle
 from orchestration.assets.next_track.selection import SelectedModel, Selection
+from orchestration.assets.registration import (
+    RegisteredModel,
+    Registration,
+    baseline_name,
+    end_orphans,
+    logged_metrics,
+    promote_and_report,
+)
 from orchestration.resources import MlflowResource, RunStore
-from orchestration.run_health import run_is_live, runs_in_progress
 from orchestration.settings import DAGSTER_UI_URL, REGISTRY_POOL
 
 MODEL_NAME = "next-track"
 PROMOTION_K = 100
 
 
-@dataclass
-class RegisteredModel:
-    name: str
-    version: str
-    alias: str
-    reason: str
-    mlflow_run_id: str
-    model_uri: str
-
-
 def pyfunc_hit_rate(model, test_keys, k: int) -> float:
     """Hit rate@k of a loaded next-track pyfunc on the test split's keys (any catalogue)."""
     queries = test_keys.column("query").to_pylist()
-    labels = test_keys.column("label").to_pylist()
+    labels = [[label] for label in test_keys.column("label").to_pylist()]
     output = model.predict(pd.DataFrame({"tracks": queries}), params={"k": k})
-    top = np.full((len(queries), k), -1, dtype=np.int32)
-    vocabulary = {key: i for i, key in enumerate(sorted(set(output["track_key"]) | set(labels)))}
-    top[output["row"].to_numpy(), output["rank"].to_numpy() - 1] = [
-        vocabulary[key] for key in output["track_key"]
-    ]
-    label_ids = Sequences.from_lengths(
-        np.array([vocabulary[label] for label in labels]), np.ones(len(labels), dtype=np.int64)
-    )
-    return ranking_metrics(top, label_ids, len(vocabulary), (k,))[f"hit_rate_at_{k}"]
+    return served_metrics(output, "track_key", labels, k)[f"hit_rate_at_{k}"]
 
 
 def version_description(selected: SelectedModel, selection: Selection, reason: str) -> str:
@@ -96,11 +74,7 @@ def registered_model(
     selected, dataset = selected_model, next_track_dataset
     experiment_id = mlflow.experiment_id(EXPERIMENT)
     client = mlflow.client()
-    ended = end_orphaned_runs(
-        client, [experiment_id], lambda run: run_is_live(context.instance, run)
-    )
-    if ended:
-        context.log.warning(f"ended {len(ended)} orphaned MLflow runs as FAILED: {ended}")
+    end_orphans(context, client, experiment_id)
     champion = current_champion(client, MODEL_NAME)
     champion_score = None
     if champion is not None:
@@ -118,13 +92,9 @@ def registered_model(
     bundle = load_bundle(Path(selected.bundle_dir))
     example = pd.DataFrame({"tracks": [bundle.catalogue.key_list()[:3]]})
     parent = mlflow.parent_run(EXPERIMENT, context)
-    metrics = {}
-    for name, values in selected.test.items():
-        prefix = "test" if name == selected.candidate else f"test_{_short(name)}"
-        metrics.update({f"{prefix}_{m}": v for m, v in values.items() if "stderr" not in m})
-    for name, values in selected.validation.items():
-        prefix = "validation" if name == selected.candidate else f"validation_{_short(name)}"
-        metrics.update({f"{prefix}_{m}": v for m, v in values.items() if "stderr" not in m})
+    metrics = logged_metrics(
+        selected.candidate, {"test": selected.test, "validation": selected.validation}
+    )
     metrics.update(
         {"bundle_megabytes": selected.bundle_bytes / 1e6, "latency_ms_p50": selected.latency_ms_p50}
     )
@@ -163,43 +133,15 @@ def registered_model(
         **{k: v for k, v in tags.items() if k != "kind"},
         f"test_{metric}": f"{score:.6f}",
         **{
-            f"test_{_short(n)}_{metric}": f"{v[metric]:.6f}"
+            f"test_{baseline_name(n)}_{metric}": f"{v[metric]:.6f}"
             for n, v in selected.test.items()
             if n != selected.candidate
         },
     }
-    set_alias(client, MODEL_NAME, version, promotion, version_tags)
-    client.set_terminated(parent, status=RunStatus.to_string(RunStatus.FINISHED))
-    # Never the folder of a run still going (overlapping runs), nor the build this one read.
-    in_use = {context.run.run_id, Path(dataset.warehouse).parent.name}
-    pruned = run_store.prune(protect=in_use | runs_in_progress(context.instance))
-    context.log.info(
-        f"registered {MODEL_NAME} v{version} as {promotion.alias}: {promotion.reason}"
-        + (f"; pruned {len(pruned)} old run folders" if pruned else "")
-    )
-    context.add_output_metadata(
-        {
-            "model_name": MODEL_NAME,
-            "model_version": version,
-            "alias": promotion.alias,
-            "promotion": promotion.reason,
-            f"test_{metric}": score,
-            "champion_before": "none" if champion is None else champion.version,
-            **(
-                {f"champion_before_test_{metric}_on_this_split": champion_score}
-                if champion_score is not None
-                else {}
-            ),
-            "mlflow_run": dg.MetadataValue.url(mlflow.run_url(experiment_id, run_id)),
-            "model_uri": f"models:/{MODEL_NAME}/{version}",
-        }
-    )
-    return RegisteredModel(
-        MODEL_NAME, version, promotion.alias, promotion.reason, run_id,
-        f"models:/{MODEL_NAME}/{version}",
+    registration = Registration(
+        MODEL_NAME, version, run_id, parent, experiment_id, promotion, metric, score, champion,
+        champion_score,
     )  # fmt: skip
-
-
-def _short(baseline: str) -> str:
-    """Metric-safe name of a baseline: baseline_<family>."""
-    return f"baseline_{baseline.split(':')[0]}"
+    return promote_and_report(
+        context, registration, version_tags, Path(dataset.warehouse), mlflow, run_store
+    )

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 import dagster as dg
+import pandas as pd
 
 from ml.evaluation.candidates import CandidateResult
 from ml.evaluation.report import (
@@ -12,6 +13,7 @@ from ml.evaluation.report import (
     table_rows,
 )
 from ml.evaluation.selection import beats_baselines, ranked
+from ml.evaluation.user_items import best
 from orchestration.assets.grid import UnitOutcome
 from orchestration.assets.user_items.candidates import (
     EXPERIMENT,
@@ -39,7 +41,7 @@ class UserItemsSelection:
     group_name="user_items",
     kinds={"mlflow"},
     description="Every user-items candidate and the popularity baseline on validation; the "
-    "best by NDCG@10 (configurable) is selected.",
+    "best by NDCG@10 (configurable) among those whose coverage@10 reaches the floor is selected.",
 )
 def user_items_candidate_metrics(
     context: dg.AssetExecutionContext,
@@ -59,7 +61,12 @@ def user_items_candidate_metrics(
             + ("; ".join(f"{u}: {why}" for u, why in skipped.items()) or "the grid is empty"),
             allow_retries=False,
         )
-    selected = ranked(models, config.metric, "hit_rate_at_10")[0]
+    try:
+        selected = best(models, config.min_coverage, config.metric)
+        floor_met = True
+    except ValueError as e:
+        context.log.warning(f"{e}: selecting on {config.metric} alone")
+        selected, floor_met = best(models, 0.0, config.metric), False
     baselines = [r for r in results if r.baseline]
     rows = table_rows(
         ranked(results, config.metric, "hit_rate_at_10"), 10, selected.name, USER_ITEMS_COLUMNS
@@ -70,13 +77,13 @@ def user_items_candidate_metrics(
     }
     parent = mlflow.parent_run(EXPERIMENT, context)
     client = mlflow.client()
-    import pandas as pd
-
     client.log_table(parent, data=pd.DataFrame(rows), artifact_file="validation_table.json")
     client.log_artifact(parent, plots["validation"], artifact_path="plots")
     context.add_output_metadata(
         {
             "selected": selected.name,
+            "coverage_floor": config.min_coverage,
+            "coverage_floor_met": floor_met,
             f"selected_validation_{config.metric}": selected.metrics[config.metric],
             **{
                 f"{b.family}_baseline_validation_{config.metric}": b.metrics[config.metric]

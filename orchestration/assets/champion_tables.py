@@ -1,0 +1,55 @@
+"""What both serving tables (track_recommendations, user_recommendations) share: the current
+champion's bundle from the registry, and their dbt source tests run as an asset check."""
+
+from pathlib import Path
+
+import dagster as dg
+import mlflow as mlflow_lib
+from dagster_dbt import DbtCliResource
+
+from ml.registry import current_champion
+from ml.serving.bundle import Bundle, load_bundle
+from orchestration.assets.dbt import environment
+from orchestration.project import dbt_project
+from orchestration.resources import MlflowResource
+
+
+def champion_bundle(mlflow: MlflowResource, model_name: str, into: Path) -> tuple[Bundle, str]:
+    """The current champion's bundle, downloaded from the registry; (bundle, version)."""
+    champion = current_champion(mlflow.client(), model_name)
+    if champion is None:
+        raise dg.Failure(f"no {model_name} champion registered yet", allow_retries=False)
+    local = mlflow_lib.artifacts.download_artifacts(
+        f"models:/{model_name}/{champion.version}",
+        dst_path=str(into),
+        tracking_uri=mlflow.tracking_uri,
+    )
+    return load_bundle(Path(local) / "artifacts" / "bundle"), champion.version
+
+
+def dbt_source_tests(dbt: DbtCliResource, source: str, warehouse: Path) -> dg.AssetCheckResult:
+    """``dbt test --select source:<source>`` against ``warehouse`` (the published file the
+    table's models live in: each use case has its own)."""
+    with environment(NEXT_TRACK_WAREHOUSE=str(warehouse)):
+        invocation = dbt.cli(
+            ["test", "--select", f"source:{source}", "--indirect-selection", "eager"],
+            manifest=dbt_project.manifest_path,
+            raise_on_error=False,
+        )
+        invocation.wait()
+    results = [
+        r
+        for r in invocation.get_artifact("run_results.json")["results"]
+        if r["unique_id"].startswith("test.")
+    ]
+    failed = [
+        f"{r['unique_id'].split('.')[-1]}: {r.get('message') or r['status']}"
+        for r in results
+        if r["status"] != "pass"
+    ]
+    return dg.AssetCheckResult(
+        passed=bool(results) and not failed,
+        metadata={"tests": len(results), "failed": dg.MetadataValue.json(failed)},
+        description=f"{len(results) - len(failed)}/{len(results)} dbt tests passed"
+        + (f"; failed: {'; '.join(failed)}" if failed else ""),
+    )

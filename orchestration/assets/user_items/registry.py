@@ -1,0 +1,245 @@
+"""user-items: the selected configuration refit on train + validation and scored once on test
+beside popularity (user_items_selected_model), then logged as the user-items pyfunc, registered
+as `user-items` and promoted champion or challenger as next-track is (user_items_registered_model).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import mlflow as mlflow_lib
+import pandas as pd
+
+from ml.datasets.user_items import UserItemsFold, read_user_histories
+from ml.evaluation.candidates import CandidateResult
+from ml.evaluation.metrics import served_metrics
+from ml.evaluation.report import USER_ITEMS_COLUMNS, markdown_table, table_rows
+from ml.evaluation.user_items import FoldResult, refit_and_test
+from ml.registry import current_champion, decide_promotion, log_and_register, log_training_data
+from ml.serving import user_items_pyfunc
+from ml.serving.bundle import bundle_bytes, load_bundle, save_bundle
+from orchestration.assets.registration import (
+    RegisteredModel,
+    Registration,
+    end_orphans,
+    logged_metrics,
+    promote_and_report,
+)
+from orchestration.assets.user_items.candidates import EXPERIMENT
+from orchestration.assets.user_items.dataset import UserItemsDatasetHandle
+from orchestration.assets.user_items.selection import UserItemsSelection
+from orchestration.resources import MlflowResource, RunStore
+from orchestration.settings import DAGSTER_UI_URL, REGISTRY_POOL
+
+MODEL_NAME = "user-items"
+PROMOTION_METRIC = "ndcg_at_10"
+
+
+@dataclass
+class UserItemsSelectedModel:
+    candidate: str
+    family: str
+    params: dict
+    bundle_dir: str
+    validation: dict[str, dict[str, float]]  # name -> metrics (selected and baselines)
+    test: dict[str, dict[str, float]]
+    refit_seconds: float
+    bundle_bytes: int
+
+
+def as_fold_result(result: CandidateResult) -> FoldResult:
+    return FoldResult(
+        result.name, result.family, result.params, result.metrics, result.fit_seconds, {}
+    )
+
+
+@dg.asset(
+    group_name="user_items",
+    description="The selected configuration refit on train + validation (its kept epochs, no "
+    "early stopping) and scored once on test beside popularity; saved with the users it knows "
+    "and their histories as the bundle the user-items pyfunc ships.",
+)
+def user_items_selected_model(
+    context: dg.AssetExecutionContext,
+    user_items_candidate_metrics: UserItemsSelection,
+    user_items_dataset: UserItemsDatasetHandle,
+    run_store: RunStore,
+) -> UserItemsSelectedModel:
+    selection, dataset = user_items_candidate_metrics, user_items_dataset
+    fold = dataset.fold("test")
+    chosen = selection.selected
+    model, result = refit_and_test(as_fold_result(chosen), fold, context.log.info)
+    test = {chosen.name: result.metrics}
+    for baseline in selection.baselines:
+        _, scored = refit_and_test(as_fold_result(baseline), fold)
+        test[baseline.name] = scored.metrics
+    histories = read_user_histories(Path(dataset.warehouse), fold.users, fold.catalogue)
+    bundle_dir = save_bundle(
+        run_store.run_dir(context.run.run_id) / "user_items" / "bundle",
+        model,
+        fold.catalogue,
+        {
+            "use_case": "user_items",
+            "candidate": chosen.name,
+            "data_fingerprint": dataset.fingerprint,
+            "lineage": dataset.source,
+        },
+        fold.users,
+        histories,
+    )
+    size = bundle_bytes(bundle_dir)
+    shown = [
+        CandidateResult(**{**r.__dict__, "metrics": test[r.name]})
+        for r in [chosen, *selection.baselines]
+    ]
+    rows = table_rows(shown, 10, chosen.name, USER_ITEMS_COLUMNS)
+    context.log.info(
+        f"selected {chosen.name}: test NDCG@10 {result.metrics['ndcg_at_10']:.4f}, coverage@10 "
+        f"{result.metrics['coverage_at_10']:.4f}"
+    )
+    context.add_output_metadata(
+        {
+            "candidate": chosen.name,
+            **{f"test_{m}": result.metrics[m] for m in USER_ITEMS_COLUMNS},
+            "test_users": fold.summary()["queries"],
+            "refit_seconds": result.fit_seconds,
+            "test": dg.MetadataValue.md(markdown_table(rows)),
+            "bundle": dg.MetadataValue.path(str(bundle_dir)),
+            "bundle_megabytes": size / 1e6,
+        }
+    )
+    return UserItemsSelectedModel(
+        candidate=chosen.name,
+        family=chosen.family,
+        params=result.params,
+        bundle_dir=str(bundle_dir),
+        validation={r.name: r.metrics for r in [chosen, *selection.baselines]},
+        test=test,
+        refit_seconds=result.fit_seconds,
+        bundle_bytes=size,
+    )
+
+
+def pyfunc_metrics(model, fold: UserItemsFold, k: int = 10) -> dict[str, float]:
+    """A loaded user-items pyfunc (any catalogue) scored on the fold's evaluation split: each
+    query as its user id and history, item ids compared as strings."""
+    assert fold.evaluation is not None
+    keys = fold.catalogue.key_list()
+    queries, labels = fold.evaluation.queries.history, fold.evaluation.labels
+    frame = pd.DataFrame(
+        {
+            "user_id": fold.query_user_ids(),
+            "history": [[keys[i] for i in row if i >= 0] for row in queries.to_lists()],
+        }
+    )
+    output = model.predict(frame, params={"k": k})
+    # A label no model can know stays a miss, as in the pipeline's own metrics.
+    label_keys = [
+        [keys[i] if i >= 0 else f"unknown label {r}.{j}" for j, i in enumerate(row)]
+        for r, row in enumerate(labels.to_lists())
+    ]
+    return served_metrics(output, "item_id", label_keys, k)
+
+
+@dg.asset(
+    group_name="user_items",
+    kinds={"mlflow"},
+    pool=REGISTRY_POOL,
+    description="The selected user-items bundle logged as an MLflow pyfunc (user ids and "
+    "optional recent histories in, top-k unseen items with titles out) and registered as "
+    "user-items; champion if there is none, if the data lineage changed, or if it beats the "
+    "champion's test NDCG@10 on this split; otherwise challenger.",
+)
+def user_items_registered_model(
+    context: dg.AssetExecutionContext,
+    user_items_selected_model: UserItemsSelectedModel,
+    user_items_candidate_metrics: UserItemsSelection,
+    user_items_dataset: UserItemsDatasetHandle,
+    mlflow: MlflowResource,
+    run_store: RunStore,
+) -> RegisteredModel:
+    selected, dataset = user_items_selected_model, user_items_dataset
+    experiment_id = mlflow.experiment_id(EXPERIMENT)
+    client = mlflow.client()
+    end_orphans(context, client, experiment_id)
+    fold = dataset.fold("test")
+    champion = current_champion(client, MODEL_NAME)
+    champion_score = None
+    if champion is not None:
+        loaded = mlflow_lib.pyfunc.load_model(f"models:/{MODEL_NAME}/{champion.version}")
+        champion_score = pyfunc_metrics(loaded, fold)[PROMOTION_METRIC]
+    score = selected.test[selected.candidate][PROMOTION_METRIC]
+    promotion = decide_promotion(
+        score,
+        dataset.source,
+        None if champion is None else champion.version,
+        None if champion is None else champion.tags.get("lineage"),
+        champion_score,
+    )
+    bundle = load_bundle(Path(selected.bundle_dir))
+    metrics = logged_metrics(
+        selected.candidate, {"test": selected.test, "validation": selected.validation}
+    )
+    metrics.update(
+        {"bundle_megabytes": selected.bundle_bytes / 1e6, "refit_seconds": selected.refit_seconds}
+    )
+    tags = {
+        "kind": "selected",
+        "family": selected.family,
+        "candidate": selected.candidate,
+        "data_fingerprint": dataset.fingerprint,
+        "lineage": dataset.source,
+        "dagster_run_id": context.run.run_id,
+        "dagster_run": f"{DAGSTER_UI_URL}/runs/{context.run.run_id}",
+    }
+    parent = mlflow.parent_run(EXPERIMENT, context)
+    run_id, version = log_and_register(
+        client,
+        experiment_id,
+        parent,
+        f"selected: {selected.candidate}",
+        MODEL_NAME,
+        Path(user_items_pyfunc.__file__),
+        Path(selected.bundle_dir),
+        {"family": selected.family, **selected.params},
+        metrics,
+        tags,
+        user_items_pyfunc.SIGNATURE,
+        user_items_pyfunc.example_input(bundle),
+        [Path(p) for p in user_items_candidate_metrics.plots.values()],
+    )
+    log_training_data(
+        client, run_id, "interaction_splits", Path(dataset.warehouse), dataset.fingerprint
+    )
+    rows = [
+        f"| {name} | {selected.validation[name][PROMOTION_METRIC]:.4f} | "
+        f"{test[PROMOTION_METRIC]:.4f} | {test['hit_rate_at_10']:.4f} | "
+        f"{test['coverage_at_10']:.4f} |"
+        for name, test in selected.test.items()
+    ]
+    client.update_model_version(
+        MODEL_NAME,
+        version,
+        "\n".join(
+            [
+                f"{selected.candidate} ({selected.family}), selected on validation NDCG@10. "
+                f"Promotion: {promotion.reason}.",
+                "",
+                "| model | validation NDCG@10 | test NDCG@10 | test HitRate@10 | "
+                "test Coverage@10 |",
+                "|---|---|---|---|---|",
+                *rows,
+            ]
+        ),
+    )
+    version_tags = {
+        **{k: v for k, v in tags.items() if k != "kind"},
+        f"test_{PROMOTION_METRIC}": f"{score:.6f}",
+    }
+    registration = Registration(
+        MODEL_NAME, version, run_id, parent, experiment_id, promotion, PROMOTION_METRIC, score,
+        champion, champion_score,
+    )  # fmt: skip
+    return promote_and_report(
+        context, registration, version_tags, Path(dataset.warehouse), mlflow, run_store
+    )

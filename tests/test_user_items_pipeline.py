@@ -1,0 +1,111 @@
+"""The user-items graph materialized in process on MovieLens-100k (the published protocol's
+split, a small grid): ingest, dbt, folds, candidates, the gate, test once, registration as
+`user-items`, the user_recommendations table and its dbt checks, and the champion by alias."""
+
+import json
+
+import dagster as dg
+import duckdb
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from ml.registry import CHAMPION
+from ml.warehouse import read_table_rows
+
+MODEL = "user-items"
+SMALL_USER_ITEMS_GRID = [  # the published two-tower, two of the default grid's rankings
+    {
+        "family": "two_tower",
+        "params": {"embedding_dim": 16, "negatives": 10, "epochs": 30, "patience": 0},
+        "variants": [{}, {"recency_prior": 1.5, "popularity_penalty": 1.25}],
+    },
+    {"family": "ease", "params": {"l2": 200.0}},
+    {"family": "item_knn", "params": {"neighbours": 200}, "variants": [{"last_n": 10_000}]},
+]
+
+
+def handover(run_id: str, asset: str) -> dict:
+    from orchestration.settings import RUNS_DIR
+
+    return json.loads((RUNS_DIR / run_id / "handover" / f"{asset}.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def user_items_run(prepared_dbt_project, shared_data):
+    from orchestration.definitions import defs
+
+    result = defs.resolve_job_def("user_items_pipeline").execute_in_process(
+        run_config={
+            "ops": {
+                "raw_interactions": {"config": {"source": str(shared_data / "movielens_100k")}},
+                "user_item_candidates": {"config": {"candidates": SMALL_USER_ITEMS_GRID}},
+                "user_recommendations": {"config": {"k": 10}},
+            }
+        },
+        instance=dg.DagsterInstance.get(),
+    )
+    assert result.success
+    return result
+
+
+def test_every_check_passed_including_the_gate_and_the_tables_dbt_tests(user_items_run):
+    evaluations = user_items_run.get_asset_check_evaluations()
+    failed = [e.check_name for e in evaluations if not e.passed]
+    assert not failed, failed
+    names = {e.check_name for e in evaluations}
+    assert {"user_items_model_beats_popularity", "user_recommendations_dbt_tests"} <= names
+    tests = next(e for e in evaluations if e.check_name == "user_recommendations_dbt_tests")
+    assert tests.metadata["tests"].value >= 6  # rows per user, unseen, items known, not nulls
+
+
+def test_the_champion_beats_popularity_on_test_and_is_registered(user_items_run):
+    selected = handover(user_items_run.run_id, "user_items_selected_model")
+    mine = selected["test"][selected["candidate"]]
+    popularity = next(v for k, v in selected["test"].items() if k.startswith("popularity"))
+    assert mine["ndcg_at_10"] > popularity["ndcg_at_10"]
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias(MODEL, CHAMPION)
+    assert champion.tags["candidate"] == selected["candidate"]
+    assert champion.tags["promotion"] == "no champion yet"
+    assert champion.tags["lineage"].endswith("movielens_100k")
+    run = client.get_run(champion.run_id)
+    assert run.data.metrics["test_ndcg_at_10"] == pytest.approx(mine["ndcg_at_10"])
+    assert run.data.metrics["test_baseline_popularity_ndcg_at_10"] == pytest.approx(
+        popularity["ndcg_at_10"]
+    )
+
+
+def test_user_recommendations_hold_k_unseen_known_items_for_every_user(user_items_run):
+    from orchestration.settings import SERVING_DIR, USER_ITEMS_WAREHOUSE_PATH
+
+    with duckdb.connect(str(SERVING_DIR / "user_recommendations.duckdb"), read_only=True) as db:
+        table = db.execute("select * from user_recommendations").df()
+    splits = pd.DataFrame(read_table_rows(USER_ITEMS_WAREHOUSE_PATH, "interaction_splits"))
+    items = {row["item_id"] for row in read_table_rows(USER_ITEMS_WAREHOUSE_PATH, "dim_items")}
+    # every user the champion knows: it was refit on train + validation
+    known = set(splits.loc[splits["split"] != "test", "user_id"])
+    assert set(table["user_id"]) == known
+    assert (table.groupby("user_id").size() == 10).all()
+    seen = set(zip(splits["user_id"], splits["item_id"], strict=True))
+    assert not seen & set(zip(table["user_id"], table["item_id"], strict=True))
+    assert set(table["item_id"]) <= items
+    assert table["title"].notna().all()
+
+
+def test_the_champion_by_alias_answers_known_and_unknown_users(user_items_run):
+    from orchestration.settings import USER_ITEMS_WAREHOUSE_PATH
+
+    splits = pd.DataFrame(read_table_rows(USER_ITEMS_WAREHOUSE_PATH, "interaction_splits"))
+    user = splits.loc[splits["split"] == "train", "user_id"].iloc[0]
+    history = splits.loc[splits["user_id"] == user, "item_id"].tolist()
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@{CHAMPION}")
+    answer = model.predict(
+        pd.DataFrame({"user_id": [user, "nobody-we-know"], "history": [None, history[:5]]}),
+        params={"k": 5},
+    )
+    assert answer.groupby("row").size().tolist() == [5, 5]
+    assert not set(answer.loc[answer["row"] == 0, "item_id"]) & set(history)
+    assert not set(answer.loc[answer["row"] == 1, "item_id"]) & set(history[:5])
+    assert answer["title"].notna().all()
