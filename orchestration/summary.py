@@ -29,24 +29,30 @@ DATA_LINES = [
 
 TOP_CANDIDATES = 5
 METRICS = [("hit@10", "hit_rate_at_10"), ("hit@100", "hit_rate_at_100"), ("mrr@100", "mrr_at_100")]
+USER_ITEMS_METRICS = [
+    ("ndcg@10", "ndcg_at_10"),
+    ("hit@10", "hit_rate_at_10"),
+    ("recall@10", "recall_at_10"),
+    ("cov@10", "coverage_at_10"),
+]
 
 
-def metric_table(rows: list[tuple[str, str, dict]]) -> list[str]:
-    """Aligned lines: name, role, then METRICS; rows are (name, role, metrics)."""
+def metric_table(rows: list[tuple[str, str, dict]], metrics=METRICS) -> list[str]:
+    """Aligned lines: name, role, then ``metrics``; rows are (name, role, metrics)."""
     width = max(len(name) for name, _, _ in rows)
-    header = f"  {'':<{width}}  {'':<9}" + "".join(f"{label:>9}" for label, _ in METRICS)
+    header = f"  {'':<{width}}  {'':<9}" + "".join(f"{label:>10}" for label, _ in metrics)
     lines = [header]
-    for name, role, metrics in rows:
-        values = "".join(f"{metrics.get(key, float('nan')):>9.4f}" for _, key in METRICS)
+    for name, role, figures in rows:
+        values = "".join(f"{figures.get(key, float('nan')):>10.4f}" for _, key in metrics)
         lines.append(f"  {name:<{width}}  {role:<9}{values}")
     return lines
 
 
-def validation_lines(rows: list[dict]) -> list[str]:
+def validation_lines(rows: list[dict], metrics=METRICS) -> list[str]:
     """The best candidates, the selected one and the baselines (rows come ranked)."""
     candidates = [r for r in rows if r["role"] == "candidate"]
     shown = [r for r in rows if r["role"] != "candidate" or r in candidates[:TOP_CANDIDATES]]
-    lines = metric_table([(r["candidate"], r["role"], r) for r in shown])
+    lines = metric_table([(r["candidate"], r["role"], r) for r in shown], metrics)
     hidden = len(rows) - len(shown)
     if hidden:
         lines.append(f"  ... and {hidden} more candidates (the UI: candidate_metrics; MLflow)")
@@ -89,13 +95,54 @@ def print_summary(instance: dg.DagsterInstance, run_id: str, seconds: float) -> 
             f"bundle {selected['bundle_megabytes']:.1f} MB, "
             f"{selected['serving_latency_ms_p50']:.1f} ms per query (median, in process)"
         )
-    registered = meta("registered_model")
+    print_registered(meta("registered_model"))
+    print_table(meta("track_recommendations"), "track_recommendations", "tracks")
+    print_user_items(meta)
+    print(f"\nrun {run_id} took {seconds:.0f} s (full log: make ui, Runs)")
+
+
+def print_user_items(meta) -> None:
+    dataset = meta("user_items_dataset")
+    if dataset:
+        print(
+            f"\n== interactions: {dataset['users']:,} users, {dataset['items']:,} items; "
+            f"{dataset['validation_queries']:,} validation and {dataset['test_queries']:,} test "
+            "users with labels =="
+        )
+    selection = meta("user_items_candidate_metrics")
+    if selection:
+        floor = selection.get("coverage_floor", 0.0)
+        print(f"\n== validation (best NDCG@10 with coverage@10 >= {floor:g}) ==")
+        rows = handover(selection)["rows"]
+        print("\n".join(validation_lines(rows, USER_ITEMS_METRICS)))
+    selected = meta("user_items_selected_model")
+    if selected:
+        chosen = handover(selected)
+        print(f"\n== test, scored once: {selected['candidate']} (refit) and popularity ==")
+        rows = [
+            (name, "selected" if name == chosen["candidate"] else "baseline", metrics)
+            for name, metrics in chosen["test"].items()
+        ]
+        print("\n".join(metric_table(rows, USER_ITEMS_METRICS)))
+    print_registered(meta("user_items_registered_model"))
+    print_table(meta("user_recommendations"), "user_recommendations", "users")
+
+
+def print_registered(registered: dict) -> None:
     if registered:
         print(
             f"\nregistered {registered['model_name']} version {registered['model_version']} as "
             f"@{registered['alias']}: {registered['promotion']}\n{registered['mlflow_run']}"
         )
-    print(f"\nrun {run_id} took {seconds:.0f} s (full log: make ui, Runs)")
+
+
+def print_table(table: dict, name: str, keys: str) -> None:
+    if table:
+        print(
+            f"{name}: {table['dagster/row_count']:,} rows for {table[keys]:,} {keys} in "
+            f"{table['build_seconds']:.1f} s, lookup {table['lookup_ms_p50']:.2f} ms (median); "
+            f"{table['path']}"
+        )
 
 
 def print_failure(result) -> None:

@@ -28,7 +28,7 @@ raw_counts as (
                 >= {{ var('sample_percent') }} * 100
         ) as rows_outside_sample
         {%- else -%}
-        0 as rows_outside_sample
+        0::bigint as rows_outside_sample
         {%- endif %}
     from complete
 ),
