@@ -37,7 +37,7 @@ prepare: install
 
 run: install
 	$(BIN)/python -m orchestration.run --source "$(SOURCE)" --playlists $(PLAYLISTS) \
-		--sample-percent $(SAMPLE_PERCENT) --use-case $(USE_CASE)
+		--sample-percent $(SAMPLE_PERCENT) --use-case $(USE_CASE) $(if $(CONFIG),--config "$(CONFIG)")
 
 lint: install
 	$(BIN)/ruff check .

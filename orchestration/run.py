@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import yaml
 
 from ml.sources import SourceError
 from orchestration.config import run_config_errors
@@ -38,6 +39,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--sample-percent", type=float, default=100.0)
     parser.add_argument(
         "--log-level", default="INFO", help="lowest level of the steps' own messages shown"
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="a YAML run config (as the launchpad takes) whose ops' config is laid over these "
+        "flags': a grid of your own, say",
     )
     parser.add_argument(
         "--use-case",
@@ -78,7 +85,22 @@ def run_config(args: argparse.Namespace, use_case: str) -> dict:
             },
             "next_track_dbt_models": {"config": {"sample_percent": args.sample_percent}},
         }
+    config_file = getattr(args, "config", None)
+    for op, settings in (read_config_file(config_file) if config_file else {}).items():
+        ops.setdefault(op, {}).setdefault("config", {}).update(settings.get("config") or {})
     return {"loggers": {"progress_console": {"config": {"log_level": args.log_level}}}, "ops": ops}
+
+
+def read_config_file(path: Path) -> dict:
+    """The ``ops`` of a YAML run config file; what is wrong with it is named."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise SystemExit(f"cannot read run config {path}: {e}") from None
+    ops = document.get("ops") if isinstance(document, dict) else None
+    if not isinstance(ops, dict):
+        raise SystemExit(f"run config {path}: expected a mapping with 'ops', as Dagster's")
+    return ops
 
 
 def next_track_job() -> dg.JobDefinition:

@@ -14,7 +14,8 @@ import pytest
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="next-track-tests-"))
 os.environ["NEXT_TRACK_DATA_DIR"] = str(SESSION_DIR / "data")
 os.environ["DAGSTER_HOME"] = str(SESSION_DIR / "dagster_home")
-os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{SESSION_DIR}/data/mlflow/mlflow.db"
+SESSION_MLFLOW = f"sqlite:///{SESSION_DIR}/data/mlflow/mlflow.db"
+os.environ["MLFLOW_TRACKING_URI"] = SESSION_MLFLOW
 # dagster-dbt runs the `dbt` executable: the one installed beside this interpreter.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 (SESSION_DIR / "dagster_home").mkdir(parents=True)
@@ -22,6 +23,17 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PAT
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def session_mlflow_store():
+    """Every test starts on the session's MLflow store: a test that points MLflow elsewhere
+    (mlflow.set_tracking_uri also sets the environment variable servers inherit) is undone."""
+    import mlflow
+
+    yield
+    os.environ["MLFLOW_TRACKING_URI"] = SESSION_MLFLOW
+    mlflow.set_tracking_uri(SESSION_MLFLOW)
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,15 @@ def test_make_run_prints_progress_and_a_short_summary(tmp_path):
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "orchestration.run", "--playlists", "600"],
+        [
+            sys.executable,
+            "-m",
+            "orchestration.run",
+            "--playlists",
+            "600",
+            "--config",
+            str(REPO_ROOT / "tests" / "one_unit_per_family.yaml"),
+        ],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

@@ -63,7 +63,14 @@ def dagster_ui(tmp_path_factory, prepared_dbt_project):
 @pytest.fixture(scope="module")
 def materialized(dagster_ui):
     config = {
-        "ops": {"raw_playlist_events": {"config": {"synthetic_playlists": 1200}}, **SMALL_GRID}
+        "ops": {
+            "raw_playlist_events": {"config": {"synthetic_playlists": 1200}},
+            **SMALL_GRID,
+            # Materialize all takes the user-items group too, on the same playlists.
+            "user_item_candidates": {
+                "config": {"candidates": [{"family": "ease", "params": {"l2": 200.0}}]}
+            },
+        }
     }
     run_id = materialize_all(dagster_ui["url"], config)
     status = wait_for_run(dagster_ui["url"], run_id)

@@ -50,7 +50,9 @@ class InteractionsSourceConfig(dg.Config):
 
 @dg.multi_asset(
     specs=[
+        # Without a source of its own it reads the published playlist rows: that dependency.
         dg.AssetSpec("raw_interactions", group_name="user_items", kinds={"python", "parquet"},
+                     deps=["raw_playlist_events"],
                      description="Canonical interactions: row_id, user_id, item_id, timestamp "
                      "(UTC), rating."),
         dg.AssetSpec("raw_items", group_name="user_items", kinds={"python", "parquet"},
