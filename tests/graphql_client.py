@@ -20,14 +20,23 @@ def graphql(base_url: str, query: str, variables: dict | None = None) -> dict:
     return body["data"]
 
 
-def asset_keys(base_url: str) -> list[list[str]]:
-    data = graphql(base_url, "{ assetNodes { assetKey { path } } }")
-    return [node["assetKey"]["path"] for node in data["assetNodes"]]
+def asset_keys(base_url: str, group: str | None = None) -> list[list[str]]:
+    data = graphql(base_url, "{ assetNodes { groupName assetKey { path } } }")
+    return [
+        node["assetKey"]["path"]
+        for node in data["assetNodes"]
+        if group is None or node["groupName"] == group
+    ]
 
 
-def materialize_all(base_url: str, run_config: dict, only: list[list[str]] | None = None) -> str:
-    """What the UI's "Materialize all" (or "Materialize selected", with ``only``) sends: the
-    implicit asset job with the assets selected."""
+def materialize_all(
+    base_url: str,
+    run_config: dict,
+    only: list[list[str]] | None = None,
+    group: str | None = None,
+) -> str:
+    """What the UI's "Materialize all" (in a group's view with ``group``; "Materialize
+    selected" with ``only``) sends: the implicit asset job with the assets selected."""
     mutation = """
     mutation Launch($params: ExecutionParams!) {
       launchRun(executionParams: $params) {
@@ -43,7 +52,7 @@ def materialize_all(base_url: str, run_config: dict, only: list[list[str]] | Non
             "repositoryLocationName": LOCATION,
             "repositoryName": REPOSITORY,
             "pipelineName": "__ASSET_JOB",
-            "assetSelection": [{"path": path} for path in (only or asset_keys(base_url))],
+            "assetSelection": [{"path": path} for path in (only or asset_keys(base_url, group))],
         },
         "runConfigData": run_config,
         "mode": "default",

@@ -66,7 +66,15 @@ def start_make(target: str, port: int, log: Path, extra: list[str]) -> subproces
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=default_stop_signals,
         )
+
+
+def default_stop_signals() -> None:
+    """make starts as from a shell: INT and TERM at their defaults. Ignored dispositions are
+    inherited, and the in-process Dagster runs earlier in the session may leave them ignored."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 @pytest.mark.slow

@@ -63,16 +63,11 @@ def dagster_ui(tmp_path_factory, prepared_dbt_project):
 @pytest.fixture(scope="module")
 def materialized(dagster_ui):
     config = {
-        "ops": {
-            "raw_playlist_events": {"config": {"synthetic_playlists": 1200}},
-            **SMALL_GRID,
-            # Materialize all takes the user-items group too, on the same playlists.
-            "user_item_candidates": {
-                "config": {"candidates": [{"family": "ease", "params": {"l2": 200.0}}]}
-            },
-        }
+        "ops": {"raw_playlist_events": {"config": {"synthetic_playlists": 1200}}, **SMALL_GRID}
     }
-    run_id = materialize_all(dagster_ui["url"], config)
+    # "Materialize all" in the next_track group's view (tests/test_user_items_pipeline.py
+    # materializes the user_items group).
+    run_id = materialize_all(dagster_ui["url"], config, group="next_track")
     status = wait_for_run(dagster_ui["url"], run_id)
     assert status == "SUCCESS", dagster_ui["log"].read_text()[-5000:]
     return run_id

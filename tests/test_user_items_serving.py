@@ -173,6 +173,7 @@ def registry(tmp_path_factory):
 
 def test_the_registered_pyfunc_answers_as_in_process_without_torch(bundle_dir, registry):
     tracking_uri, experiment = registry
+    mlflow.set_tracking_uri(tracking_uri)  # conftest puts every test back on the session's
     name = f"user-items-{bundle_dir.parent.name}"
     bundle = load_bundle(bundle_dir)
     example = user_items_pyfunc.example_input(bundle)
@@ -184,7 +185,12 @@ def test_the_registered_pyfunc_answers_as_in_process_without_torch(bundle_dir, r
     )  # fmt: skip
     client.set_registered_model_alias(name, "champion", version)
     requirements = (
-        Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")) / "requirements.txt"
+        Path(
+            mlflow.artifacts.download_artifacts(
+                f"models:/{name}/{version}", tracking_uri=tracking_uri
+            )
+        )
+        / "requirements.txt"
     ).read_text()
     assert "torch" not in requirements and "gensim" not in requirements
     rows = {
