@@ -22,13 +22,11 @@ def open_instance(python_log_level: str | None = None) -> dg.DagsterInstance:
     if not home or not Path(home).is_dir():
         return dg.DagsterInstance.get()  # raises Dagster's own error naming the setting
     with file_lock(Path(home) / ".instance.lock"):
-        instance = dg.DagsterInstance.get()
         if python_log_level is None:
-            return instance
+            return dg.DagsterInstance.get()
         # InstanceRef is not exported by dagster; it is how an instance gets config overrides
         # that step processes inherit (the ref travels with the run).
         ref = InstanceRef.from_dir(
-            instance.root_directory,
-            overrides={"python_logs": {"python_log_level": python_log_level}},
+            home, overrides={"python_logs": {"python_log_level": python_log_level}}
         )
         return dg.DagsterInstance.from_ref(ref)

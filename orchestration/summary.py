@@ -59,6 +59,15 @@ def validation_lines(rows: list[dict], metrics=METRICS) -> list[str]:
     return lines
 
 
+def test_lines(chosen: dict, metrics=METRICS) -> list[str]:
+    """The selected model's and the baselines' test figures (a selected-model handover)."""
+    rows = [
+        (name, "selected" if name == chosen["candidate"] else "baseline", figures)
+        for name, figures in chosen["test"].items()
+    ]
+    return metric_table(rows, metrics)
+
+
 def handover(metadata: dict) -> dict:
     return json.loads(Path(metadata["handover"]).read_text())
 
@@ -84,13 +93,8 @@ def print_summary(instance: dg.DagsterInstance, run_id: str, seconds: float) -> 
         print("\n".join(validation_lines(handover(selection)["rows"])))
     selected = meta("selected_model")
     if selected:
-        chosen = handover(selected)
         print(f"\n== test split, scored once: {selected['candidate']} and the baselines ==")
-        rows = [
-            (name, "selected" if name == chosen["candidate"] else "baseline", metrics)
-            for name, metrics in chosen["test"].items()
-        ]
-        print("\n".join(metric_table(rows)))
+        print("\n".join(test_lines(handover(selected))))
         print(
             f"bundle {selected['bundle_megabytes']:.1f} MB, "
             f"{selected['serving_latency_ms_p50']:.1f} ms per query (median, in process)"
@@ -117,13 +121,8 @@ def print_user_items(meta) -> None:
         print("\n".join(validation_lines(rows, USER_ITEMS_METRICS)))
     selected = meta("user_items_selected_model")
     if selected:
-        chosen = handover(selected)
         print(f"\n== test, scored once: {selected['candidate']} (refit) and popularity ==")
-        rows = [
-            (name, "selected" if name == chosen["candidate"] else "baseline", metrics)
-            for name, metrics in chosen["test"].items()
-        ]
-        print("\n".join(metric_table(rows, USER_ITEMS_METRICS)))
+        print("\n".join(test_lines(handover(selected), USER_ITEMS_METRICS)))
     print_registered(meta("user_items_registered_model"))
     print_table(meta("user_recommendations"), "user_recommendations", "users")
 

@@ -119,8 +119,15 @@ def best(results: list[R], min_coverage: float = 0.0, metric: str = SELECTION_ME
     )
 
 
+class Refittable(Protocol):
+    """A FoldResult, or the pipeline's CandidateResult: what a refit needs."""
+
+    family: str
+    params: dict[str, Any]
+
+
 def refit_and_test(
-    chosen: FoldResult, test_fold: UserItemsFold, log: Log = _no_log
+    chosen: Refittable, test_fold: UserItemsFold, log: Log = _no_log
 ) -> tuple[Recommender, FoldResult]:
     """The chosen configuration retrained on the test fold's train (train + validation), with
     its kept epochs and no early stopping (test is never looked at while fitting)."""

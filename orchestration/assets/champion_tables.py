@@ -1,17 +1,25 @@
 """What both serving tables (track_recommendations, user_recommendations) share: the current
-champion's bundle from the registry, and their dbt source tests run as an asset check."""
+champion's bundle from the registry, writing the table with its figures, and their dbt source
+tests run as an asset check."""
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import mlflow as mlflow_lib
+import pyarrow as pa
 from dagster_dbt import DbtCliResource
 
 from ml.registry import current_champion
+from ml.serving.batch import lookup_ms, write_table
 from ml.serving.bundle import Bundle, load_bundle
 from orchestration.assets.dbt import environment
 from orchestration.project import dbt_project
 from orchestration.resources import MlflowResource
+from orchestration.settings import SERVING_DIR
+
+LOOKUP_SAMPLE = 200  # keys whose lookups give the median latency
 
 
 def champion_bundle(mlflow: MlflowResource, model_name: str, into: Path) -> tuple[Bundle, str]:
@@ -25,6 +33,37 @@ def champion_bundle(mlflow: MlflowResource, model_name: str, into: Path) -> tupl
         tracking_uri=mlflow.tracking_uri,
     )
     return load_bundle(Path(local) / "artifacts" / "bundle"), champion.version
+
+
+def serving_table(
+    table: str,
+    batches: Iterator[pa.RecordBatch],
+    schema: pa.Schema,
+    key: str,
+    keys: list[str],
+    what: str,
+    champion_version: str,
+    k: int,
+) -> dg.MaterializeResult:
+    """``batches`` written as ``table`` in data/serving/<table>.duckdb (indexed by ``key``,
+    swapped in atomically); rows, build seconds and the median lookup of one of ``keys`` (the
+    ``what``: tracks, users)."""
+    path = SERVING_DIR / f"{table}.duckdb"
+    started = time.perf_counter()
+    rows = write_table(path, table, batches, schema, key)
+    seconds = time.perf_counter() - started
+    sample = keys[:: max(1, len(keys) // LOOKUP_SAMPLE)]
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            what: len(keys),
+            "k": k,
+            "champion_version": champion_version,
+            "build_seconds": seconds,
+            "lookup_ms_p50": lookup_ms(path, table, key, sample),
+            "path": dg.MetadataValue.path(str(path)),
+        }
+    )
 
 
 def dbt_source_tests(dbt: DbtCliResource, source: str, warehouse: Path) -> dg.AssetCheckResult:

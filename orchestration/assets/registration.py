@@ -1,18 +1,28 @@
 """What both registration assets (next-track, user-items) do around their own model: end the
-MLflow runs dead Dagster runs left open, and once the version is described, set its alias, close
-the pipeline's MLflow run, prune old run folders and report."""
+MLflow runs dead Dagster runs left open, decide champion or challenger against the current
+champion rescored on this run's test split, describe the version, and once it is described set
+its alias, close the pipeline's MLflow run, prune old run folders and report."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import mlflow as mlflow_lib
 from mlflow import MlflowClient
 from mlflow.entities import RunStatus
 from mlflow.entities.model_registry import ModelVersion
 
-from ml.registry import Promotion, end_orphaned_runs, set_alias
+from ml.registry import (
+    Promotion,
+    current_champion,
+    decide_promotion,
+    end_orphaned_runs,
+    set_alias,
+)
 from orchestration.resources import MlflowResource, RunStore
 from orchestration.run_health import run_is_live, runs_in_progress
+from orchestration.settings import DAGSTER_UI_URL
 
 
 @dataclass
@@ -34,6 +44,58 @@ def end_orphans(context: dg.AssetExecutionContext, client: MlflowClient, experim
 
 
 @dataclass(frozen=True)
+class ChampionComparison:
+    promotion: Promotion
+    champion: ModelVersion | None
+    champion_score: float | None  # the champion's figure on this run's test split
+
+
+def compare_with_champion(
+    client: MlflowClient,
+    model_name: str,
+    lineage: str,
+    score: float,
+    rescore: Callable[[mlflow_lib.pyfunc.PyFuncModel], float],
+) -> ChampionComparison:
+    """The current champion, loaded through its pyfunc and ``rescore``d on this run's test
+    split (whatever catalogue it knows), and the promotion that follows."""
+    champion = current_champion(client, model_name)
+    champion_score = None
+    if champion is not None:
+        champion_score = rescore(
+            mlflow_lib.pyfunc.load_model(f"models:/{model_name}/{champion.version}")
+        )
+    promotion = decide_promotion(
+        score,
+        lineage,
+        None if champion is None else champion.version,
+        None if champion is None else champion.tags.get("lineage"),
+        champion_score,
+    )
+    return ChampionComparison(promotion, champion, champion_score)
+
+
+def selected_tags(
+    context: dg.AssetExecutionContext,
+    family: str,
+    candidate: str,
+    lineage: str,
+    fingerprints: dict[str, str],
+) -> dict[str, str]:
+    """The tags of the selected model's MLflow run (its version carries them too, without
+    ``kind``)."""
+    return {
+        "kind": "selected",
+        "family": family,
+        "candidate": candidate,
+        **fingerprints,
+        "lineage": lineage,
+        "dagster_run_id": context.run.run_id,
+        "dagster_run": f"{DAGSTER_UI_URL}/runs/{context.run.run_id}",
+    }
+
+
+@dataclass(frozen=True)
 class Registration:
     """A logged and registered version, its promotion, and the figure it was decided on."""
 
@@ -42,11 +104,9 @@ class Registration:
     run_id: str
     parent_run_id: str
     experiment_id: str
-    promotion: Promotion
+    comparison: ChampionComparison
     metric: str  # test_<metric> is the promotion figure
     score: float
-    champion: ModelVersion | None
-    champion_score: float | None
 
 
 def promote_and_report(
@@ -61,13 +121,15 @@ def promote_and_report(
     pipeline's MLflow run ends and old run folders go: never the folder of a run still going
     (overlapping runs), nor the build this one read."""
     r = registration
+    promotion, champion = r.comparison.promotion, r.comparison.champion
+    champion_score = r.comparison.champion_score
     client = mlflow.client()
-    set_alias(client, r.model_name, r.version, r.promotion, version_tags)
+    set_alias(client, r.model_name, r.version, promotion, version_tags)
     client.set_terminated(r.parent_run_id, status=RunStatus.to_string(RunStatus.FINISHED))
     in_use = {context.run.run_id, warehouse.parent.name}
     pruned = run_store.prune(protect=in_use | runs_in_progress(context.instance))
     context.log.info(
-        f"registered {r.model_name} v{r.version} as {r.promotion.alias}: {r.promotion.reason}"
+        f"registered {r.model_name} v{r.version} as {promotion.alias}: {promotion.reason}"
         + (f"; pruned {len(pruned)} old run folders" if pruned else "")
     )
     uri = f"models:/{r.model_name}/{r.version}"
@@ -75,13 +137,13 @@ def promote_and_report(
         {
             "model_name": r.model_name,
             "model_version": r.version,
-            "alias": r.promotion.alias,
-            "promotion": r.promotion.reason,
+            "alias": promotion.alias,
+            "promotion": promotion.reason,
             f"test_{r.metric}": r.score,
-            "champion_before": "none" if r.champion is None else r.champion.version,
+            "champion_before": "none" if champion is None else champion.version,
             **(
-                {f"champion_before_test_{r.metric}_on_this_split": r.champion_score}
-                if r.champion_score is not None
+                {f"champion_before_test_{r.metric}_on_this_split": champion_score}
+                if champion_score is not None
                 else {}
             ),
             "mlflow_run": dg.MetadataValue.url(mlflow.run_url(r.experiment_id, r.run_id)),
@@ -89,7 +151,7 @@ def promote_and_report(
         }
     )
     return RegisteredModel(
-        r.model_name, r.version, r.promotion.alias, r.promotion.reason, r.run_id, uri
+        r.model_name, r.version, promotion.alias, promotion.reason, r.run_id, uri
     )
 
 

@@ -4,11 +4,10 @@ and promoted champion or challenger with the reason written on the version."""
 from pathlib import Path
 
 import dagster as dg
-import mlflow as mlflow_lib
 import pandas as pd
 
 from ml.evaluation.metrics import served_metrics
-from ml.registry import current_champion, decide_promotion, log_and_register, log_training_data
+from ml.registry import log_and_register, log_training_data
 from ml.serving import next_track_pyfunc
 from ml.serving.bundle import load_bundle
 from orchestration.assets.next_track.candidates import EXPERIMENT
@@ -18,12 +17,14 @@ from orchestration.assets.registration import (
     RegisteredModel,
     Registration,
     baseline_name,
+    compare_with_champion,
     end_orphans,
     logged_metrics,
     promote_and_report,
+    selected_tags,
 )
 from orchestration.resources import MlflowResource, RunStore
-from orchestration.settings import DAGSTER_UI_URL, REGISTRY_POOL
+from orchestration.settings import REGISTRY_POOL
 
 MODEL_NAME = "next-track"
 PROMOTION_K = 100
@@ -75,20 +76,12 @@ def registered_model(
     experiment_id = mlflow.experiment_id(EXPERIMENT)
     client = mlflow.client()
     end_orphans(context, client, experiment_id)
-    champion = current_champion(client, MODEL_NAME)
-    champion_score = None
-    if champion is not None:
-        model = mlflow_lib.pyfunc.load_model(f"models:/{MODEL_NAME}/{champion.version}")
-        champion_score = pyfunc_hit_rate(model, dataset.load().test_keys, PROMOTION_K)
     metric = f"hit_rate_at_{PROMOTION_K}"
     score = selected.test[selected.candidate][metric]
-    promotion = decide_promotion(
-        score,
-        dataset.source,
-        None if champion is None else champion.version,
-        None if champion is None else champion.tags.get("lineage"),
-        champion_score,
-    )
+    comparison = compare_with_champion(
+        client, MODEL_NAME, dataset.source, score,
+        lambda champion: pyfunc_hit_rate(champion, dataset.load().test_keys, PROMOTION_K),
+    )  # fmt: skip
     bundle = load_bundle(Path(selected.bundle_dir))
     example = pd.DataFrame({"tracks": [bundle.catalogue.key_list()[:3]]})
     parent = mlflow.parent_run(EXPERIMENT, context)
@@ -98,16 +91,10 @@ def registered_model(
     metrics.update(
         {"bundle_megabytes": selected.bundle_bytes / 1e6, "latency_ms_p50": selected.latency_ms_p50}
     )
-    tags = {
-        "kind": "selected",
-        "family": selected.family,
-        "candidate": selected.candidate,
-        "data_fingerprint": dataset.fingerprint,
-        "raw_fingerprint": dataset.raw_fingerprint,
-        "lineage": dataset.source,
-        "dagster_run_id": context.run.run_id,
-        "dagster_run": f"{DAGSTER_UI_URL}/runs/{context.run.run_id}",
-    }
+    tags = selected_tags(
+        context, selected.family, selected.candidate, dataset.source,
+        {"data_fingerprint": dataset.fingerprint, "raw_fingerprint": dataset.raw_fingerprint},
+    )  # fmt: skip
     run_id, version = log_and_register(
         client,
         experiment_id,
@@ -127,7 +114,9 @@ def registered_model(
         client, run_id, "playlist_splits", Path(dataset.warehouse), dataset.fingerprint
     )
     client.update_model_version(
-        MODEL_NAME, version, version_description(selected, candidate_metrics, promotion.reason)
+        MODEL_NAME,
+        version,
+        version_description(selected, candidate_metrics, comparison.promotion.reason),
     )
     version_tags = {
         **{k: v for k, v in tags.items() if k != "kind"},
@@ -139,9 +128,8 @@ def registered_model(
         },
     }
     registration = Registration(
-        MODEL_NAME, version, run_id, parent, experiment_id, promotion, metric, score, champion,
-        champion_score,
-    )  # fmt: skip
+        MODEL_NAME, version, run_id, parent, experiment_id, comparison, metric, score
+    )
     return promote_and_report(
         context, registration, version_tags, Path(dataset.warehouse), mlflow, run_store
     )

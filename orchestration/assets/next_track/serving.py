@@ -1,17 +1,15 @@
 """track_recommendations: the next-track champion's top-K next tracks for every track, as a
 DuckDB table for lookups; its dbt source tests run as the asset's check."""
 
-import time
-
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from ml.serving.batch import NEXT_TRACK_SCHEMA, lookup_ms, next_track_batches, write_table
-from orchestration.assets.champion_tables import champion_bundle, dbt_source_tests
+from ml.serving.batch import NEXT_TRACK_SCHEMA, next_track_batches
+from orchestration.assets.champion_tables import champion_bundle, dbt_source_tests, serving_table
 from orchestration.assets.next_track.registry import MODEL_NAME, registered_model
 from orchestration.config import ServingTableConfig
 from orchestration.resources import MlflowResource, RunStore
-from orchestration.settings import SERVING_DIR, WAREHOUSE_PATH
+from orchestration.settings import WAREHOUSE_PATH
 
 TABLE = "track_recommendations"
 
@@ -31,27 +29,15 @@ def track_recommendations(
 ) -> dg.MaterializeResult:
     into = run_store.run_dir(context.run.run_id) / "champion"
     bundle, version = champion_bundle(mlflow, MODEL_NAME, into)
-    path = SERVING_DIR / f"{TABLE}.duckdb"
-    started = time.perf_counter()
-    rows = write_table(
-        path,
+    return serving_table(
         TABLE,
         next_track_batches(bundle, config.k, config.batch, context.log.info),
         NEXT_TRACK_SCHEMA,
         "track_key",
-    )
-    seconds = time.perf_counter() - started
-    sample = bundle.catalogue.key_list()[:200]
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": rows,
-            "tracks": len(bundle.catalogue),
-            "k": config.k,
-            "champion_version": version,
-            "build_seconds": seconds,
-            "lookup_ms_p50": lookup_ms(path, TABLE, "track_key", sample),
-            "path": dg.MetadataValue.path(str(path)),
-        }
+        bundle.catalogue.key_list(),
+        "tracks",
+        version,
+        config.k,
     )
 
 

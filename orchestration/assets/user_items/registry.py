@@ -7,29 +7,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import mlflow as mlflow_lib
 import pandas as pd
 
 from ml.datasets.user_items import UserItemsFold, read_user_histories
 from ml.evaluation.candidates import CandidateResult
 from ml.evaluation.metrics import served_metrics
 from ml.evaluation.report import USER_ITEMS_COLUMNS, markdown_table, table_rows
-from ml.evaluation.user_items import FoldResult, refit_and_test
-from ml.registry import current_champion, decide_promotion, log_and_register, log_training_data
+from ml.evaluation.user_items import refit_and_test
+from ml.registry import log_and_register, log_training_data
 from ml.serving import user_items_pyfunc
 from ml.serving.bundle import bundle_bytes, load_bundle, save_bundle
 from orchestration.assets.registration import (
     RegisteredModel,
     Registration,
+    compare_with_champion,
     end_orphans,
     logged_metrics,
     promote_and_report,
+    selected_tags,
 )
 from orchestration.assets.user_items.candidates import EXPERIMENT
 from orchestration.assets.user_items.dataset import UserItemsDatasetHandle
 from orchestration.assets.user_items.selection import UserItemsSelection
 from orchestration.resources import MlflowResource, RunStore
-from orchestration.settings import DAGSTER_UI_URL, REGISTRY_POOL
+from orchestration.settings import REGISTRY_POOL
 
 MODEL_NAME = "user-items"
 PROMOTION_METRIC = "ndcg_at_10"
@@ -47,12 +48,6 @@ class UserItemsSelectedModel:
     bundle_bytes: int
 
 
-def as_fold_result(result: CandidateResult) -> FoldResult:
-    return FoldResult(
-        result.name, result.family, result.params, result.metrics, result.fit_seconds, {}
-    )
-
-
 @dg.asset(
     group_name="user_items",
     description="The selected configuration refit on train + validation (its kept epochs, no "
@@ -68,10 +63,10 @@ def user_items_selected_model(
     selection, dataset = user_items_candidate_metrics, user_items_dataset
     fold = dataset.fold("test")
     chosen = selection.selected
-    model, result = refit_and_test(as_fold_result(chosen), fold, context.log.info)
+    model, result = refit_and_test(chosen, fold, context.log.info)
     test = {chosen.name: result.metrics}
     for baseline in selection.baselines:
-        _, scored = refit_and_test(as_fold_result(baseline), fold)
+        _, scored = refit_and_test(baseline, fold)
         test[baseline.name] = scored.metrics
     histories = read_user_histories(Path(dataset.warehouse), fold.users, fold.catalogue)
     bundle_dir = save_bundle(
@@ -162,20 +157,11 @@ def user_items_registered_model(
     experiment_id = mlflow.experiment_id(EXPERIMENT)
     client = mlflow.client()
     end_orphans(context, client, experiment_id)
-    fold = dataset.fold("test")
-    champion = current_champion(client, MODEL_NAME)
-    champion_score = None
-    if champion is not None:
-        loaded = mlflow_lib.pyfunc.load_model(f"models:/{MODEL_NAME}/{champion.version}")
-        champion_score = pyfunc_metrics(loaded, fold)[PROMOTION_METRIC]
     score = selected.test[selected.candidate][PROMOTION_METRIC]
-    promotion = decide_promotion(
-        score,
-        dataset.source,
-        None if champion is None else champion.version,
-        None if champion is None else champion.tags.get("lineage"),
-        champion_score,
-    )
+    comparison = compare_with_champion(
+        client, MODEL_NAME, dataset.source, score,
+        lambda champion: pyfunc_metrics(champion, dataset.fold("test"))[PROMOTION_METRIC],
+    )  # fmt: skip
     bundle = load_bundle(Path(selected.bundle_dir))
     metrics = logged_metrics(
         selected.candidate, {"test": selected.test, "validation": selected.validation}
@@ -183,15 +169,10 @@ def user_items_registered_model(
     metrics.update(
         {"bundle_megabytes": selected.bundle_bytes / 1e6, "refit_seconds": selected.refit_seconds}
     )
-    tags = {
-        "kind": "selected",
-        "family": selected.family,
-        "candidate": selected.candidate,
-        "data_fingerprint": dataset.fingerprint,
-        "lineage": dataset.source,
-        "dagster_run_id": context.run.run_id,
-        "dagster_run": f"{DAGSTER_UI_URL}/runs/{context.run.run_id}",
-    }
+    tags = selected_tags(
+        context, selected.family, selected.candidate, dataset.source,
+        {"data_fingerprint": dataset.fingerprint},
+    )  # fmt: skip
     parent = mlflow.parent_run(EXPERIMENT, context)
     run_id, version = log_and_register(
         client,
@@ -223,7 +204,7 @@ def user_items_registered_model(
         "\n".join(
             [
                 f"{selected.candidate} ({selected.family}), selected on validation NDCG@10. "
-                f"Promotion: {promotion.reason}.",
+                f"Promotion: {comparison.promotion.reason}.",
                 "",
                 "| model | validation NDCG@10 | test NDCG@10 | test HitRate@10 | "
                 "test Coverage@10 |",
@@ -237,9 +218,8 @@ def user_items_registered_model(
         f"test_{PROMOTION_METRIC}": f"{score:.6f}",
     }
     registration = Registration(
-        MODEL_NAME, version, run_id, parent, experiment_id, promotion, PROMOTION_METRIC, score,
-        champion, champion_score,
-    )  # fmt: skip
+        MODEL_NAME, version, run_id, parent, experiment_id, comparison, PROMOTION_METRIC, score
+    )
     return promote_and_report(
         context, registration, version_tags, Path(dataset.warehouse), mlflow, run_store
     )

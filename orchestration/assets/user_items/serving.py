@@ -1,19 +1,18 @@
 """user_recommendations: the user-items champion's top-K unseen items for every user it knows,
 as a DuckDB table for lookups; its dbt source tests run as the asset's check."""
 
-import time
 from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from ml.datasets.user_items import read_user_histories
-from ml.serving.batch import USER_ITEMS_SCHEMA, lookup_ms, user_items_batches, write_table
-from orchestration.assets.champion_tables import champion_bundle, dbt_source_tests
+from ml.serving.batch import USER_ITEMS_SCHEMA, user_items_batches
+from orchestration.assets.champion_tables import champion_bundle, dbt_source_tests, serving_table
 from orchestration.assets.user_items.registry import MODEL_NAME, user_items_registered_model
 from orchestration.config import ServingTableConfig
 from orchestration.resources import MlflowResource, RunStore
-from orchestration.settings import SERVING_DIR, USER_ITEMS_WAREHOUSE_PATH
+from orchestration.settings import USER_ITEMS_WAREHOUSE_PATH
 
 TABLE = "user_recommendations"
 
@@ -38,27 +37,15 @@ def user_recommendations(
     users = bundle.users.to_pylist()
     # Fresher than the bundle's own copy: what each user has now is never recommended.
     histories = read_user_histories(Path(USER_ITEMS_WAREHOUSE_PATH), users, bundle.catalogue)
-    path = SERVING_DIR / f"{TABLE}.duckdb"
-    started = time.perf_counter()
-    rows = write_table(
-        path,
+    return serving_table(
         TABLE,
         user_items_batches(bundle, histories, config.k, config.batch, context.log.info),
         USER_ITEMS_SCHEMA,
         "user_id",
-    )
-    seconds = time.perf_counter() - started
-    sample = users[:: max(1, len(users) // 200)]
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": rows,
-            "users": len(users),
-            "k": config.k,
-            "champion_version": version,
-            "build_seconds": seconds,
-            "lookup_ms_p50": lookup_ms(path, TABLE, "user_id", sample),
-            "path": dg.MetadataValue.path(str(path)),
-        }
+        users,
+        "users",
+        version,
+        config.k,
     )
 
 
