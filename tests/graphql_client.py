@@ -116,3 +116,13 @@ def run_times(base_url: str, run_id: str) -> tuple[float, float]:
     query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { startTime endTime } } }"
     run = graphql(base_url, query, {"id": run_id})["runOrError"]
     return run["startTime"], run["endTime"]
+
+
+def terminate_run(base_url: str, run_id: str) -> None:
+    """The UI's "Terminate" on a run."""
+    mutation = """mutation($id: String!) {
+      terminateRun(runId: $id) { __typename ... on PythonError { message } }
+    }"""
+    result = graphql(base_url, mutation, {"id": run_id})["terminateRun"]
+    if result["__typename"] != "TerminateRunSuccess":
+        raise RuntimeError(result)
