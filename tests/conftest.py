@@ -25,6 +25,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`-n 2 --dist loadgroup`), every platform test runs on one worker, one
+    after another: they share the repository's dbt target folder (dg dev and dbt re-parse into
+    it while other processes read its manifest) and the machine's cores. A module marked
+    self_contained is its own group, run beside them on the other worker."""
+    for item in items:
+        own = item.get_closest_marker("self_contained") is not None
+        group = item.module.__name__ if own else "platform"
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(autouse=True)
 def session_mlflow_store():
     """Every test starts on the session's MLflow store: a test that points MLflow elsewhere

@@ -22,6 +22,8 @@ from ml.recommenders.neighbourhood import (
 )
 from ml.sequences import UNKNOWN, Sequences
 
+pytestmark = pytest.mark.self_contained
+
 A, B, C, D, E, F, G = range(7)
 
 
