@@ -14,8 +14,6 @@ from ml.recommenders.sequential_rules import SequentialRules, SequentialRulesPar
 from ml.recommenders.word2vec import TUTORIAL, Word2Vec, Word2VecParams, write_corpus
 from ml.sequences import Sequences
 
-pytestmark = pytest.mark.self_contained
-
 KEYS = ["a", "b", "c", "d", "e", "x", "y"]
 ID = {k: i for i, k in enumerate(KEYS)}
 TOY = [list("abcd"), list("abe"), list("xabc"), list("bey")]

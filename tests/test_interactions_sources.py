@@ -13,8 +13,6 @@ from ml.sources import SourceError
 from ml.sources.canonical import CANONICAL_SCHEMA
 from ml.sources.interactions import ColumnMapping, ItemColumns, ingest_interactions
 
-pytestmark = pytest.mark.self_contained
-
 
 def read(folder: Path, name: str = "interactions") -> dict[str, list]:
     return pq.read_table(folder / f"{name}.parquet").to_pydict()

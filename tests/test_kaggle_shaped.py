@@ -27,8 +27,6 @@ from ml.sources.kaggle_shaped import (
     write_kaggle_shaped,
 )
 
-pytestmark = pytest.mark.self_contained
-
 FRACTION = 0.005  # 64k lines: big enough for a tail, written in well under a second
 
 

@@ -8,8 +8,6 @@ import pytest
 from ml.evaluation.metrics import hit_rate_curve, ranking_metrics, standard_error
 from ml.sequences import Sequences
 
-pytestmark = pytest.mark.self_contained
-
 A, B, C, X, Y, Z = range(6)
 
 

@@ -22,8 +22,6 @@ from ml.recommenders.neighbourhood import (
 )
 from ml.sequences import UNKNOWN, Sequences
 
-pytestmark = pytest.mark.self_contained
-
 A, B, C, D, E, F, G = range(7)
 
 

@@ -12,8 +12,6 @@ import pytest
 
 from tests.servers import free_port, server
 
-pytestmark = pytest.mark.self_contained
-
 LEAKS = ("Traceback", "site-packages", 'File "')
 
 

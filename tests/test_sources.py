@@ -21,8 +21,6 @@ from ml.sources import SourceError, detect_format, ingest, kaggle
 from ml.sources.canonical import OutOfSpaceError
 from ml.sources.synthetic import SyntheticSpec, generate_rows
 
-pytestmark = pytest.mark.self_contained
-
 
 def read(path: Path) -> dict[str, list]:
     return pq.read_table(path).to_pydict()

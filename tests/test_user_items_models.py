@@ -13,8 +13,6 @@ from ml.recommenders.families import load_recommender
 from ml.recommenders.two_tower import TwoTower, TwoTowerParams
 from ml.sequences import UNKNOWN, Sequences
 
-pytestmark = pytest.mark.self_contained
-
 # 7 users x 4 items; user 4 has item 1 twice (it counts once); no two scores of a row tie
 HISTORIES = [[0, 1], [1, 2], [0, 2, 3], [3], [1, 1, 3], [0, 1], [1]]
 

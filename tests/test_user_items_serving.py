@@ -26,8 +26,6 @@ from ml.serving.batch import USER_ITEMS_SCHEMA, user_items_batches, write_table
 from ml.serving.bundle import Bundle, load_bundle, save_bundle
 from ml.serving.requests import BadRequest, logger
 
-pytestmark = pytest.mark.self_contained
-
 GROUPS, ITEMS_PER_GROUP, USERS_PER_GROUP = 3, 6, 8
 N_ITEMS = GROUPS * ITEMS_PER_GROUP
 ITEM_IDS = [f"item-{i:02d}" for i in range(N_ITEMS)]
