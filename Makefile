@@ -74,7 +74,7 @@ serve: install
 	exec $(BIN)/python -m orchestration.serve_model --model "$(MODEL)" --port $(SERVE_PORT)
 
 bench: install
-	$(BIN)/python benchmarks/bench_training_and_retrieval.py
+	$(BIN)/python benchmarks/bench_recommenders.py
 	$(BIN)/python benchmarks/bench_kaggle_ingest.py
 
 # The whole pipeline on a Kaggle-shaped CSV at FRACTION of Kaggle's scale: seconds and RSS per step.
