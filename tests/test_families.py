@@ -6,11 +6,13 @@ import pytest
 from pydantic import ValidationError
 
 from ml.evaluation.candidates import CandidateSpec
+from ml.evaluation.metrics import ranking_metrics
 from ml.recommenders.base import CannotFit, Queries, TopK
 from ml.recommenders.families import create, load_recommender
-from ml.recommenders.hybrid import Hybrid, search_weights
+from ml.recommenders.hybrid import CandidateUnion, Hybrid, merged_scores, search_weights
 from ml.recommenders.popularity import Popularity
 from ml.recommenders.sequential_rules import SequentialRules, SequentialRulesParams
+from ml.recommenders.topk import top_k_sparse
 from ml.recommenders.word2vec import TUTORIAL, Word2Vec, Word2VecParams, write_corpus
 from ml.sequences import Sequences
 
@@ -184,3 +186,28 @@ def test_weight_search_prefers_the_component_that_finds_the_labels():
     weights, metrics = search_weights(lists, labels, len(KEYS), 1)
     assert metrics["hit_rate_at_1"] == 1.0
     assert weights[0] > weights[1]
+
+
+def test_weight_search_ranks_as_the_merged_hybrid_does():
+    """Each weighting's hit rate and MRR, computed from the labels' ranks alone, equal those of
+    the merged lists (ties on equal sums, lists of uneven length, zero weights leaving a list's
+    items out)."""
+    rng = np.random.default_rng(7)
+    n, n_items, depth, k = 200, 120, 30, 10
+    lists = []
+    for rounding in (None, 1, 2):
+        ids = np.stack([rng.choice(n_items, depth, replace=False) for _ in range(n)])
+        scores = -np.sort(-rng.random((n, depth)), axis=1)
+        if rounding is not None:
+            scores = np.round(scores, rounding)  # many equal scores
+        short = np.arange(depth)[None, :] >= rng.integers(5, depth + 1, n)[:, None]
+        ids[short], scores[short] = -1, -np.inf
+        lists.append(TopK(ids.astype(np.int32), scores.astype(np.float32)))
+    labels = Sequences.from_lists([[int(x)] for x in rng.integers(0, n_items, n)])
+    union = CandidateUnion.of(lists, labels, n_items)
+    for weights in ([1.0, 0.0, 0.0], [0.5, 1.0, 0.25], [0.0, 1.0, 1.0], [1.0, 1.0, 1.0]):
+        merged = top_k_sparse(merged_scores(lists, weights, n_items), k, Sequences.empty(n))[0]
+        expected = ranking_metrics(merged, labels, n_items, (k,))
+        hit_rate, mrr = union.hit_rate_and_mrr(weights, k)
+        assert hit_rate == pytest.approx(expected[f"hit_rate_at_{k}"]) and hit_rate > 0
+        assert mrr == pytest.approx(expected[f"mrr_at_{k}"])

@@ -3,23 +3,25 @@
 Each component proposes its ``depth`` best items per query; scores are normalised per query
 (min-max within the list) and summed with the hybrid's weights, an item missing from a list
 adding 0. Weights are chosen on validation (``search_weights``): the same queries every
-component already ranked, so the search costs merges, not model calls.
+component already ranked, so the search re-weights one table of their candidates, with no
+model call.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import scipy.sparse as sp
 from pydantic import Field, field_validator
 from pydantic.dataclasses import dataclass
 
-from ml.evaluation.metrics import ranking_metrics
 from ml.recommenders.base import Log, Queries, Recommender, TopK, _no_log
-from ml.recommenders.topk import combine, normalise_rows, top_k_sparse
-from ml.sequences import Sequences
+from ml.recommenders.topk import combine, normalise_rows
+from ml.sequences import UNKNOWN, Sequences
 
 WEIGHT_LEVELS = (0.0, 0.25, 0.5, 1.0)
 
@@ -96,17 +98,14 @@ def merged_scores(lists: list[TopK], weights: list[float], n_items: int) -> sp.c
     )
 
 
-def merge(lists: list[TopK], weights: list[float], k: int, n_items: int) -> TopK:
-    scores = merged_scores(lists, weights, n_items)
-    return TopK(*top_k_sparse(scores, k, Sequences.empty(len(lists[0]))))
-
-
 def search_weights(
     lists: list[TopK], labels: Sequences, n_items: int, k: int
 ) -> tuple[list[float], dict[str, float]]:
     """The weights (from a small grid, one per list) with the best hit rate@k on these labels,
-    ties broken by MRR@k; returns them with their metrics."""
-    best: tuple[tuple[float, float], list[float], dict[str, float]] | None = None
+    ties broken by MRR@k; returns them with their hit rate@k and MRR@k. Each weighting ranks
+    exactly as ``merged_scores`` would, but only the labels' ranks are computed."""
+    union = CandidateUnion.of(lists, labels, n_items)
+    best: tuple[tuple[float, float], list[float]] | None = None
     seen: set[tuple[float, ...]] = set()
     for weights in itertools.product(WEIGHT_LEVELS, repeat=len(lists)):
         top = max(weights)
@@ -116,10 +115,76 @@ def search_weights(
         if key in seen:
             continue
         seen.add(key)
-        merged = merge(lists, list(key), k, n_items)
-        metrics = ranking_metrics(merged.ids, labels, n_items, (k,))
-        score = (metrics[f"hit_rate_at_{k}"], metrics[f"mrr_at_{k}"])
+        score = union.hit_rate_and_mrr(list(key), k)
         if best is None or score > best[0]:
-            best = (score, list(key), metrics)
+            best = (score, list(key))
     assert best is not None
-    return best[1], best[2]
+    (hit_rate, mrr), weights = best
+    return weights, {f"hit_rate_at_{k}": hit_rate, f"mrr_at_{k}": mrr}
+
+
+@dataclasses.dataclass(frozen=True)
+class CandidateUnion:
+    """Every (query, item) some list proposes, with each list's normalised score (0 where the
+    list lacks it): the weight search re-weights this table instead of merging lists again."""
+
+    rows: np.ndarray  # (E,) int64, query of each entry
+    items: np.ndarray  # (E,) int64
+    scores: np.ndarray  # (E, lists) float32
+    proposed: np.ndarray  # (E, lists) bool: the list holds the item
+    labels: np.ndarray  # (L,) int64: entries that are a relevant item of their query
+    n_queries: int
+
+    @classmethod
+    def of(cls, lists: list[TopK], labels: Sequences, n_items: int) -> CandidateUnion:
+        keys_per_list, scores_per_list = [], []
+        for top in lists:
+            rows = np.repeat(np.arange(len(top), dtype=np.int64), top.ids.shape[1])
+            items = top.ids.reshape(-1).astype(np.int64)
+            scores = normalise_rows(top.scores).reshape(-1)
+            keep = items != UNKNOWN
+            keys_per_list.append(rows[keep] * n_items + items[keep])
+            scores_per_list.append(np.where(np.isfinite(scores[keep]), scores[keep], 0.0))
+        keys = np.unique(np.concatenate(keys_per_list))
+        table = np.zeros((len(keys), len(lists)), dtype=np.float32)
+        proposed = np.zeros((len(keys), len(lists)), dtype=bool)
+        for j, list_keys in enumerate(keys_per_list):
+            at = np.searchsorted(keys, list_keys)
+            np.add.at(table[:, j], at, scores_per_list[j].astype(np.float32))
+            proposed[at, j] = True
+        known = labels.items != UNKNOWN
+        label_keys = np.unique(labels.row_of_each_item()[known] * n_items + labels.items[known])
+        return cls(
+            rows=keys // n_items,
+            items=keys % n_items,
+            scores=table,
+            proposed=proposed,
+            labels=np.flatnonzero(np.isin(keys, label_keys)),
+            n_queries=len(labels),
+        )
+
+    def hit_rate_and_mrr(self, weights: list[float], k: int) -> tuple[float, float]:
+        """Hit rate@k and MRR@k of the merged lists: higher sum first, lower item id on ties,
+        only items of lists with a positive weight."""
+        active = np.asarray(weights) > 0
+        values = self.scores[:, active] @ np.asarray(weights, dtype=np.float32)[active]
+        candidate = self.proposed[:, active].any(axis=1)
+        labels = self.labels[candidate[self.labels]]
+        if len(labels) == 0:
+            return 0.0, 0.0
+        # the best-placed label of each query: highest value, then lowest item id
+        order = np.lexsort((self.items[labels], -values[labels], self.rows[labels]))
+        labels = labels[order]
+        labels = labels[np.r_[True, self.rows[labels][1:] != self.rows[labels][:-1]]]
+        label_of_row = np.full(self.n_queries, -1, dtype=np.int64)
+        label_of_row[self.rows[labels]] = labels
+        mine = label_of_row[self.rows]
+        has = candidate & (mine >= 0)
+        theirs = np.where(has, mine, 0)
+        ahead = has & (
+            (values > values[theirs])
+            | ((values == values[theirs]) & (self.items < self.items[theirs]))
+        )
+        rank = np.bincount(self.rows[ahead], minlength=self.n_queries)[self.rows[labels]] + 1
+        hit = rank <= k
+        return float(hit.sum() / self.n_queries), float((1.0 / rank[hit]).sum() / self.n_queries)
