@@ -5,8 +5,11 @@ event log and dbt's line per node in the step's captured stdout, both in the Dag
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import sys
+from typing import TextIO
 
 import dagster as dg
 
@@ -16,6 +19,21 @@ MAX_MESSAGE_CHARACTERS = 240
 # holds at DEBUG; without it a waiting run prints nothing and looks hung.
 POOL_WAIT = "blocked by limit for pool"
 POOL_WAIT_MEANING = "waiting for the run that holds it to release it"
+
+
+def terminal_stream() -> TextIO | None:
+    """A copy of this process's stderr, taken before Dagster captures a step's output: it mirrors
+    the captured stderr to the terminal through `tail -F`, killed as the step ends, so a step's
+    last lines (its "done") were sometimes never shown. None where stderr is not a file."""
+    try:
+        return os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+
+
+# Taken at import: in `make run`'s process and in the forkserver its step processes fork from,
+# before any capture.
+TERMINAL = terminal_stream()
 
 
 def step_name(step_key: str | None) -> str:
@@ -90,7 +108,7 @@ class ProgressFilter(logging.Filter):
 )
 def progress_console(init_context: dg.InitLoggerContext) -> logging.Logger:
     logger = logging.Logger("next_track.progress", level=logging.DEBUG)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(TERMINAL or sys.stderr)
     handler.setFormatter(ProgressFormatter())
     handler.addFilter(ProgressFilter(logging.getLevelName(init_context.logger_config["log_level"])))
     logger.addHandler(handler)
