@@ -25,29 +25,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
-# Modules that start no dbt, Dagster or make process and write nothing in the repository.
-SELF_CONTAINED = {
-    "test_families", "test_interactions_sources", "test_kaggle_shaped", "test_metrics",
-    "test_neighbourhood", "test_serving", "test_sources", "test_user_items_models",
-    "test_user_items_serving",
-}  # fmt: skip
-
-
-def pytest_xdist_make_scheduler(config, log):
-    """Under pytest-xdist, every platform test runs on one worker, one after another: they share
-    the repository's dbt target folder (dg dev and dbt re-parse into it while other processes
-    read its manifest) and the machine's cores. Each self-contained module runs beside them.
-    (xdist's own loadgroup marks are ignored under pytest 9: it renames nodes via `_nodeid`.)"""
-    from xdist.scheduler import LoadScopeScheduling
-
-    class PlatformInOneWorker(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            module = Path(nodeid.split("::", 1)[0]).stem
-            return module if module in SELF_CONTAINED else "platform"
-
-    return PlatformInOneWorker(config, log)
-
-
 @pytest.fixture(autouse=True)
 def session_mlflow_store():
     """Every test starts on the session's MLflow store: a test that points MLflow elsewhere

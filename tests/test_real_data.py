@@ -1,28 +1,36 @@
-"""`make run SOURCE=...` on the real Yes.com playlists: the registered champion beats both
-baselines (most popular, sequential rules on the last track) on validation and on test."""
+"""`make run SOURCE=...` on the real Yes.com playlists, as a user runs and reads it: the registered
+champion beats both baselines (most popular, sequential rules on the last track) on validation
+and on test; progress goes to stderr (a line per step start and end, the steps' own messages), a
+short summary to stdout, no dbt node lines, no library warnings."""
 
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
+MAX_SUMMARY_LINES = 45
 
 
-def test_champion_on_yes_small_beats_both_baselines(shared_data, tmp_path):
-    data_dir = tmp_path / "data"
-    (tmp_path / "dagster_home").mkdir()
-    (tmp_path / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+@pytest.fixture(scope="module")
+def make_run(shared_data, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("yes_small_run")
+    data_dir, home = root / "data", root / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
     env = {
         **os.environ,
         "NEXT_TRACK_DATA_DIR": str(data_dir),
-        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "DAGSTER_HOME": str(home),
         "MLFLOW_TRACKING_URI": f"sqlite:///{data_dir}/mlflow/mlflow.db",
     }
     grid = REPO_ROOT / "tests" / "one_unit_per_family.yaml"  # CI time
-    result = subprocess.run(
+    done = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -36,12 +44,21 @@ def test_champion_on_yes_small_beats_both_baselines(shared_data, tmp_path):
         env=env,
         capture_output=True,
         text=True,
+        timeout=1800,
         check=False,
     )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert re.search(r"^rows in +175,911$", result.stdout, re.MULTILINE), result.stdout
-    assert "registered next-track version 1 as @champion" in result.stdout
-    runs = data_dir / "runs"
+    (root / "stdout.txt").write_text(done.stdout)
+    (root / "stderr.txt").write_text(done.stderr)
+    report = f"stdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-6000:]}"
+    assert done.returncode == 0, report
+    return {"stdout": done.stdout, "stderr": done.stderr, "data": data_dir, "report": report}
+
+
+def test_champion_on_yes_small_beats_both_baselines(make_run):
+    stdout = make_run["stdout"]
+    assert re.search(r"^rows in +175,911$", stdout, re.MULTILINE), stdout
+    assert "registered next-track version 1 as @champion" in stdout
+    runs = make_run["data"] / "runs"
     (run,) = [p for p in runs.iterdir() if (p / "handover" / "selected_model.json").exists()]
     selection = json.loads((run / "handover" / "candidate_metrics.json").read_text())
     selected = json.loads((run / "handover" / "selected_model.json").read_text())
@@ -55,3 +72,17 @@ def test_champion_on_yes_small_beats_both_baselines(shared_data, tmp_path):
             name,
             baseline["name"],
         )
+
+
+def test_make_run_prints_progress_and_a_short_summary(make_run):
+    stdout, stderr, report = make_run["stdout"], make_run["stderr"], make_run["report"]
+    assert len(stdout.splitlines()) <= MAX_SUMMARY_LINES, report
+    assert "== validation" in stdout and "== test split" in stdout
+    progress = stderr.splitlines()
+    assert any(line.endswith(" start  raw_playlist_events") for line in progress), report
+    assert any(" done   track_embeddings/fit[word2vec__" in line for line in progress), report
+    assert any("done   registered_model in" in line for line in progress), report
+    assert any("epoch" in line and "left" in line for line in progress), report  # training
+    assert "Warning" not in stderr, report  # UserWarning, FutureWarning, ...: fixed
+    for noise in ("START sql", "STEP_WORKER_STARTED", "Downloading artifacts", "DEBUG"):
+        assert noise not in stdout + stderr, noise
