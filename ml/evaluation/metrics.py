@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ml.recommenders.topk import known_item_keys
 from ml.sequences import UNKNOWN, Sequences
 
 DEFAULT_KS = (10, 20, 100)
@@ -22,8 +23,7 @@ def relevance(top_ids: np.ndarray, labels: Sequences, n_items: int) -> np.ndarra
     """(n, k) bool: whether each recommended item is one of its query's relevant items."""
     if len(top_ids) != len(labels):
         raise ValueError(f"{len(top_ids)} recommendation lists for {len(labels)} label sets")
-    keep = labels.items != UNKNOWN
-    label_keys = np.unique(labels.row_of_each_item()[keep] * n_items + labels.items[keep])
+    label_keys = known_item_keys(labels, n_items)
     rows = np.arange(len(top_ids), dtype=np.int64)[:, None]
     keys = rows * n_items + top_ids
     return np.isin(keys, label_keys) & (top_ids != UNKNOWN)

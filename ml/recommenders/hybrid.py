@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 from pydantic.dataclasses import dataclass
 
 from ml.recommenders.base import Log, Queries, Recommender, TopK, _no_log
-from ml.recommenders.topk import combine, normalise_rows
+from ml.recommenders.topk import combine, known_item_keys, normalise_rows
 from ml.sequences import UNKNOWN, Sequences
 
 WEIGHT_LEVELS = (0.0, 0.25, 0.5, 1.0)
@@ -152,14 +152,12 @@ class CandidateUnion:
             at = np.searchsorted(keys, list_keys)
             np.add.at(table[:, j], at, scores_per_list[j].astype(np.float32))
             proposed[at, j] = True
-        known = labels.items != UNKNOWN
-        label_keys = np.unique(labels.row_of_each_item()[known] * n_items + labels.items[known])
         return cls(
             rows=keys // n_items,
             items=keys % n_items,
             scores=table,
             proposed=proposed,
-            labels=np.flatnonzero(np.isin(keys, label_keys)),
+            labels=np.flatnonzero(np.isin(keys, known_item_keys(labels, n_items))),
             n_queries=len(labels),
         )
 

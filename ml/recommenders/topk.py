@@ -11,16 +11,17 @@ import scipy.sparse as sp
 from ml.sequences import UNKNOWN, Sequences
 
 
-def heard_mask_keys(history: Sequences, n_items: int) -> np.ndarray:
-    """row * n_items + item of every heard, known item (sorted, unique)."""
-    keep = history.items != UNKNOWN
-    return np.unique(history.row_of_each_item()[keep] * n_items + history.items[keep])
+def known_item_keys(sequences: Sequences, n_items: int) -> np.ndarray:
+    """row * n_items + item of every known item of each sequence (sorted, unique): the heard
+    items to exclude, or the labels to find."""
+    keep = sequences.items != UNKNOWN
+    return np.unique(sequences.row_of_each_item()[keep] * n_items + sequences.items[keep])
 
 
 def top_k_dense(scores: np.ndarray, k: int, history: Sequences) -> tuple[np.ndarray, np.ndarray]:
     """(ids, scores) of each row's k best items, heard items excluded; -1/-inf where fewer."""
     n_items = scores.shape[1]
-    heard = heard_mask_keys(history, n_items)
+    heard = known_item_keys(history, n_items)
     scores[heard // n_items, heard % n_items] = -np.inf  # callers pass a scratch block
     k_eff = min(k, n_items)
     top = _top_k_columns(scores, k_eff)
@@ -41,7 +42,7 @@ def top_k_sparse(
     n, n_items = scores.shape
     rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(scores.indptr))
     cols, values = scores.indices.astype(np.int64), scores.data
-    keep = (values != 0) & ~np.isin(rows * n_items + cols, heard_mask_keys(history, n_items))
+    keep = (values != 0) & ~np.isin(rows * n_items + cols, known_item_keys(history, n_items))
     rows, cols, values = rows[keep], cols[keep], values[keep]
     order = np.lexsort((cols, -values, rows))
     rows, cols, values = rows[order], cols[order], values[order]
