@@ -11,13 +11,19 @@ from pydantic import TypeAdapter
 
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, evaluate
+from ml.evaluation.metrics import DEFAULT_KS
 from ml.recommenders.hybrid import Hybrid, search_weights
 from ml.recommenders.popularity import Popularity
 
 
 def ranked(results: list[CandidateResult], metric: str, tiebreak: str) -> list[CandidateResult]:
-    """Best first by ``metric``, then ``tiebreak``, then name (equal figures order alike)."""
-    return sorted(results, key=lambda r: (-r.metrics[metric], -r.metrics[tiebreak], r.name))
+    """Best first by ``metric``, then ``tiebreak``; on equal figures a single model before a
+    hybrid (which costs more to serve and adds nothing measured: its search can weigh all but
+    one component zero), then by name."""
+    return sorted(
+        results,
+        key=lambda r: (-r.metrics[metric], -r.metrics[tiebreak], r.family == Hybrid.family, r.name),
+    )
 
 
 def next_track_ranked(results: list[CandidateResult], k: int) -> list[CandidateResult]:
@@ -39,6 +45,7 @@ def build_hybrid(
     out_dir: Path,
     k: int,
     depth: int = 200,
+    ks: tuple[int, ...] = DEFAULT_KS,
 ) -> CandidateResult | None:
     """Weights over the best candidate of each family, searched on ``validation``; None when
     fewer than two families have a candidate."""
@@ -53,7 +60,7 @@ def build_hybrid(
     model_dir = out_dir / "hybrid"
     hybrid.save(model_dir)
     started = time.perf_counter()
-    metrics, _ = evaluate(hybrid, validation, popularity)
+    metrics, _ = evaluate(hybrid, validation, popularity, ks)
     return CandidateResult(
         name=hybrid.name,
         family=Hybrid.family,

@@ -38,22 +38,38 @@ def top_k_sparse(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Like ``top_k_dense`` for sparse rows: only stored, non-zero entries are candidates."""
     scores = scores.tocsr()
-    scores.sum_duplicates()
+    scores.sum_duplicates()  # canonical form: each row's columns ascending
     n, n_items = scores.shape
     rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(scores.indptr))
     cols, values = scores.indices.astype(np.int64), scores.data
-    keep = (values != 0) & ~np.isin(rows * n_items + cols, known_item_keys(history, n_items))
+    keep = values != 0
+    if len(values):
+        keys = rows * n_items + cols  # ascending, the form being canonical
+        heard = known_item_keys(history, n_items)
+        at = np.minimum(np.searchsorted(keys, heard), len(keys) - 1)
+        keep[at[keys[at] == heard]] = False
     rows, cols, values = rows[keep], cols[keep], values[keep]
-    order = np.lexsort((cols, -values, rows))
-    rows, cols, values = rows[order], cols[order], values[order]
-    starts = np.searchsorted(rows, np.arange(n))
-    rank = np.arange(len(rows)) - starts[rows]
-    take = rank < k
+    bounds = np.searchsorted(rows, np.arange(n + 1))
     ids = np.full((n, k), UNKNOWN, dtype=np.int32)
     out = np.full((n, k), -np.inf, dtype=np.float32)
-    ids[rows[take], rank[take]] = cols[take]
-    out[rows[take], rank[take]] = values[take]
+    # Row by row: a partition per row costs far less than sorting every stored entry at once.
+    for r in np.flatnonzero(np.diff(bounds)):
+        row_cols, row_values = cols[bounds[r] : bounds[r + 1]], values[bounds[r] : bounds[r + 1]]
+        if len(row_values) > k:
+            best = _best_k_ascending_ties(row_values, k)
+            row_cols, row_values = row_cols[best], row_values[best]
+        order = np.lexsort((row_cols, -row_values))
+        ids[r, : len(order)] = row_cols[order]
+        out[r, : len(order)] = row_values[order]
     return ids, out
+
+
+def _best_k_ascending_ties(values: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k largest values; of those equal to the k-th largest, the first ones
+    (the lowest item ids, as a canonical row's columns are ascending)."""
+    kth = np.partition(values, len(values) - k)[len(values) - k]
+    above = np.flatnonzero(values > kth)
+    return np.concatenate([above, np.flatnonzero(values == kth)[: k - len(above)]])
 
 
 def _pad(ids: np.ndarray, values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -109,7 +109,7 @@ def candidate_metrics(
     if config.hybrid:
         hybrid = build_hybrid(
             best_per_family(results, k), sample, popularity, run_dir / "candidates", k,
-            config.hybrid_depth,
+            config.hybrid_depth, METRIC_KS,
         )  # fmt: skip
         if hybrid is not None:
             context.log.info(
@@ -118,23 +118,29 @@ def candidate_metrics(
             results.append(hybrid)
     finalists = next_track_ranked([r for r in results if not r.baseline], k)[: config.finalists]
     finalists += [r for r in results if r.baseline]
-    curves = {}
+    tops = {}
     if len(sample) < len(data.validation):
         context.log.info(f"re-scoring {len(finalists)} finalists on all validation queries")
-    for result in finalists:
-        model = result.load()
-        started = time.perf_counter()
-        metrics, top = evaluate(model, data.validation, popularity, METRIC_KS)
-        result.metrics, result.eval_seconds = metrics, time.perf_counter() - started
-        curves[result.name] = hit_rate_curve(top.ids, data.validation.labels, len(data.catalogue))
+        for result in finalists:
+            started = time.perf_counter()
+            result.metrics, tops[result.name] = evaluate(
+                result.load(), data.validation, popularity, METRIC_KS
+            )
+            result.eval_seconds = time.perf_counter() - started
     selected = next_track_ranked([r for r in finalists if not r.baseline], k)[0]
     baseline_results = [r for r in finalists if r.baseline]
+    curves = {}
+    for result in [selected, *baseline_results]:
+        if result.name not in tops:  # the sample was all of validation: scored there already
+            _, tops[result.name] = evaluate(result.load(), data.validation, popularity, METRIC_KS)
+        curves[result.name] = hit_rate_curve(
+            tops[result.name].ids, data.validation.labels, len(data.catalogue)
+        )
     rows = table_rows(next_track_ranked(results, k), k, selected.name)
     plots = {
         "hit_rate_at_k": str(
             plot_hit_rate_curves(
-                {n: c for n, c in curves.items() if n == selected.name or n in
-                 {b.name for b in baseline_results}},
+                curves,
                 run_dir / "plots" / "validation_hit_rate_at_k.png",
                 "validation hit rate@K: selected model and baselines",
             )
