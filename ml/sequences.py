@@ -115,6 +115,12 @@ class Sequences:
         keep = self.age_of_each_item() < n
         return Sequences.from_lengths(self.items[keep], np.minimum(self.lengths, n))
 
+    def known_item_keys(self, n_items: int) -> np.ndarray:
+        """row * n_items + item of every known item of each sequence (sorted, unique): the heard
+        items to exclude, or the labels to find."""
+        keep = self.items != UNKNOWN
+        return np.unique(self.row_of_each_item()[keep] * n_items + self.items[keep])
+
     def known(self) -> Sequences:
         """Every sequence without its unknown (-1) entries."""
         keep = self.items != UNKNOWN

@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml.recommenders.topk import known_item_keys
 from ml.sequences import UNKNOWN, Sequences
 
 DEFAULT_KS = (10, 20, 100)
@@ -23,7 +22,7 @@ def relevance(top_ids: np.ndarray, labels: Sequences, n_items: int) -> np.ndarra
     """(n, k) bool: whether each recommended item is one of its query's relevant items."""
     if len(top_ids) != len(labels):
         raise ValueError(f"{len(top_ids)} recommendation lists for {len(labels)} label sets")
-    label_keys = known_item_keys(labels, n_items)
+    label_keys = labels.known_item_keys(n_items)
     rows = np.arange(len(top_ids), dtype=np.int64)[:, None]
     keys = rows * n_items + top_ids
     return np.isin(keys, label_keys) & (top_ids != UNKNOWN)

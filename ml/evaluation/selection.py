@@ -11,7 +11,6 @@ from pydantic import TypeAdapter
 
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, evaluate
-from ml.evaluation.metrics import DEFAULT_KS
 from ml.recommenders.hybrid import Hybrid, search_weights
 from ml.recommenders.popularity import Popularity
 
@@ -44,8 +43,8 @@ def build_hybrid(
     popularity: Popularity,
     out_dir: Path,
     k: int,
-    depth: int = 200,
-    ks: tuple[int, ...] = DEFAULT_KS,
+    depth: int,
+    ks: tuple[int, ...],
 ) -> CandidateResult | None:
     """Weights over the best candidate of each family, searched on ``validation``; None when
     fewer than two families have a candidate."""

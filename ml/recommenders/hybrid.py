@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 from pydantic.dataclasses import dataclass
 
 from ml.recommenders.base import Log, Queries, Recommender, TopK, _no_log
-from ml.recommenders.topk import combine, known_item_keys, normalise_rows
+from ml.recommenders.topk import combine, normalise_rows
 from ml.sequences import UNKNOWN, Sequences
 
 WEIGHT_LEVELS = (0.0, 0.25, 0.5, 1.0)
@@ -157,7 +157,7 @@ class CandidateUnion:
             items=keys % n_items,
             scores=table,
             proposed=proposed,
-            labels=np.flatnonzero(np.isin(keys, known_item_keys(labels, n_items))),
+            labels=np.flatnonzero(np.isin(keys, labels.known_item_keys(n_items))),
             n_queries=len(labels),
         )
 

@@ -11,17 +11,10 @@ import scipy.sparse as sp
 from ml.sequences import UNKNOWN, Sequences
 
 
-def known_item_keys(sequences: Sequences, n_items: int) -> np.ndarray:
-    """row * n_items + item of every known item of each sequence (sorted, unique): the heard
-    items to exclude, or the labels to find."""
-    keep = sequences.items != UNKNOWN
-    return np.unique(sequences.row_of_each_item()[keep] * n_items + sequences.items[keep])
-
-
 def top_k_dense(scores: np.ndarray, k: int, history: Sequences) -> tuple[np.ndarray, np.ndarray]:
     """(ids, scores) of each row's k best items, heard items excluded; -1/-inf where fewer."""
     n_items = scores.shape[1]
-    heard = known_item_keys(history, n_items)
+    heard = history.known_item_keys(n_items)
     scores[heard // n_items, heard % n_items] = -np.inf  # callers pass a scratch block
     k_eff = min(k, n_items)
     top = _top_k_columns(scores, k_eff)
@@ -45,7 +38,7 @@ def top_k_sparse(
     keep = values != 0
     if len(values):
         keys = rows * n_items + cols  # ascending, the form being canonical
-        heard = known_item_keys(history, n_items)
+        heard = history.known_item_keys(n_items)
         at = np.minimum(np.searchsorted(keys, heard), len(keys) - 1)
         keep[at[keys[at] == heard]] = False
     rows, cols, values = rows[keep], cols[keep], values[keep]
