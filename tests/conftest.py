@@ -43,11 +43,21 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The dbt manifest the definitions load is built once, before any test (and, under
+    pytest-xdist, by the controller before its workers start): a worker re-writing
+    dbt_project/target/manifest.json while another's run reads it would be a torn read."""
+    if hasattr(session.config, "workerinput"):
+        return
+    from orchestration.project import dbt_project
+
+    dbt_project.preparer.prepare(dbt_project)
+
+
 @pytest.fixture(scope="session")
 def prepared_dbt_project():
     from orchestration.project import dbt_project
 
-    dbt_project.preparer.prepare(dbt_project)
     return dbt_project
 
 
