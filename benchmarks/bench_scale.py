@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_SECONDS = 0.2
 HEARTBEAT_SECONDS = 60
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 MIB = 2**20
 
@@ -80,8 +80,9 @@ class BenchResult:
     summary: str = ""  # what `make run` printed: data, validation and the selected model
 
 
-def process_tree_rss(root: int) -> int:
-    """Resident bytes of ``root`` and all its descendants, read from /proc."""
+def process_tree(root: int) -> tuple[int, dict[int, float]]:
+    """Resident bytes of ``root`` and all its descendants, and each one's CPU seconds so far
+    (user + system), read from /proc."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -89,41 +90,41 @@ def process_tree_rss(root: int) -> int:
         except (OSError, IndexError):
             continue  # the process ended while we looked
         children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total, pending = 0, [root]
+    total, cpu, pending = 0, {}, [root]
     while pending:
         pid = pending.pop()
         try:
             total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
         pending.extend(children.get(pid, []))
-    return total
+    return total, cpu
 
 
 def run_sampled(command: list[str], env: dict[str, str], log: Path, label: str) -> Measured:
-    """Run ``command`` (stdout to ``log``, stderr to ``log`` with ``.err``), sampling its RSS."""
+    """Run ``command`` (stdout to ``log``, stderr to ``log`` with ``.err``), sampling its RSS
+    and CPU. The CPU is summed over every process seen in the tree (the step processes of
+    Dagster's forkserver are not children the run waits for, so rusage would miss them); a
+    process's last 0.2 s before it ends can be missed."""
     samples: list[tuple[float, int]] = []
-    cpu_before = children_cpu_seconds()
+    cpu_of: dict[int, float] = {}
     with log.open("w") as out, log.with_suffix(".err").open("w") as err:
         started = time.time()
         child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=err)
         next_heartbeat = started + HEARTBEAT_SECONDS
         while child.poll() is None:
             now = time.time()
-            samples.append((now, process_tree_rss(child.pid)))
+            rss, cpu = process_tree(child.pid)
+            samples.append((now, rss))
+            cpu_of.update(cpu)
             if now >= next_heartbeat:
                 print(f"  {label}: {now - started:,.0f} s, RSS {samples[-1][1] / MIB:,.0f} MiB")
                 next_heartbeat += HEARTBEAT_SECONDS
             time.sleep(SAMPLE_SECONDS)
         ended = time.time()
-    cpu = children_cpu_seconds() - cpu_before
-    return Measured(child.returncode, started, ended, cpu, samples)
-
-
-def children_cpu_seconds() -> float:
-    """CPU time of every finished child and the descendants they waited for."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    return Measured(child.returncode, started, ended, sum(cpu_of.values()), samples)
 
 
 def write_csv(folder: Path, fraction: float, seed: int, env: dict[str, str]) -> tuple[Path, dict]:
