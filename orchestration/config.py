@@ -84,6 +84,9 @@ class CandidateConfig(dg.Config):
     max_train_rows: int | None = Field(
         default=None, ge=1, description="Skip this unit (logged) on a larger train split."
     )
+    min_train_rows: int | None = Field(
+        default=None, ge=1, description="Skip this unit (logged) on a smaller train split."
+    )
     label: str | None = Field(default=None, description="Tells apart units of one fit.")
 
     def spec(self) -> CandidateSpec:
@@ -92,6 +95,7 @@ class CandidateConfig(dg.Config):
             dict(self.params),
             [dict(v) for v in self.variants],
             max_train_rows=self.max_train_rows,
+            min_train_rows=self.min_train_rows,
             label=self.label,
         )
 

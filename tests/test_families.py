@@ -6,9 +6,10 @@ import pytest
 import scipy.sparse as sp
 from pydantic import ValidationError
 
-from ml.evaluation.candidates import CandidateResult, CandidateSpec
+from ml.datasets.evaluation_split import EvaluationSplit
+from ml.evaluation.candidates import CandidateResult, CandidateSpec, run_candidate
 from ml.evaluation.metrics import ranking_metrics
-from ml.evaluation.selection import next_track_ranked
+from ml.evaluation.selection import build_hybrid, next_track_ranked
 from ml.recommenders.base import CannotFit, Queries, TopK
 from ml.recommenders.families import create, load_recommender
 from ml.recommenders.hybrid import CandidateUnion, Hybrid, merged_scores, search_weights
@@ -251,3 +252,60 @@ def test_a_hybrid_that_only_ties_a_single_model_ranks_after_it():
     assert next_track_ranked([hybrid, rules], 100) == [rules, hybrid]
     better = result("hybrid:1*sequential_rules+1*word2vec", "hybrid", 0.45)
     assert next_track_ranked([rules, better], 100)[0] is better
+
+
+def test_the_hybrid_leaves_out_what_its_weight_search_weighs_zero(tmp_path):
+    """A component weighed zero never changes the ranking; the hybrid drops it (else it is
+    scored at every query and shipped in the bundle), and a search that keeps one model alone
+    makes no hybrid: that model ranks the same."""
+    train = encode(TOY)
+    rules = SequentialRules(SequentialRulesParams(max_distance=3), len(KEYS))
+    popular = Popularity(n_items=len(KEYS))
+    only_y = Popularity(n_items=len(KEYS))  # proposes y first whatever was heard
+    for model, data in ((rules, train), (popular, train), (only_y, encode([list("yyyd")]))):
+        model.fit(data)
+    components = []
+    for i, model in enumerate((rules, popular, only_y)):
+        folder = tmp_path / f"c{i}"
+        model.save(folder)
+        name = f"{model.name}#{i}"
+        components.append(CandidateResult(name, f"f{i}", "u", {}, {}, str(folder), {}, 0.0, 0.0))
+    # after x the rules say a (popularity: b); with nothing heard only popularity says b
+    both = EvaluationSplit("validation", queries(["x"], []), encode([["a"], ["b"]]))
+    said = []
+    hybrid = build_hybrid(components, both, popular, tmp_path / "h", 1, 5, (1,), said.append)
+    assert hybrid is not None and hybrid.metrics["hit_rate_at_1"] == 1.0
+    assert hybrid.params["components"] == [rules.name, popular.name]
+    assert all(w > 0 for w in hybrid.params["weights"])
+    assert sorted(p.name for p in (tmp_path / "h" / "hybrid").iterdir() if p.is_dir()) == [
+        "component_0",
+        "component_1",
+    ]
+    assert "0*" in said[0] and said[0].endswith("#2")
+    rules_alone = EvaluationSplit("validation", queries(["x"], ["b"]), encode([["a"], ["c"]]))
+    said.clear()
+    assert (
+        build_hybrid(components, rules_alone, popular, tmp_path / "h2", 1, 5, (1,), said.append)
+        is None
+    )
+    assert "keeps one model alone" in said[0]
+
+
+def test_a_unit_runs_only_on_train_splits_within_its_row_range(tmp_path):
+    """The grid's guards: a unit whose cost outgrows the data (max_train_rows) and one meant for
+    large data only (min_train_rows) are skipped with the reason, not run."""
+    train = encode(TOY)  # 14 rows
+    validation = EvaluationSplit("validation", queries(["a"]), encode([["b"]]))
+    popular = Popularity(n_items=len(KEYS))
+    popular.fit(train)
+    guards = [
+        ({"max_train_rows": 13}, "14 train rows > max_train_rows 13"),
+        ({"min_train_rows": 15}, "14 train rows < min_train_rows 15"),
+    ]
+    for bounds, said in guards:
+        spec = CandidateSpec("sequential_rules", {}, **bounds)
+        with pytest.raises(CannotFit, match=said):
+            run_candidate(spec, train, validation, popular, tmp_path)
+    within = CandidateSpec("sequential_rules", {}, min_train_rows=14, max_train_rows=14)
+    results = run_candidate(within, train, validation, popular, tmp_path)
+    assert results[0].metrics["hit_rate_at_10"] == 1.0

@@ -39,6 +39,8 @@ class CandidateSpec:
     # Units whose cost grows faster than the data run only up to this many train rows; beyond,
     # they are skipped with the reason logged (None: always run).
     max_train_rows: int | None = None
+    # Units meant for large data (fewer epochs, say) run only from this many train rows on.
+    min_train_rows: int | None = None
     label: str | None = None  # tells apart units of one fit with different variant sets
 
     def recommender(self, n_items: int) -> Recommender:
@@ -115,11 +117,16 @@ def run_candidate(
     log: Log = _no_log,
 ) -> list[CandidateResult]:
     """Fit once, save, evaluate every variant. Raises ``CannotFit`` when the family cannot, or
-    when the train split is larger than the unit's ``max_train_rows``."""
+    when the train split is outside the unit's ``min_train_rows``..``max_train_rows``."""
     if spec.max_train_rows is not None and len(train.items) > spec.max_train_rows:
         raise CannotFit(
             f"{len(train.items):,} train rows > max_train_rows {spec.max_train_rows:,}: this "
             "unit's cost grows faster than the data; raise max_train_rows to run it anyway"
+        )
+    if spec.min_train_rows is not None and len(train.items) < spec.min_train_rows:
+        raise CannotFit(
+            f"{len(train.items):,} train rows < min_train_rows {spec.min_train_rows:,}: this "
+            "unit is the grid's cheaper setting for large data; smaller data trains the fuller one"
         )
     recommender = spec.recommender(popularity.n_items)
     started = time.perf_counter()

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, evaluate
+from ml.recommenders.base import Log, _no_log
 from ml.recommenders.hybrid import Hybrid, search_weights
 from ml.recommenders.popularity import Popularity
 
@@ -45,16 +46,26 @@ def build_hybrid(
     k: int,
     depth: int,
     ks: tuple[int, ...],
+    log: Log = _no_log,
 ) -> CandidateResult | None:
     """Weights over the best candidate of each family, searched on ``validation``; None when
-    fewer than two families have a candidate."""
+    fewer than two families have a candidate or the search weighs all but one zero (the
+    hybrid would rank exactly as that one model does). A component weighed zero is left out:
+    it never changes the ranking, yet would be scored at every query and shipped in the
+    bundle."""
     if len(components) < 2:
         return None
     started = time.perf_counter()
     models = [c.load() for c in components]
     lists = [m.top_k(validation.queries, max(depth, k)) for m in models]
     weights, _ = search_weights(lists, validation.labels, popularity.n_items, k)
-    hybrid = Hybrid.of(models, weights, max(depth, k))
+    searched = ", ".join(f"{w:g}*{c.name}" for c, w in zip(components, weights, strict=True))
+    kept = [i for i, w in enumerate(weights) if w > 0]
+    if len(kept) < 2:
+        log(f"no hybrid: the weight search ({searched}) keeps one model alone")
+        return None
+    log(f"hybrid weights searched on {len(validation)} queries: {searched}")
+    hybrid = Hybrid.of([models[i] for i in kept], [weights[i] for i in kept], max(depth, k))
     fit_seconds = time.perf_counter() - started
     model_dir = out_dir / "hybrid"
     hybrid.save(model_dir)

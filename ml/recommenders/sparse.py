@@ -9,21 +9,30 @@ from ml.sequences import Sequences
 
 
 def keep_top_per_row(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
-    """The ``keep`` largest entries of each row (ties: lower column first), as float32 CSR."""
+    """The ``keep`` largest entries of each row (ties: lower column first), as float32 CSR.
+    Only the entries of rows longer than ``keep`` are sorted (at scale, the popular tracks'
+    rows); shorter rows are kept whole, so time and memory follow those few rows."""
     matrix = sp.csr_matrix(matrix, dtype=np.float32)
-    matrix.sum_duplicates()
+    matrix.sum_duplicates()  # also sorts each row's columns
     lengths = np.diff(matrix.indptr)
-    if lengths.max(initial=0) <= keep:
+    long = np.flatnonzero(lengths > keep)
+    if len(long) == 0:
         return matrix
-    rows = np.repeat(np.arange(matrix.shape[0]), lengths)
-    order = np.lexsort((matrix.indices, -matrix.data, rows))
-    rank = np.arange(len(order)) - matrix.indptr[rows[order]]
-    chosen = order[rank < keep]
-    chosen.sort()  # back to row-major order, columns ascending within a row
-    return sp.csr_matrix(
-        (matrix.data[chosen], matrix.indices[chosen], _indptr(rows[chosen], matrix.shape[0])),
-        shape=matrix.shape,
+    long_lengths = lengths[long]
+    long_starts = np.zeros(len(long), dtype=np.int64)
+    np.cumsum(long_lengths[:-1], out=long_starts[1:])
+    # positions in matrix.data of the long rows' entries, row after row
+    entries = np.arange(long_lengths.sum(), dtype=np.int64) + np.repeat(
+        matrix.indptr[long] - long_starts, long_lengths
     )
+    long_row = np.repeat(np.arange(len(long), dtype=np.int64), long_lengths)
+    order = np.lexsort((matrix.indices[entries], -matrix.data[entries], long_row))
+    rank = np.arange(len(order), dtype=np.int64) - np.repeat(long_starts, long_lengths)
+    kept = np.ones(matrix.nnz, dtype=bool)
+    kept[entries[order[rank >= keep]]] = False
+    indptr = np.zeros(matrix.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.minimum(lengths, keep), out=indptr[1:])
+    return sp.csr_matrix((matrix.data[kept], matrix.indices[kept], indptr), shape=matrix.shape)
 
 
 def _indptr(rows: np.ndarray, n_rows: int) -> np.ndarray:

@@ -109,7 +109,7 @@ def candidate_metrics(
     if config.hybrid:
         hybrid = build_hybrid(
             best_per_family(results, k), sample, popularity, run_dir / "candidates", k,
-            config.hybrid_depth, METRIC_KS,
+            config.hybrid_depth, METRIC_KS, context.log.info,
         )  # fmt: skip
         if hybrid is not None:
             context.log.info(
