@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, CandidateSpec, run_candidate
 from ml.evaluation.metrics import ranking_metrics
-from ml.evaluation.selection import build_hybrid, next_track_ranked
+from ml.evaluation.selection import build_hybrid, finalists, next_track_ranked
 from ml.recommenders.base import CannotFit, Queries, TopK
 from ml.recommenders.families import create, load_recommender
 from ml.recommenders.hybrid import CandidateUnion, Hybrid, merged_scores, search_weights
@@ -309,3 +309,16 @@ def test_a_unit_runs_only_on_train_splits_within_its_row_range(tmp_path):
     within = CandidateSpec("sequential_rules", {}, min_train_rows=14, max_train_rows=14)
     results = run_candidate(within, train, validation, popular, tmp_path)
     assert results[0].metrics["hit_rate_at_10"] == 1.0
+
+
+def test_finalists_are_the_best_few_within_two_standard_errors_of_the_best():
+    def result(name: str, hit_rate: float, stderr: float) -> CandidateResult:
+        metrics = {"hit_rate_at_100": hit_rate, "hit_rate_at_100_stderr": stderr, "mrr_at_100": 0}
+        return CandidateResult(name, "f", "u", {}, {}, "", metrics, 0.0, 0.0)
+
+    # 10,000 sampled queries near 0.45: standard errors ~0.005, a difference's ~0.007
+    close = [result(f"c{i}", 0.450 - 0.004 * i, 0.005) for i in range(4)]
+    far = result("far", 0.43, 0.005)
+    chosen = finalists([far, *close], 100, 5)
+    assert [r.name for r in chosen] == ["c0", "c1", "c2", "c3"]
+    assert [r.name for r in finalists([far, *close], 100, 2)] == ["c0", "c1"]

@@ -21,6 +21,7 @@ from tests.servers import free_port, server
 
 MODEL = "next-track"
 SYNTHETIC = {"raw_playlist_events": {"config": {"synthetic_playlists": 1500, "synthetic_seed": 3}}}
+TABLED_TRACKS = 300  # of the catalogue's thousands: the table holds the most-played only
 
 
 def grid(word2vec: list[dict], rules: list[dict], hybrid: bool = True) -> dict:
@@ -51,7 +52,8 @@ def handover(run_id: str, asset: str) -> dict:
 
 @pytest.fixture(scope="module")
 def pipeline_run(prepared_dbt_project):
-    result = run_job({**SYNTHETIC, **SMALL_GRID})
+    tracks_table = {"track_recommendations": {"config": {"max_tracks": TABLED_TRACKS}}}
+    result = run_job({**SYNTHETIC, **SMALL_GRID, **tracks_table})
     assert result.success
     return result
 
@@ -259,8 +261,24 @@ def test_track_recommendations_table_matches_the_champion(pipeline_run):
             "select next_track_key from track_recommendations where track_key = ? order by rank",
             [key],
         ).fetchall()
-    assert rows == 10 * tracks > 0
+    assert rows == 10 * tracks and tracks == TABLED_TRACKS
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}@{CHAMPION}")
+    catalogue = model.unwrap_python_model().bundle.catalogue
+    plays = dict(zip(catalogue.key_list(), catalogue.train_counts.tolist(), strict=True))
+    with duckdb.connect(str(path), read_only=True) as connection:
+        tabled = {
+            r[0]
+            for r in connection.execute("select track_key from track_recommendations").fetchall()
+        }
+    fewest_tabled = min(plays[t] for t in tabled)
+    assert all(count <= fewest_tabled for key, count in plays.items() if key not in tabled)
+    event = dg.DagsterInstance.get().get_latest_materialization_event(
+        dg.AssetKey("track_recommendations")
+    )
+    metadata = event.asset_materialization.metadata
+    assert metadata["catalogue_tracks"].value == len(plays) > TABLED_TRACKS
+    tabled_share = sum(plays[t] for t in tabled) / sum(plays.values())
+    assert metadata["share_of_train_plays"].value == pytest.approx(tabled_share)
     served = model.predict(pd.DataFrame({"tracks": [[key]]}), params={"k": 10})
     assert [r[0] for r in stored] == served["track_key"].tolist()
     checks = {e.check_name: e.passed for e in pipeline_run.get_asset_check_evaluations()}

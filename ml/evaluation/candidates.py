@@ -121,7 +121,7 @@ def run_candidate(
     if spec.max_train_rows is not None and len(train.items) > spec.max_train_rows:
         raise CannotFit(
             f"{len(train.items):,} train rows > max_train_rows {spec.max_train_rows:,}: this "
-            "unit's cost grows faster than the data; raise max_train_rows to run it anyway"
+            "unit costs too much at this size; raise max_train_rows to run it anyway"
         )
     if spec.min_train_rows is not None and len(train.items) < spec.min_train_rows:
         raise CannotFit(

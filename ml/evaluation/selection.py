@@ -31,6 +31,23 @@ def next_track_ranked(results: list[CandidateResult], k: int) -> list[CandidateR
     return ranked(results, f"hit_rate_at_{k}", f"mrr_at_{k}")
 
 
+def finalists(results: list[CandidateResult], k: int, most: int) -> list[CandidateResult]:
+    """The best ``most`` candidates on the validation sample, less those more than two standard
+    errors of a difference below the best: they cannot plausibly win on the whole split, and
+    re-scoring each costs a pass over it."""
+    ranking = next_track_ranked(results, k)[:most]
+    if not ranking:
+        return []
+    metric, error = f"hit_rate_at_{k}", f"hit_rate_at_{k}_stderr"
+    best = ranking[0].metrics
+    return [
+        r
+        for r in ranking
+        if best[metric] - r.metrics[metric]
+        <= 2 * (best.get(error, 0.0) ** 2 + r.metrics.get(error, 0.0) ** 2) ** 0.5
+    ]
+
+
 def best_per_family(results: list[CandidateResult], k: int) -> list[CandidateResult]:
     best: dict[str, CandidateResult] = {}
     for result in next_track_ranked([r for r in results if not r.baseline], k):

@@ -23,16 +23,30 @@ from ml.serving.bundle import Bundle
 Log = Callable[[str], None]
 
 
+def most_played(train_counts: np.ndarray, limit: int) -> np.ndarray:
+    """Ids of the ``limit`` tracks played most in train (ties: lower id), ascending; every
+    track when ``limit`` is 0 or covers them all."""
+    n = len(train_counts)
+    if limit == 0 or limit >= n:
+        return np.arange(n, dtype=np.int32)
+    by_plays = np.lexsort((np.arange(n), -train_counts))
+    return np.sort(by_plays[:limit]).astype(np.int32)
+
+
 def next_track_batches(
-    bundle: Bundle, k: int, batch: int = 20_000, log: Log = lambda _: None
+    bundle: Bundle,
+    tracks: np.ndarray,
+    k: int,
+    batch: int = 20_000,
+    log: Log = lambda _: None,
 ) -> Iterator[pa.RecordBatch]:
-    """For every track of the catalogue, as a one-track playlist: its top-k next tracks."""
+    """For each of ``tracks`` (catalogue ids), as a one-track playlist: its top-k next tracks."""
     keys = bundle.catalogue.table.column("key").combine_chunks()
     names = bundle.catalogue.table.select(["key", "artist", "title"])
-    n = len(bundle.catalogue)
+    n = len(tracks)
     started = time.perf_counter()
     for first in range(0, n, batch):
-        items = np.arange(first, min(first + batch, n), dtype=np.int32)
+        items = tracks[first : first + batch]
         queries = Queries(Sequences.from_lengths(items, np.ones(len(items), dtype=np.int64)))
         top, filled = bundle.recommend(queries, k)
         row, slot = np.nonzero(top.ids >= 0)

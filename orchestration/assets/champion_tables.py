@@ -44,10 +44,11 @@ def serving_table(
     what: str,
     champion_version: str,
     k: int,
+    facts: dict[str, float] | None = None,
 ) -> dg.MaterializeResult:
     """``batches`` written as ``table`` in data/serving/<table>.duckdb (indexed by ``key``,
-    swapped in atomically); rows, build seconds and the median lookup of one of ``keys`` (the
-    ``what``: tracks, users)."""
+    swapped in atomically); rows, build seconds, the median lookup of one of ``keys`` (the
+    ``what``: tracks, users) and the caller's ``facts`` as metadata."""
     path = SERVING_DIR / f"{table}.duckdb"
     started = time.perf_counter()
     rows = write_table(path, table, batches, schema, key)
@@ -62,6 +63,7 @@ def serving_table(
             "build_seconds": seconds,
             "lookup_ms_p50": lookup_ms(path, table, key, sample),
             "path": dg.MetadataValue.path(str(path)),
+            **(facts or {}),
         }
     )
 

@@ -47,9 +47,12 @@ def candidate_grid(
     handle_type: type,
     fit_unit: FitUnit,
     k: int,
+    priority: int = 0,
 ) -> dg.AssetsDefinition:
     """A graph asset over ``dataset``: plan the grid from run config, fit every unit as its own
-    step, collect the outcomes."""
+    step, collect the outcomes. Steps of a grid with a higher ``priority`` start first when
+    several are ready (Dagster's ``dagster/priority`` tag)."""
+    tags = {"dagster/priority": str(priority)}
 
     class Grid(GridConfig):
         candidates: list[CandidateConfig] = Field(
@@ -60,6 +63,7 @@ def candidate_grid(
         name=f"{name}__plan",
         ins={"dataset": dg.In(handle_type)},
         out=dg.DynamicOut(CandidateSpec),
+        tags=tags,
     )
     def plan(context: dg.OpExecutionContext, config: Grid, dataset):
         # Entries arrive as plain dicts through the graph's config mapping.
@@ -77,6 +81,7 @@ def candidate_grid(
         name=f"{name}__fit",
         ins={"dataset": dg.In(handle_type), "spec": dg.In(CandidateSpec)},
         retry_policy=dg.RetryPolicy(max_retries=1, delay=5),
+        tags=tags,
     )
     def fit(
         context: dg.OpExecutionContext, dataset, spec, run_store: RunStore, mlflow: MlflowResource

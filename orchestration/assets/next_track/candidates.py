@@ -87,18 +87,24 @@ def fit_and_log(
     return UnitOutcome(spec.unit_name, spec.family, results)
 
 
-def next_track_grid(name: str, default: list[dict], description: str) -> dg.AssetsDefinition:
+def next_track_grid(
+    name: str, default: list[dict], description: str, priority: int = 0
+) -> dg.AssetsDefinition:
     return candidate_grid(
         name, default, description, "next_track", next_track_dataset, DatasetHandle,
-        fit_and_log, 100,
+        fit_and_log, 100, priority,
     )  # fmt: skip
 
 
+# Word2Vec's units train longest (the full Kaggle-shaped file: 340 s, against 30-75 s for a
+# sequential-rules fit), so they start first and the other families fill the other core; last,
+# they ran alone for five minutes while a core idled.
 track_embeddings = next_track_grid(
     "track_embeddings",
     WORD2VEC_GRID,
     "Word2Vec track embeddings, one step per hyperparameter set, each scored with every query "
     "variant (in-in and input-to-output, last track or recency-weighted playlist) on validation.",
+    priority=1,
 )
 sequential_rules_candidates = next_track_grid(
     "sequential_rules_candidates",

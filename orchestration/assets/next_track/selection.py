@@ -16,7 +16,7 @@ from ml.evaluation.report import (
     plot_validation_bars,
     table_rows,
 )
-from ml.evaluation.selection import best_per_family, build_hybrid, next_track_ranked
+from ml.evaluation.selection import best_per_family, build_hybrid, finalists, next_track_ranked
 from ml.recommenders.popularity import Popularity
 from ml.serving.bundle import bundle_bytes, save_bundle, serving_latency_ms
 from orchestration.assets.grid import UnitOutcome
@@ -116,19 +116,28 @@ def candidate_metrics(
                 f"hybrid {hybrid.name}: hit rate@{k} {hybrid.metrics[f'hit_rate_at_{k}']:.4f}"
             )
             results.append(hybrid)
-    finalists = next_track_ranked([r for r in results if not r.baseline], k)[: config.finalists]
-    finalists += [r for r in results if r.baseline]
+    contenders = finalists([r for r in results if not r.baseline], k, config.finalists)
+    rescored = [*contenders, *(r for r in results if r.baseline)]
     tops = {}
     if len(sample) < len(data.validation):
-        context.log.info(f"re-scoring {len(finalists)} finalists on all validation queries")
-        for result in finalists:
-            started = time.perf_counter()
+        context.log.info(
+            f"re-scoring {len(rescored)} finalists on all {len(data.validation):,} validation "
+            f"queries: {', '.join(r.name for r in rescored)}"
+        )
+        started = time.perf_counter()
+        for done, result in enumerate(rescored, start=1):
+            began = time.perf_counter()
             result.metrics, tops[result.name] = evaluate(
                 result.load(), data.validation, popularity, METRIC_KS
             )
-            result.eval_seconds = time.perf_counter() - started
-    selected = next_track_ranked([r for r in finalists if not r.baseline], k)[0]
-    baseline_results = [r for r in finalists if r.baseline]
+            result.eval_seconds = time.perf_counter() - began
+            left = (time.perf_counter() - started) / done * (len(rescored) - done)
+            context.log.info(
+                f"re-scored {result.name}: hit rate@{k} {result.metrics[f'hit_rate_at_{k}']:.4f} "
+                f"in {result.eval_seconds:.0f} s ({done}/{len(rescored)}, ~{left:.0f} s left)"
+            )
+    selected = next_track_ranked(contenders, k)[0]
+    baseline_results = [r for r in rescored if r.baseline]
     curves = {}
     for result in [selected, *baseline_results]:
         if result.name not in tops:  # the sample was all of validation: scored there already

@@ -4,10 +4,10 @@ DuckDB table for lookups; its dbt source tests run as the asset's check."""
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from ml.serving.batch import NEXT_TRACK_SCHEMA, next_track_batches
+from ml.serving.batch import NEXT_TRACK_SCHEMA, most_played, next_track_batches
 from orchestration.assets.champion_tables import champion_bundle, dbt_source_tests, serving_table
 from orchestration.assets.next_track.registry import MODEL_NAME, registered_model
-from orchestration.config import ServingTableConfig
+from orchestration.config import TrackTableConfig
 from orchestration.resources import MlflowResource, RunStore
 from orchestration.settings import WAREHOUSE_PATH
 
@@ -18,26 +18,37 @@ TABLE = "track_recommendations"
     deps=[registered_model],
     group_name="next_track",
     kinds={"duckdb"},
-    description="The champion's top-K next tracks for every track of its catalogue (a playlist of "
-    "that one track), in data/serving/track_recommendations.duckdb, indexed by track_key.",
+    description="The champion's top-K next tracks for each of the most-played tracks of its "
+    "catalogue (a playlist of that one track; all of them up to max_tracks), in "
+    "data/serving/track_recommendations.duckdb, indexed by track_key.",
 )
 def track_recommendations(
     context: dg.AssetExecutionContext,
-    config: ServingTableConfig,
+    config: TrackTableConfig,
     mlflow: MlflowResource,
     run_store: RunStore,
 ) -> dg.MaterializeResult:
     into = run_store.run_dir(context.run.run_id) / "champion"
     bundle, version = champion_bundle(mlflow, MODEL_NAME, into)
+    plays = bundle.catalogue.train_counts
+    tracks = most_played(plays, config.max_tracks)
+    share = float(plays[tracks].sum() / max(plays.sum(), 1))
+    if len(tracks) < len(plays):
+        context.log.info(
+            f"tabling the {len(tracks):,} most-played of {len(plays):,} tracks ({share:.1%} of "
+            "train plays; max_tracks); the others are served live by the model"
+        )
+    keys = bundle.catalogue.key_list()
     return serving_table(
         TABLE,
-        next_track_batches(bundle, config.k, config.batch, context.log.info),
+        next_track_batches(bundle, tracks, config.k, config.batch, context.log.info),
         NEXT_TRACK_SCHEMA,
         "track_key",
-        bundle.catalogue.key_list(),
+        [keys[i] for i in tracks],
         "tracks",
         version,
         config.k,
+        {"catalogue_tracks": len(plays), "share_of_train_plays": share},
     )
 
 
