@@ -22,6 +22,7 @@ from tests.servers import free_port, server
 MODEL = "next-track"
 SYNTHETIC = {"raw_playlist_events": {"config": {"synthetic_playlists": 1500, "synthetic_seed": 3}}}
 TABLED_TRACKS = 300  # of the catalogue's thousands: the table holds the most-played only
+TRACKS_TABLE = {"track_recommendations": {"config": {"max_tracks": TABLED_TRACKS}}}
 
 
 def grid(word2vec: list[dict], rules: list[dict], hybrid: bool = True) -> dict:
@@ -34,10 +35,11 @@ def grid(word2vec: list[dict], rules: list[dict], hybrid: bool = True) -> dict:
 
 
 def run_job(ops: dict, raise_on_error: bool = True, **kwargs):
+    """Every run of this module tables TABLED_TRACKS tracks (a later run rewrites the table)."""
     from orchestration.definitions import defs
 
     return defs.resolve_job_def("next_track_pipeline").execute_in_process(
-        run_config={"ops": ops},
+        run_config={"ops": {**TRACKS_TABLE, **ops}},
         instance=dg.DagsterInstance.get(),
         raise_on_error=raise_on_error,
         **kwargs,
@@ -52,8 +54,7 @@ def handover(run_id: str, asset: str) -> dict:
 
 @pytest.fixture(scope="module")
 def pipeline_run(prepared_dbt_project):
-    tracks_table = {"track_recommendations": {"config": {"max_tracks": TABLED_TRACKS}}}
-    result = run_job({**SYNTHETIC, **SMALL_GRID, **tracks_table})
+    result = run_job({**SYNTHETIC, **SMALL_GRID})
     assert result.success
     return result
 
