@@ -84,21 +84,23 @@ def process_tree(root: int) -> tuple[int, dict[int, float]]:
     """Resident bytes of ``root`` and all its descendants, and each one's CPU seconds so far
     (user + system), read from /proc."""
     children: dict[int, list[int]] = {}
+    cpu_of: dict[int, float] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue  # the process ended while we looked
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        pid = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        cpu_of[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
     total, cpu, pending = 0, {}, [root]
     while pending:
         pid = pending.pop()
         try:
             total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        cpu[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+        cpu[pid] = cpu_of.get(pid, 0.0)
         pending.extend(children.get(pid, []))
     return total, cpu
 

@@ -43,8 +43,7 @@ def finalists(results: list[CandidateResult], k: int, most: int) -> list[Candida
     return [
         r
         for r in ranking
-        if best[metric] - r.metrics[metric]
-        <= 2 * (best.get(error, 0.0) ** 2 + r.metrics.get(error, 0.0) ** 2) ** 0.5
+        if best[metric] - r.metrics[metric] <= 2 * (best[error] ** 2 + r.metrics[error] ** 2) ** 0.5
     ]
 
 

@@ -17,20 +17,17 @@ import numpy as np
 import pyarrow as pa
 
 from ml.recommenders.base import Queries
+from ml.recommenders.popularity import Popularity
 from ml.sequences import Sequences
 from ml.serving.bundle import Bundle
 
 Log = Callable[[str], None]
 
 
-def most_played(train_counts: np.ndarray, limit: int) -> np.ndarray:
-    """Ids of the ``limit`` tracks played most in train (ties: lower id), ascending; every
-    track when ``limit`` is 0 or covers them all."""
-    n = len(train_counts)
-    if limit == 0 or limit >= n:
-        return np.arange(n, dtype=np.int32)
-    by_plays = np.lexsort((np.arange(n), -train_counts))
-    return np.sort(by_plays[:limit]).astype(np.int32)
+def most_played(popularity: Popularity, limit: int) -> np.ndarray:
+    """Ids of the ``limit`` tracks first in popularity's ranking (train plays, ties to the lower
+    id), ascending; every track when ``limit`` is 0."""
+    return np.sort(popularity.ranking[: limit or popularity.n_items])
 
 
 def next_track_batches(

@@ -30,21 +30,20 @@ def track_recommendations(
 ) -> dg.MaterializeResult:
     into = run_store.run_dir(context.run.run_id) / "champion"
     bundle, version = champion_bundle(mlflow, MODEL_NAME, into)
-    plays = bundle.catalogue.train_counts
-    tracks = most_played(plays, config.max_tracks)
+    plays = bundle.popularity.counts
+    tracks = most_played(bundle.popularity, config.max_tracks)
     share = float(plays[tracks].sum() / max(plays.sum(), 1))
     if len(tracks) < len(plays):
         context.log.info(
             f"tabling the {len(tracks):,} most-played of {len(plays):,} tracks ({share:.1%} of "
             "train plays; max_tracks); the others are served live by the model"
         )
-    keys = bundle.catalogue.key_list()
     return serving_table(
         TABLE,
         next_track_batches(bundle, tracks, config.k, config.batch, context.log.info),
         NEXT_TRACK_SCHEMA,
         "track_key",
-        [keys[i] for i in tracks],
+        bundle.catalogue.keys.take(tracks).to_pylist(),
         "tracks",
         version,
         config.k,
