@@ -173,6 +173,11 @@ def test_hybrid_sums_per_query_normalised_scores_and_round_trips(tmp_path):
     loaded = load_recommender(tmp_path / "h")
     assert np.array_equal(loaded.top_k(queries(["a"], ["x", "b"]), 4).ids,
                           hybrid.top_k(queries(["a"], ["x", "b"]), 4).ids)  # fmt: skip
+    # ranked from its components' lists (as selection does with the weight search's): the same
+    probe = queries(["a"], ["x", "b"], ["c", "a"], ["y"])
+    lists = [part.top_k(probe, 5) for part in hybrid.parts]
+    assert np.array_equal(hybrid.top_k_of(lists, probe, 4).ids, hybrid.top_k(probe, 4).ids)
+    assert np.array_equal(hybrid.top_k_of(lists, probe, 4).scores, hybrid.top_k(probe, 4).scores)
 
 
 def test_weight_search_prefers_the_component_that_finds_the_labels():

@@ -7,9 +7,11 @@ import math
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from pydantic import ValidationError
 
 from ml.evaluation.candidates import CandidateSpec
+from ml.recommenders import base
 from ml.recommenders.base import CannotFit, Queries
 from ml.recommenders.families import create, load_recommender
 from ml.recommenders.neighbourhood import (
@@ -20,6 +22,7 @@ from ml.recommenders.neighbourhood import (
     SessionKNN,
     SessionKNNParams,
 )
+from ml.recommenders.sparse import nearby_pairs
 from ml.sequences import UNKNOWN, Sequences
 
 A, B, C, D, E, F, G = range(7)
@@ -201,13 +204,29 @@ def most_recent_positions(sequence: list[int]) -> dict[int, int]:
 
 
 def reference_item_knn(train, history, params: ItemKNNParams) -> np.ndarray:
-    sets = [set(p) for p in train]
-    count = {i: sum(i in s for s in sets) for i in range(N_ITEMS)}
+    if params.window is None:  # playlists holding i; holding both
+        sets = [set(p) for p in train]
+        count = {i: sum(i in s for s in sets) for i in range(N_ITEMS)}
+
+        def co_occurrences(i: int, j: int) -> int:
+            return sum(i in s and j in s for s in sets)
+    else:  # occurrences of i; pairs of positions at most `window` apart holding i and j
+        count = {i: sum(p.count(i) for p in train) for i in range(N_ITEMS)}
+
+        def co_occurrences(i: int, j: int) -> int:
+            return sum(
+                p[x] == i and p[y] == j
+                for p in train
+                for x in range(len(p))
+                for y in range(len(p))
+                if 0 < abs(x - y) <= params.window
+            )
+
     similar = {}
     for i in range(N_ITEMS):
         row = {}
         for j in range(N_ITEMS):
-            co = sum(i in s and j in s for s in sets)
+            co = co_occurrences(i, j)
             if i != j and co:
                 norm = count[i] ** params.alpha * count[j] ** (1 - params.alpha) + params.shrink
                 row[j] = np.float32(co / norm)
@@ -277,10 +296,31 @@ def reference_top_k(scores: np.ndarray, history: list[list[int]], k: int) -> lis
     return result
 
 
+@pytest.mark.parametrize("both_directions", [False, True])
+def test_nearby_pairs_sum_every_pair_within_the_distance_block_by_block(both_directions):
+    train, _ = random_corpus()
+    expected = np.zeros((N_ITEMS, N_ITEMS))
+    for p in train:
+        for x in range(len(p)):
+            for y in range(x + 1, min(x + 3, len(p) - 1) + 1):  # distance 1..3
+                expected[p[x], p[y]] += 1.0 / (y - x)
+                if both_directions:
+                    expected[p[y], p[x]] += 1.0 / (y - x)
+    sequences = Sequences.from_lists(train)
+    blocks = list(nearby_pairs(sequences, N_ITEMS, 3, lambda d: 1.0 / d, both_directions, 50))
+    assert len(blocks) > 3  # small blocks: several, each starting where the last ended
+    got = sp.vstack([block for _, block in blocks]).toarray()
+    assert [first for first, _ in blocks] == list(
+        np.cumsum([0] + [b.shape[0] for _, b in blocks])[:-1]
+    )
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
 ITEM_VARIANTS = [
     {"last_n": 1},
     {"neighbours": 5, "last_n": 3, "recency_decay": 0.5},
     {"alpha": 0.8, "shrink": 2.0, "last_n": 10, "recency_decay": 1.0},
+    {"window": 2, "neighbours": 6, "last_n": 3, "recency_decay": 0.5},
 ]
 SESSION_VARIANTS = [
     {},
@@ -337,6 +377,21 @@ def test_with_scoring_ranks_like_a_fresh_fit(family, fit_params, changes):
     got, want = view.top_k(queries(*history), 10), fresh.top_k(queries(*history), 10)
     assert got.ids.tolist() == want.ids.tolist()
     np.testing.assert_array_equal(got.scores, want.scores)
+
+
+@pytest.mark.parametrize("family", [ItemKNN, SessionKNN])
+def test_top_k_is_the_same_on_one_thread_and_several(monkeypatch, family):
+    train, history = random_corpus()
+    model = fitted(family, train, N_ITEMS)
+    model.score_cells_per_batch = 1  # 16 queries a batch: 4 batches for 4 threads
+    many = queries(*history)
+    monkeypatch.setattr(base, "SCORING_THREADS", 1)
+    alone = model.top_k(many, 10)
+    monkeypatch.setattr(base, "SCORING_THREADS", 4)
+    threaded = model.top_k(many, 10)
+    assert (alone.ids >= 0).sum() > 300
+    np.testing.assert_array_equal(threaded.ids, alone.ids)
+    np.testing.assert_array_equal(threaded.scores, alone.scores)
 
 
 def test_with_scoring_refuses_fit_params():

@@ -98,7 +98,13 @@ def evaluate(
     ks: tuple[int, ...] = DEFAULT_KS,
 ) -> tuple[dict[str, float], TopK]:
     """Metrics of ``recommender`` on ``split``, its lists filled from popularity as served."""
-    top = recommender.top_k(split.queries, max(ks))
+    return evaluate_lists(recommender.top_k(split.queries, max(ks)), split, popularity, ks)
+
+
+def evaluate_lists(
+    top: TopK, split: EvaluationSplit, popularity: Popularity, ks: tuple[int, ...] = DEFAULT_KS
+) -> tuple[dict[str, float], TopK]:
+    """``evaluate`` of lists already ranked for ``split``'s queries."""
     filled, was_filled = popularity.fill(top, split.queries)
     metrics = ranking_metrics(filled.ids, split.labels, popularity.n_items, ks)
     metrics["filled_share"] = float(was_filled.mean())

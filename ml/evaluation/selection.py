@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import TypeAdapter
 
 from ml.datasets.evaluation_split import EvaluationSplit
-from ml.evaluation.candidates import CandidateResult, evaluate
+from ml.evaluation.candidates import CandidateResult, evaluate_lists
 from ml.recommenders.base import Log, _no_log
 from ml.recommenders.hybrid import Hybrid, search_weights
 from ml.recommenders.popularity import Popularity
@@ -86,7 +86,8 @@ def build_hybrid(
     model_dir = out_dir / "hybrid"
     hybrid.save(model_dir)
     started = time.perf_counter()
-    metrics, _ = evaluate(hybrid, validation, popularity, ks)
+    top = hybrid.top_k_of([lists[i] for i in kept], validation.queries, max(ks))
+    metrics, _ = evaluate_lists(top, validation, popularity, ks)
     return CandidateResult(
         name=hybrid.name,
         family=Hybrid.family,

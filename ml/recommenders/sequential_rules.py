@@ -18,7 +18,12 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from ml.recommenders.base import Log, Queries, Recommender, _no_log, ranking_only
-from ml.recommenders.sparse import keep_top_per_row, recency_weighted_queries
+from ml.recommenders.sparse import (
+    keep_top_per_row,
+    nearby_pairs,
+    recency_weighted_queries,
+    save_matrix,
+)
 from ml.sequences import Sequences
 
 
@@ -55,23 +60,19 @@ class SequentialRules(Recommender):
         return cls(SequentialRulesParams(max_distance=10, last_n=1, skip_unknown=False), n_items)
 
     def fit(self, train: Sequences, log: Log = _no_log) -> None:
-        rows = train.row_of_each_item()
-        rules = sp.csr_matrix((self.n_items, self.n_items), dtype=np.float32)
-        for distance in range(1, self.params.max_distance + 1):
-            same = rows[:-distance] == rows[distance:]
-            if not same.any():
-                break
-            # One distance at a time: memory stays at the size of the rule table.
-            step = sp.csr_matrix(
-                (
-                    np.full(int(same.sum()), 1.0 / distance, dtype=np.float32),
-                    (train.items[:-distance][same], train.items[distance:][same]),
-                ),
-                shape=(self.n_items, self.n_items),
+        # A block of source tracks at a time, pruned before the next: memory stays at a block.
+        blocks = [
+            keep_top_per_row(block, self.params.keep_per_item)
+            for _, block in nearby_pairs(
+                train, self.n_items, self.params.max_distance, lambda distance: 1.0 / distance
             )
-            rules = rules + step
-        self.rules = keep_top_per_row(rules, self.params.keep_per_item)
+        ]
+        self.rules = sp.vstack(blocks, format="csr", dtype=np.float32)
         log(f"{self.name}: {self.rules.nnz:,} rules over {self.n_items:,} tracks")
+
+    @property
+    def score_width(self) -> int:
+        return self.params.last_n * self.params.keep_per_item
 
     def score(self, queries: Queries) -> sp.csr_matrix:
         history = queries.history
@@ -83,7 +84,7 @@ class SequentialRules(Recommender):
         return weights @ self.rules
 
     def save_state(self, folder: Path) -> None:
-        sp.save_npz(folder / "rules.npz", self.rules)
+        save_matrix(folder / "rules.npz", self.rules)
 
     def load_state(self, folder: Path) -> None:
         self.rules = sp.load_npz(folder / "rules.npz").tocsr()

@@ -49,7 +49,7 @@ def top_k_sparse(
     for r in np.flatnonzero(np.diff(bounds)):
         row_cols, row_values = cols[bounds[r] : bounds[r + 1]], values[bounds[r] : bounds[r + 1]]
         if len(row_values) > k:
-            best = _best_k_ascending_ties(row_values, k)
+            best = best_k_positions(row_values, k)
             row_cols, row_values = row_cols[best], row_values[best]
         order = np.lexsort((row_cols, -row_values))
         ids[r, : len(order)] = row_cols[order]
@@ -57,7 +57,7 @@ def top_k_sparse(
     return ids, out
 
 
-def _best_k_ascending_ties(values: np.ndarray, k: int) -> np.ndarray:
+def best_k_positions(values: np.ndarray, k: int) -> np.ndarray:
     """Positions of the k largest values; of those equal to the k-th largest, the first ones
     (the lowest item ids, as a canonical row's columns are ascending)."""
     kth = np.partition(values, len(values) - k)[len(values) - k]
