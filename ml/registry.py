@@ -99,13 +99,13 @@ def log_child_run(
 
 
 def log_training_data(
-    client: MlflowClient, run_id: str, name: str, location: Path, fingerprint: str
+    client: MlflowClient, run_id: str, name: str, uri: str, fingerprint: str
 ) -> None:
-    """The data a run trained on, as an MLflow dataset whose digest is its fingerprint: a
-    registered version then shows which data made it. The source is declared a local file;
-    resolving a path instead matches two equal local source classes and warns on every run."""
+    """The data a run trained on (``uri``: file:// or s3://), as an MLflow dataset whose digest
+    is its fingerprint: a registered version then shows which data made it. The source type is
+    declared; resolving it from the URI matches two equal source classes and warns every run."""
     source = get_dataset_source_from_json(
-        json.dumps({"uri": location.resolve().as_uri()}), source_type="local"
+        json.dumps({"uri": uri}), source_type="local" if uri.startswith("file:") else "s3"
     )
     dataset = MetaDataset(source, name=name, digest=fingerprint)
     client.log_inputs(

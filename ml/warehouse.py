@@ -6,7 +6,6 @@ with "Could not set lock on file", so every read opens, fetches Python objects a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,12 +29,3 @@ def read_table_rows(path: Path, table: str) -> list[dict]:
         cursor = connection.execute(f"select * from {table}")
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def publish(build: Path, published: Path) -> None:
-    """Make ``build`` the published warehouse in one atomic rename. The build keeps its own name
-    too (a hard link), so the run that made it reads its tables even after a later publish."""
-    staged = published.with_name(f".{published.name}.{os.getpid()}.publishing")
-    staged.unlink(missing_ok=True)
-    os.link(build, staged)
-    os.replace(staged, published)

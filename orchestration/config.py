@@ -28,13 +28,21 @@ class RawSourceConfig(dg.Config):
     @field_validator("source")
     @classmethod
     def source_exists(cls, value: str | None) -> str | None:
-        if value and not Path(value).expanduser().exists():
+        # A URL (the run store's bucket) is checked when the ingest fetches it.
+        if value and not is_url(value) and not Path(value).expanduser().exists():
             raise ValueError(f"source {value!r}: no such file or folder")
         return value or None
 
-    def source_path(self) -> Path | None:
+    def source_or_default(self) -> str | None:
+        """The source to ingest: a URL as given, a local path made absolute, None: synthetic."""
         chosen = self.source or DEFAULT_SOURCE
-        return Path(chosen).expanduser().resolve() if chosen else None
+        if not chosen or is_url(chosen):
+            return chosen or None
+        return str(Path(chosen).expanduser().resolve())
+
+
+def is_url(value: str) -> bool:
+    return "://" in value and not value.startswith("file://")
 
 
 class DbtBuildConfig(dg.Config):

@@ -9,6 +9,7 @@ import io
 import logging
 import os
 import sys
+import time
 from typing import TextIO
 
 import dagster as dg
@@ -52,38 +53,62 @@ def one_line(text: str) -> str:
     return text[: MAX_MESSAGE_CHARACTERS - 3] + "..."
 
 
+def progress_text(
+    event, step_key: str | None, message: str, run_id: str, where: str = "make ui, Runs"
+) -> str:
+    """What the console says of one Dagster event or step message (``event`` None); ``where``
+    the run's full log is."""
+    kind = event.event_type_value if event is not None else None
+    step = step_name(step_key)
+    if kind == "PIPELINE_START":
+        return f"run {run_id} started (full log: {where})"
+    if kind == "STEP_START":
+        return f"start  {step}"
+    if kind == "STEP_SUCCESS":
+        return f"done   {step} in {event.event_specific_data.duration_ms / 1000:.1f} s"
+    if kind == "STEP_FAILURE":  # the whole error: it is what the user came to read
+        error = event.event_specific_data.error
+        return f"FAILED {step}: {error.message.strip() if error else message}"
+    if kind == "ASSET_CHECK_EVALUATION":
+        evaluation = event.event_specific_data
+        return one_line(f"check failed {evaluation.check_name}: {evaluation.description}")
+    if POOL_WAIT in message:
+        return one_line(f"       {step}: {message}: {POOL_WAIT_MEANING}")
+    if kind is not None:
+        return one_line(f"{kind.lower()} {step}: {message}")
+    return one_line(f"       {step}: {message}")
+
+
+def progress_shown(event, level: int, message: str, threshold: int) -> bool:
+    """Step start/end and run start, steps waiting for a pool, failed checks, anything at WARNING
+    and above, and the steps' own messages (no Dagster event) at ``threshold`` and above."""
+    if level >= logging.WARNING or POOL_WAIT in message:
+        return True
+    if event is None:
+        return level >= threshold
+    kind = event.event_type_value
+    if kind == "ASSET_CHECK_EVALUATION":
+        return not event.event_specific_data.passed
+    return kind in SHOWN_EVENTS or kind == "PIPELINE_START"
+
+
+def progress_line(timestamp: float, level: int, text: str) -> str:
+    prefix = "" if level < logging.WARNING else f"{logging.getLevelName(level)} "
+    return f"{time.strftime('%H:%M:%S', time.localtime(timestamp))} {prefix}{text}"
+
+
 class ProgressFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         meta = record.__dict__.get("dagster_meta", {})
-        event = meta.get("dagster_event")
-        kind = event.event_type_value if event is not None else None
-        step = step_name(meta.get("step_key"))
         message = str(meta.get("orig_message", record.getMessage()))
-        if kind == "PIPELINE_START":
-            text = f"run {meta.get('run_id')} started (full log: make ui, Runs)"
-        elif kind == "STEP_START":
-            text = f"start  {step}"
-        elif kind == "STEP_SUCCESS":
-            text = f"done   {step} in {event.event_specific_data.duration_ms / 1000:.1f} s"
-        elif kind == "STEP_FAILURE":  # the whole error: it is what the user came to read
-            error = event.event_specific_data.error
-            text = f"FAILED {step}: {error.message.strip() if error else message}"
-        elif kind == "ASSET_CHECK_EVALUATION":
-            evaluation = event.event_specific_data
-            text = one_line(f"check failed {evaluation.check_name}: {evaluation.description}")
-        elif POOL_WAIT in message:
-            text = one_line(f"       {step}: {message}: {POOL_WAIT_MEANING}")
-        elif kind is not None:
-            text = one_line(f"{kind.lower()} {step}: {message}")
-        else:
-            text = one_line(f"       {step}: {message}")
-        level = "" if record.levelno < logging.WARNING else f"{record.levelname} "
-        return f"{self.formatTime(record, '%H:%M:%S')} {level}{text}"
+        text = progress_text(
+            meta.get("dagster_event"), meta.get("step_key"), message, meta.get("run_id")
+        )
+        return progress_line(record.created, record.levelno, text)
 
 
 class ProgressFilter(logging.Filter):
-    """Step start/end and run start, steps waiting for a pool, failed checks, anything at WARNING
-    and above, and the steps' own messages (no Dagster event) at ``level`` and above."""
+    """``progress_shown`` as a logging filter."""
 
     def __init__(self, level: int):
         super().__init__()
@@ -91,14 +116,7 @@ class ProgressFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         event = record.__dict__.get("dagster_meta", {}).get("dagster_event")
-        if record.levelno >= logging.WARNING or POOL_WAIT in record.getMessage():
-            return True
-        if event is None:
-            return record.levelno >= self.level
-        kind = event.event_type_value
-        if kind == "ASSET_CHECK_EVALUATION":
-            return not event.event_specific_data.passed
-        return kind in SHOWN_EVENTS or kind == "PIPELINE_START"
+        return progress_shown(event, record.levelno, record.getMessage(), self.level)
 
 
 @dg.logger(

@@ -39,14 +39,36 @@ from orchestration.checks import (
     validation_labels_known,
 )
 from orchestration.console import console_logger, progress_console
-from orchestration.io_manager import RunFolderIOManager
+from orchestration.io_manager import RunStoreIOManager
 from orchestration.jobs import next_track_job, user_items_job
 from orchestration.project import dbt_project
-from orchestration.resources import MlflowResource, RunStore
+from orchestration.resources import MlflowResource
 from orchestration.run_health import dead_run_sensor
 from orchestration.schedules import weekly_retrain_schedule, weekly_user_items_schedule
 from orchestration.sensors import inbox_sensor
-from orchestration.settings import DBT_EXECUTABLE, MAX_PARALLEL_STEPS
+from orchestration.settings import DBT_EXECUTABLE, MAX_PARALLEL_STEPS, PROFILE
+from orchestration.storage import RunStorage
+
+
+def executor() -> dg.ExecutorDefinition:
+    """Grid units are separate steps. Embedded: NEXT_TRACK_MAX_PARALLEL_STEPS step processes at
+    once (2 = this machine's cores), forked from a forkserver that imported the definitions once
+    per run (spawned afresh, each step re-imported dagster, dagster-dbt and MLflow). Cluster:
+    every step is a Celery task on whichever worker takes it (orchestration/cluster)."""
+    if PROFILE == "cluster":
+        from orchestration.cluster.celery_app import cluster_executor
+
+        return cluster_executor
+    return dg.multiprocess_executor.configured(
+        {
+            "max_concurrent": MAX_PARALLEL_STEPS,
+            "start_method": {"forkserver": {"preload_modules": [__name__]}},
+        }
+    )
+
+
+# Every hand-over goes through the run store: the data folder, or the cluster's bucket.
+storage = RunStorage()
 
 defs = dg.Definitions(
     assets=[
@@ -87,18 +109,8 @@ defs = dg.Definitions(
     resources={
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "mlflow": MlflowResource(),
-        "run_store": RunStore(),
-        "io_manager": RunFolderIOManager(),
+        "storage": storage,
+        "io_manager": RunStoreIOManager(storage=storage),
     },
-    # Grid units are separate steps: with processes, NEXT_TRACK_MAX_PARALLEL_STEPS of them run at
-    # once (2 = this machine's cores). Step processes fork from a forkserver that has imported
-    # the definitions once per run: spawned afresh, each step re-imported dagster, dagster-dbt
-    # and MLflow (~6 s, ~13 s from step to step under load). Swap in dagster_k8s.k8s_job_executor
-    # or dagster_celery's executor here to spread the grid over machines; no asset changes.
-    executor=dg.multiprocess_executor.configured(
-        {
-            "max_concurrent": MAX_PARALLEL_STEPS,
-            "start_method": {"forkserver": {"preload_modules": [__name__]}},
-        }
-    ),
+    executor=executor(),
 )

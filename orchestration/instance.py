@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.instance.ref import InstanceRef
 
-from orchestration.resources import file_lock
+from orchestration.locks import file_lock
 
 
 def open_instance(python_log_level: str | None = None) -> dg.DagsterInstance:

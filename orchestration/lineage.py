@@ -1,9 +1,8 @@
 """Which files a step reads: its own run's when this run made them, else the latest
-materialization's (the metadata names them). Keeps data flow explicit across runs."""
+materialization's (the metadata names their keys in the run store). Keeps data flow explicit
+across runs."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import dagster as dg
 
@@ -28,15 +27,14 @@ def materialized_in_run(instance: dg.DagsterInstance, key: dg.AssetKey, run_id: 
     return {}
 
 
-def file_for_run(
-    instance: dg.DagsterInstance, key: dg.AssetKey, run_id: str, label: str, fallback: Path
-) -> tuple[Path, dict]:
-    """The file ``key`` wrote in this run, else in its latest materialization, else
-    ``fallback``; with that materialization's metadata."""
+def key_for_run(
+    instance: dg.DagsterInstance, key: dg.AssetKey, run_id: str, label: str, fallback: str
+) -> tuple[str, dict]:
+    """The run-store key ``key`` wrote in this run (metadata ``label``), else in its latest
+    materialization, else ``fallback``; with that materialization's metadata."""
     metadata = materialized_in_run(instance, key, run_id)
     if label not in metadata:
         event = instance.get_latest_materialization_event(key)
         if event is not None and event.asset_materialization is not None:
             metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
-    path = Path(str(metadata[label])) if label in metadata else fallback
-    return path, metadata
+    return str(metadata.get(label, fallback)), metadata

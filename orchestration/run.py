@@ -28,6 +28,7 @@ from orchestration.config import run_config_errors
 from orchestration.instance import open_instance
 from orchestration.project import dbt_project
 from orchestration.run_health import fail_dead_runs
+from orchestration.storage import RunStorage
 
 JOBS = {"next_track": "next_track_pipeline", "user_items": "user_items_pipeline"}
 
@@ -45,6 +46,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=Path,
         help="a YAML run config (as the launchpad takes) whose ops' config is laid over these "
         "flags': a grid of your own, say",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=["embedded", "cluster"],
+        default="embedded",
+        help="cluster: submit to the services of `make cluster-up` (the environment of its "
+        "cluster.env); embedded: run here",
     )
     parser.add_argument(
         "--use-case",
@@ -129,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("dbt").setLevel(logging.WARNING)
+    if args.profile == "cluster":
+        return run_on_cluster(args, use_case, config)
     instance = open_instance(python_log_level=args.log_level)
     fail_dead_runs(instance)
     job = next_track_job if use_case == "next_track" else user_items_job
@@ -142,9 +152,45 @@ def main(argv: list[str] | None = None) -> int:
         from orchestration.summary import print_failure, print_summary
 
         if not result.success:
-            print_failure(result)
+            print_failure(result.all_events)
             return 1
-        print_summary(instance, result.run_id, seconds)
+        print_summary(instance, result.run_id, seconds, RunStorage())
+    return 0
+
+
+def run_on_cluster(args: argparse.Namespace, use_case: str, config: dict) -> int:
+    """Submit to the cluster (the source uploaded to its bucket first), follow, summarise. The
+    cluster's daemon judges its own dead runs: this machine may not see their processes."""
+    from orchestration.cluster.state import ClusterState
+    from orchestration.cluster.submit import failure_events, follow, log_level, submit
+    from orchestration.settings import PROFILE
+    from orchestration.summary import print_failure, print_summary
+
+    if PROFILE != "cluster":
+        print("--profile cluster needs the cluster's environment: make run PROFILE=cluster")
+        return 2
+    state, storage = ClusterState.load(), RunStorage()
+    ops = config["ops"]
+    source_op = "raw_playlist_events" if use_case == "next_track" else "raw_interactions"
+    if args.source:
+        url = storage.upload_source(Path(args.source).expanduser().resolve())
+        ops[source_op]["config"]["source"] = url
+        print(f"uploaded {args.source} to {url}", flush=True)
+    started = time.perf_counter()
+    # Workers' loggers write to their own logs: this console reads the event log instead.
+    run_id = submit(state, JOBS[use_case], {"ops": ops})
+    page = f"{state.dagster_url}/runs/{run_id}"
+    print(f"submitted {JOBS[use_case]}: {page}", flush=True)
+    instance = dg.DagsterInstance.get()
+    run = follow(instance, run_id, log_level(args.log_level), page)
+    seconds = time.perf_counter() - started
+    if run.status != dg.DagsterRunStatus.SUCCESS:
+        print_failure(failure_events(instance, run_id))
+        print(
+            f"run {run_id} {run.status.value.lower()} (its log: {state.dagster_url}/runs/{run_id})"
+        )
+        return 1
+    print_summary(instance, run_id, seconds, storage, f"{state.dagster_url}/runs/{run_id}")
     return 0
 
 

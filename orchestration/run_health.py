@@ -11,14 +11,15 @@ runs such a run left RUNNING (the next registration does too).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 
 import dagster as dg
+from dagster._core.launcher import DefaultRunLauncher
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
 from ml.registry import end_orphaned_runs
+from orchestration.processes import alive, started_at
 from orchestration.resources import MlflowResource
 
 PID_PATTERN = re.compile(r"\(pid: (\d+)\)")
@@ -41,24 +42,21 @@ def worker_pid(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] |
 def process_started_after(pid: int, timestamp: float) -> bool | None:
     """Whether process ``pid`` is alive but younger than ``timestamp`` (its id was reused);
     None when it does not exist."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not alive(pid):
         return None
-    except PermissionError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/stat", encoding="ascii") as boot:
-            boot_time = next(int(line.split()[1]) for line in boot if line.startswith("btime"))
-    except (OSError, ValueError, StopIteration):
-        return False
-    return boot_time + ticks / os.sysconf("SC_CLK_TCK") > timestamp + 1.0
+    started = started_at(pid)
+    return started is None or started > timestamp + 1.0
 
 
 def fail_dead_runs(instance: dg.DagsterInstance, log: Callable[[str], None] = print) -> list[str]:
-    """Mark every in-progress run whose worker process is gone as failed; free its slots."""
+    """Mark every in-progress run whose worker process is gone as failed; free its slots.
+
+    Only with Dagster's default run launcher, whose run workers are processes of the machine
+    that launches them (`make run`, or the daemon next to its code server): the run worker is the
+    one process judged, never a step on a Celery worker. A remote launcher's run workers (pods)
+    are another machine's processes: their health is Dagster run monitoring's to check."""
+    if not isinstance(instance.run_launcher, DefaultRunLauncher):
+        return []
     failed = []
     for record in instance.get_run_records(filters=RunsFilter(statuses=ALIVE_STATUSES)):
         run = record.dagster_run

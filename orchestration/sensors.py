@@ -14,6 +14,7 @@ import dagster as dg
 
 from orchestration.jobs import next_track_job
 from orchestration.settings import INBOX_DIR, INBOX_SETTLE_SECONDS
+from orchestration.storage import RunStorage
 
 PARTIAL_SUFFIXES = {".part", ".partial", ".tmp", ".crdownload", ".download"}
 
@@ -44,7 +45,7 @@ def settled_entries(inbox: Path, settle_seconds: float, now: float) -> dict[str,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=f"Ingest new or changed files dropped into the inbox ({INBOX_DIR}).",
 )
-def inbox_sensor(context: dg.SensorEvaluationContext):
+def inbox_sensor(context: dg.SensorEvaluationContext, storage: RunStorage):
     INBOX_DIR.mkdir(parents=True, exist_ok=True)
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     ready = settled_entries(INBOX_DIR, INBOX_SETTLE_SECONDS, time.time())
@@ -52,12 +53,12 @@ def inbox_sensor(context: dg.SensorEvaluationContext):
     if not new:
         return dg.SkipReason(f"nothing new in {INBOX_DIR}")
     context.update_cursor(json.dumps({**seen, **new}))
+    # In a bucket store, the file goes there first: the ingest may run on another machine.
+    sources = {name: storage.upload_source(INBOX_DIR / name) for name in new}
     return [
         dg.RunRequest(
             run_key=f"{name}@{version}",
-            run_config={
-                "ops": {"raw_playlist_events": {"config": {"source": str(INBOX_DIR / name)}}}
-            },
+            run_config={"ops": {"raw_playlist_events": {"config": {"source": sources[name]}}}},
             tags={"next_track/inbox_file": name},
         )
         for name, version in new.items()

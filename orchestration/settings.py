@@ -8,6 +8,7 @@ was launched from.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -15,13 +16,33 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("NEXT_TRACK_DATA_DIR", REPO_ROOT / "data")).resolve()
 os.environ["NEXT_TRACK_DATA_DIR"] = str(DATA_DIR)
 
-# The published warehouse and raw file: what plain `dbt build`, notebooks and serving read.
-WAREHOUSE_PATH = DATA_DIR / "warehouse.duckdb"
-USER_ITEMS_WAREHOUSE_PATH = DATA_DIR / "warehouse_user_items.duckdb"
+# embedded (the default): everything on this machine. cluster: the services `make cluster-up`
+# starts (Postgres, Redis and Celery workers, an S3 bucket, an MLflow server); see
+# orchestration/cluster/.
+PROFILE = os.environ.get("NEXT_TRACK_PROFILE", "embedded")
+# Where a run's files live (orchestration/storage.py): the data folder, or s3://bucket[/prefix].
+STORAGE_URL = os.environ.get("NEXT_TRACK_STORAGE_URL") or DATA_DIR.as_uri()
+S3_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
+# This process's local copies of what lives in a bucket.
+SCRATCH_DIR = Path(os.environ.get("NEXT_TRACK_SCRATCH_DIR", DATA_DIR / "scratch"))
+# Names a step's metadata and MLflow runs carry: the Celery worker, or this machine.
+WORKER_NAME = os.environ.get("NEXT_TRACK_WORKER") or socket.gethostname()
+# A Postgres database for locks between processes on several machines (the cluster profile);
+# unset: file locks, which hold between processes of one machine only.
+LOCK_DATABASE_URL = os.environ.get("NEXT_TRACK_LOCK_DATABASE") or None
+
+# Stable names in the store (data/<name> locally) of what plain `dbt build`, notebooks and
+# serving read; each run writes its own copy under runs/<run id>/ and publishes it here.
+WAREHOUSE_KEY = "warehouse.duckdb"
+USER_ITEMS_WAREHOUSE_KEY = "warehouse_user_items.duckdb"
+RAW_EVENTS_KEY = "raw/playlist_events.parquet"
+SERVING_FOLDER = "serving"  # precomputed recommendation tables, one DuckDB file each
+# The same, as local paths, in the embedded profile (plain dbt and the tests read them).
+WAREHOUSE_PATH = DATA_DIR / WAREHOUSE_KEY
+USER_ITEMS_WAREHOUSE_PATH = DATA_DIR / USER_ITEMS_WAREHOUSE_KEY
 RAW_DIR = DATA_DIR / "raw"
-RAW_EVENTS_PATH = RAW_DIR / "playlist_events.parquet"
-# Precomputed recommendation tables, one DuckDB file each (see ml/serving/batch.py).
-SERVING_DIR = DATA_DIR / "serving"
+RAW_EVENTS_PATH = DATA_DIR / RAW_EVENTS_KEY
+SERVING_DIR = DATA_DIR / SERVING_FOLDER
 # Every run's own files (raw file, warehouse build, dataset, models, bundle), pruned by age.
 RUNS_DIR = DATA_DIR / "runs"
 KEEP_RUNS = int(os.environ.get("NEXT_TRACK_KEEP_RUNS", "5"))
@@ -46,8 +67,10 @@ MAX_PARALLEL_STEPS = int(os.environ.get("NEXT_TRACK_MAX_PARALLEL_STEPS", "2"))
 
 MLFLOW_DIR = DATA_DIR / "mlflow"
 MLFLOW_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{MLFLOW_DIR}/mlflow.db")
-MLFLOW_ARTIFACT_LOCATION = os.environ.get(
-    "NEXT_TRACK_MLFLOW_ARTIFACTS", (MLFLOW_DIR / "artifacts").as_uri()
+# Artifacts of new experiments; on a tracking server (the cluster) its own store (None), which it
+# proxies to the bucket.
+MLFLOW_ARTIFACT_LOCATION = (
+    os.environ.get("NEXT_TRACK_MLFLOW_ARTIFACTS", (MLFLOW_DIR / "artifacts").as_uri()) or None
 )
 # The UIs links point at: the ones `make mlflow-ui` and `make ui` start (the Makefile derives
 # both from MLFLOW_PORT and PORT); set them to reach servers elsewhere.

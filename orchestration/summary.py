@@ -4,11 +4,11 @@ the registered version, read from the run's own materializations."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import dagster as dg
 
 from orchestration.lineage import materialized_in_run
+from orchestration.storage import RunStorage
 
 DATA_LINES = [
     ("rows in", "rows_in"),
@@ -68,13 +68,18 @@ def test_lines(chosen: dict, metrics=METRICS) -> list[str]:
     return metric_table(rows, metrics)
 
 
-def handover(metadata: dict) -> dict:
-    return json.loads(Path(metadata["handover"]).read_text())
-
-
-def print_summary(instance: dg.DagsterInstance, run_id: str, seconds: float) -> None:
+def print_summary(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    seconds: float,
+    storage: RunStorage,
+    where: str = "make ui, Runs",
+) -> None:
     def meta(key: str) -> dict:
         return materialized_in_run(instance, dg.AssetKey(key), run_id)
+
+    def handover(metadata: dict) -> dict:
+        return json.loads(storage.read_bytes(metadata["handover"]))
 
     stats = meta("dataset_stats")
     if stats:
@@ -101,11 +106,11 @@ def print_summary(instance: dg.DagsterInstance, run_id: str, seconds: float) -> 
         )
     print_registered(meta("registered_model"))
     print_table(meta("track_recommendations"), "track_recommendations", "tracks")
-    print_user_items(meta)
-    print(f"\nrun {run_id} took {seconds:.0f} s (full log: make ui, Runs)")
+    print_user_items(meta, handover)
+    print(f"\nrun {run_id} took {seconds:.0f} s (full log: {where})")
 
 
-def print_user_items(meta) -> None:
+def print_user_items(meta, handover) -> None:
     dataset = meta("user_items_dataset")
     if dataset:
         print(
@@ -144,11 +149,11 @@ def print_table(table: dict, name: str, keys: str) -> None:
         )
 
 
-def print_failure(result) -> None:
-    for event in result.all_events:
+def print_failure(events: list[dg.DagsterEvent]) -> None:
+    for event in events:
         if event.is_step_failure:
             print(f"FAILED {event.step_key}: {event.event_specific_data.error.message}")
-    for event in result.all_events:
+    for event in events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             if not evaluation.passed:

@@ -22,9 +22,12 @@ def inbox(prepared_dbt_project, tmp_path, monkeypatch):
 
 def evaluate(cursor: str | None = None):
     from orchestration.sensors import inbox_sensor
+    from orchestration.storage import RunStorage
 
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, cursor=cursor)
+        context = dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources={"storage": RunStorage()}
+        )
         result = inbox_sensor.evaluate_tick(context)
     return result.run_requests or [], result.cursor, result.skip_message
 

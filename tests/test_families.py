@@ -6,6 +6,7 @@ import pytest
 import scipy.sparse as sp
 from pydantic import ValidationError
 
+from ml.artifacts import LocalArtifacts
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, CandidateSpec, run_candidate
 from ml.evaluation.metrics import ranking_metrics
@@ -269,20 +270,20 @@ def test_the_hybrid_leaves_out_what_its_weight_search_weighs_zero(tmp_path):
     only_y = Popularity(n_items=len(KEYS))  # proposes y first whatever was heard
     for model, data in ((rules, train), (popular, train), (only_y, encode([list("yyyd")]))):
         model.fit(data)
+    store = LocalArtifacts(tmp_path)
     components = []
     for i, model in enumerate((rules, popular, only_y)):
-        folder = tmp_path / f"c{i}"
-        model.save(folder)
+        model.save(store.writable(f"c{i}"))
         name = f"{model.name}#{i}"
-        components.append(CandidateResult(name, f"f{i}", "u", {}, {}, str(folder), {}, 0.0, 0.0))
+        components.append(CandidateResult(name, f"f{i}", "u", {}, {}, f"c{i}", {}, 0.0, 0.0))
     # after x the rules say a (popularity: b); with nothing heard only popularity says b
     both = EvaluationSplit("validation", queries(["x"], []), encode([["a"], ["b"]]))
     said = []
-    hybrid = build_hybrid(components, both, popular, tmp_path / "h", 1, 5, (1,), said.append)
+    hybrid = build_hybrid(components, both, popular, store, "h", 1, 5, (1,), said.append)
     assert hybrid is not None and hybrid.metrics["hit_rate_at_1"] == 1.0
     assert hybrid.params["components"] == [rules.name, popular.name]
     assert all(w > 0 for w in hybrid.params["weights"])
-    assert sorted(p.name for p in (tmp_path / "h" / "hybrid").iterdir() if p.is_dir()) == [
+    assert sorted(p.name for p in (tmp_path / "h").iterdir() if p.is_dir()) == [
         "component_0",
         "component_1",
     ]
@@ -290,8 +291,7 @@ def test_the_hybrid_leaves_out_what_its_weight_search_weighs_zero(tmp_path):
     rules_alone = EvaluationSplit("validation", queries(["x"], ["b"]), encode([["a"], ["c"]]))
     said.clear()
     assert (
-        build_hybrid(components, rules_alone, popular, tmp_path / "h2", 1, 5, (1,), said.append)
-        is None
+        build_hybrid(components, rules_alone, popular, store, "h2", 1, 5, (1,), said.append) is None
     )
     assert "keeps one model alone" in said[0]
 
@@ -310,9 +310,9 @@ def test_a_unit_runs_only_on_train_splits_within_its_row_range(tmp_path):
     for bounds, said in guards:
         spec = CandidateSpec("sequential_rules", {}, **bounds)
         with pytest.raises(CannotFit, match=said):
-            run_candidate(spec, train, validation, popular, tmp_path)
+            run_candidate(spec, train, validation, popular, LocalArtifacts(tmp_path), "c")
     within = CandidateSpec("sequential_rules", {}, min_train_rows=14, max_train_rows=14)
-    results = run_candidate(within, train, validation, popular, tmp_path)
+    results = run_candidate(within, train, validation, popular, LocalArtifacts(tmp_path), "c")
     assert results[0].metrics["hit_rate_at_10"] == 1.0
 
 

@@ -50,7 +50,7 @@ PUBLISHED_TABLES = ["playlist_splits", "dim_tracks", "dataset_stats", "next_trac
 SMALL_SYNTHETIC = {
     "raw_playlist_events": {"config": {"synthetic_playlists": 300, "synthetic_seed": 5}}
 }
-NO_FREE_SPACE = {"run_store": {"config": {"min_free_mb": 10**9}}}  # more than any disk has
+NO_FREE_SPACE = {"storage": {"config": {"min_free_mb": 10**9}}}  # more than any disk has
 
 
 # In process, on the session's data folder --------------------------------------------------
@@ -576,7 +576,8 @@ def test_a_registry_error_fails_the_registration_and_keeps_the_champion(scenario
     from orchestration.assets.next_track.dataset import DatasetHandle
     from orchestration.assets.next_track.registry import registered_model
     from orchestration.assets.next_track.selection import SelectedModel, Selection
-    from orchestration.resources import MlflowResource, RunStore
+    from orchestration.resources import MlflowResource
+    from orchestration.storage import RunStorage
 
     platform, client = scenario.platform, scenario.platform.client
     champion = client.get_model_version_by_alias(MODEL, CHAMPION)
@@ -597,7 +598,7 @@ def test_a_registry_error_fails_the_registration_and_keeps_the_champion(scenario
     monkeypatch.setattr(MlflowClient, "get_model_version_by_alias", registry_fails)
     resources = {
         "mlflow": MlflowResource(tracking_uri=platform.mlflow_uri),
-        "run_store": RunStore(base_dir=str(platform.data / "runs")),
+        "storage": RunStorage(url=platform.data.as_uri()),
     }
     context = dg.build_asset_context(instance=platform.instance, resources=resources)
     try:

@@ -3,6 +3,7 @@ checks, the candidate grid, selection across families, the gate, MLflow registra
 promotion, and HTTP serving."""
 
 import json
+import os
 import shutil
 import urllib.request
 from pathlib import Path
@@ -110,7 +111,9 @@ def test_every_family_and_baseline_is_in_the_validation_table(pipeline_run):
     selected = selection["selected"]
     for baseline in selection["baselines"]:
         assert selected["metrics"]["hit_rate_at_100"] > baseline["metrics"]["hit_rate_at_100"]
-    assert Path(selection["plots"]["hit_rate_at_k"]).stat().st_size > 10_000
+    from orchestration.settings import DATA_DIR  # the embedded run store
+
+    assert (DATA_DIR / selection["plots"]["hit_rate_at_k"]).stat().st_size > 10_000
 
 
 def test_champion_is_registered_with_test_metrics_tags_and_lineage(pipeline_run):
@@ -284,3 +287,25 @@ def test_track_recommendations_table_matches_the_champion(pipeline_run):
     assert [r[0] for r in stored] == served["track_key"].tolist()
     checks = {e.check_name: e.passed for e in pipeline_run.get_asset_check_evaluations()}
     assert checks["track_recommendations_dbt_tests"] is True
+
+
+def test_a_sql_only_dbt_build_leaves_the_runs_own_warehouse_as_the_run_wrote_it(pipeline_run):
+    """The README's `dbt build` alone rewrites the published warehouse, never the file the run
+    built and read (published as a copy, not a second name of the same file)."""
+    import subprocess
+    import sys
+
+    from orchestration.settings import DBT_PROFILES_DIR, DBT_PROJECT_DIR, RUNS_DIR, WAREHOUSE_PATH
+
+    built = RUNS_DIR / pipeline_run.run_id / "warehouse.duckdb"
+    before = read_table_rows(built, "next_track_build")[0]
+    assert before["build_id"] == pipeline_run.run_id
+    dbt = Path(sys.executable).parent / "dbt"
+    subprocess.run(
+        [str(dbt), "build", "--project-dir", str(DBT_PROJECT_DIR),
+         "--profiles-dir", str(DBT_PROFILES_DIR), "--select", "next_track_build"],
+        check=True, capture_output=True,
+        env={k: v for k, v in os.environ.items() if k != "NEXT_TRACK_WAREHOUSE"},
+    )  # fmt: skip
+    assert read_table_rows(WAREHOUSE_PATH, "next_track_build")[0]["build_id"] == "manual"
+    assert read_table_rows(built, "next_track_build")[0] == before

@@ -55,7 +55,7 @@
     attached read-only under their own name. Before the first one is written, an empty table of
     the same columns stands in, so `dbt build` and its tests work on a fresh machine. -#}
 {% macro attach_serving_tables() %}
-    {% set folder = env_var('NEXT_TRACK_DATA_DIR', 'data') ~ '/serving' %}
+    {% set folder = env_var('NEXT_TRACK_SERVING_DIR', env_var('NEXT_TRACK_DATA_DIR', 'data') ~ '/serving') %}
     {% set tables = {
         'track_recommendations': 'track_key varchar, rank integer, next_track_key varchar, '
             ~ 'artist varchar, title varchar, score double, from_popularity boolean',

@@ -7,11 +7,11 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
 
+from ml.artifacts import ArtifactStore
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.metrics import DEFAULT_KS, ranking_metrics, standard_error
 from ml.recommenders.base import (
@@ -79,15 +79,15 @@ class CandidateResult:
     unit: str
     params: dict[str, Any]  # every hyperparameter, scoring variant included
     variant: dict[str, Any]
-    model_dir: str
+    model_key: str  # the fitted model in an ArtifactStore
     metrics: dict[str, float]
     fit_seconds: float
     eval_seconds: float
     baseline: bool = False
     facts: dict[str, float] = field(default_factory=dict)  # vocabulary size, rules...
 
-    def load(self) -> Recommender:
-        model = load_recommender(Path(self.model_dir))
+    def load(self, store: ArtifactStore) -> Recommender:
+        model = load_recommender(store.stage(self.model_key))
         return model.with_scoring(**self.variant) if self.variant else model
 
 
@@ -118,12 +118,14 @@ def run_candidate(
     train: Sequences,
     validation: EvaluationSplit,
     popularity: Popularity,
-    out_dir: Path,
+    store: ArtifactStore,
+    prefix: str,
     ks: tuple[int, ...] = DEFAULT_KS,
     log: Log = _no_log,
 ) -> list[CandidateResult]:
-    """Fit once, save, evaluate every variant. Raises ``CannotFit`` when the family cannot, or
-    when the train split is outside the unit's ``min_train_rows``..``max_train_rows``."""
+    """Fit once, save as ``<prefix>/<unit>`` in ``store``, evaluate every variant. Raises
+    ``CannotFit`` when the family cannot, or when the train split is outside the unit's
+    ``min_train_rows``..``max_train_rows``."""
     if spec.max_train_rows is not None and len(train.items) > spec.max_train_rows:
         raise CannotFit(
             f"{len(train.items):,} train rows > max_train_rows {spec.max_train_rows:,}: this "
@@ -138,8 +140,9 @@ def run_candidate(
     started = time.perf_counter()
     recommender.fit(train, log)
     fit_seconds = time.perf_counter() - started
-    model_dir = out_dir / spec.unit_name
-    recommender.save(model_dir)
+    model_key = f"{prefix}/{spec.unit_name}"
+    recommender.save(store.writable(model_key))
+    store.commit(model_key)
     facts = {k: v for k, v in getattr(recommender, "training", {}).items() if isinstance(v, float)}
     log(f"{spec.unit_name}: fitted in {fit_seconds:.1f} s; scoring {len(spec.variants)} variants")
     results = []
@@ -163,7 +166,7 @@ def run_candidate(
                 unit=spec.unit_name,
                 params=TypeAdapter(type(model.params)).dump_python(model.params, mode="json"),
                 variant=dict(variant),
-                model_dir=str(model_dir),
+                model_key=model_key,
                 metrics=metrics,
                 fit_seconds=fit_seconds,
                 eval_seconds=seconds,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from pydantic import TypeAdapter
 
+from ml.artifacts import ArtifactStore
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, evaluate_lists
 from ml.recommenders.base import Log, _no_log
@@ -58,21 +58,22 @@ def build_hybrid(
     components: list[CandidateResult],
     validation: EvaluationSplit,
     popularity: Popularity,
-    out_dir: Path,
+    store: ArtifactStore,
+    key: str,
     k: int,
     depth: int,
     ks: tuple[int, ...],
     log: Log = _no_log,
 ) -> CandidateResult | None:
-    """Weights over the best candidate of each family, searched on ``validation``; None when
-    fewer than two families have a candidate or the search weighs all but one zero (the
-    hybrid would rank exactly as that one model does). A component weighed zero is left out:
-    it never changes the ranking, yet would be scored at every query and shipped in the
-    bundle."""
+    """Weights over the best candidate of each family, searched on ``validation``, the hybrid
+    saved as ``key`` in ``store``; None when fewer than two families have a candidate or the
+    search weighs all but one zero (the hybrid would rank exactly as that one model does). A
+    component weighed zero is left out: it never changes the ranking, yet would be scored at
+    every query and shipped in the bundle."""
     if len(components) < 2:
         return None
     started = time.perf_counter()
-    models = [c.load() for c in components]
+    models = [c.load(store) for c in components]
     lists = [m.top_k(validation.queries, max(depth, k)) for m in models]
     weights, _ = search_weights(lists, validation.labels, popularity.n_items, k)
     searched = ", ".join(f"{w:g}*{c.name}" for c, w in zip(components, weights, strict=True))
@@ -83,8 +84,8 @@ def build_hybrid(
     log(f"hybrid weights searched on {len(validation)} queries: {searched}")
     hybrid = Hybrid.of([models[i] for i in kept], [weights[i] for i in kept], max(depth, k))
     fit_seconds = time.perf_counter() - started
-    model_dir = out_dir / "hybrid"
-    hybrid.save(model_dir)
+    hybrid.save(store.writable(key))
+    store.commit(key)
     started = time.perf_counter()
     top = hybrid.top_k_of([lists[i] for i in kept], validation.queries, max(ks))
     metrics, _ = evaluate_lists(top, validation, popularity, ks)
@@ -94,7 +95,7 @@ def build_hybrid(
         unit="hybrid",
         params=TypeAdapter(Hybrid.Params).dump_python(hybrid.params, mode="json"),
         variant={},
-        model_dir=str(model_dir),
+        model_key=key,
         metrics=metrics,
         fit_seconds=fit_seconds + sum(c.fit_seconds for c in components),
         eval_seconds=time.perf_counter() - started,

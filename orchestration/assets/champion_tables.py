@@ -17,7 +17,8 @@ from ml.serving.bundle import Bundle, load_bundle
 from orchestration.assets.dbt import environment
 from orchestration.project import dbt_project
 from orchestration.resources import MlflowResource
-from orchestration.settings import SERVING_DIR
+from orchestration.settings import SERVING_FOLDER, WORKER_NAME
+from orchestration.storage import RunStorage, run_key
 
 LOOKUP_SAMPLE = 200  # keys whose lookups give the median latency
 
@@ -36,6 +37,8 @@ def champion_bundle(mlflow: MlflowResource, model_name: str, into: Path) -> tupl
 
 
 def serving_table(
+    storage: RunStorage,
+    run_id: str,
     table: str,
     batches: Iterator[pa.RecordBatch],
     schema: pa.Schema,
@@ -46,12 +49,17 @@ def serving_table(
     k: int,
     facts: dict[str, float] | None = None,
 ) -> dg.MaterializeResult:
-    """``batches`` written as ``table`` in data/serving/<table>.duckdb (indexed by ``key``,
-    swapped in atomically); rows, build seconds, the median lookup of one of ``keys`` (the
-    ``what``: tracks, users) and the caller's ``facts`` as metadata."""
-    path = SERVING_DIR / f"{table}.duckdb"
+    """``batches`` written as ``table`` in the run's serving/<table>.duckdb (indexed by ``key``)
+    and published as serving/<table>.duckdb in the run store; rows, build seconds, the median
+    lookup of one of ``keys`` (the ``what``: tracks, users) and the caller's ``facts`` as
+    metadata."""
+    published = f"{SERVING_FOLDER}/{table}.duckdb"
+    built = run_key(run_id, published)
+    path = storage.writable(built)
     started = time.perf_counter()
     rows = write_table(path, table, batches, schema, key)
+    storage.commit(built)
+    storage.publish(built, published)
     seconds = time.perf_counter() - started
     sample = keys[:: max(1, len(keys) // LOOKUP_SAMPLE)]
     return dg.MaterializeResult(
@@ -62,16 +70,23 @@ def serving_table(
             "champion_version": champion_version,
             "build_seconds": seconds,
             "lookup_ms_p50": lookup_ms(path, table, key, sample),
-            "path": dg.MetadataValue.path(str(path)),
+            "path": storage.location(published),
+            "worker": WORKER_NAME,
             **(facts or {}),
         }
     )
 
 
-def dbt_source_tests(dbt: DbtCliResource, source: str, warehouse: Path) -> dg.AssetCheckResult:
-    """``dbt test --select source:<source>`` against ``warehouse`` (the published file the
-    table's models live in: each use case has its own)."""
-    with environment(NEXT_TRACK_WAREHOUSE=str(warehouse)):
+def dbt_source_tests(
+    dbt: DbtCliResource, storage: RunStorage, source: str, table: str, warehouse: str
+) -> dg.AssetCheckResult:
+    """``dbt test --select source:<source>`` on the published serving ``table`` against the
+    published ``warehouse`` (the file the table's models live in: each use case has its own),
+    both staged from the run store."""
+    serving = storage.stage(f"{SERVING_FOLDER}/{table}.duckdb").parent
+    with environment(
+        NEXT_TRACK_WAREHOUSE=str(storage.stage(warehouse)), NEXT_TRACK_SERVING_DIR=str(serving)
+    ):
         invocation = dbt.cli(
             ["test", "--select", f"source:{source}", "--indirect-selection", "eager"],
             manifest=dbt_project.manifest_path,

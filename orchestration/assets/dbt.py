@@ -1,9 +1,10 @@
 """dbt models as assets, dbt tests as asset checks, built write-audit-publish.
 
-Each run builds into a fresh DuckDB file in its own folder and publishes it (one atomic rename)
-only when dbt succeeded, every blocking test included: a failed or killed build leaves the last
-good warehouse exactly as it was, never tables of two runs side by side. The run's later steps
-read the build they made, even if another run publishes in between.
+Each run builds into a fresh DuckDB file in its own folder of the run store and publishes a copy
+of it (swapped in whole) only when dbt succeeded, every blocking test included: a failed or killed
+build leaves the last good warehouse exactly as it was, never tables of two runs side by side.
+The run's later steps read the build they made, even if another run publishes in between, and a
+SQL-only `dbt build` rewrites the published copy, never a run's own file.
 """
 
 import json
@@ -23,23 +24,22 @@ from dagster_dbt import (
 )
 
 from ml.sources.interactions import INTERACTIONS_FILE, ITEMS_FILE
-from ml.warehouse import publish, read_only
+from ml.warehouse import read_only
 from orchestration.assets.next_track.ingest import raw_playlist_events
 from orchestration.config import DbtBuildConfig, UserItemsDbtConfig
-from orchestration.lineage import file_for_run
+from orchestration.lineage import key_for_run
 from orchestration.project import dbt_project
-from orchestration.resources import RunStore
 from orchestration.settings import (
-    RAW_DIR,
-    RAW_EVENTS_PATH,
-    USER_ITEMS_WAREHOUSE_PATH,
-    WAREHOUSE_PATH,
+    RAW_EVENTS_KEY,
+    USER_ITEMS_WAREHOUSE_KEY,
+    WAREHOUSE_KEY,
     WAREHOUSE_POOL,
+    WORKER_NAME,
 )
+from orchestration.storage import RunStorage, run_key
 
-BUILD_FILE = "warehouse.duckdb"
-USER_ITEMS_BUILD_FILE = "warehouse_user_items.duckdb"
 RAW_INTERACTIONS = dg.AssetKey("raw_interactions")
+RAW_INTERACTIONS_KEY = f"raw/{INTERACTIONS_FILE}"
 # dataset_stats columns a failed next-track build's message shows
 FAILURE_COUNTS = ["rows_in", "rows_clean", "playlists_clean", "playlists_too_short", "playlists"]
 
@@ -60,11 +60,10 @@ TRANSLATOR = UseCaseTranslator(
 )
 
 
-def warehouse_for_run(
-    run_store: RunStore, run_id: str, build_file: str = BUILD_FILE, published: Path = WAREHOUSE_PATH
-) -> Path:
-    """The build this run made, else the published warehouse."""
-    return run_store.existing(run_id, build_file) or published
+def warehouse_for_run(storage: RunStorage, run_id: str, published: str = WAREHOUSE_KEY) -> str:
+    """The key of the build this run made, else of the published warehouse."""
+    build = run_key(run_id, published)
+    return build if storage.exists(build) else published
 
 
 @dbt_assets(
@@ -79,20 +78,20 @@ def next_track_dbt_models(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
     config: DbtBuildConfig,
-    run_store: RunStore,
+    storage: RunStorage,
 ):
     run_id = context.run.run_id
-    raw, raw_metadata = file_for_run(
-        context.instance, raw_playlist_events.key, run_id, "path", RAW_EVENTS_PATH
+    raw, raw_metadata = key_for_run(
+        context.instance, raw_playlist_events.key, run_id, "raw_key", RAW_EVENTS_KEY
     )
     fingerprint = str(raw_metadata.get("raw_fingerprint", "unknown"))
     yield from build_and_publish(
         context,
         dbt,
-        run_store.run_dir(run_id) / BUILD_FILE,
-        WAREHOUSE_PATH,
+        storage,
+        WAREHOUSE_KEY,
         ["--vars", json.dumps(config.model_dump())],
-        NEXT_TRACK_RAW_PLAYLISTS=str(raw),
+        NEXT_TRACK_RAW_PLAYLISTS=str(storage.stage(raw)),
         NEXT_TRACK_BUILD_ID=run_id,
         NEXT_TRACK_RAW_FINGERPRINT=fingerprint,
     )
@@ -110,32 +109,36 @@ def user_items_dbt_models(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
     config: UserItemsDbtConfig,
-    run_store: RunStore,
+    storage: RunStorage,
 ):
     run_id = context.run.run_id
-    interactions, _ = file_for_run(
-        context.instance, RAW_INTERACTIONS, run_id, "path", RAW_DIR / INTERACTIONS_FILE
+    interactions, _ = key_for_run(
+        context.instance, RAW_INTERACTIONS, run_id, "raw_key", RAW_INTERACTIONS_KEY
     )
+    items = str(Path(interactions).with_name(ITEMS_FILE))
     yield from build_and_publish(
         context,
         dbt,
-        run_store.run_dir(run_id) / USER_ITEMS_BUILD_FILE,
-        USER_ITEMS_WAREHOUSE_PATH,
+        storage,
+        USER_ITEMS_WAREHOUSE_KEY,
         ["--target", "user_items", "--vars", json.dumps(config.dbt_vars())],
-        NEXT_TRACK_RAW_INTERACTIONS=str(interactions),
-        NEXT_TRACK_RAW_ITEMS=str(interactions.with_name(ITEMS_FILE)),
+        NEXT_TRACK_RAW_INTERACTIONS=str(storage.stage(interactions)),
+        NEXT_TRACK_RAW_ITEMS=str(storage.stage(items)),
     )
 
 
 def build_and_publish(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
-    build: Path,
-    published: Path,
+    storage: RunStorage,
+    published: str,
     arguments: list[str],
     **env: str,
 ) -> Iterator:
-    """``dbt build`` into ``build``; publish it as ``published`` only if everything passed."""
+    """``dbt build`` into this run's own file (``runs/<run id>/<published>``); commit it to the
+    run store, and publish a copy as ``published`` only if everything passed."""
+    key = run_key(context.run.run_id, published)
+    build = storage.writable(key)
     build.unlink(missing_ok=True)  # a re-executed step starts from an empty build
     started = time.perf_counter()
     with environment(NEXT_TRACK_WAREHOUSE=str(build), **env):
@@ -146,16 +149,17 @@ def build_and_publish(
         counts = build_counts(build)
         raise dg.Failure(
             description="dbt build failed, so nothing was published (the last good warehouse "
-            f"{published} is unchanged): "
+            f"{storage.location(published)} is unchanged): "
             + " | ".join(failures or ["see the dbt log"])
             + (f" | counts of the failed build: {counts}" if counts else ""),
             metadata={"failures": dg.MetadataValue.json(failures), "build": str(build)},
             allow_retries=False,
         )
     seconds = time.perf_counter() - started
-    publish(build, published)
-    context.log.info(f"published {build} as {published}")
-    yield from with_row_counts(events, invocation.manifest, build, seconds)
+    storage.commit(key)
+    storage.publish(key, published)
+    context.log.info(f"published {storage.location(key)} as {storage.location(published)}")
+    yield from with_row_counts(events, invocation.manifest, build, storage.location(key), seconds)
 
 
 @contextmanager
@@ -201,7 +205,9 @@ def build_counts(build: Path) -> str:
     return ", ".join(f"{name} {stats[name]:,}" for name in FAILURE_COUNTS if name in stats)
 
 
-def with_row_counts(events: list, manifest: dict, warehouse: Path, seconds: float) -> Iterator:
+def with_row_counts(
+    events: list, manifest: dict, warehouse: Path, location: str, seconds: float
+) -> Iterator:
     """Attach ``dagster/row_count`` to each built model, counted once dbt has exited.
 
     dagster-dbt's ``fetch_row_counts()`` queries through an adapter connection opened in this
@@ -224,7 +230,11 @@ def with_row_counts(events: list, manifest: dict, warehouse: Path, seconds: floa
             if isinstance(event, dg.Output | dg.AssetMaterialization) and unique_id in relations:
                 relation = relations[unique_id]
                 row_count = connection.execute(f"select count(*) from {relation}").fetchone()[0]
-                extra = {"dagster/row_count": row_count, "warehouse": str(warehouse)}
+                extra = {
+                    "dagster/row_count": row_count,
+                    "warehouse": location,
+                    "worker": WORKER_NAME,
+                }
                 if unique_id.endswith(".dataset_stats") and row_count == 1:
                     extra.update(one_row_metadata(connection, relation))
                     # dbt builds every model in one step: its time is the whole build's

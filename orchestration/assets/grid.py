@@ -13,7 +13,11 @@ from pydantic import Field
 from ml.evaluation.candidates import CandidateResult, CandidateSpec
 from ml.evaluation.report import markdown_table, table_rows
 from orchestration.config import CandidateConfig, GridConfig
-from orchestration.resources import MlflowResource, RunStore
+from orchestration.resources import MlflowResource
+from orchestration.settings import WORKER_NAME
+from orchestration.storage import RunStorage
+
+CELERY_DEFAULT_PRIORITY = 5  # dagster-celery's task_default_priority
 
 
 @dataclass
@@ -27,7 +31,7 @@ class UnitOutcome:
 
 
 FitUnit = Callable[
-    [dg.OpExecutionContext, CandidateSpec, object, RunStore, MlflowResource], UnitOutcome
+    [dg.OpExecutionContext, CandidateSpec, object, RunStorage, MlflowResource], UnitOutcome
 ]
 
 
@@ -51,8 +55,13 @@ def candidate_grid(
 ) -> dg.AssetsDefinition:
     """A graph asset over ``dataset``: plan the grid from run config, fit every unit as its own
     step, collect the outcomes. Steps of a grid with a higher ``priority`` start first when
-    several are ready (Dagster's ``dagster/priority`` tag)."""
-    tags = {"dagster/priority": str(priority)}
+    several are ready: ``dagster/priority`` for the multiprocess executor, and
+    ``dagster-celery/priority`` (added to Celery's default, 5) for the Celery executor, which
+    submits ready steps in that order."""
+    tags = {
+        "dagster/priority": str(priority),
+        "dagster-celery/priority": str(CELERY_DEFAULT_PRIORITY + priority),
+    }
 
     class Grid(GridConfig):
         candidates: list[CandidateConfig] = Field(
@@ -84,13 +93,15 @@ def candidate_grid(
         tags=tags,
     )
     def fit(
-        context: dg.OpExecutionContext, dataset, spec, run_store: RunStore, mlflow: MlflowResource
+        context: dg.OpExecutionContext, dataset, spec, storage: RunStorage, mlflow: MlflowResource
     ) -> UnitOutcome:
-        return fit_unit(context, spec, dataset, run_store, mlflow)
+        return fit_unit(context, spec, dataset, storage, mlflow)
 
     @dg.op(name=f"{name}__collect")
     def collect(context: dg.OpExecutionContext, outcomes: list[UnitOutcome]) -> list[UnitOutcome]:
-        context.add_output_metadata({"validation": dg.MetadataValue.md(outcome_table(outcomes, k))})
+        context.add_output_metadata(
+            {"validation": dg.MetadataValue.md(outcome_table(outcomes, k)), "worker": WORKER_NAME}
+        )
         return outcomes
 
     def route(config: dict) -> dict:

@@ -5,7 +5,6 @@ its alias, close the pipeline's MLflow run, prune old run folders and report."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 import mlflow as mlflow_lib
@@ -20,9 +19,10 @@ from ml.registry import (
     end_orphaned_runs,
     set_alias,
 )
-from orchestration.resources import MlflowResource, RunStore
+from orchestration.resources import MlflowResource
 from orchestration.run_health import run_is_live, runs_in_progress
-from orchestration.settings import DAGSTER_UI_URL
+from orchestration.settings import DAGSTER_UI_URL, WORKER_NAME
+from orchestration.storage import RUNS, RunStorage
 
 
 @dataclass
@@ -92,6 +92,7 @@ def selected_tags(
         "lineage": lineage,
         "dagster_run_id": context.run.run_id,
         "dagster_run": f"{DAGSTER_UI_URL}/runs/{context.run.run_id}",
+        "worker": WORKER_NAME,
     }
 
 
@@ -113,21 +114,22 @@ def promote_and_report(
     context: dg.AssetExecutionContext,
     registration: Registration,
     version_tags: dict[str, str],
-    warehouse: Path,
+    warehouse_key: str,
     mlflow: MlflowResource,
-    run_store: RunStore,
+    storage: RunStorage,
 ) -> RegisteredModel:
     """Tags, then the alias (a version with an alias is always fully described), then the
     pipeline's MLflow run ends and old run folders go: never the folder of a run still going
-    (overlapping runs), nor the build this one read."""
+    (overlapping runs), nor the build this one read (``warehouse_key``)."""
     r = registration
     promotion, champion = r.comparison.promotion, r.comparison.champion
     champion_score = r.comparison.champion_score
     client = mlflow.client()
     set_alias(client, r.model_name, r.version, promotion, version_tags)
     client.set_terminated(r.parent_run_id, status=RunStatus.to_string(RunStatus.FINISHED))
-    in_use = {context.run.run_id, warehouse.parent.name}
-    pruned = run_store.prune(protect=in_use | runs_in_progress(context.instance))
+    parts = warehouse_key.split("/")
+    in_use = {context.run.run_id, *([parts[1]] if parts[0] == RUNS else [])}
+    pruned = storage.prune(protect=in_use | runs_in_progress(context.instance))
     context.log.info(
         f"registered {r.model_name} v{r.version} as {promotion.alias}: {promotion.reason}"
         + (f"; pruned {len(pruned)} old run folders" if pruned else "")
@@ -148,6 +150,7 @@ def promote_and_report(
             ),
             "mlflow_run": dg.MetadataValue.url(mlflow.run_url(r.experiment_id, r.run_id)),
             "model_uri": uri,
+            "worker": WORKER_NAME,
         }
     )
     return RegisteredModel(

@@ -11,7 +11,9 @@ from ml.registry import log_child_run
 from orchestration.assets.grid import UnitOutcome, candidate_grid
 from orchestration.assets.next_track.dataset import DatasetHandle, next_track_dataset
 from orchestration.config import NEIGHBOURHOOD_GRID, SEQUENTIAL_RULES_GRID, WORD2VEC_GRID
-from orchestration.resources import MlflowResource, RunStore
+from orchestration.resources import MlflowResource
+from orchestration.settings import WORKER_NAME
+from orchestration.storage import RunStorage, run_key
 
 EXPERIMENT = "next-track"
 METRIC_KS = (1, 5, 10, 20, 50, 100)
@@ -31,17 +33,18 @@ def fit_and_log(
     context: dg.OpExecutionContext,
     spec: CandidateSpec,
     dataset: DatasetHandle,
-    run_store: RunStore,
+    storage: RunStorage,
     mlflow: MlflowResource,
 ) -> UnitOutcome:
-    data = dataset.load()
+    prefix = run_key(context.run.run_id, "candidates")
+    storage.ensure_space(prefix)  # before the fit, not after it
+    data = dataset.load(storage)
     validation = data.validation.sample(dataset.validation_sample, dataset.seed)
     popularity = Popularity(n_items=len(data.catalogue))
     popularity.counts = data.catalogue.train_counts
-    out_dir = run_store.run_dir(context.run.run_id) / "candidates"
     try:
         results = run_candidate(
-            spec, data.train, validation, popularity, out_dir, METRIC_KS, context.log.info
+            spec, data.train, validation, popularity, storage, prefix, METRIC_KS, context.log.info
         )
     except CannotFit as e:
         context.log.warning(f"skipped {spec.unit_name}: {e}")
@@ -69,6 +72,7 @@ def fit_and_log(
                 "unit": result.unit,
                 "dagster_run_id": context.run.run_id,
                 "data_fingerprint": dataset.fingerprint,
+                "worker": WORKER_NAME,
             },
         )
     rows = table_rows(results, 100, None)
@@ -82,6 +86,7 @@ def fit_and_log(
             "queries_per_second": len(validation) * len(results) / max(eval_seconds, 1e-9),
             "best_validation_hit_rate_at_100": max(r.metrics["hit_rate_at_100"] for r in results),
             "validation": dg.MetadataValue.md(markdown_table(rows)),
+            "worker": WORKER_NAME,
         }
     )
     return UnitOutcome(spec.unit_name, spec.family, results)
@@ -128,7 +133,7 @@ neighbourhood_candidates = next_track_grid(
 def baseline_candidates(
     context: dg.AssetExecutionContext,
     next_track_dataset: DatasetHandle,
-    run_store: RunStore,
+    storage: RunStorage,
     mlflow: MlflowResource,
 ) -> list[UnitOutcome]:
-    return [fit_and_log(context, spec, next_track_dataset, run_store, mlflow) for spec in BASELINES]
+    return [fit_and_log(context, spec, next_track_dataset, storage, mlflow) for spec in BASELINES]

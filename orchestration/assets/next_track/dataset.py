@@ -2,7 +2,6 @@
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
@@ -13,7 +12,8 @@ from orchestration.assets.dbt import next_track_dbt_models, warehouse_for_run
 from orchestration.assets.next_track.ingest import raw_playlist_events
 from orchestration.config import DatasetConfig
 from orchestration.lineage import latest_metadata, materialized_in_run
-from orchestration.resources import RunStore
+from orchestration.settings import WORKER_NAME
+from orchestration.storage import RunStorage, run_key
 
 PLAYLIST_SPLITS = get_asset_key_for_model([next_track_dbt_models], "playlist_splits")
 DIM_TRACKS = get_asset_key_for_model([next_track_dbt_models], "dim_tracks")
@@ -22,20 +22,20 @@ BUILD_RECORD = get_asset_key_for_model([next_track_dbt_models], "next_track_buil
 
 @dataclass
 class DatasetHandle:
-    """Where a run's encoded dataset lives and what it holds."""
+    """Where a run's encoded dataset lives in the run store, and what it holds."""
 
-    folder: str
+    key: str  # the dataset's folder in the run store
     fingerprint: str  # of everything the models see
     raw_fingerprint: str  # of the raw file the warehouse was built from
-    source: str  # the data lineage: the ingested source (file path or synthetic spec)
-    warehouse: str
+    source: str  # the data lineage: the ingested source (file path, URL or synthetic spec)
+    warehouse_key: str  # the warehouse build it was read from
     validation_sample: int  # validation queries each candidate is scored on
     validation_queries: int
     seed: int
     summary: dict
 
-    def load(self) -> NextTrackData:
-        return NextTrackData.load(Path(self.folder))
+    def load(self, storage: RunStorage) -> NextTrackData:
+        return NextTrackData.load(storage.stage(self.key))
 
 
 @dg.asset(
@@ -46,17 +46,19 @@ class DatasetHandle:
     "(memory-mapped arrays in the run's folder), checked against this run's own ingest.",
 )
 def next_track_dataset(
-    context: dg.AssetExecutionContext, config: DatasetConfig, run_store: RunStore
+    context: dg.AssetExecutionContext, config: DatasetConfig, storage: RunStorage
 ) -> DatasetHandle:
     run_id = context.run.run_id
-    warehouse = warehouse_for_run(run_store, run_id)
+    warehouse_key = warehouse_for_run(storage, run_id)
+    warehouse = storage.stage(warehouse_key)
     build = read_table_rows(warehouse, "next_track_build")[0]
     ingested = materialized_in_run(context.instance, raw_playlist_events.key, run_id)
     if ingested and ingested.get("raw_fingerprint") != build["raw_fingerprint"]:
         raise dg.Failure(
-            f"{warehouse} was built from raw data {build['raw_fingerprint']} ({build['raw_path']}),"
-            f" but this run ingested {ingested.get('raw_fingerprint')}: materialize the dbt "
-            "models in this run too, so it trains on the data it ingested",
+            f"{storage.location(warehouse_key)} was built from raw data "
+            f"{build['raw_fingerprint']} ({build['raw_path']}), but this run ingested "
+            f"{ingested.get('raw_fingerprint')}: materialize the dbt models in this run too, so "
+            "it trains on the data it ingested",
             allow_retries=False,
         )
     started = time.perf_counter()
@@ -69,8 +71,9 @@ def next_track_dataset(
             "candidates cannot be compared; bring more playlists",
             allow_retries=False,
         )
-    folder = run_store.run_dir(run_id) / "dataset"
-    data.save(folder)
+    key = run_key(run_id, "dataset")
+    data.save(storage.writable(key))
+    storage.commit(key)
     summary = data.summary()
     seconds = time.perf_counter() - started
     sample = min(config.validation_sample or len(data.validation), len(data.validation))
@@ -82,16 +85,17 @@ def next_track_dataset(
             "seconds": seconds,
             "rows_per_second": summary["train_rows"] / seconds if seconds else 0.0,
             "raw_fingerprint": build["raw_fingerprint"],
-            "warehouse": str(warehouse),
-            "folder": dg.MetadataValue.path(str(folder)),
+            "warehouse": storage.location(warehouse_key),
+            "dataset": storage.location(key),
+            "worker": WORKER_NAME,
         }
     )
     return DatasetHandle(
-        folder=str(folder),
+        key=key,
         fingerprint=data.fingerprint,
         raw_fingerprint=build["raw_fingerprint"],
         source=source,
-        warehouse=str(warehouse),
+        warehouse_key=warehouse_key,
         validation_sample=sample,
         validation_queries=len(data.validation),
         seed=config.seed,

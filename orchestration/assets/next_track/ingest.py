@@ -1,7 +1,6 @@
 """raw_playlist_events: any supported source -> the canonical Parquet table dbt reads."""
 
 import hashlib
-import os
 import time
 from pathlib import Path
 
@@ -11,10 +10,8 @@ from ml.sources import SourceError, ingest
 from ml.sources.canonical import remove_stale_temporaries
 from ml.sources.synthetic import SyntheticSpec
 from orchestration.config import RawSourceConfig, run_config_errors
-from orchestration.resources import RunStore
-from orchestration.settings import RAW_EVENTS_PATH
-
-RAW_FILE = "raw/playlist_events.parquet"
+from orchestration.settings import RAW_EVENTS_KEY, WORKER_NAME
+from orchestration.storage import RunStorage, run_key
 
 
 def file_fingerprint(path: Path) -> str:
@@ -25,24 +22,15 @@ def file_fingerprint(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def publish_file(source: Path, published: Path) -> None:
-    """Point the stable name plain dbt reads at this run's file (atomic)."""
-    published.parent.mkdir(parents=True, exist_ok=True)
-    staged = published.with_name(f".{published.name}.{os.getpid()}.publishing")
-    staged.unlink(missing_ok=True)
-    os.link(source, staged)
-    os.replace(staged, published)
-
-
 @dg.asset(
     group_name="next_track",
     kinds={"python", "parquet"},
     description="Raw playlist rows in the canonical schema "
     "(row_id, user_id, artist, track, playlist), from the configured source; written into the "
-    "run's folder, then published as data/raw/playlist_events.parquet.",
+    "run's folder, then published as raw/playlist_events.parquet in the run store.",
 )
 def raw_playlist_events(
-    context: dg.AssetExecutionContext, config: RawSourceConfig, run_store: RunStore
+    context: dg.AssetExecutionContext, config: RawSourceConfig, storage: RunStorage
 ):
     # The first step of a full run: refuse the run before any work if any step's config is bad.
     errors = run_config_errors(context.run.run_config)
@@ -50,15 +38,17 @@ def raw_playlist_events(
         raise dg.Failure(
             description="invalid run config: " + "; ".join(errors), allow_retries=False
         )
-    source = config.source_path()
+    chosen = config.source_or_default()
+    source = storage.stage_source(chosen)
     spec = SyntheticSpec(playlists=config.synthetic_playlists, seed=config.synthetic_seed)
-    output = run_store.run_dir(context.run.run_id) / RAW_FILE
+    key = run_key(context.run.run_id, RAW_EVENTS_KEY)
+    output = storage.writable(key)
     # A killed ingest leaves its temporary file in its own run's folder, so every run folder
-    # is swept (ingest itself only sweeps the folder it writes to: this run's, new).
+    # of this machine is swept (ingest itself only sweeps the folder it writes to: this run's).
     stale = [
         str(path)
-        for run_folder in Path(run_store.base_dir).iterdir()
-        for path in remove_stale_temporaries(run_folder / RAW_FILE)
+        for run_folder in output.parents[2].iterdir()
+        for path in remove_stale_temporaries(run_folder / RAW_EVENTS_KEY)
     ]
     for path in stale:
         context.log.info(f"removed {path}, left behind by an ingest that was killed")
@@ -75,7 +65,8 @@ def raw_playlist_events(
         )
     seconds = time.perf_counter() - started
     fingerprint = file_fingerprint(output)
-    publish_file(output, RAW_EVENTS_PATH)
+    storage.commit(key)
+    storage.publish(key, RAW_EVENTS_KEY)
     lines = "" if report.lines_in_file is None else f" of {report.lines_in_file:,} lines"
     context.log.info(
         f"wrote {report.rows_written:,} rows{lines} ({report.format}) to {output}, "
@@ -86,7 +77,7 @@ def raw_playlist_events(
             "dagster/row_count": report.rows_written,
             "seconds": seconds,
             "rows_per_second": report.rows_written / seconds if seconds else 0.0,
-            "source": report.source,
+            "source": chosen or report.source,
             "format": report.format,
             "files": len(report.files),
             "malformed_lines_skipped": report.malformed_lines,
@@ -98,10 +89,12 @@ def raw_playlist_events(
             "playlists_without_pos": report.playlists_without_pos,
             "ignored_files": dg.MetadataValue.json(report.ignored_files),
             "stale_temporaries_removed": len(stale),
-            "path": dg.MetadataValue.path(str(output)),
+            "path": storage.location(key),
+            "raw_key": key,
             "raw_fingerprint": fingerprint,
+            "worker": WORKER_NAME,
             # The data lineage a registered model descends from: a new lineage replaces the
             # champion; the same lineage must beat it.
-            "lineage": report.files[0] if report.format == "synthetic" else report.source,
+            "lineage": report.files[0] if report.format == "synthetic" else chosen,
         }
     )

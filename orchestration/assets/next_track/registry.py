@@ -23,8 +23,9 @@ from orchestration.assets.registration import (
     promote_and_report,
     selected_tags,
 )
-from orchestration.resources import MlflowResource, RunStore
+from orchestration.resources import MlflowResource
 from orchestration.settings import REGISTRY_POOL
+from orchestration.storage import RunStorage
 
 MODEL_NAME = "next-track"
 PROMOTION_K = 100
@@ -70,7 +71,7 @@ def registered_model(
     candidate_metrics: Selection,
     next_track_dataset: DatasetHandle,
     mlflow: MlflowResource,
-    run_store: RunStore,
+    storage: RunStorage,
 ) -> RegisteredModel:
     selected, dataset = selected_model, next_track_dataset
     experiment_id = mlflow.experiment_id(EXPERIMENT)
@@ -80,9 +81,10 @@ def registered_model(
     score = selected.test[selected.candidate][metric]
     comparison = compare_with_champion(
         client, MODEL_NAME, dataset.source, score,
-        lambda champion: pyfunc_hit_rate(champion, dataset.load().test_keys, PROMOTION_K),
+        lambda champion: pyfunc_hit_rate(champion, dataset.load(storage).test_keys, PROMOTION_K),
     )  # fmt: skip
-    bundle = load_bundle(Path(selected.bundle_dir))
+    bundle_dir = storage.stage(selected.bundle_key)
+    bundle = load_bundle(bundle_dir)
     example = pd.DataFrame({"tracks": [bundle.catalogue.key_list()[:3]]})
     parent = mlflow.parent_run(EXPERIMENT, context)
     metrics = logged_metrics(
@@ -102,16 +104,16 @@ def registered_model(
         f"selected: {selected.candidate}",
         MODEL_NAME,
         Path(next_track_pyfunc.__file__),
-        Path(selected.bundle_dir),
+        bundle_dir,
         {"family": selected.family, **selected.params},
         metrics,
         tags,
         next_track_pyfunc.SIGNATURE,
         example,
-        [Path(p) for p in candidate_metrics.plots.values()],
+        [storage.stage(key) for key in candidate_metrics.plots.values()],
     )
     log_training_data(
-        client, run_id, "playlist_splits", Path(dataset.warehouse), dataset.fingerprint
+        client, run_id, "playlist_splits", storage.uri(dataset.warehouse_key), dataset.fingerprint
     )
     client.update_model_version(
         MODEL_NAME,
@@ -131,5 +133,5 @@ def registered_model(
         MODEL_NAME, version, run_id, parent, experiment_id, comparison, metric, score
     )
     return promote_and_report(
-        context, registration, version_tags, Path(dataset.warehouse), mlflow, run_store
+        context, registration, version_tags, dataset.warehouse_key, mlflow, storage
     )

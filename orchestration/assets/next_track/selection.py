@@ -30,7 +30,9 @@ from orchestration.assets.next_track.candidates import (
 )
 from orchestration.assets.next_track.dataset import DatasetHandle
 from orchestration.config import SelectionConfig
-from orchestration.resources import MlflowResource, RunStore
+from orchestration.resources import MlflowResource
+from orchestration.settings import WORKER_NAME
+from orchestration.storage import RunStorage, run_key
 
 
 @dataclass
@@ -39,7 +41,7 @@ class Selection:
     selected: CandidateResult
     baselines: list[CandidateResult]
     rows: list[dict]  # the validation table
-    plots: dict[str, str]  # name -> PNG path
+    plots: dict[str, str]  # name -> PNG in the run store
     validation_sample: int
     validation_queries: int
 
@@ -49,7 +51,7 @@ class SelectedModel:
     candidate: str
     family: str
     k: int
-    bundle_dir: str
+    bundle_key: str  # the bundle's folder in the run store
     validation: dict[str, dict[str, float]]  # name -> metrics (selected and baselines)
     test: dict[str, dict[str, float]]
     params: dict
@@ -89,7 +91,7 @@ def candidate_metrics(
     sequential_rules: list[UnitOutcome],
     neighbourhood: list[UnitOutcome],
     baselines: list[UnitOutcome],
-    run_store: RunStore,
+    storage: RunStorage,
     mlflow: MlflowResource,
 ) -> Selection:
     k = config.k
@@ -102,14 +104,15 @@ def candidate_metrics(
             + ("; ".join(f"{u}: {why}" for u, why in skipped.items()) or "the grid is empty"),
             allow_retries=False,
         )
-    data = next_track_dataset.load()
+    data = next_track_dataset.load(storage)
     popularity = popularity_of(data)
     sample = data.validation.sample(next_track_dataset.validation_sample, next_track_dataset.seed)
-    run_dir = run_store.run_dir(context.run.run_id)
+    run_id = context.run.run_id
     if config.hybrid:
         hybrid = build_hybrid(
-            best_per_family(results, k), sample, popularity, run_dir / "candidates", k,
-            config.hybrid_depth, METRIC_KS, context.log.info,
+            best_per_family(results, k), sample, popularity, storage,
+            run_key(run_id, "candidates", "hybrid"), k, config.hybrid_depth, METRIC_KS,
+            context.log.info,
         )  # fmt: skip
         if hybrid is not None:
             context.log.info(
@@ -128,7 +131,7 @@ def candidate_metrics(
         for done, result in enumerate(rescored, start=1):
             began = time.perf_counter()
             result.metrics, tops[result.name] = evaluate(
-                result.load(), data.validation, popularity, METRIC_KS
+                result.load(storage), data.validation, popularity, METRIC_KS
             )
             result.eval_seconds = time.perf_counter() - began
             left = (time.perf_counter() - started) / done * (len(rescored) - done)
@@ -141,28 +144,26 @@ def candidate_metrics(
     curves = {}
     for result in [selected, *baseline_results]:
         if result.name not in tops:  # the sample was all of validation: scored there already
-            _, tops[result.name] = evaluate(result.load(), data.validation, popularity, METRIC_KS)
+            _, tops[result.name] = evaluate(
+                result.load(storage), data.validation, popularity, METRIC_KS
+            )
         curves[result.name] = hit_rate_curve(
             tops[result.name].ids, data.validation.labels, len(data.catalogue)
         )
     rows = table_rows(next_track_ranked(results, k), k, selected.name)
     plots = {
-        "hit_rate_at_k": str(
-            plot_hit_rate_curves(
-                curves,
-                run_dir / "plots" / "validation_hit_rate_at_k.png",
-                "validation hit rate@K: selected model and baselines",
-            )
-        ),
-        "validation": str(
-            plot_validation_bars(rows, f"hit_rate_at_{k}", run_dir / "plots" / "validation.png")
-        ),
-    }  # fmt: skip
+        "hit_rate_at_k": run_key(run_id, "plots", "validation_hit_rate_at_k.png"),
+        "validation": run_key(run_id, "plots", "validation.png"),
+    }
+    title = "validation hit rate@K: selected model and baselines"
+    plot_hit_rate_curves(curves, storage.writable(plots["hit_rate_at_k"]), title)
+    plot_validation_bars(rows, f"hit_rate_at_{k}", storage.writable(plots["validation"]))
     parent = mlflow.parent_run(EXPERIMENT, context)
     client = mlflow.client()
     client.log_table(parent, data=_frame(rows), artifact_file="validation_table.json")
-    for path in plots.values():
-        client.log_artifact(parent, path, artifact_path="plots")
+    for key in plots.values():
+        storage.commit(key)
+        client.log_artifact(parent, str(storage.writable(key)), artifact_path="plots")
     experiment_id = mlflow.experiment_id(EXPERIMENT)
     mine = selected.metrics
     context.add_output_metadata(
@@ -180,10 +181,10 @@ def candidate_metrics(
             "validation_queries": len(data.validation),
             "validation": dg.MetadataValue.md(markdown_table(rows)),
             "hit_rate_at_k_plot": dg.MetadataValue.md(
-                inline_png(Path(plots["hit_rate_at_k"]), "hit rate@K")
+                inline_png(storage.stage(plots["hit_rate_at_k"]), "hit rate@K")
             ),
-            "plot_file": dg.MetadataValue.path(plots["hit_rate_at_k"]),
             "mlflow_run": dg.MetadataValue.url(mlflow.run_url(experiment_id, parent)),
+            "worker": WORKER_NAME,
         }
     )
     return Selection(k, selected, baseline_results, rows, plots, len(sample), len(data.validation))
@@ -204,18 +205,18 @@ def selected_model(
     context: dg.AssetExecutionContext,
     candidate_metrics: Selection,
     next_track_dataset: DatasetHandle,
-    run_store: RunStore,
+    storage: RunStorage,
 ) -> SelectedModel:
     selection = candidate_metrics
-    data = next_track_dataset.load()
+    data = next_track_dataset.load(storage)
     popularity = popularity_of(data)
     test = {}
     for result in [selection.selected, *selection.baselines]:
-        test[result.name], _ = evaluate(result.load(), data.test, popularity, METRIC_KS)
-    model = selection.selected.load()
-    bundle_dir = run_store.run_dir(context.run.run_id) / "bundle"
-    save_bundle(
-        bundle_dir,
+        test[result.name], _ = evaluate(result.load(storage), data.test, popularity, METRIC_KS)
+    model = selection.selected.load(storage)
+    bundle_key = run_key(context.run.run_id, "bundle")
+    bundle_dir = save_bundle(
+        storage.writable(bundle_key),
         model,
         data.catalogue,
         {
@@ -226,6 +227,7 @@ def selected_model(
             "lineage": next_track_dataset.source,
         },
     )
+    storage.commit(bundle_key)
     latency = serving_latency_ms(model, 200, data.test.queries.history)
     size = bundle_bytes(bundle_dir)
     k = selection.k
@@ -245,16 +247,17 @@ def selected_model(
             f"test_hit_rate_at_{k}": test[name][f"hit_rate_at_{k}"],
             "test_queries": len(data.test),
             "test": dg.MetadataValue.md(markdown_table(rows)),
-            "bundle": dg.MetadataValue.path(str(bundle_dir)),
+            "bundle": storage.location(bundle_key),
             "bundle_megabytes": size / 1e6,
             "serving_latency_ms_p50": latency,
+            "worker": WORKER_NAME,
         }
     )
     return SelectedModel(
         candidate=name,
         family=selection.selected.family,
         k=k,
-        bundle_dir=str(bundle_dir),
+        bundle_key=bundle_key,
         validation={r.name: r.metrics for r in [selection.selected, *selection.baselines]},
         test=test,
         params=selection.selected.params,

@@ -8,8 +8,9 @@ from ml.serving.batch import NEXT_TRACK_SCHEMA, most_played, next_track_batches
 from orchestration.assets.champion_tables import champion_bundle, dbt_source_tests, serving_table
 from orchestration.assets.next_track.registry import MODEL_NAME, registered_model
 from orchestration.config import TrackTableConfig
-from orchestration.resources import MlflowResource, RunStore
-from orchestration.settings import WAREHOUSE_PATH
+from orchestration.resources import MlflowResource
+from orchestration.settings import WAREHOUSE_KEY
+from orchestration.storage import RunStorage, run_key
 
 TABLE = "track_recommendations"
 
@@ -20,16 +21,18 @@ TABLE = "track_recommendations"
     kinds={"duckdb"},
     description="The champion's top-K next tracks for each of the most-played tracks of its "
     "catalogue (a playlist of that one track; all of them up to max_tracks), in "
-    "data/serving/track_recommendations.duckdb, indexed by track_key.",
+    "serving/track_recommendations.duckdb in the run store, indexed by track_key.",
 )
 def track_recommendations(
     context: dg.AssetExecutionContext,
     config: TrackTableConfig,
     mlflow: MlflowResource,
-    run_store: RunStore,
+    storage: RunStorage,
 ) -> dg.MaterializeResult:
-    into = run_store.run_dir(context.run.run_id) / "champion"
-    bundle, version = champion_bundle(mlflow, MODEL_NAME, into)
+    run_id = context.run.run_id
+    bundle, version = champion_bundle(
+        mlflow, MODEL_NAME, storage.writable(run_key(run_id, "champion"))
+    )
     plays = bundle.popularity.counts
     tracks = most_played(bundle.popularity, config.max_tracks)
     share = float(plays[tracks].sum() / max(plays.sum(), 1))
@@ -39,6 +42,8 @@ def track_recommendations(
             "train plays; max_tracks); the others are served live by the model"
         )
     return serving_table(
+        storage,
+        run_id,
         TABLE,
         next_track_batches(bundle, tracks, config.k, config.batch, context.log.info),
         NEXT_TRACK_SCHEMA,
@@ -52,7 +57,9 @@ def track_recommendations(
 
 
 @dg.asset_check(asset=track_recommendations, blocking=False)
-def track_recommendations_dbt_tests(dbt: DbtCliResource) -> dg.AssetCheckResult:
+def track_recommendations_dbt_tests(
+    dbt: DbtCliResource, storage: RunStorage
+) -> dg.AssetCheckResult:
     """The dbt source tests of the table (k rows per track, ranks 1..k, never the track itself,
     every recommended track in dim_tracks), run right after it was written."""
-    return dbt_source_tests(dbt, "serving_next_track", WAREHOUSE_PATH)
+    return dbt_source_tests(dbt, storage, "serving_next_track", TABLE, WAREHOUSE_KEY)

@@ -13,7 +13,9 @@ from ml.registry import log_child_run
 from orchestration.assets.grid import UnitOutcome, candidate_grid
 from orchestration.assets.user_items.dataset import UserItemsDatasetHandle, user_items_dataset
 from orchestration.config import USER_ITEMS_GRID
-from orchestration.resources import MlflowResource, RunStore
+from orchestration.resources import MlflowResource
+from orchestration.settings import WORKER_NAME
+from orchestration.storage import RunStorage, run_key
 
 EXPERIMENT = "user-items"
 BASELINE = CandidateSpec("popularity", baseline=True)
@@ -23,10 +25,10 @@ def fit_user_items_unit(
     context: dg.OpExecutionContext,
     spec: CandidateSpec,
     dataset: UserItemsDatasetHandle,
-    run_store: RunStore,
+    storage: RunStorage,
     mlflow: MlflowResource,
 ) -> UnitOutcome:
-    fold = dataset.fold("validation")
+    fold = dataset.fold(storage, "validation")
     parent = mlflow.parent_run(EXPERIMENT, context)
     experiment_id = mlflow.experiment_id(EXPERIMENT)
     client = mlflow.client()
@@ -37,6 +39,7 @@ def fit_user_items_unit(
         "unit": spec.unit_name,
         "dagster_run_id": context.run.run_id,
         "data_fingerprint": dataset.fingerprint,
+        "worker": WORKER_NAME,
     }
     training_run = client.create_run(
         experiment_id, run_name=f"{spec.unit_name} (training)", tags=tags
@@ -55,8 +58,9 @@ def fit_user_items_unit(
         context.log.warning(f"skipped {spec.unit_name}: {e}")
         return UnitOutcome(spec.unit_name, spec.family, skipped=str(e))
     client.set_terminated(training_run.info.run_id)
-    model_dir = run_store.run_dir(context.run.run_id) / "user_item_candidates" / spec.unit_name
-    model.save(model_dir)
+    model_key = run_key(context.run.run_id, "user_item_candidates", spec.unit_name)
+    model.save(storage.writable(model_key))
+    storage.commit(model_key)
     results = []
     for variant, fold_result in zip(spec.variants, fold_results, strict=True):
         result = CandidateResult(
@@ -65,7 +69,7 @@ def fit_user_items_unit(
             unit=spec.unit_name,
             params=fold_result.params,  # what a refit uses (a two-tower's kept epochs)
             variant=dict(variant),
-            model_dir=str(model_dir),
+            model_key=model_key,
             metrics=fold_result.metrics,
             fit_seconds=fold_result.fit_seconds,
             eval_seconds=0.0,
@@ -95,6 +99,7 @@ def fit_user_items_unit(
             "fit_seconds": results[0].fit_seconds,
             "best_validation_ndcg_at_10": max(r.metrics["ndcg_at_10"] for r in results),
             "validation": dg.MetadataValue.md(markdown_table(rows)),
+            "worker": WORKER_NAME,
         }
     )
     return UnitOutcome(spec.unit_name, spec.family, results)
@@ -121,7 +126,7 @@ user_item_candidates = candidate_grid(
 def user_items_baseline(
     context: dg.AssetExecutionContext,
     user_items_dataset: UserItemsDatasetHandle,
-    run_store: RunStore,
+    storage: RunStorage,
     mlflow: MlflowResource,
 ) -> list[UnitOutcome]:
-    return [fit_user_items_unit(context, BASELINE, user_items_dataset, run_store, mlflow)]
+    return [fit_user_items_unit(context, BASELINE, user_items_dataset, storage, mlflow)]

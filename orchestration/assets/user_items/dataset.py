@@ -4,16 +4,15 @@ candidate reads (validation: train -> validation labels; test: train + validatio
 import hashlib
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
 from ml.datasets.user_items import UserItemsFold, read_user_items_data
-from orchestration.assets.dbt import USER_ITEMS_BUILD_FILE, user_items_dbt_models, warehouse_for_run
+from orchestration.assets.dbt import user_items_dbt_models, warehouse_for_run
 from orchestration.lineage import latest_metadata, materialized_in_run
-from orchestration.resources import RunStore
-from orchestration.settings import USER_ITEMS_WAREHOUSE_PATH
+from orchestration.settings import USER_ITEMS_WAREHOUSE_KEY, WORKER_NAME
+from orchestration.storage import RunStorage, run_key
 
 INTERACTION_SPLITS = get_asset_key_for_model([user_items_dbt_models], "interaction_splits")
 DIM_ITEMS = get_asset_key_for_model([user_items_dbt_models], "dim_items")
@@ -22,14 +21,14 @@ RAW_INTERACTIONS = dg.AssetKey("raw_interactions")
 
 @dataclass
 class UserItemsDatasetHandle:
-    folder: str  # holds the folds: validation/ and test/
+    key: str  # the folder in the run store that holds the folds: validation/ and test/
     fingerprint: str
     source: str  # the data lineage
-    warehouse: str
+    warehouse_key: str
     summary: dict
 
-    def fold(self, name: str) -> UserItemsFold:
-        return UserItemsFold.load(Path(self.folder) / name)
+    def fold(self, storage: RunStorage, name: str) -> UserItemsFold:
+        return UserItemsFold.load(storage.stage(f"{self.key}/{name}"))
 
 
 @dg.asset(
@@ -41,14 +40,12 @@ class UserItemsDatasetHandle:
     "labels) to refit the chosen model and score it once.",
 )
 def user_items_dataset(
-    context: dg.AssetExecutionContext, run_store: RunStore
+    context: dg.AssetExecutionContext, storage: RunStorage
 ) -> UserItemsDatasetHandle:
     run_id = context.run.run_id
-    warehouse = warehouse_for_run(
-        run_store, run_id, USER_ITEMS_BUILD_FILE, USER_ITEMS_WAREHOUSE_PATH
-    )
+    warehouse_key = warehouse_for_run(storage, run_id, USER_ITEMS_WAREHOUSE_KEY)
     started = time.perf_counter()
-    data = read_user_items_data(warehouse)
+    data = read_user_items_data(storage.stage(warehouse_key))
     for fold in (data.validation, data.test):
         if len(fold.train) == 0 or fold.evaluation is None or len(fold.evaluation) == 0:
             raise dg.Failure(
@@ -56,9 +53,10 @@ def user_items_dataset(
                 "bring more interactions or loosen min_user_interactions",
                 allow_retries=False,
             )
-    folder = run_store.run_dir(run_id) / "user_items_dataset"
-    data.validation.save(folder / "validation")
-    data.test.save(folder / "test")
+    key = run_key(run_id, "user_items_dataset")
+    for fold in (data.validation, data.test):
+        fold.save(storage.writable(f"{key}/{fold.name}"))
+        storage.commit(f"{key}/{fold.name}")
     fingerprint = hashlib.sha256(
         f"{data.validation.fingerprint}/{data.test.fingerprint}".encode()
     ).hexdigest()[:16]
@@ -75,10 +73,9 @@ def user_items_dataset(
             "test_queries": summary["test"]["queries"],
             "seconds": time.perf_counter() - started,
             "fingerprint": fingerprint,
-            "warehouse": str(warehouse),
-            "folder": dg.MetadataValue.path(str(folder)),
+            "warehouse": storage.location(warehouse_key),
+            "dataset": storage.location(key),
+            "worker": WORKER_NAME,
         }
     )
-    return UserItemsDatasetHandle(
-        str(folder), fingerprint, source or "unknown", str(warehouse), summary
-    )
+    return UserItemsDatasetHandle(key, fingerprint, source or "unknown", warehouse_key, summary)

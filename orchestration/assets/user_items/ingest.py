@@ -14,10 +14,10 @@ from ml.sources.interactions import (
     ColumnMapping,
     ingest_interactions,
 )
-from orchestration.assets.next_track.ingest import file_fingerprint, publish_file
-from orchestration.config import run_config_errors
-from orchestration.resources import RunStore
-from orchestration.settings import RAW_DIR, RAW_EVENTS_PATH
+from orchestration.assets.next_track.ingest import file_fingerprint
+from orchestration.config import is_url, run_config_errors
+from orchestration.settings import RAW_EVENTS_KEY, WORKER_NAME
+from orchestration.storage import RunStorage, run_key
 
 
 class InteractionsSourceConfig(dg.Config):
@@ -36,6 +36,12 @@ class InteractionsSourceConfig(dg.Config):
         default=None, description='strptime layout for text timestamps, e.g. "%d/%m/%Y"'
     )
     items: str | None = Field(default=None, description="Items file (item_id, title) for a CSV")
+
+    def source_or_none(self) -> str | None:
+        """The source as a URL, or as an absolute local path; None: the playlist rows."""
+        if not self.source or is_url(self.source):
+            return self.source or None
+        return str(Path(self.source).expanduser().resolve())
 
     def mapping(self) -> ColumnMapping | None:
         mapping = ColumnMapping(
@@ -60,19 +66,24 @@ class InteractionsSourceConfig(dg.Config):
     ],
 )  # fmt: skip
 def raw_interactions(
-    context: dg.AssetExecutionContext, config: InteractionsSourceConfig, run_store: RunStore
+    context: dg.AssetExecutionContext, config: InteractionsSourceConfig, storage: RunStorage
 ):
     errors = run_config_errors(context.run.run_config)
     if errors:
         raise dg.Failure("invalid run config: " + "; ".join(errors), allow_retries=False)
-    source = Path(config.source).expanduser().resolve() if config.source else RAW_EVENTS_PATH
-    if not source.exists():
+    chosen = config.source_or_none()
+    if chosen is None and not storage.exists(RAW_EVENTS_KEY):
         raise dg.Failure(
-            f"{source}: no interactions source; set raw_interactions.config.source, or "
-            "materialize raw_playlist_events first to use the playlists",
+            f"{storage.location(RAW_EVENTS_KEY)}: no interactions source; set "
+            "raw_interactions.config.source, or materialize raw_playlist_events first to use "
+            "the playlists",
             allow_retries=False,
         )
-    folder = run_store.run_dir(context.run.run_id) / "raw"
+    source = storage.stage_source(chosen) if chosen else storage.stage(RAW_EVENTS_KEY)
+    if not source.exists():
+        raise dg.Failure(f"{source}: no interactions source there", allow_retries=False)
+    prefix = run_key(context.run.run_id, "raw")
+    folder = storage.writable(f"{prefix}/{INTERACTIONS_FILE}").parent
     started = time.perf_counter()
     try:
         report = ingest_interactions(
@@ -85,10 +96,10 @@ def raw_interactions(
     except SourceError as e:
         raise dg.Failure(description=str(e), allow_retries=False) from e
     seconds = time.perf_counter() - started
-    interactions, items = folder / INTERACTIONS_FILE, folder / ITEMS_FILE
-    for path in (interactions, items):
-        publish_file(path, RAW_DIR / path.name)
-    fingerprint = file_fingerprint(interactions)
+    for name in (INTERACTIONS_FILE, ITEMS_FILE):
+        storage.commit(f"{prefix}/{name}")
+        storage.publish(f"{prefix}/{name}", f"raw/{name}")
+    fingerprint = file_fingerprint(folder / INTERACTIONS_FILE)
     yield dg.MaterializeResult(
         asset_key="raw_interactions",
         metadata={
@@ -96,15 +107,16 @@ def raw_interactions(
             "users": report.users,
             "items": report.items,
             "format": report.format,
-            "source": report.source,
-            "lineage": report.source,
+            "source": chosen or report.source,
+            "lineage": chosen or report.source,
             "dropped": dg.MetadataValue.json(report.dropped),
             "dropped_examples": dg.MetadataValue.json(report.dropped_examples),
             "null_values_left_for_dbt": dg.MetadataValue.json(report.missing),
             "seconds": seconds,
             "rows_per_second": report.rows_written / seconds if seconds else 0.0,
             "raw_fingerprint": fingerprint,
-            "path": dg.MetadataValue.path(str(interactions)),
+            "raw_key": f"{prefix}/{INTERACTIONS_FILE}",
+            "worker": WORKER_NAME,
         },
     )
     yield dg.MaterializeResult(
@@ -113,6 +125,6 @@ def raw_interactions(
             "dagster/row_count": report.items,
             "with_title": report.items_with_title,
             "metadata_left_null": dg.MetadataValue.json(report.blanked),
-            "path": dg.MetadataValue.path(str(items)),
+            "raw_key": f"{prefix}/{ITEMS_FILE}",
         },
     )

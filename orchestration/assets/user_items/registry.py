@@ -29,8 +29,9 @@ from orchestration.assets.registration import (
 from orchestration.assets.user_items.candidates import EXPERIMENT
 from orchestration.assets.user_items.dataset import UserItemsDatasetHandle
 from orchestration.assets.user_items.selection import UserItemsSelection
-from orchestration.resources import MlflowResource, RunStore
-from orchestration.settings import REGISTRY_POOL
+from orchestration.resources import MlflowResource
+from orchestration.settings import REGISTRY_POOL, WORKER_NAME
+from orchestration.storage import RunStorage, run_key
 
 MODEL_NAME = "user-items"
 PROMOTION_METRIC = "ndcg_at_10"
@@ -41,7 +42,7 @@ class UserItemsSelectedModel:
     candidate: str
     family: str
     params: dict
-    bundle_dir: str
+    bundle_key: str  # the bundle's folder in the run store
     validation: dict[str, dict[str, float]]  # name -> metrics (selected and baselines)
     test: dict[str, dict[str, float]]
     refit_seconds: float
@@ -58,19 +59,22 @@ def user_items_selected_model(
     context: dg.AssetExecutionContext,
     user_items_candidate_metrics: UserItemsSelection,
     user_items_dataset: UserItemsDatasetHandle,
-    run_store: RunStore,
+    storage: RunStorage,
 ) -> UserItemsSelectedModel:
     selection, dataset = user_items_candidate_metrics, user_items_dataset
-    fold = dataset.fold("test")
+    fold = dataset.fold(storage, "test")
     chosen = selection.selected
     model, result = refit_and_test(chosen, fold, context.log.info)
     test = {chosen.name: result.metrics}
     for baseline in selection.baselines:
         _, scored = refit_and_test(baseline, fold)
         test[baseline.name] = scored.metrics
-    histories = read_user_histories(Path(dataset.warehouse), fold.users, fold.catalogue)
+    histories = read_user_histories(
+        storage.stage(dataset.warehouse_key), fold.users, fold.catalogue
+    )
+    bundle_key = run_key(context.run.run_id, "user_items", "bundle")
     bundle_dir = save_bundle(
-        run_store.run_dir(context.run.run_id) / "user_items" / "bundle",
+        storage.writable(bundle_key),
         model,
         fold.catalogue,
         {
@@ -82,6 +86,7 @@ def user_items_selected_model(
         fold.users,
         histories,
     )
+    storage.commit(bundle_key)
     size = bundle_bytes(bundle_dir)
     shown = [
         CandidateResult(**{**r.__dict__, "metrics": test[r.name]})
@@ -99,15 +104,16 @@ def user_items_selected_model(
             "test_users": fold.summary()["queries"],
             "refit_seconds": result.fit_seconds,
             "test": dg.MetadataValue.md(markdown_table(rows)),
-            "bundle": dg.MetadataValue.path(str(bundle_dir)),
+            "bundle": storage.location(bundle_key),
             "bundle_megabytes": size / 1e6,
+            "worker": WORKER_NAME,
         }
     )
     return UserItemsSelectedModel(
         candidate=chosen.name,
         family=chosen.family,
         params=result.params,
-        bundle_dir=str(bundle_dir),
+        bundle_key=bundle_key,
         validation={r.name: r.metrics for r in [chosen, *selection.baselines]},
         test=test,
         refit_seconds=result.fit_seconds,
@@ -151,7 +157,7 @@ def user_items_registered_model(
     user_items_candidate_metrics: UserItemsSelection,
     user_items_dataset: UserItemsDatasetHandle,
     mlflow: MlflowResource,
-    run_store: RunStore,
+    storage: RunStorage,
 ) -> RegisteredModel:
     selected, dataset = user_items_selected_model, user_items_dataset
     experiment_id = mlflow.experiment_id(EXPERIMENT)
@@ -160,9 +166,10 @@ def user_items_registered_model(
     score = selected.test[selected.candidate][PROMOTION_METRIC]
     comparison = compare_with_champion(
         client, MODEL_NAME, dataset.source, score,
-        lambda champion: pyfunc_metrics(champion, dataset.fold("test"))[PROMOTION_METRIC],
+        lambda champion: pyfunc_metrics(champion, dataset.fold(storage, "test"))[PROMOTION_METRIC],
     )  # fmt: skip
-    bundle = load_bundle(Path(selected.bundle_dir))
+    bundle_dir = storage.stage(selected.bundle_key)
+    bundle = load_bundle(bundle_dir)
     metrics = logged_metrics(
         selected.candidate, {"test": selected.test, "validation": selected.validation}
     )
@@ -181,16 +188,20 @@ def user_items_registered_model(
         f"selected: {selected.candidate}",
         MODEL_NAME,
         Path(user_items_pyfunc.__file__),
-        Path(selected.bundle_dir),
+        bundle_dir,
         {"family": selected.family, **selected.params},
         metrics,
         tags,
         user_items_pyfunc.SIGNATURE,
         user_items_pyfunc.example_input(bundle),
-        [Path(p) for p in user_items_candidate_metrics.plots.values()],
+        [storage.stage(key) for key in user_items_candidate_metrics.plots.values()],
     )
     log_training_data(
-        client, run_id, "interaction_splits", Path(dataset.warehouse), dataset.fingerprint
+        client,
+        run_id,
+        "interaction_splits",
+        storage.uri(dataset.warehouse_key),
+        dataset.fingerprint,
     )
     rows = [
         f"| {name} | {selected.validation[name][PROMOTION_METRIC]:.4f} | "
@@ -221,5 +232,5 @@ def user_items_registered_model(
         MODEL_NAME, version, run_id, parent, experiment_id, comparison, PROMOTION_METRIC, score
     )
     return promote_and_report(
-        context, registration, version_tags, Path(dataset.warehouse), mlflow, run_store
+        context, registration, version_tags, dataset.warehouse_key, mlflow, storage
     )

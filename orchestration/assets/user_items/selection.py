@@ -21,7 +21,9 @@ from orchestration.assets.user_items.candidates import (
     user_items_baseline,
 )
 from orchestration.config import UserItemsSelectionConfig
-from orchestration.resources import MlflowResource, RunStore
+from orchestration.resources import MlflowResource
+from orchestration.settings import WORKER_NAME
+from orchestration.storage import RunStorage, run_key
 
 
 @dataclass
@@ -30,7 +32,7 @@ class UserItemsSelection:
     selected: CandidateResult
     baselines: list[CandidateResult]
     rows: list[dict]
-    plots: dict[str, str]
+    plots: dict[str, str]  # name -> PNG in the run store
 
 
 @dg.asset(
@@ -48,7 +50,7 @@ def user_items_candidate_metrics(
     config: UserItemsSelectionConfig,
     candidates: list[UnitOutcome],
     baseline: list[UnitOutcome],
-    run_store: RunStore,
+    storage: RunStorage,
     mlflow: MlflowResource,
 ) -> UserItemsSelection:
     outcomes = [*candidates, *baseline]
@@ -71,14 +73,13 @@ def user_items_candidate_metrics(
     rows = table_rows(
         ranked(results, config.metric, "hit_rate_at_10"), 10, selected.name, USER_ITEMS_COLUMNS
     )
-    folder = run_store.run_dir(context.run.run_id) / "plots"
-    plots = {
-        "validation": str(plot_validation_bars(rows, config.metric, folder / "user_items.png"))
-    }
+    plots = {"validation": run_key(context.run.run_id, "plots", "user_items.png")}
+    plot = plot_validation_bars(rows, config.metric, storage.writable(plots["validation"]))
+    storage.commit(plots["validation"])
     parent = mlflow.parent_run(EXPERIMENT, context)
     client = mlflow.client()
     client.log_table(parent, data=pd.DataFrame(rows), artifact_file="validation_table.json")
-    client.log_artifact(parent, plots["validation"], artifact_path="plots")
+    client.log_artifact(parent, str(plot), artifact_path="plots")
     context.add_output_metadata(
         {
             "selected": selected.name,
@@ -91,7 +92,7 @@ def user_items_candidate_metrics(
             },
             "candidates_skipped": dg.MetadataValue.json(skipped),
             "validation": dg.MetadataValue.md(markdown_table(rows)),
-            "plot_file": dg.MetadataValue.path(plots["validation"]),
+            "worker": WORKER_NAME,
         }
     )
     return UserItemsSelection(config.metric, selected, baselines, rows, plots)
