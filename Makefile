@@ -21,7 +21,7 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 export NEXT_TRACK_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install run test lint ui dbt prepare clean
+.PHONY: install install-cluster run test lint ui dbt prepare clean cluster-up cluster-down
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "need python3.11 on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -32,18 +32,42 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The cluster profile's packages (Celery, dagster-postgres, dagster-aws, s3fs, SeaweedFS) and
+# Debian's redis-server.
+$(VENV)/.installed-cluster: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,cluster]'
+	touch $@
+
+install-cluster: $(VENV)/.installed-cluster
+	@command -v redis-server >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+
 prepare: install
 	$(BIN)/dagster-dbt project prepare-and-package --file orchestration/project.py >/dev/null
 
+# PROFILE=cluster: submit to the services `make cluster-up` started (their environment: the
+# generated cluster.env, credentials included).
+PROFILE ?= embedded
+CLUSTER_DIR ?= $(CURDIR)/.cluster
+WORKERS ?= 2
 run: install
+	$(if $(filter cluster,$(PROFILE)),set -a && . "$(CLUSTER_DIR)/cluster.env" && set +a &&) \
 	$(BIN)/python -m orchestration.run --source "$(SOURCE)" --playlists $(PLAYLISTS) \
-		--sample-percent $(SAMPLE_PERCENT) --use-case $(USE_CASE) $(if $(CONFIG),--config "$(CONFIG)")
+		--sample-percent $(SAMPLE_PERCENT) --use-case $(USE_CASE) --profile $(PROFILE) \
+		$(if $(CONFIG),--config "$(CONFIG)")
+
+cluster-up: install-cluster prepare
+	$(BIN)/python -m orchestration.cluster up --folder "$(CLUSTER_DIR)" --workers $(WORKERS)
+
+cluster-down: install
+	$(BIN)/python -m orchestration.cluster down --folder "$(CLUSTER_DIR)"
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint install-cluster
 	$(BIN)/pytest
 
 # dg dev (what Dagster 1.13 recommends) reads the project from [tool.dg] in pyproject.toml.
