@@ -113,7 +113,21 @@ def test_an_unknown_user_is_scored_from_its_history_and_logged(bundle, caplog):
         assert (mine["score"] != 0).all()  # the model's scores, not the popularity fill
     assert answer[answer["row"] == 1]["user_id"].isna().all()
     assert "1 of 2 users unknown to the model" in caplog.text and "someone-new" in caplog.text
-    assert "row 0: 1 of 4 history items unknown to the model: ['no-such-item']" in caplog.text
+    assert "1 of 7 history items unknown to the model, ignored (1 of 2 rows)" in caplog.text
+    assert 'row 0: ["no-such-item"]' in caplog.text
+
+
+def test_a_huge_request_writes_a_few_short_log_lines(bundle, caplog):
+    caplog.set_level("INFO", logger=logger.name)
+    strangers = ["u" * 1_000_000, *(f"stranger-{i}" for i in range(999))]
+    histories = [[ITEM_IDS[0], *(f"unknown-{i}" for i in range(100_000))]] + [["x"]] * 999
+    answer = recommend(bundle, {"user_id": strangers, "history": histories}, k=2)
+    assert len(answer) == 2 * len(strangers)
+    lines = [r.getMessage() for r in caplog.records if r.name == logger.name]
+    longest = max(len(line) for line in lines)
+    assert len(lines) == 2 and longest <= 4_000
+    assert "1,000 of 1,000 users unknown" in lines[0] and "995 more" in lines[0]
+    assert "100,999 of 101,000 history items unknown" in lines[1] and "99,995 more" in lines[1]
 
 
 def test_a_user_with_nothing_known_gets_the_most_popular_items_with_score_zero(bundle):

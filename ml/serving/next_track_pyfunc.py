@@ -32,9 +32,10 @@ from ml.serving.requests import (
     MAX_REPORTED,
     BadRequest,
     log_to_stderr_unless_configured,
-    logger,
+    log_unknown,
     requested_k,
     shown,
+    shown_list,
 )
 
 OUTPUT_COLUMNS = ["row", "rank", "track_key", "artist", "title", "score"]
@@ -71,7 +72,7 @@ def display_names(bundle: Bundle) -> pa.Array:
 def parse_queries(model_input: pd.DataFrame) -> list[list[str]]:
     """Each row's tracks, stripped; every bad row and item is named (up to MAX_REPORTED)."""
     if "tracks" not in model_input.columns:
-        raise BadRequest(f"expected a column 'tracks', got {list(model_input.columns)}")
+        raise BadRequest(f"expected a column 'tracks', got {shown_list(list(model_input.columns))}")
     queries, problems = [], []
     expected = 'a non-empty string (a track key or "artist - title")'
     for row, value in enumerate(model_input["tracks"]):
@@ -101,21 +102,7 @@ def encode(bundle: Bundle, names: pa.Array, queries: list[list[str]]) -> Queries
     ids = np.where(by_key >= 0, by_key, by_name).astype(np.int32)
     lengths = np.array([len(q) for q in queries], dtype=np.int64)
     history = Sequences.from_lengths(ids, lengths)
-    unknown = {
-        row: [item for item, i in zip(query, history[row], strict=True) if i < 0]
-        for row, query in enumerate(queries)
-    }
-    unknown = {row: items for row, items in unknown.items() if items}
-    if unknown:
-        logger.info(
-            "%d of %d tracks unknown to the model, ignored (%d of %d rows): %s",
-            sum(len(items) for items in unknown.values()),
-            len(flat),
-            len(unknown),
-            len(queries),
-            "; ".join(f"row {row}: {items}" for row, items in list(unknown.items())[:MAX_REPORTED])
-            + (" ..." if len(unknown) > MAX_REPORTED else ""),
-        )
+    log_unknown("tracks", queries, history)
     return Queries(history)
 
 
