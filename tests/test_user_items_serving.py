@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import mlflow
@@ -85,7 +86,8 @@ def bundle(bundle_dir) -> Bundle:
 
 
 def recommend(bundle: Bundle, rows: dict, k: int = 4) -> pd.DataFrame:
-    return user_items_pyfunc.recommend_frame(bundle, pd.DataFrame(rows), k)
+    lookups = user_items_pyfunc.Lookups.of(bundle)
+    return user_items_pyfunc.recommend_frame(bundle, lookups, pd.DataFrame(rows), k)
 
 
 def test_a_known_user_never_gets_an_item_it_has_in_any_period_or_its_recent_history(bundle):
@@ -150,9 +152,9 @@ def test_a_user_with_nothing_known_gets_the_most_popular_items_with_score_zero(b
         ({"user_id": ["user-01"]}, {"k": 0}, "k must be at least 1"),
     ],
 )
-def test_bad_input_names_the_row_and_the_problem(bundle, rows, params, message):
+def test_bad_input_names_the_row_and_the_problem(bundle_dir, rows, params, message):
     model = user_items_pyfunc.UserItemsModel()
-    model.bundle = bundle
+    model.load_context(SimpleNamespace(artifacts={"bundle": str(bundle_dir)}))
     with pytest.raises(BadRequest, match=message):
         model.predict(None, pd.DataFrame(rows), params)
 
@@ -218,7 +220,7 @@ def test_the_registered_pyfunc_answers_as_in_process_without_torch(bundle_dir, r
     )  # fmt: skip
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     served = pd.DataFrame(json.loads(loaded.stdout.strip().splitlines()[-1]))
-    expected = user_items_pyfunc.recommend_frame(bundle, pd.DataFrame(rows), 4)
+    expected = recommend(bundle, rows, 4)
     assert served.columns.tolist() == user_items_pyfunc.OUTPUT_COLUMNS
     ranked = ["row", "rank", "item_id", "title"]
     pd.testing.assert_frame_equal(served[ranked], expected[ranked])
@@ -241,3 +243,15 @@ def test_user_items_batches_give_k_unseen_catalogue_items_per_user(bundle, tmp_p
     assert not seen & set(zip(table["user_id"], table["item_id"], strict=True))
     with pytest.raises(ValueError, match="3 histories for the bundle's 24 users"):
         next(user_items_batches(bundle, full.slice(0, 3), k=5))
+
+
+def test_a_request_builds_no_hash_table_of_every_item_or_user(bundle, monkeypatch):
+    lookups = user_items_pyfunc.Lookups.of(bundle)  # built once, when the model loads
+
+    def everything(*args, **kwargs):
+        raise AssertionError("pyarrow.compute.index_in hashes every value at each call")
+
+    monkeypatch.setattr(pa.compute, "index_in", everything)
+    rows = pd.DataFrame({"user_id": ["user-04", "someone-new"], "history": [None, ["item-12"]]})
+    answer = user_items_pyfunc.recommend_frame(bundle, lookups, rows, 3)
+    assert answer.groupby("row").size().tolist() == [3, 3]

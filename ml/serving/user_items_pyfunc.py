@@ -25,6 +25,7 @@ from mlflow.types.schema import AnyType
 
 from ml.sequences import Sequences
 from ml.serving.bundle import Bundle, load_bundle
+from ml.serving.lookup import ExactLookup
 from ml.serving.requests import (
     DEFAULT_K,
     BadRequest,
@@ -61,6 +62,20 @@ SIGNATURE = ModelSignature(
     ),
     params=ParamSchema([ParamSpec("k", DataType.long, DEFAULT_K)]),
 )
+
+
+@dataclass(frozen=True)
+class Lookups:
+    """Item ids -> catalogue ids and user ids -> the model's user rows, indexed once per bundle."""
+
+    items: ExactLookup
+    users: ExactLookup
+
+    @classmethod
+    def of(cls, bundle: Bundle) -> Lookups:
+        if bundle.users is None:
+            raise ValueError("the bundle carries no users: log a user-items bundle")
+        return cls(ExactLookup(bundle.catalogue.keys), ExactLookup(bundle.users))
 
 
 @dataclass(frozen=True)
@@ -107,12 +122,14 @@ def log_unknown_input(requests: UserRequests, rows: np.ndarray, recent: Sequence
     log_unknown("history items", requests.histories, recent)
 
 
-def recommend_frame(bundle: Bundle, model_input: pd.DataFrame, k: int) -> pd.DataFrame:
+def recommend_frame(
+    bundle: Bundle, lookups: Lookups, model_input: pd.DataFrame, k: int
+) -> pd.DataFrame:
     requests = parse_requests(model_input)
-    rows = bundle.user_rows(requests.user_ids)
+    rows = lookups.users.positions(requests.user_ids)
     flat = [item for items in requests.histories for item in items]
     recent = Sequences.from_lengths(
-        bundle.catalogue.ids_of(pa.array(flat, pa.string())),
+        lookups.items.positions(flat).astype(np.int32),
         np.array([len(items) for items in requests.histories], dtype=np.int64),
     )
     log_unknown_input(requests, rows, recent)
@@ -150,11 +167,10 @@ class UserItemsModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         log_to_stderr_unless_configured()
         self.bundle = load_bundle(Path(context.artifacts["bundle"]))
-        if self.bundle.users is None:
-            raise ValueError("the bundle carries no users: log a user-items bundle")
+        self.lookups = Lookups.of(self.bundle)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
-        return recommend_frame(self.bundle, model_input, requested_k(params))
+        return recommend_frame(self.bundle, self.lookups, model_input, requested_k(params))
 
 
 mlflow.models.set_model(UserItemsModel())
