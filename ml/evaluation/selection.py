@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, evaluate_lists
+from ml.evaluation.report import markdown_code
 from ml.recommenders.base import Log, _no_log
 from ml.recommenders.hybrid import Hybrid, search_weights
 from ml.recommenders.popularity import Popularity
@@ -110,13 +111,14 @@ class Gate:
 def beats_baselines(
     selected: CandidateResult, baselines: list[CandidateResult], metric: str
 ) -> Gate:
-    """The selected model must be strictly better than every baseline on ``metric``."""
+    """The selected model must be strictly better than every baseline on ``metric``. The
+    description is Markdown (a Dagster check's), each model's name a code span."""
     mine = selected.metrics[metric]
-    lines = [f"{selected.name} validation {metric} {mine:.4f}"]
+    lines = [f"{markdown_code(selected.name)} validation {metric} {mine:.4f}"]
     passed = True
     for baseline in baselines:
         theirs = baseline.metrics[metric]
         passed &= mine > theirs
         verdict = "beats" if mine > theirs else "does NOT beat"
-        lines.append(f"{verdict} {baseline.name} ({theirs:.4f})")
+        lines.append(f"{verdict} {markdown_code(baseline.name)} ({theirs:.4f})")
     return Gate(passed, "; ".join(lines))
