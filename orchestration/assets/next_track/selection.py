@@ -42,6 +42,7 @@ class Selection:
     plots: dict[str, str]  # name -> PNG path
     validation_sample: int
     validation_queries: int
+    min_validation_queries: int  # the gate's floor
 
 
 @dataclass
@@ -186,7 +187,16 @@ def candidate_metrics(
             "mlflow_run": dg.MetadataValue.url(mlflow.run_url(experiment_id, parent)),
         }
     )
-    return Selection(k, selected, baseline_results, rows, plots, len(sample), len(data.validation))
+    return Selection(
+        k,
+        selected,
+        baseline_results,
+        rows,
+        plots,
+        len(sample),
+        len(data.validation),
+        config.min_validation_queries,
+    )
 
 
 def _frame(rows: list[dict]):

@@ -10,6 +10,7 @@ import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
 from ml.datasets.user_items import UserItemsFold, read_user_items_data
+from ml.warehouse import read_table_rows
 from orchestration.assets.dbt import USER_ITEMS_BUILD_FILE, user_items_dbt_models, warehouse_for_run
 from orchestration.lineage import latest_metadata, materialized_in_run
 from orchestration.resources import RunStore
@@ -48,6 +49,11 @@ def user_items_dataset(
         run_store, run_id, USER_ITEMS_BUILD_FILE, USER_ITEMS_WAREHOUSE_PATH
     )
     started = time.perf_counter()
+    stats = read_table_rows(warehouse, "interaction_stats")[0]
+    context.log.info(
+        f"split {stats['split_method']} ({stats['split_reason']}): validation users "
+        f"{stats['validation_users']:,}, test users {stats['test_users']:,}"
+    )
     data = read_user_items_data(warehouse)
     for fold in (data.validation, data.test):
         if len(fold.train) == 0 or fold.evaluation is None or len(fold.evaluation) == 0:
@@ -69,6 +75,8 @@ def user_items_dataset(
     summary = {"validation": data.validation.summary(), "test": data.test.summary()}
     context.add_output_metadata(
         {
+            "split_method": stats["split_method"],
+            "split_reason": stats["split_reason"],
             "users": summary["test"]["users"],
             "items": summary["test"]["items"],
             "validation_queries": summary["validation"]["queries"],
