@@ -124,7 +124,14 @@ def print_user_items(meta) -> None:
         print(f"\n== test, scored once: {selected['candidate']} (refit) and popularity ==")
         print("\n".join(test_lines(handover(selected), USER_ITEMS_METRICS)))
     print_registered(meta("user_items_registered_model"))
-    print_table(meta("user_recommendations"), "user_recommendations", "users")
+    table = meta("user_recommendations")
+    print_table(table, "user_recommendations", "users")
+    if table:
+        share = {b: table[f"share_based_on_{b}"] for b in ("user", "history", "popularity")}
+        print(
+            f"  users known to the model {share['user']:.1%}, scored from their own items "
+            f"{share['history']:.1%}, given the most popular {share['popularity']:.1%}"
+        )
 
 
 def print_registered(registered: dict) -> None:

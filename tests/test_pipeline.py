@@ -285,3 +285,9 @@ def test_track_recommendations_table_matches_the_champion(pipeline_run):
     assert [r[0] for r in stored] == served["track_key"].tolist()
     checks = {e.check_name: e.passed for e in pipeline_run.get_asset_check_evaluations()}
     assert checks["track_recommendations_dbt_tests"] is True
+    champion = MlflowClient().get_model_version_by_alias(MODEL, CHAMPION)
+    with duckdb.connect(str(path), read_only=True) as connection:
+        built_from = connection.execute(
+            "select distinct model_name, model_version, data_fingerprint from track_recommendations"
+        ).fetchall()
+    assert built_from == [(MODEL, str(champion.version), champion.tags["data_fingerprint"])]

@@ -228,21 +228,38 @@ def test_the_registered_pyfunc_answers_as_in_process_without_torch(bundle_dir, r
     assert served["user_id"].tolist() == expected["user_id"].tolist()
 
 
-def test_user_items_batches_give_k_unseen_catalogue_items_per_user(bundle, tmp_path):
+def test_user_items_batches_give_k_unseen_catalogue_items_to_every_user(bundle, tmp_path):
+    """Users the model knows, one it does not know with a history, one with nothing known: each
+    gets k rows, and based_on says what they came from."""
     _, full = synthetic()
+    users = [*USER_IDS, "newcomer", "stranger"]
+    histories = Sequences.from_lists([*full.to_lists(), [12, 13], []])
     path = tmp_path / "user_recommendations.duckdb"
     lines = []
-    batches = user_items_batches(bundle, full, k=5, batch=7, log=lines.append)
-    rows = write_table(path, "user_recommendations", batches, USER_ITEMS_SCHEMA, "user_id")
-    assert rows == 5 * len(USER_IDS) and len(lines) == 4  # 24 users in batches of 7
+    batches = user_items_batches(bundle, users, histories, k=5, batch=7, log=lines.append)
+    built_from = {"model_name": "user-items", "model_version": "7"}
+    rows = write_table(
+        path, "user_recommendations", batches, USER_ITEMS_SCHEMA, "user_id", built_from
+    )
+    assert rows == 5 * len(users) and len(lines) == 4  # 26 users in batches of 7
     with duckdb.connect(str(path), read_only=True) as connection:
         table = connection.sql("select * from user_recommendations").df()
     assert table.groupby("user_id")["rank"].apply(lambda r: sorted(r) == [1, 2, 3, 4, 5]).all()
-    assert set(table["user_id"]) == set(USER_IDS) and set(table["item_id"]) <= set(ITEM_IDS)
-    seen = {(USER_IDS[u], ITEM_IDS[i]) for u in range(len(full)) for i in full[u]}
+    assert set(table["user_id"]) == set(users) and set(table["item_id"]) <= set(ITEM_IDS)
+    assert (table["model_name"] == "user-items").all() and (table["model_version"] == "7").all()
+    seen = {(users[u], ITEM_IDS[i]) for u in range(len(histories)) for i in histories[u]}
     assert not seen & set(zip(table["user_id"], table["item_id"], strict=True))
-    with pytest.raises(ValueError, match="3 histories for the bundle's 24 users"):
-        next(user_items_batches(bundle, full.slice(0, 3), k=5))
+    based_on = table.groupby("user_id")["based_on"].unique().map(list).to_dict()
+    assert all(based_on[user] == ["user"] for user in USER_IDS)
+    assert based_on["newcomer"] == ["history"] and based_on["stranger"] == ["popularity"]
+    stranger = table[table["user_id"] == "stranger"].sort_values("rank")
+    counts = bundle.catalogue.train_counts
+    most_popular = [ITEM_IDS[i] for i in np.lexsort((np.arange(N_ITEMS), -counts))[:5]]
+    assert stranger["item_id"].tolist() == most_popular and (stranger["score"] == 0).all()
+    newcomer = table[table["user_id"] == "newcomer"].sort_values("rank")
+    assert newcomer["item_id"].iloc[0] in ITEM_IDS[14:18]  # its history's group, unseen
+    with pytest.raises(ValueError, match="3 histories for 26 users"):
+        next(user_items_batches(bundle, users, full.slice(0, 3), k=5))
 
 
 def test_a_request_builds_no_hash_table_of_every_item_or_user(bundle, monkeypatch):

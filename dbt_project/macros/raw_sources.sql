@@ -56,11 +56,13 @@
     the same columns stands in, so `dbt build` and its tests work on a fresh machine. -#}
 {% macro attach_serving_tables() %}
     {% set folder = env_var('NEXT_TRACK_DATA_DIR', 'data') ~ '/serving' %}
+    {% set built_from = ', model_name varchar, model_version varchar, data_fingerprint varchar' %}
     {% set tables = {
         'track_recommendations': 'track_key varchar, rank integer, next_track_key varchar, '
-            ~ 'artist varchar, title varchar, score double, from_popularity boolean',
+            ~ 'artist varchar, title varchar, score double, from_popularity boolean' ~ built_from,
         'user_recommendations': 'user_id varchar, rank integer, item_id varchar, '
-            ~ 'title varchar, score double, from_popularity boolean',
+            ~ 'title varchar, score double, from_popularity boolean, based_on varchar'
+            ~ built_from,
     } %}
     {% for name, columns in tables.items() %}
         {% set path = folder ~ '/' ~ name ~ '.duckdb' %}

@@ -29,7 +29,7 @@ def track_recommendations(
     run_store: RunStore,
 ) -> dg.MaterializeResult:
     into = run_store.run_dir(context.run.run_id) / "champion"
-    bundle, version = champion_bundle(mlflow, MODEL_NAME, into)
+    bundle, built_from = champion_bundle(mlflow, MODEL_NAME, into)
     plays = bundle.popularity.counts
     tracks = most_played(bundle.popularity, config.max_tracks)
     share = float(plays[tracks].sum() / max(plays.sum(), 1))
@@ -45,7 +45,7 @@ def track_recommendations(
         "track_key",
         bundle.catalogue.keys.take(tracks).to_pylist(),
         "tracks",
-        version,
+        built_from,
         config.k,
         {"catalogue_tracks": len(plays), "share_of_train_plays": share},
     )
