@@ -77,6 +77,19 @@ ui: prepare
 dbt: install
 	$(BIN)/dbt build --project-dir dbt_project --profiles-dir profiles
 
+# dbt's documentation site on 127.0.0.1:DOCS_PORT: every model and source with its columns (the
+# serving tables' and the user-items ones too: selector docs), in its own target folder, so the
+# manifest Dagster reads is left alone. Stops with make, as the other servers do.
+DOCS_PORT ?= 8080
+DOCS_TARGET := $(CURDIR)/dbt_project/target/docs
+.PHONY: docs
+docs: install
+	$(BIN)/dbt docs generate --project-dir dbt_project --profiles-dir profiles --selector docs \
+		--target-path "$(DOCS_TARGET)"
+	exec $(BIN)/python -m orchestration.foreground $(BIN)/dbt docs serve \
+		--project-dir dbt_project --profiles-dir profiles --target-path "$(DOCS_TARGET)" \
+		--host 127.0.0.1 --port $(DOCS_PORT) --no-browser
+
 clean:
 	rm -rf data dbt_project/target dbt_project/logs
 

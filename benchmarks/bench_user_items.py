@@ -145,9 +145,10 @@ def serve(data_dir: Path, model_dir: Path, fold_dir: Path, chosen: str) -> dict[
     rows = write_table(
         path,
         "user_recommendations",
-        user_items_batches(bundle, histories, k=10),
+        user_items_batches(bundle, fold.users, histories, k=10),
         USER_ITEMS_SCHEMA,
         "user_id",
+        {},
     )
     seconds = time.perf_counter() - started
     sample = fold.users[:: max(1, len(fold.users) // LOOKUP_USERS)]

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ml.evaluation.selection import beats_baselines
+from ml.evaluation.selection import EvidenceFloor, beats_baselines
 from orchestration.assets.next_track.dataset import DatasetHandle, next_track_dataset
 from orchestration.assets.next_track.ingest import raw_playlist_events
 from orchestration.assets.next_track.registry import registered_model
@@ -28,15 +28,23 @@ def validation_labels_known(next_track_dataset: DatasetHandle) -> dg.AssetCheckR
 @dg.asset_check(asset=candidate_metrics, blocking=True)
 def selected_model_beats_baselines(candidate_metrics: Selection) -> dg.AssetCheckResult:
     """The selected model must beat both baselines (most popular, sequential rules on the last
-    track) on the whole validation split; blocking, so a model that does not is never
-    registered: a baseline that wins is reported, not deployed."""
+    track) on the whole validation split, of at least min_validation_queries queries; blocking,
+    so a model that does not is never registered: a baseline that wins is reported, not
+    deployed."""
     k = candidate_metrics.k
     metric = f"hit_rate_at_{k}"
-    gate = beats_baselines(candidate_metrics.selected, candidate_metrics.baselines, metric)
+    floor = EvidenceFloor(
+        candidate_metrics.min_validation_queries,
+        "validation queries",
+        "candidate_metrics.config.min_validation_queries",
+    )
+    selected = candidate_metrics.selected
+    gate = beats_baselines(selected, candidate_metrics.baselines, metric, floor)
     return dg.AssetCheckResult(
         passed=gate.passed,
         metadata={
-            f"selected_validation_hit_rate_at_{k}": candidate_metrics.selected.metrics[metric],
+            "validation_queries": int(selected.metrics["queries"]),
+            f"selected_validation_hit_rate_at_{k}": selected.metrics[metric],
             **{
                 f"{b.family}_baseline_validation_hit_rate_at_{k}": b.metrics[metric]
                 for b in candidate_metrics.baselines

@@ -61,7 +61,7 @@ class UserItemsDbtConfig(dg.Config):
     min_user_interactions: int = Field(default=20, ge=1)
     interactions_sample_percent: float = Field(default=100.0, gt=0, le=100)
     interactions_sample_unit: Literal["user", "row"] = "user"
-    interactions_split: Literal["time_range", "quantile", "dates"] = "time_range"
+    interactions_split: Literal["auto", "time_range", "quantile", "dates", "per_user"] = "auto"
     test_share: float = Field(default=0.2, gt=0, lt=1)
     validation_share: float = Field(default=0.2, gt=0, lt=1)
     training_end_date: str | None = Field(default=None, description="dates split: YYYY-MM-DD")
@@ -160,6 +160,12 @@ class UserItemsSelectionConfig(dg.Config):
         "candidate reaches it, the best by the metric is selected with a warning naming the "
         "widest candidate.",
     )
+    min_validation_users: int = Field(
+        default=50,
+        ge=1,
+        description="Validation users with labels the gate needs: on fewer, no figure tells a "
+        "model from popularity, and nothing is registered.",
+    )
 
 
 class SelectionConfig(dg.Config):
@@ -172,6 +178,12 @@ class SelectionConfig(dg.Config):
         "these, only those within two standard errors of the best on the sample.",
     )
     hybrid: bool = Field(default=True, description="Also try a hybrid of each family's best.")
+    min_validation_queries: int = Field(
+        default=50,
+        ge=1,
+        description="Validation queries the gate needs: on fewer, no figure tells a model from "
+        "the baselines, and nothing is registered.",
+    )
     hybrid_depth: int = Field(
         default=200, ge=1, le=10_000, description="Candidates each hybrid component proposes."
     )

@@ -16,8 +16,8 @@ DATA_LINES = [
     ("  dropped: blank playlist", "rows_blank_playlist"),
     ("  dropped: blank artist", "rows_blank_artist"),
     ("  dropped: blank track", "rows_blank_track"),
-    ("  dropped: artist like null", "rows_null_like_artist"),
-    ("  dropped: track like null", "rows_null_like_track"),
+    ("  dropped: artist like null or -", "rows_null_like_artist"),
+    ("  dropped: track like null or -", "rows_null_like_track"),
     ("  dropped: outside sample", "rows_outside_sample"),
     ("  dropped: repeated track", "rows_repeated_in_playlist"),
     ("rows clean", "rows_clean"),
@@ -129,7 +129,14 @@ def print_user_items(meta, handover) -> None:
         print(f"\n== test, scored once: {selected['candidate']} (refit) and popularity ==")
         print("\n".join(test_lines(handover(selected), USER_ITEMS_METRICS)))
     print_registered(meta("user_items_registered_model"))
-    print_table(meta("user_recommendations"), "user_recommendations", "users")
+    table = meta("user_recommendations")
+    print_table(table, "user_recommendations", "users")
+    if table:
+        share = {b: table[f"share_based_on_{b}"] for b in ("user", "history", "popularity")}
+        print(
+            f"  users known to the model {share['user']:.1%}, scored from their own items "
+            f"{share['history']:.1%}, given the most popular {share['popularity']:.1%}"
+        )
 
 
 def print_registered(registered: dict) -> None:

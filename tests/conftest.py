@@ -69,24 +69,16 @@ TINY_TRACKS = (
 
 
 @pytest.fixture(scope="session")
-def tiny_registered_model(tmp_path_factory) -> dict:
-    """A sequential-rules bundle over eight tracks, logged and registered the way the pipeline
-    does it (ml.registry.log_and_register), without running the pipeline: for the serving,
-    make-target and MLflow UI tests. Its own model name, so the pipeline's stays untouched."""
-    import mlflow
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A sequential-rules bundle over the eight TINY_TRACKS, saved as the pipeline saves one."""
     import numpy as np
-    import pandas as pd
     import pyarrow as pa
-    from mlflow import MlflowClient
 
     from ml.catalogue import Catalogue
     from ml.recommenders.sequential_rules import SequentialRules
-    from ml.registry import CHAMPION, ensure_experiment, log_and_register
     from ml.sequences import Sequences
-    from ml.serving import next_track_pyfunc
     from ml.serving.bundle import save_bundle
 
-    root = tmp_path_factory.mktemp("tiny_model")
     keys = [f"{artist}|||{title}" for artist, title in TINY_TRACKS]
     playlists = [[0, 1, 2, 3], [1, 2, 3, 4], [0, 2, 4, 5], [5, 6, 7], [4, 5, 6, 7], [2, 3, 6]]
     train = Sequences.from_lists(playlists)
@@ -102,7 +94,25 @@ def tiny_registered_model(tmp_path_factory) -> dict:
             }
         )
     )
-    bundle = save_bundle(root / "bundle", model, catalogue, {"test": "tiny"})
+    return save_bundle(
+        tmp_path_factory.mktemp("tiny") / "bundle", model, catalogue, {"test": "tiny"}
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_registered_model(tiny_bundle, tmp_path_factory) -> dict:
+    """The tiny bundle logged and registered the way the pipeline does it
+    (ml.registry.log_and_register), without running the pipeline: for the serving, make-target
+    and MLflow UI tests. Its own model name, so the pipeline's stays untouched."""
+    import mlflow
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from ml.registry import CHAMPION, ensure_experiment, log_and_register
+    from ml.serving import next_track_pyfunc
+
+    root = tmp_path_factory.mktemp("tiny_model")
+    keys = [f"{artist}|||{title}" for artist, title in TINY_TRACKS]
     tracking_uri = os.environ["MLFLOW_TRACKING_URI"]
     Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(tracking_uri)
@@ -117,7 +127,7 @@ def tiny_registered_model(tmp_path_factory) -> dict:
         "selected: sequential_rules:tiny",
         name,
         Path(next_track_pyfunc.__file__),
-        bundle,
+        tiny_bundle,
         {"family": "sequential_rules"},
         {"test_hit_rate_at_100": 1.0},
         {"kind": "selected", "candidate": "sequential_rules:tiny"},

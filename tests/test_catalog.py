@@ -1,16 +1,22 @@
 """What dbt and Dagster users browse: every next-track dbt model's columns and types in
 Dagster's catalog, read from enforced dbt contracts in the manifest (no warehouse connection at
-definition time), and the raw source with its columns in `dbt docs generate`."""
+definition time), the raw source with its columns in `dbt docs generate`, and `make docs`: every
+source, the serving tables' and the user-items ones included, served on 127.0.0.1."""
 
 import json
 import os
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ml.sources import ingest
 from ml.sources.canonical import CANONICAL_SCHEMA
+from ml.sources.interactions import ingest_interactions
+from ml.sources.synthetic import SyntheticSpec
+from tests.servers import free_port, server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW_COLUMNS = {
@@ -77,3 +83,43 @@ def test_dbt_docs_list_the_raw_source_with_its_columns(tmp_path):
     manifest = json.loads((target / "manifest.json").read_text())
     documented = manifest["sources"]["source.next_track.raw.playlist_events"]["columns"]
     assert {name: c["data_type"].upper() for name, c in documented.items()} == RAW_COLUMNS
+
+
+SERVING_AND_USER_ITEMS_SOURCES = {
+    "source.next_track.serving_next_track.track_recommendations": "model_version",
+    "source.next_track.serving_user_items.user_recommendations": "based_on",
+    "source.next_track.raw_user_items.interactions": "timestamp",
+    "source.next_track.raw_user_items.items": "genres",
+}
+
+
+def test_make_docs_serves_every_source_with_its_columns_on_localhost(tmp_path):
+    """A next-track build, then interactions ingested (no user-items build yet) and no serving
+    table written: `make docs` still catalogs every source, the serving tables' and the
+    user-items ones, and serves the site on 127.0.0.1."""
+    data = tmp_path / "data"
+    ingest(None, data / "raw" / "playlist_events.parquet", synthetic=SyntheticSpec(300))
+    env = {**os.environ, "NEXT_TRACK_DATA_DIR": str(data)}
+    build = subprocess.run(
+        ["dbt", "build", "--project-dir", "dbt_project", "--profiles-dir", "profiles"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stdout[-3000:]
+    ingest_interactions(data / "raw" / "playlist_events.parquet", data / "raw")
+    port = free_port()
+    dry_run = subprocess.run(
+        ["make", "-n", "-C", str(REPO_ROOT), "docs", f"DOCS_PORT={port}"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert f"--host 127.0.0.1 --port {port}" in dry_run.stdout
+    log = tmp_path / "make-docs.log"
+    command = ["make", "-C", str(REPO_ROOT), "docs", f"DOCS_PORT={port}"]
+    with server(command, f"http://127.0.0.1:{port}/catalog.json", log, env):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/catalog.json") as response:
+            catalog = json.load(response)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html") as response:
+            assert response.status == 200
+    sources = catalog["sources"]
+    assert "source.next_track.raw.playlist_events" in sources
+    for source, column in SERVING_AND_USER_ITEMS_SOURCES.items():
+        assert column in sources.get(source, {}).get("columns", {}), (source, sorted(sources))

@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import unicodedata
 from pathlib import Path
 
 import duckdb
@@ -41,15 +42,36 @@ def yes_warehouse(shared_data, tmp_path_factory) -> Path:
     return data_dir
 
 
+def is_placeholder(name: str) -> bool:
+    """Made only of punctuation (dashes included) and white space: a missing name."""
+    return all(unicodedata.category(c).startswith("P") or c.isspace() for c in name)
+
+
+def yes_song_names(folder: Path) -> list[tuple[str, str]]:
+    songs = [line.split("\t") for line in (folder / "song_hash.txt").read_text().splitlines()]
+    return [(artist.strip(), title.replace("\\/", "/").strip()) for _, title, artist in songs]
+
+
 def yes_playlists(folder: Path) -> list[list[tuple[str, str]]]:
-    """train.txt as (artist, title) lists, trimmed, first occurrence of each track only.
+    """train.txt as (artist, title) lists, trimmed, first occurrence of each track only, songs
+    whose artist or title is a placeholder left out.
 
     Yes.com has songs with distinct ids but the same artist and title: they are one track.
     """
-    songs = [line.split("\t") for line in (folder / "song_hash.txt").read_text().splitlines()]
-    names = [(artist.strip(), title.replace("\\/", "/").strip()) for _, title, artist in songs]
+    names = yes_song_names(folder)
     lines = (folder / "train.txt").read_text().splitlines()[2:]
-    return [list(dict.fromkeys(names[int(i)] for i in line.split())) for line in lines]
+    return [
+        list(
+            dict.fromkeys(
+                names[int(i)] for i in line.split() if not placeholder_song(names[int(i)])
+            )
+        )
+        for line in lines
+    ]
+
+
+def placeholder_song(name: tuple[str, str]) -> bool:
+    return is_placeholder(name[0]) or is_placeholder(name[1])
 
 
 def test_split_fractions_on_yes_small(yes_warehouse, shared_data):
@@ -61,7 +83,7 @@ def test_split_fractions_on_yes_small(yes_warehouse, shared_data):
     for split, target in {"train": 0.7, "validation": 0.2, "test": 0.1}.items():
         assert abs(counts[split] / total - target) < 0.01, counts
     too_short = query(yes_warehouse, "select playlists_too_short from dataset_stats")[0][0]
-    assert too_short == len(playlists) - long_enough
+    assert too_short == sum(1 for tracks in playlists if 0 < len(tracks) < 3)  # clean rows, too few
 
 
 def test_sequences_keep_source_order_and_keys_are_unique(yes_warehouse, shared_data):
@@ -85,6 +107,24 @@ def test_sequences_keep_source_order_and_keys_are_unique(yes_warehouse, shared_d
     )[0]
     distinct_tracks = len({track for tracks in playlists for track in tracks})
     assert duplicates == (0, 0, distinct_tracks)
+
+
+def test_placeholder_songs_of_yes_small_are_missing_names(yes_warehouse, shared_data):
+    """song_hash.txt ids 2794 and 2845 are '-' by '-': dropped and counted as missing, not one
+    track '-|||-' that gets recommended."""
+    names = yes_song_names(shared_data / "yes_small")
+    placeholders = {i for i, name in enumerate(names) if placeholder_song(name)}
+    assert placeholders == {2794, 2845}
+    lines = (shared_data / "yes_small" / "train.txt").read_text().splitlines()[2:]
+    rows = sum(1 for line in lines for i in line.split() if int(i) in placeholders)
+    assert rows > 0
+    stats = query(
+        yes_warehouse, "select rows_null_like_artist, rows_null_like_track from dataset_stats"
+    )
+    assert stats == [(rows, rows)]
+    assert query(yes_warehouse, "select count(*) from dim_tracks where track_key = '-|||-'") == [
+        (0,)
+    ]
 
 
 def test_split_is_deterministic_and_salted(yes_warehouse, tmp_path):
@@ -157,29 +197,56 @@ NULL_LIKE_ROWS = [
     ("u1", "", "f", "p"),  # blank artist: counted as blank, not null-like
     ("u1", "d", "e", "p"),
 ]
+PLACEHOLDER_ROWS = [
+    ("u1", "-", "a", "p"),  # a dash for the artist
+    ("u1", "x", " — ", "p"),  # an em dash for the track, once trimmed
+    ("u1", "...", "?!", "p"),  # both
+    ("u1", "-M-", "Qui de nous deux", "p"),  # punctuation beside letters: a real name
+    ("u1", "b", "c", "p"),
+    ("u1", "d", "e", "p"),
+]
 # ten clean playlists of three tracks, so the split has a train part and every test can run
 FILLER_ROWS = [("u2", f"artist {k}", f"song {j}", f"p{k}") for k in range(10) for j in range(3)]
 NULL_LIKE_STATS = (
     "select rows_in, rows_blank_artist, rows_null_like_artist, rows_blank_track,"
     " rows_null_like_track, rows_incomplete, rows_clean from dataset_stats"
 )
+# rows, what the playlist keeps, the counts, the counts with the var that keeps such names
+MISSING_NAMES = {
+    "null-like": (
+        NULL_LIKE_ROWS,
+        ["Nonet|||Nullify", "b|||c", "d|||e"],
+        (37, 1, 2, 0, 2, 4, 33),
+        ("{null_like_names: []}", (37, 1, 0, 0, 0, 1, 36)),
+    ),
+    "punctuation-only": (
+        PLACEHOLDER_ROWS,
+        ["-M-|||Qui de nous deux", "b|||c", "d|||e"],
+        (36, 0, 2, 0, 2, 3, 33),
+        ("{punctuation_only_names_missing: false}", (36, 0, 0, 0, 0, 0, 36)),
+    ),
+}
 
 
-def test_null_like_names_are_dropped_and_counted(tmp_path):
-    write_raw(tmp_path, NULL_LIKE_ROWS + FILLER_ROWS)
+@pytest.mark.parametrize("kind", MISSING_NAMES)
+def test_missing_names_are_dropped_and_counted(tmp_path, kind):
+    rows, kept_tracks, counts, _ = MISSING_NAMES[kind]
+    write_raw(tmp_path, rows + FILLER_ROWS)
     result = dbt_build(tmp_path)  # every data test, the null-like one on dataset_stats included
     assert result.returncode == 0, result.stdout[-3000:]
     assert query(
         tmp_path, "select tracks from int_playlist_sequences where playlist_key = 'u1|||p'"
-    ) == [(["Nonet|||Nullify", "b|||c", "d|||e"],)]
-    assert query(tmp_path, NULL_LIKE_STATS) == [(37, 1, 2, 0, 2, 4, 33)]
+    ) == [(kept_tracks,)]
+    assert query(tmp_path, NULL_LIKE_STATS) == [counts]
 
 
-def test_null_like_names_can_be_kept(tmp_path):
-    write_raw(tmp_path, NULL_LIKE_ROWS + FILLER_ROWS)
-    result = dbt_build(tmp_path, "--vars", "{null_like_names: []}")
+@pytest.mark.parametrize("kind", MISSING_NAMES)
+def test_missing_names_can_be_kept(tmp_path, kind):
+    rows, _, _, (keep, counts) = MISSING_NAMES[kind]
+    write_raw(tmp_path, rows + FILLER_ROWS)
+    result = dbt_build(tmp_path, "--vars", keep)
     assert result.returncode == 0, result.stdout[-3000:]
-    assert query(tmp_path, NULL_LIKE_STATS) == [(37, 1, 0, 0, 0, 1, 36)]
+    assert query(tmp_path, NULL_LIKE_STATS) == [counts]
 
 
 def test_dbt_names_the_missing_raw_file(tmp_path):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from ml.evaluation.metrics import hit_rate_curve, ranking_metrics, standard_error
+from ml.evaluation.metrics import hit_rate_curve, ranking_metrics
 from ml.sequences import Sequences
 
 A, B, C, X, Y, Z = range(6)
@@ -43,11 +43,16 @@ def test_an_unknown_label_is_a_miss_not_a_query_left_out():
     assert ranking_metrics(top, labels, n_items=5, ks=(2,))["hit_rate_at_2"] == 0.5
 
 
-def test_curve_and_standard_error():
+def test_curve_and_standard_errors():
     top = np.array([[A, B, C], [C, B, A], [X, Y, Z]], dtype=np.int32)
-    curve = hit_rate_curve(top, Sequences.from_lists([[A], [A], [A]]), n_items=6)
+    labels = Sequences.from_lists([[A], [A], [A]])
+    curve = hit_rate_curve(top, labels, n_items=6)
     assert curve.tolist() == pytest.approx([1 / 3, 1 / 3, 2 / 3])
-    assert standard_error(0.1, 400) == pytest.approx(0.015)
+    metrics = ranking_metrics(top, labels, n_items=6, ks=(3,))
+    # of the mean over queries: a hit rate's is the binomial one, sqrt(p (1 - p) / n)
+    assert metrics["hit_rate_at_3_stderr"] == pytest.approx(np.sqrt(2 / 3 * 1 / 3 / 3))
+    ndcg = np.array([1.0, 0.5, 0.0])  # A at rank 1, rank 3, nowhere
+    assert metrics["ndcg_at_3_stderr"] == pytest.approx(ndcg.std() / np.sqrt(3))
 
 
 def test_lists_too_short_for_k_are_refused():

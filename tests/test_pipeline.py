@@ -175,7 +175,8 @@ def test_a_model_that_does_not_beat_sequential_rules_is_never_registered(pipelin
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     gate = checks["selected_model_beats_baselines"]
     assert gate.passed is False
-    assert "does NOT beat sequential_rules:w10_last1_strict" in gate.description
+    assert "does NOT beat `sequential_rules:w10_last1_strict`" in gate.description
+    assert "(validation queries: " in gate.description and "±" in gate.description
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "candidate_metrics" in materialized and "registered_model" not in materialized
     assert len(client.search_model_versions(f"name='{MODEL}'")) == versions_before
@@ -287,6 +288,12 @@ def test_track_recommendations_table_matches_the_champion(pipeline_run):
     assert [r[0] for r in stored] == served["track_key"].tolist()
     checks = {e.check_name: e.passed for e in pipeline_run.get_asset_check_evaluations()}
     assert checks["track_recommendations_dbt_tests"] is True
+    champion = MlflowClient().get_model_version_by_alias(MODEL, CHAMPION)
+    with duckdb.connect(str(path), read_only=True) as connection:
+        built_from = connection.execute(
+            "select distinct model_name, model_version, data_fingerprint from track_recommendations"
+        ).fetchall()
+    assert built_from == [(MODEL, str(champion.version), champion.tags["data_fingerprint"])]
 
 
 def test_a_sql_only_dbt_build_leaves_the_runs_own_warehouse_as_the_run_wrote_it(pipeline_run):

@@ -311,3 +311,36 @@ def test_user_histories_hold_every_period_in_the_fold_catalogue(movielens_wareho
         assert histories[row][: len(fold.train[row])].tolist() == fold.train[row].tolist()
     # later periods are there too, which the fold's train lacks
     assert len(histories.items) > len(fold.train.items)
+
+
+def test_playlist_rows_without_real_timestamps_hold_out_within_each_user(tmp_path):
+    """The playlist rows as interactions (time = row order from 1970): a global time split put
+    whole playlists after each boundary (one validation user); each user's last rows are held
+    out instead, chosen automatically and said so in interaction_stats."""
+    playlists = tmp_path / "playlist_events.parquet"
+    ingest(None, playlists, synthetic=SyntheticSpec(playlists=300, seed=4))
+    ingest_interactions(playlists, tmp_path / "raw")
+    result = dbt_build(tmp_path, *USER_ITEMS, "--vars", json.dumps({"min_user_interactions": 5}))
+    assert result.returncode == 0, result.stdout[-3000:]
+    method, reason, users, validation_users, test_users = query(
+        tmp_path,
+        "select split_method, split_reason, users, validation_users, test_users"
+        " from interaction_stats",
+    )[0]
+    assert method == "per_user" and "row order" in reason, reason
+    assert validation_users > 0.5 * users and test_users > 0.5 * users, (users, validation_users)
+    # per user: train rows first, then validation, then test, in row order
+    out_of_order = query(
+        tmp_path,
+        "select count(*) from (select split, lag(split) over (partition by user_id order by"
+        " row_id) as before from interaction_splits)"
+        " where (split = 'train' and before != 'train')"
+        " or (split = 'validation' and before = 'test')",
+    )
+    assert out_of_order == [(0,)]
+    test_share = query(
+        tmp_path,
+        "select avg(share) from (select user_id, avg((split = 'test')::int) as share"
+        " from interaction_splits group by 1)",
+    )[0][0]
+    assert 0.15 < test_share < 0.3

@@ -58,6 +58,10 @@ def test_every_check_passed_including_the_gate_and_the_tables_dbt_tests(user_ite
     assert {"user_items_model_beats_popularity", "user_recommendations_dbt_tests"} <= names
     tests = next(e for e in evaluations if e.check_name == "user_recommendations_dbt_tests")
     assert tests.metadata["tests"].value >= 6  # rows per user, unseen, items known, not nulls
+    gate = next(e for e in evaluations if e.check_name == "user_items_model_beats_popularity")
+    users = gate.metadata["validation_users"].value
+    assert users >= 50 and f"(validation users: {users:,})" in gate.description
+    assert "±" in gate.description  # the figures' standard errors
 
 
 def test_the_champion_beats_popularity_on_test_and_is_registered(user_items_run):
@@ -77,21 +81,47 @@ def test_the_champion_beats_popularity_on_test_and_is_registered(user_items_run)
     )
 
 
-def test_user_recommendations_hold_k_unseen_known_items_for_every_user(user_items_run):
+def test_user_recommendations_hold_k_unseen_items_for_every_user(user_items_run):
+    """Every user of the interactions: those the champion knows (refit on train + validation)
+    scored as it learned them, the others from their own items (here, users whose every rating
+    is in the test period), else popularity; based_on and the metadata say which."""
     from orchestration.settings import SERVING_DIR, USER_ITEMS_WAREHOUSE_PATH
 
     with duckdb.connect(str(SERVING_DIR / "user_recommendations.duckdb"), read_only=True) as db:
         table = db.execute("select * from user_recommendations").df()
+    interactions = pd.DataFrame(read_table_rows(USER_ITEMS_WAREHOUSE_PATH, "stg_interactions"))
     splits = pd.DataFrame(read_table_rows(USER_ITEMS_WAREHOUSE_PATH, "interaction_splits"))
     items = {row["item_id"] for row in read_table_rows(USER_ITEMS_WAREHOUSE_PATH, "dim_items")}
-    # every user the champion knows: it was refit on train + validation
-    known = set(splits.loc[splits["split"] != "test", "user_id"])
-    assert set(table["user_id"]) == known
+    users = set(interactions["user_id"])
+    assert set(table["user_id"]) == users and len(users) == 943
     assert (table.groupby("user_id").size() == 10).all()
-    seen = set(zip(splits["user_id"], splits["item_id"], strict=True))
+    seen = set(zip(interactions["user_id"], interactions["item_id"], strict=True))
     assert not seen & set(zip(table["user_id"], table["item_id"], strict=True))
     assert set(table["item_id"]) <= items
     assert table["title"].notna().all()
+    based_on = table.groupby("user_id")["based_on"].agg(set)
+    known = set(splits.loc[splits["split"] != "test", "user_id"])
+    assert set(based_on[based_on == {"user"}].index) == known
+    assert set(based_on[based_on == {"history"}].index) == users - known != set()
+    metadata = (
+        dg.DagsterInstance.get()
+        .get_latest_materialization_event(dg.AssetKey("user_recommendations"))
+        .asset_materialization.metadata
+    )
+    counts = {b: metadata[f"users_based_on_{b}"].value for b in ("user", "history", "popularity")}
+    assert counts == {"user": len(known), "history": len(users - known), "popularity": 0}
+    assert metadata["share_based_on_user"].value == pytest.approx(len(known) / len(users))
+
+
+def test_user_recommendations_name_the_model_they_were_built_from(user_items_run):
+    from orchestration.settings import SERVING_DIR
+
+    champion = MlflowClient().get_model_version_by_alias(MODEL, CHAMPION)
+    with duckdb.connect(str(SERVING_DIR / "user_recommendations.duckdb"), read_only=True) as db:
+        built_from = db.execute(
+            "select distinct model_name, model_version, data_fingerprint from user_recommendations"
+        ).fetchall()
+    assert built_from == [(MODEL, str(champion.version), champion.tags["data_fingerprint"])]
 
 
 def test_the_champion_by_alias_answers_known_and_unknown_users(user_items_run):

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import mlflow
@@ -85,7 +86,8 @@ def bundle(bundle_dir) -> Bundle:
 
 
 def recommend(bundle: Bundle, rows: dict, k: int = 4) -> pd.DataFrame:
-    return user_items_pyfunc.recommend_frame(bundle, pd.DataFrame(rows), k)
+    lookups = user_items_pyfunc.Lookups.of(bundle)
+    return user_items_pyfunc.recommend_frame(bundle, lookups, pd.DataFrame(rows), k)
 
 
 def test_a_known_user_never_gets_an_item_it_has_in_any_period_or_its_recent_history(bundle):
@@ -113,7 +115,21 @@ def test_an_unknown_user_is_scored_from_its_history_and_logged(bundle, caplog):
         assert (mine["score"] != 0).all()  # the model's scores, not the popularity fill
     assert answer[answer["row"] == 1]["user_id"].isna().all()
     assert "1 of 2 users unknown to the model" in caplog.text and "someone-new" in caplog.text
-    assert "row 0: 1 of 4 history items unknown to the model: ['no-such-item']" in caplog.text
+    assert "1 of 7 history items unknown to the model, ignored (1 of 2 rows)" in caplog.text
+    assert 'row 0: ["no-such-item"]' in caplog.text
+
+
+def test_a_huge_request_writes_a_few_short_log_lines(bundle, caplog):
+    caplog.set_level("INFO", logger=logger.name)
+    strangers = ["u" * 1_000_000, *(f"stranger-{i}" for i in range(999))]
+    histories = [[ITEM_IDS[0], *(f"unknown-{i}" for i in range(100_000))]] + [["x"]] * 999
+    answer = recommend(bundle, {"user_id": strangers, "history": histories}, k=2)
+    assert len(answer) == 2 * len(strangers)
+    lines = [r.getMessage() for r in caplog.records if r.name == logger.name]
+    longest = max(len(line) for line in lines)
+    assert len(lines) == 2 and longest <= 4_000
+    assert "1,000 of 1,000 users unknown" in lines[0] and "995 more" in lines[0]
+    assert "100,999 of 101,000 history items unknown" in lines[1] and "99,995 more" in lines[1]
 
 
 def test_a_user_with_nothing_known_gets_the_most_popular_items_with_score_zero(bundle):
@@ -136,9 +152,9 @@ def test_a_user_with_nothing_known_gets_the_most_popular_items_with_score_zero(b
         ({"user_id": ["user-01"]}, {"k": 0}, "k must be at least 1"),
     ],
 )
-def test_bad_input_names_the_row_and_the_problem(bundle, rows, params, message):
+def test_bad_input_names_the_row_and_the_problem(bundle_dir, rows, params, message):
     model = user_items_pyfunc.UserItemsModel()
-    model.bundle = bundle
+    model.load_context(SimpleNamespace(artifacts={"bundle": str(bundle_dir)}))
     with pytest.raises(BadRequest, match=message):
         model.predict(None, pd.DataFrame(rows), params)
 
@@ -204,7 +220,7 @@ def test_the_registered_pyfunc_answers_as_in_process_without_torch(bundle_dir, r
     )  # fmt: skip
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     served = pd.DataFrame(json.loads(loaded.stdout.strip().splitlines()[-1]))
-    expected = user_items_pyfunc.recommend_frame(bundle, pd.DataFrame(rows), 4)
+    expected = recommend(bundle, rows, 4)
     assert served.columns.tolist() == user_items_pyfunc.OUTPUT_COLUMNS
     ranked = ["row", "rank", "item_id", "title"]
     pd.testing.assert_frame_equal(served[ranked], expected[ranked])
@@ -212,18 +228,47 @@ def test_the_registered_pyfunc_answers_as_in_process_without_torch(bundle_dir, r
     assert served["user_id"].tolist() == expected["user_id"].tolist()
 
 
-def test_user_items_batches_give_k_unseen_catalogue_items_per_user(bundle, tmp_path):
+def test_user_items_batches_give_k_unseen_catalogue_items_to_every_user(bundle, tmp_path):
+    """Users the model knows, one it does not know with a history, one with nothing known: each
+    gets k rows, and based_on says what they came from."""
     _, full = synthetic()
+    users = [*USER_IDS, "newcomer", "stranger"]
+    histories = Sequences.from_lists([*full.to_lists(), [12, 13], []])
     path = tmp_path / "user_recommendations.duckdb"
     lines = []
-    batches = user_items_batches(bundle, full, k=5, batch=7, log=lines.append)
-    rows = write_table(path, "user_recommendations", batches, USER_ITEMS_SCHEMA, "user_id")
-    assert rows == 5 * len(USER_IDS) and len(lines) == 4  # 24 users in batches of 7
+    batches = user_items_batches(bundle, users, histories, k=5, batch=7, log=lines.append)
+    built_from = {"model_name": "user-items", "model_version": "7"}
+    rows = write_table(
+        path, "user_recommendations", batches, USER_ITEMS_SCHEMA, "user_id", built_from
+    )
+    assert rows == 5 * len(users) and len(lines) == 4  # 26 users in batches of 7
     with duckdb.connect(str(path), read_only=True) as connection:
         table = connection.sql("select * from user_recommendations").df()
     assert table.groupby("user_id")["rank"].apply(lambda r: sorted(r) == [1, 2, 3, 4, 5]).all()
-    assert set(table["user_id"]) == set(USER_IDS) and set(table["item_id"]) <= set(ITEM_IDS)
-    seen = {(USER_IDS[u], ITEM_IDS[i]) for u in range(len(full)) for i in full[u]}
+    assert set(table["user_id"]) == set(users) and set(table["item_id"]) <= set(ITEM_IDS)
+    assert (table["model_name"] == "user-items").all() and (table["model_version"] == "7").all()
+    seen = {(users[u], ITEM_IDS[i]) for u in range(len(histories)) for i in histories[u]}
     assert not seen & set(zip(table["user_id"], table["item_id"], strict=True))
-    with pytest.raises(ValueError, match="3 histories for the bundle's 24 users"):
-        next(user_items_batches(bundle, full.slice(0, 3), k=5))
+    based_on = table.groupby("user_id")["based_on"].unique().map(list).to_dict()
+    assert all(based_on[user] == ["user"] for user in USER_IDS)
+    assert based_on["newcomer"] == ["history"] and based_on["stranger"] == ["popularity"]
+    stranger = table[table["user_id"] == "stranger"].sort_values("rank")
+    counts = bundle.catalogue.train_counts
+    most_popular = [ITEM_IDS[i] for i in np.lexsort((np.arange(N_ITEMS), -counts))[:5]]
+    assert stranger["item_id"].tolist() == most_popular and (stranger["score"] == 0).all()
+    newcomer = table[table["user_id"] == "newcomer"].sort_values("rank")
+    assert newcomer["item_id"].iloc[0] in ITEM_IDS[14:18]  # its history's group, unseen
+    with pytest.raises(ValueError, match="3 histories for 26 users"):
+        next(user_items_batches(bundle, users, full.slice(0, 3), k=5))
+
+
+def test_a_request_builds_no_hash_table_of_every_item_or_user(bundle, monkeypatch):
+    lookups = user_items_pyfunc.Lookups.of(bundle)  # built once, when the model loads
+
+    def everything(*args, **kwargs):
+        raise AssertionError("pyarrow.compute.index_in hashes every value at each call")
+
+    monkeypatch.setattr(pa.compute, "index_in", everything)
+    rows = pd.DataFrame({"user_id": ["user-04", "someone-new"], "history": [None, ["item-12"]]})
+    answer = user_items_pyfunc.recommend_frame(bundle, lookups, rows, 3)
+    assert answer.groupby("row").size().tolist() == [3, 3]

@@ -21,22 +21,23 @@
         {% set interactions_hint = "Ingest interactions first (ml.sources.interactions."
             ~ "ingest_interactions into $NEXT_TRACK_DATA_DIR/raw), run dbt from the repository "
             ~ "root, or set NEXT_TRACK_DATA_DIR." %}
-        {{ register_raw_view('interactions',
-            raw_path('NEXT_TRACK_RAW_INTERACTIONS', 'interactions.parquet'), 'user_items',
+        {{ register_raw_view('interactions', raw_interactions_path(), 'user_items',
             interactions_hint) }}
-        {{ register_raw_view('items', raw_path('NEXT_TRACK_RAW_ITEMS', 'items.parquet'),
-            'user_items', interactions_hint) }}
+        {{ register_raw_view('items', raw_items_path(), 'user_items', interactions_hint) }}
     {% endif %}
 {% endmacro %}
 
+{% macro raw_interactions_path() -%}
+    {{ raw_path('NEXT_TRACK_RAW_INTERACTIONS', 'interactions.parquet') }}
+{%- endmacro %}
+
+{% macro raw_items_path() -%}
+    {{ raw_path('NEXT_TRACK_RAW_ITEMS', 'items.parquet') }}
+{%- endmacro %}
+
 {#- use_case: the model folder (fqn[1]) whose nodes read this file. -#}
 {% macro register_raw_view(name, path, use_case, hint) %}
-    {% set found = run_query("select count(*) from glob('" ~ path ~ "')").columns[0].values()[0] %}
-    {% if found > 0 %}
-        {% do run_query("create schema if not exists raw") %}
-        {% do run_query("create or replace view raw." ~ name
-            ~ " as select * from read_parquet('" ~ path ~ "')") %}
-    {% else %}
+    {% if not create_raw_view(name, path, replace=true) %}
         {% set needed = [] %}
         {% for unique_id in selected_resources %}
             {% set node = graph.nodes.get(unique_id) or graph.sources.get(unique_id) %}
@@ -51,16 +52,30 @@
     {% endif %}
 {% endmacro %}
 
+{#- raw.<name> as a view of the Parquet file at `path`, replacing one there or (replace false)
+    leaving it as it is; false, and nothing done, when there is no such file. -#}
+{% macro create_raw_view(name, path, replace) %}
+    {% set found = run_query("select count(*) from glob('" ~ path ~ "')").columns[0].values()[0] %}
+    {% if found > 0 %}
+        {% do run_query("create schema if not exists raw") %}
+        {% do run_query("create " ~ ("or replace view " if replace else "view if not exists ")
+            ~ "raw." ~ name ~ " as select * from read_parquet('" ~ path ~ "')") %}
+    {% endif %}
+    {{ return(found > 0) }}
+{% endmacro %}
+
 {#- Precomputed recommendation tables (one DuckDB file each, written by Dagster assets) are
     attached read-only under their own name. Before the first one is written, an empty table of
     the same columns stands in, so `dbt build` and its tests work on a fresh machine. -#}
 {% macro attach_serving_tables() %}
     {% set folder = env_var('NEXT_TRACK_SERVING_DIR', env_var('NEXT_TRACK_DATA_DIR', 'data') ~ '/serving') %}
+    {% set built_from = ', model_name varchar, model_version varchar, data_fingerprint varchar' %}
     {% set tables = {
         'track_recommendations': 'track_key varchar, rank integer, next_track_key varchar, '
-            ~ 'artist varchar, title varchar, score double, from_popularity boolean',
+            ~ 'artist varchar, title varchar, score double, from_popularity boolean' ~ built_from,
         'user_recommendations': 'user_id varchar, rank integer, item_id varchar, '
-            ~ 'title varchar, score double, from_popularity boolean',
+            ~ 'title varchar, score double, from_popularity boolean, based_on varchar'
+            ~ built_from,
     } %}
     {% for name, columns in tables.items() %}
         {% set path = folder ~ '/' ~ name ~ '.duckdb' %}

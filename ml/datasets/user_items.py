@@ -194,14 +194,24 @@ def read_fold(
     )
 
 
+def read_interacting_users(warehouse: Path) -> list[str]:
+    """Every user of the clean interactions (``stg_interactions``), sorted: users below
+    ``min_user_interactions``, whom no model trains on, included."""
+    with read_only(warehouse) as connection:
+        rows = connection.sql("select distinct user_id from stg_interactions order by 1")
+        return [user for (user,) in rows.fetchall()]
+
+
 def read_user_histories(
     warehouse: Path, users: list[str] | pa.Array, catalogue: Catalogue
 ) -> Sequences:
-    """Everything each of ``users`` has in ``interaction_splits`` (every period, labels or not)
-    as ``catalogue`` ids in time order; row i is ``users[i]``. Items the catalogue lacks are left
-    out: no model over it can recommend them anyway. What a user-items bundle and the
-    ``user_recommendations`` table exclude (``fold.users, fold.catalogue`` when making the
-    bundle; ``bundle.users, bundle.catalogue`` to refresh them from a newer warehouse)."""
+    """Everything each of ``users`` has among the clean interactions (``stg_interactions``:
+    every period of ``interaction_splits``, and the rows of users below
+    ``min_user_interactions``) as ``catalogue`` ids in time order; row i is ``users[i]``. Items
+    the catalogue lacks are left out: no model over it can recommend them anyway. What a
+    user-items bundle and the ``user_recommendations`` table exclude (``fold.users,
+    fold.catalogue`` when making the bundle; every user and ``bundle.catalogue`` to refresh them
+    from a newer warehouse)."""
     user_rows = pa.table({"user_id": users, "row": np.arange(len(users), dtype=np.int64)})
     ids = np.arange(len(catalogue), dtype=np.int32)
     item_ids = pa.table({"item_id": catalogue.keys, "id": ids})
@@ -211,10 +221,10 @@ def read_user_histories(
         rows = connection.sql(
             """
             select user_rows.row, item_ids.id
-            from interaction_splits
+            from stg_interactions
             join user_rows using (user_id)
             join item_ids using (item_id)
-            order by user_rows.row, interaction_splits.timestamp, interaction_splits.row_id
+            order by user_rows.row, stg_interactions.timestamp, stg_interactions.row_id
             """
         ).fetchnumpy()
     lengths = np.bincount(rows["row"].astype(np.int64), minlength=len(users))

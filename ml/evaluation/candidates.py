@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 
 from ml.artifacts import ArtifactStore
 from ml.datasets.evaluation_split import EvaluationSplit
-from ml.evaluation.metrics import DEFAULT_KS, ranking_metrics, standard_error
+from ml.evaluation.metrics import DEFAULT_KS, ranking_metrics
 from ml.recommenders.base import (
     CannotFit,
     Log,
@@ -108,8 +108,6 @@ def evaluate_lists(
     filled, was_filled = popularity.fill(top, split.queries)
     metrics = ranking_metrics(filled.ids, split.labels, popularity.n_items, ks)
     metrics["filled_share"] = float(was_filled.mean())
-    for k in ks:
-        metrics[f"hit_rate_at_{k}_stderr"] = standard_error(metrics[f"hit_rate_at_{k}"], len(split))
     return metrics, filled
 
 

@@ -4,6 +4,7 @@ Next-track has one relevant item per query (the hidden last track); user-items h
 user's test interactions). With relevant set R and a hit at 1-based rank r:
 hit rate@K = 1 if any hit in the top K; recall@K = hits / |R|; MRR@K = 1 / first hit rank;
 NDCG@K = sum over hits of 1/log2(r+1), divided by the ideal sum over min(|R|, K) ranks.
+Each comes with the standard error of its mean over queries (``<metric>_stderr``).
 With one relevant item, recall equals hit rate and NDCG is 1/log2(r+1). Coverage@K is the share
 of the catalogue that appears in at least one top-K list.
 """
@@ -48,10 +49,16 @@ def ranking_metrics(
         any_hit = hits.any(axis=1)
         first = np.where(any_hit, hits.argmax(axis=1) + 1, 0)
         ideal = np.cumsum(discount[:k])[np.minimum(n_relevant, k).astype(np.int64) - 1]
-        metrics[f"hit_rate_at_{k}"] = float(any_hit.mean())
-        metrics[f"recall_at_{k}"] = float((hits.sum(axis=1) / n_relevant).mean())
-        metrics[f"mrr_at_{k}"] = float(np.where(any_hit, 1.0 / np.maximum(first, 1), 0.0).mean())
-        metrics[f"ndcg_at_{k}"] = float(((hits * discount[:k]).sum(axis=1) / ideal).mean())
+        per_query = {
+            "hit_rate": any_hit.astype(np.float64),
+            "recall": hits.sum(axis=1) / n_relevant,
+            "mrr": np.where(any_hit, 1.0 / np.maximum(first, 1), 0.0),
+            "ndcg": (hits * discount[:k]).sum(axis=1) / ideal,
+        }
+        for name, values in per_query.items():
+            metrics[f"{name}_at_{k}"] = float(values.mean())
+            # Of the mean over queries: for a hit rate, the binomial sqrt(p (1 - p) / n).
+            metrics[f"{name}_at_{k}_stderr"] = float(values.std() / np.sqrt(len(values)))
         shown = top_ids[:, :k]
         metrics[f"coverage_at_{k}"] = (
             len(np.unique(shown[shown != UNKNOWN])) / n_items if n_items else 0.0
@@ -65,11 +72,6 @@ def hit_rate_curve(top_ids: np.ndarray, labels: Sequences, n_items: int) -> np.n
     first_hit = np.where(relevant.any(axis=1), relevant.argmax(axis=1), top_ids.shape[1])
     counts = np.bincount(first_hit, minlength=top_ids.shape[1] + 1)[:-1]
     return np.cumsum(counts) / len(labels)
-
-
-def standard_error(rate: float, n: int) -> float:
-    """Binomial standard error of a hit rate measured on n queries."""
-    return float(np.sqrt(rate * (1 - rate) / n)) if n else float("nan")
 
 
 def served_metrics(

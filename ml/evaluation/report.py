@@ -1,8 +1,10 @@
 """What people read: the validation table and the hit rate@K plot (files, for MLflow and the
-Dagster UI alike)."""
+Dagster UI alike), and Markdown in which every name reads as written (a hybrid's `*` is not
+emphasis, a `|` does not split a table cell)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +48,33 @@ def table_rows(
     return rows
 
 
+# What CommonMark and GitHub's tables read as markup within a line: escapes, code, emphasis,
+# links and images, HTML and entities, cell borders, strikethrough.
+MARKUP = re.compile(r"([\\`*_\[\]<>&|~])")
+
+
+def markdown_text(text: str) -> str:
+    """``text`` that renders as written: its markup characters backslash-escaped (CommonMark
+    allows a backslash before any ASCII punctuation)."""
+    return MARKUP.sub(r"\\\1", text)
+
+
+def markdown_code(text: str) -> str:
+    """``text`` as an inline code span: rendered as written, and plain to read where it is not
+    rendered (a check's description also goes to the console)."""
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def markdown_table(rows: list[dict]) -> str:
     if not rows:
         return ""
     columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = [
+        "| " + " | ".join(markdown_text(c) for c in columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
     for row in rows:
         cells = []
         for column in columns:
@@ -58,10 +82,15 @@ def markdown_table(rows: list[dict]) -> str:
             if isinstance(value, float):
                 cells.append(f"{value:.1f}" if column.endswith("seconds") else f"{value:.4f}")
             else:
-                text = str(value)
+                text = markdown_text(str(value))
                 cells.append(f"**{text}**" if row.get("role") == "selected" else text)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def markdown_description(headline: str, rows: list[dict]) -> str:
+    """A sentence and a table, as a registered version's description."""
+    return f"{markdown_text(headline)}\n\n{markdown_table(rows)}"
 
 
 def plot_hit_rate_curves(curves: dict[str, np.ndarray], path: Path, title: str) -> Path:

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 from ml.artifacts import ArtifactStore
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, evaluate_lists
+from ml.evaluation.report import markdown_code
 from ml.recommenders.base import Log, _no_log
 from ml.recommenders.hybrid import Hybrid, search_weights
 from ml.recommenders.popularity import Popularity
@@ -108,16 +109,44 @@ class Gate:
     description: str
 
 
+@dataclass(frozen=True)
+class EvidenceFloor:
+    """The fewest evaluation queries a gate may pass on: on fewer, no difference in a figure
+    tells a model from a baseline."""
+
+    minimum: int
+    queries: str  # what a query is: "validation queries", "validation users"
+    setting: str  # the run config field that sets the minimum
+
+
+def with_error(metrics: dict[str, float], metric: str) -> str:
+    error = metrics.get(f"{metric}_stderr")
+    return f"{metrics[metric]:.4f}" + (f" ± {error:.4f}" if error is not None else "")
+
+
 def beats_baselines(
-    selected: CandidateResult, baselines: list[CandidateResult], metric: str
+    selected: CandidateResult, baselines: list[CandidateResult], metric: str, floor: EvidenceFloor
 ) -> Gate:
-    """The selected model must be strictly better than every baseline on ``metric``."""
+    """The selected model must be strictly better than every baseline on ``metric``, measured
+    on at least ``floor.minimum`` queries. The description is Markdown (a Dagster check's): each
+    model's name a code span, each figure with its standard error, the queries counted."""
     mine = selected.metrics[metric]
-    lines = [f"{selected.name} validation {metric} {mine:.4f}"]
-    passed = True
+    queries = int(selected.metrics["queries"])
+    lines = [
+        f"{markdown_code(selected.name)} validation {metric} "
+        f"{with_error(selected.metrics, metric)} ({floor.queries}: {queries:,})"
+    ]
+    passed = queries >= floor.minimum
+    if not passed:
+        lines.append(
+            f"too few {floor.queries} to tell it from the baselines: {queries:,}, the minimum "
+            f"is {floor.minimum:,} ({floor.setting})"
+        )
     for baseline in baselines:
         theirs = baseline.metrics[metric]
         passed &= mine > theirs
         verdict = "beats" if mine > theirs else "does NOT beat"
-        lines.append(f"{verdict} {baseline.name} ({theirs:.4f})")
+        lines.append(
+            f"{verdict} {markdown_code(baseline.name)} ({with_error(baseline.metrics, metric)})"
+        )
     return Gate(passed, "; ".join(lines))

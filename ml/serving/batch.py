@@ -20,6 +20,7 @@ from ml.recommenders.base import Queries
 from ml.recommenders.popularity import Popularity
 from ml.sequences import Sequences
 from ml.serving.bundle import Bundle
+from ml.serving.lookup import ExactLookup
 
 Log = Callable[[str], None]
 
@@ -64,55 +65,84 @@ def next_track_batches(
         log(f"{done:,}/{n:,} tracks, {seconds:.0f} s, ~{seconds / done * (n - done):.0f} s left")
 
 
+def user_rows(bundle: Bundle, users: list[str]) -> np.ndarray:
+    """The model's row of each user id, -1 for a user it does not know."""
+    if bundle.users is None:
+        raise ValueError("this bundle carries no users: it is not a user-items bundle")
+    return ExactLookup(bundle.users).positions(users)
+
+
+def user_bases(rows: np.ndarray, histories: Sequences) -> np.ndarray:
+    """What each user's recommendations come from: ``user`` (the model knows the user: its row
+    >= 0), ``history`` (it does not, and scores the user's items it knows), ``popularity``
+    (neither)."""
+    if len(histories) != len(rows):
+        raise ValueError(f"{len(histories)} histories for {len(rows)} users")
+    scored = histories.known().lengths > 0
+    return np.where(rows >= 0, "user", np.where(scored, "history", "popularity"))
+
+
 def user_items_batches(
     bundle: Bundle,
+    users: list[str],
     histories: Sequences,
     k: int,
     batch: int = 20_000,
     log: Log = lambda _: None,
 ) -> Iterator[pa.RecordBatch]:
-    """For every user the bundle knows: its top-k items, none of ``histories`` (row i: all that
-    user row i has, every period, as catalogue ids; fresher than the bundle's own copy)."""
-    if bundle.users is None:
-        raise ValueError("this bundle carries no users: it is not a user-items bundle")
-    if len(histories) != len(bundle.users):
-        raise ValueError(f"{len(histories)} histories for the bundle's {len(bundle.users)} users")
+    """For every one of ``users``: its top-k items, none of ``histories`` (row i: all that
+    ``users[i]`` has, every period, as catalogue ids; fresher than the bundle's own copy). A user
+    the model knows is scored as it learned them, another from its history, else popularity:
+    ``based_on`` says which (``user_bases``)."""
+    rows_of = user_rows(bundle, users)
+    bases = user_bases(rows_of, histories)
     names = bundle.catalogue.table.select(["key", "title"])
-    n = len(bundle.users)
+    n = len(users)
     started = time.perf_counter()
     for first in range(0, n, batch):
-        rows = np.arange(first, min(first + batch, n), dtype=np.int64)
-        queries = Queries(histories.slice(first, first + len(rows)), rows)
+        stop = min(first + batch, n)
+        queries = Queries(histories.slice(first, stop), rows_of[first:stop])
         top, filled = bundle.recommend_users(queries, k)
         row, slot = np.nonzero(top.ids >= 0)
         chosen = names.take(pa.array(top.ids[row, slot]))
         yield pa.RecordBatch.from_pydict(
             {
-                "user_id": bundle.users.take(pa.array(rows[row])),
+                "user_id": pa.array(users[first:stop], pa.string()).take(pa.array(row)),
                 "rank": pa.array(slot + 1, pa.int32()),
                 "item_id": chosen.column("key").combine_chunks(),
                 "title": chosen.column("title").combine_chunks(),
                 "score": pa.array(top.scores[row, slot].astype(np.float64)),
                 "from_popularity": pa.array(filled[row, slot]),
+                "based_on": pa.array(bases[first:stop][row], pa.string()),
             },
             schema=USER_ITEMS_SCHEMA,
         )
-        done = first + len(rows)
         seconds = time.perf_counter() - started
-        log(f"{done:,}/{n:,} users, {seconds:.0f} s, ~{seconds / done * (n - done):.0f} s left")
+        log(f"{stop:,}/{n:,} users, {seconds:.0f} s, ~{seconds / stop * (n - stop):.0f} s left")
 
 
 def write_table(
-    path: Path, name: str, batches: Iterator[pa.RecordBatch], schema: pa.Schema, key: str
+    path: Path,
+    name: str,
+    batches: Iterator[pa.RecordBatch],
+    schema: pa.Schema,
+    key: str,
+    constants: dict[str, str],
 ) -> int:
-    """Replace the DuckDB file at ``path`` with one holding table ``name``; returns its rows."""
+    """Replace the DuckDB file at ``path`` with one holding table ``name``: the batches' columns,
+    then a column per ``constants`` entry (what the table was built from, on every row, so a
+    lookup says it); returns its rows."""
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_name(f".{path.name}.{os.getpid()}.building")
     staged.unlink(missing_ok=True)
     reader = pa.RecordBatchReader.from_batches(schema, batches)
+    added = "".join(f", ?::varchar as {column}" for column in constants)
     with duckdb.connect(str(staged)) as connection:
         connection.register("incoming", reader)
-        connection.execute(f"create table {name} as select * from incoming order by {key}")
+        connection.execute(
+            f"create table {name} as select *{added} from incoming order by {key}",
+            list(constants.values()),
+        )
         connection.execute(f"create index {name}_{key} on {name} ({key})")
         rows = connection.execute(f"select count(*) from {name}").fetchone()[0]
         connection.execute("checkpoint")
@@ -141,6 +171,7 @@ USER_ITEMS_SCHEMA = pa.schema(
         ("title", pa.string()),
         ("score", pa.float64()),
         ("from_popularity", pa.bool_()),
+        ("based_on", pa.string()),
     ]
 )
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ml.catalogue import Catalogue
@@ -44,13 +43,6 @@ class Bundle:
     def recommend(self, queries: Queries, k: int) -> tuple[TopK, np.ndarray]:
         """Top k per query, filled from popularity; the mask marks the filled slots."""
         return self.popularity.fill(self.model.top_k(queries, k), queries)
-
-    def user_rows(self, user_ids: list[str | None]) -> np.ndarray:
-        """The model's row of each user id (int64), -1 for a user it does not know (or None)."""
-        if self.users is None:
-            raise ValueError("this bundle carries no users: it is not a user-items bundle")
-        found = pc.index_in(pa.array(user_ids, pa.string()), value_set=self.users)
-        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
     def user_queries(self, rows: np.ndarray, recent: Sequences) -> Queries:
         """Queries of these user rows (-1: unknown): each known user's stored history, then its

@@ -1,7 +1,8 @@
 """The next-track MLflow pyfunc, logged as a "model from code"; serves any family's bundle.
 
 Input: a DataFrame with a column ``tracks``, each row a list of track keys (``artist|||title``)
-or "artist - title" strings as people type them (case-insensitive). Param ``k`` (default 10,
+or "artist - title" strings as people type them (case and white space ignored; see
+``ml.serving.lookup.TrackLookup``). Param ``k`` (default 10,
 at most ``MAX_K``). Output: one row per recommendation: ``row`` (input row), ``rank``,
 ``track_key``, ``artist``, ``title``, ``score``; never a track already in the input; score 0
 marks a slot filled from popularity (the model had nothing more to say).
@@ -19,7 +20,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import AnyType
@@ -27,14 +27,16 @@ from mlflow.types.schema import AnyType
 from ml.recommenders.base import Queries
 from ml.sequences import Sequences
 from ml.serving.bundle import Bundle, load_bundle
+from ml.serving.lookup import TrackLookup
 from ml.serving.requests import (
     DEFAULT_K,
     MAX_REPORTED,
     BadRequest,
     log_to_stderr_unless_configured,
-    logger,
+    log_unknown,
     requested_k,
     shown,
+    shown_list,
 )
 
 OUTPUT_COLUMNS = ["row", "rank", "track_key", "artist", "title", "score"]
@@ -61,17 +63,10 @@ SIGNATURE = ModelSignature(
 )
 
 
-def display_names(bundle: Bundle) -> pa.Array:
-    table = bundle.catalogue.table
-    return pc.utf8_lower(
-        pc.binary_join_element_wise(table.column("artist"), table.column("title"), " - ")
-    ).combine_chunks()
-
-
 def parse_queries(model_input: pd.DataFrame) -> list[list[str]]:
     """Each row's tracks, stripped; every bad row and item is named (up to MAX_REPORTED)."""
     if "tracks" not in model_input.columns:
-        raise BadRequest(f"expected a column 'tracks', got {list(model_input.columns)}")
+        raise BadRequest(f"expected a column 'tracks', got {shown_list(list(model_input.columns))}")
     queries, problems = [], []
     expected = 'a non-empty string (a track key or "artist - title")'
     for row, value in enumerate(model_input["tracks"]):
@@ -93,34 +88,17 @@ def parse_queries(model_input: pd.DataFrame) -> list[list[str]]:
     return queries
 
 
-def encode(bundle: Bundle, names: pa.Array, queries: list[list[str]]) -> Queries:
-    """Item ids of what each query heard: an exact key, else "artist - title"; -1 if unknown."""
-    flat = pa.array([item for query in queries for item in query], pa.string())
-    by_key = bundle.catalogue.ids_of(flat)
-    by_name = pc.index_in(pc.utf8_lower(flat), value_set=names).fill_null(-1).to_numpy()
-    ids = np.where(by_key >= 0, by_key, by_name).astype(np.int32)
+def encode(lookup: TrackLookup, queries: list[list[str]]) -> Queries:
+    """Item ids of what each query heard (-1: unknown to the model)."""
+    flat = [item for query in queries for item in query]
     lengths = np.array([len(q) for q in queries], dtype=np.int64)
-    history = Sequences.from_lengths(ids, lengths)
-    unknown = {
-        row: [item for item, i in zip(query, history[row], strict=True) if i < 0]
-        for row, query in enumerate(queries)
-    }
-    unknown = {row: items for row, items in unknown.items() if items}
-    if unknown:
-        logger.info(
-            "%d of %d tracks unknown to the model, ignored (%d of %d rows): %s",
-            sum(len(items) for items in unknown.values()),
-            len(flat),
-            len(unknown),
-            len(queries),
-            "; ".join(f"row {row}: {items}" for row, items in list(unknown.items())[:MAX_REPORTED])
-            + (" ..." if len(unknown) > MAX_REPORTED else ""),
-        )
+    history = Sequences.from_lengths(lookup.ids_of(flat), lengths)
+    log_unknown("tracks", queries, history)
     return Queries(history)
 
 
-def recommend_frame(bundle: Bundle, names: pa.Array, model_input: pd.DataFrame, k: int):
-    queries = encode(bundle, names, parse_queries(model_input))
+def recommend_frame(bundle: Bundle, lookup: TrackLookup, model_input: pd.DataFrame, k: int):
+    queries = encode(lookup, parse_queries(model_input))
     top, filled = bundle.recommend(queries, k)
     row, slot = np.nonzero(top.ids >= 0)
     items = top.ids[row, slot]
@@ -142,10 +120,10 @@ class NextTrackModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         log_to_stderr_unless_configured()
         self.bundle = load_bundle(Path(context.artifacts["bundle"]))
-        self.names = display_names(self.bundle)
+        self.lookup = TrackLookup(self.bundle.catalogue)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
-        return recommend_frame(self.bundle, self.names, model_input, requested_k(params))
+        return recommend_frame(self.bundle, self.lookup, model_input, requested_k(params))
 
 
 mlflow.models.set_model(NextTrackModel())

@@ -1,20 +1,26 @@
 """What every pyfunc shares about a request: the 400 error, the ``k`` param, how a bad value
-is shown, and the server log."""
+is shown, and the server log. Whatever a request holds, a value in a message or a log line is cut
+short and a list shows its first few entries: one request cannot write megabytes to the log."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+from collections.abc import Sequence
 
 import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+from ml.sequences import Sequences
+
 DEFAULT_K = 10
 MAX_K = 1_000
-# How many bad values, or rows with unknown items, one message spells out.
+# How many bad values, rows with unknown items, or items of a row one message spells out.
 MAX_REPORTED = 5
+# The longest a value is shown, in characters.
+MAX_SHOWN = 80
 # A fixed name: a model from code is imported under a generated module name.
 logger = logging.getLogger("next_track.serving")
 
@@ -27,9 +33,43 @@ class BadRequest(MlflowException):
 
 
 def shown(value: object) -> str:
-    """A value as the client sent it (JSON: null, "", 5), cut short."""
+    """A value as the client sent it (JSON: null, "", 5), cut to MAX_SHOWN characters."""
+    if isinstance(value, str):
+        value = value[: MAX_SHOWN + 1]  # never dumps a huge string only to cut it
     text = json.dumps(value, default=repr, ensure_ascii=False)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
+
+
+def shown_list(values: Sequence[object]) -> str:
+    """The first MAX_REPORTED values, each ``shown``, and how many more there are."""
+    more = len(values) - MAX_REPORTED
+    head = ", ".join(shown(value) for value in values[:MAX_REPORTED])
+    return f"[{head}{f', and {more:,} more' if more > 0 else ''}]"
+
+
+def log_unknown(what: str, requested: list[list[str]], ids: Sequences) -> None:
+    """One INFO line: how many of the ``requested`` items (``what``: tracks, history items) the
+    model does not know (id -1 in ``ids``, row for row) and in how many rows, with the first
+    rows' first ones."""
+    unknown = {
+        row: missing
+        for row, items in enumerate(requested)
+        if (missing := [item for item, i in zip(items, ids[row], strict=True) if i < 0])
+    }
+    if not unknown:
+        return
+    listed = [f"row {row}: {shown_list(items)}" for row, items in unknown.items()]
+    more = len(listed) - MAX_REPORTED
+    logger.info(
+        "%s of %s %s unknown to the model, ignored (%s of %s rows): %s%s",
+        f"{sum(len(items) for items in unknown.values()):,}",
+        f"{len(ids.items):,}",
+        what,
+        f"{len(unknown):,}",
+        f"{len(requested):,}",
+        "; ".join(listed[:MAX_REPORTED]),
+        f"; and {more:,} more rows" if more > 0 else "",
+    )
 
 
 def requested_k(params: dict | None) -> int:

@@ -25,17 +25,20 @@ from mlflow.types.schema import AnyType
 
 from ml.sequences import Sequences
 from ml.serving.bundle import Bundle, load_bundle
+from ml.serving.lookup import ExactLookup
 from ml.serving.requests import (
     DEFAULT_K,
     BadRequest,
     log_to_stderr_unless_configured,
+    log_unknown,
     logger,
     requested_k,
+    shown,
+    shown_list,
     string_list,
 )
 
 OUTPUT_COLUMNS = ["row", "rank", "user_id", "item_id", "title", "score"]
-SHOWN_IN_LOG = 20  # unknown ids listed in a log line; the rest are counted
 
 # Declared, not inferred: both columns Any and optional, so that each row's JSON value arrives
 # as sent (a null user with a history, a history holding a number) and parse_requests names
@@ -62,6 +65,20 @@ SIGNATURE = ModelSignature(
 
 
 @dataclass(frozen=True)
+class Lookups:
+    """Item ids -> catalogue ids and user ids -> the model's user rows, indexed once per bundle."""
+
+    items: ExactLookup
+    users: ExactLookup
+
+    @classmethod
+    def of(cls, bundle: Bundle) -> Lookups:
+        if bundle.users is None:
+            raise ValueError("the bundle carries no users: log a user-items bundle")
+        return cls(ExactLookup(bundle.catalogue.keys), ExactLookup(bundle.users))
+
+
+@dataclass(frozen=True)
 class UserRequests:
     user_ids: list[str | None]
     histories: list[list[str]]  # recent item ids per row, [] when none was given
@@ -74,14 +91,16 @@ def is_null(value: object) -> bool:
 
 def parse_requests(model_input: pd.DataFrame) -> UserRequests:
     if "user_id" not in model_input.columns:
-        raise BadRequest(f"expected a column 'user_id', got {list(model_input.columns)}")
+        raise BadRequest(
+            f"expected a column 'user_id', got {shown_list(list(model_input.columns))}"
+        )
     has_history = "history" in model_input.columns
     user_ids, histories = [], []
     for row, user in enumerate(model_input["user_id"]):
         if is_null(user):
             user = None
         elif not isinstance(user, str) or not user.strip():
-            raise BadRequest(f"row {row}: 'user_id' must be a non-empty string, got {user!r}")
+            raise BadRequest(f"row {row}: 'user_id' must be a non-empty string, got {shown(user)}")
         cell = model_input["history"].iloc[row] if has_history else None
         history = [] if is_null(cell) else string_list(cell, row, "history", "item")
         if user is None and not history:
@@ -91,36 +110,29 @@ def parse_requests(model_input: pd.DataFrame) -> UserRequests:
     return UserRequests(user_ids, histories)
 
 
-def log_unknown(requests: UserRequests, rows: np.ndarray, recent: Sequences) -> None:
+def log_unknown_input(requests: UserRequests, rows: np.ndarray, recent: Sequences) -> None:
     unknown_users = [u for u, r in zip(requests.user_ids, rows, strict=True) if u and r < 0]
     if unknown_users:
         logger.info(
-            "%d of %d users unknown to the model (scored from their history, else popularity): %s",
-            len(unknown_users),
-            len(rows),
-            unknown_users[:SHOWN_IN_LOG],
+            "%s of %s users unknown to the model (scored from their history, else popularity): %s",
+            f"{len(unknown_users):,}",
+            f"{len(rows):,}",
+            shown_list(unknown_users),
         )
-    for row, items in enumerate(requests.histories):
-        unknown = [item for item, i in zip(items, recent[row], strict=True) if i < 0]
-        if unknown:
-            logger.info(
-                "row %d: %d of %d history items unknown to the model: %s",
-                row,
-                len(unknown),
-                len(items),
-                unknown[:SHOWN_IN_LOG],
-            )
+    log_unknown("history items", requests.histories, recent)
 
 
-def recommend_frame(bundle: Bundle, model_input: pd.DataFrame, k: int) -> pd.DataFrame:
+def recommend_frame(
+    bundle: Bundle, lookups: Lookups, model_input: pd.DataFrame, k: int
+) -> pd.DataFrame:
     requests = parse_requests(model_input)
-    rows = bundle.user_rows(requests.user_ids)
+    rows = lookups.users.positions(requests.user_ids)
     flat = [item for items in requests.histories for item in items]
     recent = Sequences.from_lengths(
-        bundle.catalogue.ids_of(pa.array(flat, pa.string())),
+        lookups.items.positions(flat).astype(np.int32),
         np.array([len(items) for items in requests.histories], dtype=np.int64),
     )
-    log_unknown(requests, rows, recent)
+    log_unknown_input(requests, rows, recent)
     top, _ = bundle.recommend_users(bundle.user_queries(rows, recent), k)
     row, slot = np.nonzero(top.ids >= 0)
     chosen = bundle.catalogue.table.take(pa.array(top.ids[row, slot])).to_pydict()
@@ -155,11 +167,10 @@ class UserItemsModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         log_to_stderr_unless_configured()
         self.bundle = load_bundle(Path(context.artifacts["bundle"]))
-        if self.bundle.users is None:
-            raise ValueError("the bundle carries no users: log a user-items bundle")
+        self.lookups = Lookups.of(self.bundle)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
-        return recommend_frame(self.bundle, model_input, requested_k(params))
+        return recommend_frame(self.bundle, self.lookups, model_input, requested_k(params))
 
 
 mlflow.models.set_model(UserItemsModel())

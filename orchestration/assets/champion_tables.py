@@ -4,6 +4,7 @@ tests run as an asset check."""
 
 import time
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -23,8 +24,19 @@ from orchestration.storage import RunStorage, run_key
 LOOKUP_SAMPLE = 200  # keys whose lookups give the median latency
 
 
-def champion_bundle(mlflow: MlflowResource, model_name: str, into: Path) -> tuple[Bundle, str]:
-    """The current champion's bundle, downloaded from the registry; (bundle, version)."""
+@dataclass(frozen=True)
+class BuiltFrom:
+    """The registered model a serving table was built from: a column each on every row."""
+
+    model_name: str
+    model_version: str
+    data_fingerprint: str
+
+
+def champion_bundle(
+    mlflow: MlflowResource, model_name: str, into: Path
+) -> tuple[Bundle, BuiltFrom]:
+    """The current champion's bundle, downloaded from the registry, and what it is."""
     champion = current_champion(mlflow.client(), model_name)
     if champion is None:
         raise dg.Failure(f"no {model_name} champion registered yet", allow_retries=False)
@@ -33,7 +45,8 @@ def champion_bundle(mlflow: MlflowResource, model_name: str, into: Path) -> tupl
         dst_path=str(into),
         tracking_uri=mlflow.tracking_uri,
     )
-    return load_bundle(Path(local) / "artifacts" / "bundle"), champion.version
+    bundle = load_bundle(Path(local) / "artifacts" / "bundle")
+    return bundle, BuiltFrom(model_name, str(champion.version), bundle.info["data_fingerprint"])
 
 
 def serving_table(
@@ -45,19 +58,20 @@ def serving_table(
     key: str,
     keys: list[str],
     what: str,
-    champion_version: str,
+    built_from: BuiltFrom,
     k: int,
     facts: dict[str, float] | None = None,
 ) -> dg.MaterializeResult:
     """``batches`` written as ``table`` in the run's serving/<table>.duckdb (indexed by ``key``)
-    and published as serving/<table>.duckdb in the run store; rows, build seconds, the median
+    and published as serving/<table>.duckdb in the run store, each row naming the model it came
+    from; rows, build seconds, the median
     lookup of one of ``keys`` (the ``what``: tracks, users) and the caller's ``facts`` as
     metadata."""
     published = f"{SERVING_FOLDER}/{table}.duckdb"
     built = run_key(run_id, published)
     path = storage.writable(built)
     started = time.perf_counter()
-    rows = write_table(path, table, batches, schema, key)
+    rows = write_table(path, table, batches, schema, key, asdict(built_from))
     storage.commit(built)
     storage.publish(built, published)
     seconds = time.perf_counter() - started
@@ -67,7 +81,8 @@ def serving_table(
             "dagster/row_count": rows,
             what: len(keys),
             "k": k,
-            "champion_version": champion_version,
+            "champion_version": built_from.model_version,
+            "data_fingerprint": built_from.data_fingerprint,
             "build_seconds": seconds,
             "lookup_ms_p50": lookup_ms(path, table, key, sample),
             "path": storage.location(published),

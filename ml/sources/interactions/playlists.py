@@ -3,8 +3,9 @@
 user = ``user_id``; item = the track key exactly as dbt's ``stg_playlist_events`` builds it
 (artist and title trimmed of ASCII white space, ``\\`` and ``|`` backslash-escaped, joined by
 ``|||``; null when either is blank); timestamp = 1970-01-01 00:00:00 + ``row_id`` seconds, a
-synthetic clock that keeps the row order (the playlist table has no time). A global time split on
-it is therefore a split by position in the file. Items get the title "artist - track".
+synthetic clock that keeps the row order (the playlist table has no time): dbt's
+``interactions_split: auto`` recognises it and holds out each user's last rows rather than cut
+the file by position. Items get the title "artist - track".
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from ml.evaluation.metrics import served_metrics
+from ml.evaluation.report import markdown_description
 from ml.registry import log_and_register, log_training_data
 from ml.serving import next_track_pyfunc
 from ml.serving.bundle import load_bundle
@@ -41,20 +42,20 @@ def pyfunc_hit_rate(model, test_keys, k: int) -> float:
 
 def version_description(selected: SelectedModel, selection: Selection, reason: str) -> str:
     k = selection.k
-    lines = [
+    headline = (
         f"{selected.candidate} ({selected.family}), selected on validation hit rate@{k} among "
-        f"{len(selection.rows)} candidates and baselines. Promotion: {reason}.",
-        "",
-        f"| model | validation hit_rate@{k} | test hit_rate@{k} | test mrr@{k} |",
-        "|---|---|---|---|",
+        f"{len(selection.rows)} candidates and baselines. Promotion: {reason}."
+    )
+    rows = [
+        {
+            "model": name,
+            f"validation hit_rate@{k}": selected.validation[name][f"hit_rate_at_{k}"],
+            f"test hit_rate@{k}": test[f"hit_rate_at_{k}"],
+            f"test mrr@{k}": test[f"mrr_at_{k}"],
+        }
+        for name, test in selected.test.items()
     ]
-    for name, test in selected.test.items():
-        validation = selected.validation[name][f"hit_rate_at_{k}"]
-        lines.append(
-            f"| {name} | {validation:.4f} | {test[f'hit_rate_at_{k}']:.4f} | "
-            f"{test[f'mrr_at_{k}']:.4f} |"
-        )
-    return "\n".join(lines)
+    return markdown_description(headline, rows)
 
 
 @dg.asset(

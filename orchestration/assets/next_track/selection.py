@@ -44,6 +44,7 @@ class Selection:
     plots: dict[str, str]  # name -> PNG in the run store
     validation_sample: int
     validation_queries: int
+    min_validation_queries: int  # the gate's floor
 
 
 @dataclass
@@ -187,7 +188,16 @@ def candidate_metrics(
             "worker": WORKER_NAME,
         }
     )
-    return Selection(k, selected, baseline_results, rows, plots, len(sample), len(data.validation))
+    return Selection(
+        k,
+        selected,
+        baseline_results,
+        rows,
+        plots,
+        len(sample),
+        len(data.validation),
+        config.min_validation_queries,
+    )
 
 
 def _frame(rows: list[dict]):

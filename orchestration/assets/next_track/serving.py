@@ -30,7 +30,7 @@ def track_recommendations(
     storage: RunStorage,
 ) -> dg.MaterializeResult:
     run_id = context.run.run_id
-    bundle, version = champion_bundle(
+    bundle, built_from = champion_bundle(
         mlflow, MODEL_NAME, storage.writable(run_key(run_id, "champion"))
     )
     plays = bundle.popularity.counts
@@ -50,7 +50,7 @@ def track_recommendations(
         "track_key",
         bundle.catalogue.keys.take(tracks).to_pylist(),
         "tracks",
-        version,
+        built_from,
         config.k,
         {"catalogue_tracks": len(plays), "share_of_train_plays": share},
     )

@@ -9,6 +9,7 @@ import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
 from ml.datasets.user_items import UserItemsFold, read_user_items_data
+from ml.warehouse import read_table_rows
 from orchestration.assets.dbt import user_items_dbt_models, warehouse_for_run
 from orchestration.lineage import latest_metadata, materialized_in_run
 from orchestration.settings import USER_ITEMS_WAREHOUSE_KEY, WORKER_NAME
@@ -45,7 +46,13 @@ def user_items_dataset(
     run_id = context.run.run_id
     warehouse_key = warehouse_for_run(storage, run_id, USER_ITEMS_WAREHOUSE_KEY)
     started = time.perf_counter()
-    data = read_user_items_data(storage.stage(warehouse_key))
+    warehouse = storage.stage(warehouse_key)
+    stats = read_table_rows(warehouse, "interaction_stats")[0]
+    context.log.info(
+        f"split {stats['split_method']} ({stats['split_reason']}): validation users "
+        f"{stats['validation_users']:,}, test users {stats['test_users']:,}"
+    )
+    data = read_user_items_data(warehouse)
     for fold in (data.validation, data.test):
         if len(fold.train) == 0 or fold.evaluation is None or len(fold.evaluation) == 0:
             raise dg.Failure(
@@ -67,6 +74,8 @@ def user_items_dataset(
     summary = {"validation": data.validation.summary(), "test": data.test.summary()}
     context.add_output_metadata(
         {
+            "split_method": stats["split_method"],
+            "split_reason": stats["split_reason"],
             "users": summary["test"]["users"],
             "items": summary["test"]["items"],
             "validation_queries": summary["validation"]["queries"],

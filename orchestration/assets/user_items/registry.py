@@ -12,7 +12,12 @@ import pandas as pd
 from ml.datasets.user_items import UserItemsFold, read_user_histories
 from ml.evaluation.candidates import CandidateResult
 from ml.evaluation.metrics import served_metrics
-from ml.evaluation.report import USER_ITEMS_COLUMNS, markdown_table, table_rows
+from ml.evaluation.report import (
+    USER_ITEMS_COLUMNS,
+    markdown_description,
+    markdown_table,
+    table_rows,
+)
 from ml.evaluation.user_items import refit_and_test
 from ml.registry import log_and_register, log_training_data
 from ml.serving import user_items_pyfunc
@@ -142,6 +147,24 @@ def pyfunc_metrics(model, fold: UserItemsFold, k: int = 10) -> dict[str, float]:
     return served_metrics(output, "item_id", label_keys, k)
 
 
+def version_description(selected: UserItemsSelectedModel, reason: str) -> str:
+    headline = (
+        f"{selected.candidate} ({selected.family}), selected on validation NDCG@10. "
+        f"Promotion: {reason}."
+    )
+    rows = [
+        {
+            "model": name,
+            "validation NDCG@10": selected.validation[name][PROMOTION_METRIC],
+            "test NDCG@10": test[PROMOTION_METRIC],
+            "test HitRate@10": test["hit_rate_at_10"],
+            "test Coverage@10": test["coverage_at_10"],
+        }
+        for name, test in selected.test.items()
+    ]
+    return markdown_description(headline, rows)
+
+
 @dg.asset(
     group_name="user_items",
     kinds={"mlflow"},
@@ -203,26 +226,8 @@ def user_items_registered_model(
         storage.uri(dataset.warehouse_key),
         dataset.fingerprint,
     )
-    rows = [
-        f"| {name} | {selected.validation[name][PROMOTION_METRIC]:.4f} | "
-        f"{test[PROMOTION_METRIC]:.4f} | {test['hit_rate_at_10']:.4f} | "
-        f"{test['coverage_at_10']:.4f} |"
-        for name, test in selected.test.items()
-    ]
     client.update_model_version(
-        MODEL_NAME,
-        version,
-        "\n".join(
-            [
-                f"{selected.candidate} ({selected.family}), selected on validation NDCG@10. "
-                f"Promotion: {comparison.promotion.reason}.",
-                "",
-                "| model | validation NDCG@10 | test NDCG@10 | test HitRate@10 | "
-                "test Coverage@10 |",
-                "|---|---|---|---|---|",
-                *rows,
-            ]
-        ),
+        MODEL_NAME, version, version_description(selected, comparison.promotion.reason)
     )
     version_tags = {
         **{k: v for k, v in tags.items() if k != "kind"},

@@ -12,7 +12,7 @@ from ml.evaluation.report import (
     plot_validation_bars,
     table_rows,
 )
-from ml.evaluation.selection import beats_baselines, ranked
+from ml.evaluation.selection import EvidenceFloor, beats_baselines, ranked
 from ml.evaluation.user_items import best
 from orchestration.assets.grid import UnitOutcome
 from orchestration.assets.user_items.candidates import (
@@ -33,6 +33,7 @@ class UserItemsSelection:
     baselines: list[CandidateResult]
     rows: list[dict]
     plots: dict[str, str]  # name -> PNG in the run store
+    min_validation_users: int  # the gate's floor
 
 
 @dg.asset(
@@ -95,15 +96,27 @@ def user_items_candidate_metrics(
             "worker": WORKER_NAME,
         }
     )
-    return UserItemsSelection(config.metric, selected, baselines, rows, plots)
+    return UserItemsSelection(
+        config.metric, selected, baselines, rows, plots, config.min_validation_users
+    )
 
 
 @dg.asset_check(asset=user_items_candidate_metrics, blocking=True)
 def user_items_model_beats_popularity(
     user_items_candidate_metrics: UserItemsSelection,
 ) -> dg.AssetCheckResult:
-    """The selected model must beat popularity on the validation metric (NDCG@10); blocking, so
-    a model that does not is never registered."""
+    """The selected model must beat popularity on the validation metric (NDCG@10), measured on
+    at least min_validation_users users; blocking, so a model that does not is never
+    registered."""
     selection = user_items_candidate_metrics
-    gate = beats_baselines(selection.selected, selection.baselines, selection.metric)
-    return dg.AssetCheckResult(passed=gate.passed, description=gate.description)
+    floor = EvidenceFloor(
+        selection.min_validation_users,
+        "validation users",
+        "user_items_candidate_metrics.config.min_validation_users",
+    )
+    gate = beats_baselines(selection.selected, selection.baselines, selection.metric, floor)
+    return dg.AssetCheckResult(
+        passed=gate.passed,
+        metadata={"validation_users": int(selection.selected.metrics["queries"])},
+        description=gate.description,
+    )

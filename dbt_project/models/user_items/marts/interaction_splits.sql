@@ -1,11 +1,14 @@
--- Every interaction of int_user_interactions in its time period (train, validation, test), and
--- for validation and test rows whether it is a label, i.e. an item the model should find:
+-- Every interaction of int_user_interactions in its period (train, validation, test: by time
+-- against int_interaction_split_boundaries, or for split_method per_user by its position among
+-- the user's own rows), and for validation and test rows whether it is a label, i.e. an item
+-- the model should find:
 --   cold_user     the user has no interaction in the data a model of that period trains on
 --   cold_item     nor has anyone with the item
 --   not_relevant  its rating is below var relevance_min_rating
 -- A validation model trains on train; the test model is refit on train + validation, so a test
 -- row is cold only if neither train nor validation has its user (item). Rows that are not labels
 -- stay: they are what the user did, and train + validation feed the refit.
+{%- set per_user = var('interactions_split') in ['auto', 'per_user'] %}
 with interactions as (
     select * from {{ ref('int_user_interactions') }}
 ),
@@ -13,16 +16,38 @@ with interactions as (
 boundaries as (
     select * from {{ ref('int_interaction_split_boundaries') }}
 ),
+{%- if per_user %}
+
+-- The user's last test_share of rows (at least one) are test, the validation_share before them
+-- validation.
+positioned as (
+    select
+        *,
+        row_number() over (partition by user_id order by timestamp, row_id) as position,
+        greatest(1, round(user_interactions * {{ var('test_share') }})) as test_rows,
+        greatest(1, round(user_interactions * {{ var('validation_share') }})) as validation_rows
+    from interactions
+),
+{%- endif %}
 
 periods as (
     select
-        interactions.*,
+        {{ 'positioned' if per_user else 'interactions' }}.*,
         case
+            {%- if per_user %}
+            when boundaries.split_method = 'per_user' then
+                case
+                    when position > user_interactions - test_rows then 'test'
+                    when position > user_interactions - test_rows - validation_rows
+                        then 'validation'
+                    else 'train'
+                end
+            {%- endif %}
             when timestamp < boundaries.validation_start then 'train'
             when timestamp < boundaries.test_start then 'validation'
             else 'test'
         end as split
-    from interactions
+    from {{ 'positioned' if per_user else 'interactions' }}
     cross join boundaries
 ),
 

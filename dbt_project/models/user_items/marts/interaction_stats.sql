@@ -75,6 +75,7 @@ select
     staged.rows_clean - splits.rows as rows_of_users_below_min,
     splits.*,
     boundaries.split_method,
+    boundaries.split_reason,
     boundaries.first_timestamp,
     boundaries.validation_start,
     boundaries.test_start,

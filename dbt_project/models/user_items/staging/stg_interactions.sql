@@ -3,6 +3,10 @@
 -- user-item pair kept once, at its first interaction (earliest timestamp, then row_id). Every
 -- family recommends only items a user has not interacted with, so a repeat could never be a hit;
 -- the first rating is the one kept. interaction_stats counts every drop.
+-- A table: what every user has, users below min_user_interactions included, is what
+-- user_recommendations excludes and scores them from, read after the raw file may be gone.
+{{ config(materialized='table') }}
+
 with source as (
     select * from {{ source('raw_user_items', 'interactions') }}
 ),
