@@ -9,6 +9,7 @@ SAMPLE_PERCENT ?= 100
 PORT ?= 3000
 MLFLOW_PORT ?= 5000
 SERVE_PORT ?= 5001
+SERVE_WORKERS ?= 1
 # Links between the UIs follow the ports `make ui` and `make mlflow-ui` start them on (unless
 # these point elsewhere, e.g. at a shared MLflow server): one setting each, read by the code.
 export NEXT_TRACK_DAGSTER_UI ?= http://127.0.0.1:$(PORT)
@@ -108,7 +109,8 @@ mlflow-ui: install
 		-h 127.0.0.1 -p $(MLFLOW_PORT)
 
 serve: install
-	exec $(BIN)/python -m orchestration.serve_model --model "$(MODEL)" --port $(SERVE_PORT)
+	exec $(BIN)/python -m orchestration.serve_model --model "$(MODEL)" --port $(SERVE_PORT) \
+		--workers $(SERVE_WORKERS)
 
 bench: install
 	$(BIN)/python benchmarks/bench_recommenders.py

@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--config", default=str(REPO_ROOT / "tests/one_unit_per_family.yaml"))
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    # dagster-dbt runs `dbt` from PATH: the one beside this interpreter, as `make` sets it.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     run = [sys.executable, "-m", "orchestration.run", "--source", args.source,
            "--config", args.config]  # fmt: skip
     folder = Path(tempfile.mkdtemp(prefix="bench-cluster-"))

@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="models:/name@alias, models:/name/3...")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (uvicorn workers), each a model"
+    )
     args = parser.parse_args(argv)
     try:
         version = resolve_model_version(MlflowClient(), args.model)
@@ -53,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     mlflow = str(Path(sys.executable).with_name("mlflow"))
     command = [mlflow, "models", "serve", "-m", served, "--env-manager", "local"]
-    return run_in_foreground([*command, "-h", args.host, "-p", str(args.port)])
+    return run_in_foreground(
+        [*command, "-h", args.host, "-p", str(args.port), "-w", str(args.workers)]
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,148 @@
+"""HTTP latency and throughput of a registered next-track model served as `make serve` serves it.
+Not a test:
+
+    python benchmarks/bench_serving.py [--model models:/next-track@champion] [--clients 1 4 16]
+        [--seconds 20] [--workers 1] [--tracks 3]
+
+The server (`python -m orchestration.serve_model`, the command behind `make serve`) starts on a
+free port of 127.0.0.1 with ``--workers`` uvicorn workers; once it answers, each client count
+runs for ``--seconds``: every client sends requests of ``--tracks`` catalogue tracks (drawn with
+a fixed seed among the most played thousand, so most are known to the model) one after another.
+Prints JSON: per client count, requests answered, requests/s, and latency p50/p90/p99 in ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+READY_SECONDS = 600
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def request_bodies(model: str, tracks: int, n: int) -> list[bytes]:
+    import mlflow
+
+    folder = mlflow.artifacts.download_artifacts(f"{model}/artifacts/bundle/catalogue.parquet")
+    table = pq.read_table(folder, columns=["key", "train_count"])
+    order = np.argsort(-table.column("train_count").to_numpy(), kind="stable")[:1000]
+    keys = table.column("key").take(order).to_pylist()
+    draw = random.Random(0)
+    return [
+        json.dumps({"dataframe_records": [{"tracks": draw.sample(keys, tracks)}]}).encode()
+        for _ in range(n)
+    ]
+
+
+def post(url: str, body: bytes) -> float:
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=60) as response:
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}")
+    return (time.perf_counter() - started) * 1000
+
+
+def load(url: str, bodies: list[bytes], clients: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def client(offset: int) -> None:
+        mine, i = [], offset
+        while time.perf_counter() < deadline:
+            mine.append(post(url, bodies[i % len(bodies)]))
+            i += clients
+        with lock:
+            latencies.extend(mine)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    values = np.asarray(latencies)
+    return {
+        "clients": clients,
+        "requests": len(values),
+        "requests_per_second": round(len(values) / elapsed, 1),
+        **{f"p{q}_ms": round(float(np.percentile(values, q)), 2) for q in (50, 90, 99)},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="models:/next-track@champion")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--tracks", type=int, default=3)
+    args = parser.parse_args()
+    bodies = request_bodies(args.model, args.tracks, 2_000)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "orchestration.serve_model", "--model", args.model,
+         "--port", str(port), "--workers", str(args.workers)],
+        cwd=REPO_ROOT, env=os.environ.copy(), start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        started = time.perf_counter()
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.perf_counter() - started > READY_SECONDS or server.poll() is not None:
+                raise SystemExit("the server did not come up")
+            time.sleep(1)
+        ready_seconds = time.perf_counter() - started
+        for body in bodies[:50]:  # warm up every worker's first requests
+            post(f"{url}/invocations", body)
+        results = [
+            load(f"{url}/invocations", bodies, clients, args.seconds) for clients in args.clients
+        ]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "workers": args.workers,
+                "tracks_per_request": args.tracks,
+                "seconds_to_ready": round(ready_seconds, 1),
+                "load": results,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
