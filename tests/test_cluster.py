@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -73,13 +72,13 @@ def bucket_keys(state, prefix: str) -> set[str]:
 
 
 def start_run(state, submitter_data: Path) -> subprocess.Popen:
-    """`make run PROFILE=cluster SOURCE=yes_small CONFIG=one_unit_per_family.yaml`'s command,
-    in the cluster's environment, from a data folder of its own."""
-    environment = {**os.environ, **state.environment(), "NEXT_TRACK_DATA_DIR": str(submitter_data)}
+    """`make run PROFILE=cluster SOURCE=yes_small CONFIG=one_unit_per_family.yaml` (the
+    cluster's environment comes from its cluster.env), from a data folder of its own."""
+    environment = {**os.environ, "NEXT_TRACK_DATA_DIR": str(submitter_data)}
     return subprocess.Popen(
-        [sys.executable, "-m", "orchestration.run", "--profile", "cluster",
-         "--source", str(SHARED_DATA / "yes_small"), "--config", str(GRID)],
-        env=environment, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ["make", "-s", "-C", str(REPO_ROOT), "run", "PROFILE=cluster",
+         f"CLUSTER_DIR={state.folder}", f"SOURCE={SHARED_DATA / 'yes_small'}", f"CONFIG={GRID}"],
+        env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
 
