@@ -134,6 +134,16 @@ def test_fit_steps_ran_on_two_workers_and_inputs_crossed_between_them(cluster, p
         if upstream and taken[upstream][-1] != taken[entry.step_key][-1]:
             crossed.append((upstream, entry.step_key))
     assert crossed, taken
+    # The grid's priority reached Celery: Word2Vec's fit steps carry a higher one.
+    run = instance.get_run_by_id(run_id)
+    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+    priority = {
+        step.key: int(step.tags["dagster-celery/priority"])
+        for step in plan.steps
+        if step.tags and "dagster-celery/priority" in step.tags
+    }
+    fit_priority = {key.split(".")[0]: p for key, p in priority.items() if "__fit" in key}
+    assert fit_priority["track_embeddings"] > fit_priority["sequential_rules_candidates"]
     # The steps' own metadata names their workers too.
     selection = instance.get_latest_materialization_event(dg.AssetKey("candidate_metrics"))
     worker = selection.asset_materialization.metadata["worker"].value
