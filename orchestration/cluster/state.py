@@ -20,17 +20,36 @@ DATABASE_USER = "nexttrack"
 SERVICES = ("postgres", "redis", "seaweedfs", "mlflow", "dagster_daemon", "dagster_webserver")
 
 
-def free_port(with_offset: int | None = None) -> int:
-    """A port free on 127.0.0.1 now (and ``port + with_offset`` too: SeaweedFS serves gRPC
-    there)."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if with_offset is None:
-            return port
-        if port + with_offset < 65536 and port_is_free(port + with_offset):
-            return port
+def free_ports(
+    names: tuple[str, ...], offset_names: tuple[str, ...], offset: int
+) -> dict[str, int]:
+    """Distinct ports free on 127.0.0.1 now, one per name; each of ``offset_names`` also has
+    ``port + offset`` free and distinct (SeaweedFS serves gRPC there).
+
+    Drawn below the kernel's ephemeral range: the services start one after another over tens of
+    seconds, and a port from that range can be taken meanwhile by any outgoing connection (or
+    handed out again by the kernel, as two ``bind(0)`` probes once were)."""
+    ceiling = ephemeral_range_start()
+    taken: set[int] = set()
+    chosen: dict[str, int] = {}
+    for name in (*offset_names, *names):
+        width = offset if name in offset_names else 0
+        while True:
+            port = secrets.randbelow(ceiling - width - 10_000) + 10_000
+            wanted = {port, port + width}
+            if not wanted & taken and all(port_is_free(each) for each in wanted):
+                break
+        taken |= wanted
+        chosen[name] = port
+    return chosen
+
+
+def ephemeral_range_start() -> int:
+    """The first port the kernel hands out for ``bind(0)`` and outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
 
 
 def port_is_free(port: int) -> bool:
@@ -60,18 +79,12 @@ class ClusterState:
         previous = (
             json.loads((folder / STATE_FILE).read_text()) if (folder / STATE_FILE).exists() else {}
         )
-        # SeaweedFS listens on each port and on port + 10000 (gRPC).
-        seaweed = {
-            name: free_port(with_offset=10_000)
-            for name in ("s3", "master", "volume", "filer", "admin")
-        }
-        ports = {
-            "postgres": free_port(),
-            "redis": free_port(),
-            "mlflow": free_port(),
-            "dagster": free_port(),
-            **{f"seaweedfs_{name}": port for name, port in seaweed.items()},
-        }
+        # SeaweedFS listens on each of its ports and on port + 10000 (gRPC).
+        ports = free_ports(
+            ("postgres", "redis", "mlflow", "dagster"),
+            tuple(f"seaweedfs_{name}" for name in ("s3", "master", "volume", "filer", "admin")),
+            offset=10_000,
+        )
         return cls(
             folder=str(folder),
             workers=workers,
