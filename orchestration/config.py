@@ -199,14 +199,9 @@ class TrackTableConfig(ServingTableConfig):
         default=100_000,
         ge=0,
         description="Table the next tracks of the most-played tracks only, this many (0: every "
-        "track). A hybrid champion takes ~1 ms a track: all 2.3M of the full Kaggle file would "
-        "take 45 minutes; the rest are one request to the served model (make serve).",
+        "track). Tabling costs one champion query per track; the rest are one request to the "
+        "served model (make serve).",
     )
-
-
-def evaluation_ks(k: int) -> tuple[int, ...]:
-    """10, 20 and 100 always (100 is the promotion metric's K), plus the configured K."""
-    return tuple(sorted({10, 20, 100, k}))
 
 
 OP_CONFIGS: dict[str, type[dg.Config]] = {

@@ -19,7 +19,7 @@ from ml.recommenders.base import (
     Log,
     Recommender,
     TopK,
-    _no_log,
+    no_log,
     parse_params,
     scoring_fields,
 )
@@ -119,7 +119,7 @@ def run_candidate(
     store: ArtifactStore,
     prefix: str,
     ks: tuple[int, ...] = DEFAULT_KS,
-    log: Log = _no_log,
+    log: Log = no_log,
 ) -> list[CandidateResult]:
     """Fit once, save as ``<prefix>/<unit>`` in ``store``, evaluate every variant. Raises
     ``CannotFit`` when the family cannot, or when the train split is outside the unit's

@@ -12,7 +12,7 @@ from ml.artifacts import ArtifactStore
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, evaluate_lists
 from ml.evaluation.report import markdown_code
-from ml.recommenders.base import Log, _no_log
+from ml.recommenders.base import Log, no_log
 from ml.recommenders.hybrid import Hybrid, search_weights
 from ml.recommenders.popularity import Popularity
 
@@ -64,7 +64,7 @@ def build_hybrid(
     k: int,
     depth: int,
     ks: tuple[int, ...],
-    log: Log = _no_log,
+    log: Log = no_log,
 ) -> CandidateResult | None:
     """Weights over the best candidate of each family, searched on ``validation``, the hybrid
     saved as ``key`` in ``store``; None when fewer than two families have a candidate or the

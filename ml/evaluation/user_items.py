@@ -14,7 +14,7 @@ from pydantic import TypeAdapter
 
 from ml.datasets.user_items import UserItemsFold
 from ml.evaluation.metrics import ranking_metrics
-from ml.recommenders.base import Log, Recommender, _no_log
+from ml.recommenders.base import Log, Recommender, no_log
 from ml.recommenders.families import create
 from ml.recommenders.two_tower import EpochCallback, TwoTower
 
@@ -36,7 +36,7 @@ class FoldResult:
 def fit_on_fold(
     model: Recommender,
     fold: UserItemsFold,
-    log: Log = _no_log,
+    log: Log = no_log,
     on_epoch: EpochCallback | None = None,
     early_stopping: bool = True,
 ) -> float:
@@ -70,7 +70,7 @@ def run_on_fold(
     family: str,
     params: dict[str, Any],
     fold: UserItemsFold,
-    log: Log = _no_log,
+    log: Log = no_log,
     on_epoch: EpochCallback | None = None,
     early_stopping: bool = True,
     variants: list[dict[str, Any]] | None = None,
@@ -127,7 +127,7 @@ class Refittable(Protocol):
 
 
 def refit_and_test(
-    chosen: Refittable, test_fold: UserItemsFold, log: Log = _no_log
+    chosen: Refittable, test_fold: UserItemsFold, log: Log = no_log
 ) -> tuple[Recommender, FoldResult]:
     """The chosen configuration retrained on the test fold's train (train + validation), with
     its kept epochs and no early stopping (test is never looked at while fitting)."""

@@ -27,14 +27,13 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field, TypeAdapter
 
+from ml.progress import Log, no_log
 from ml.recommenders.topk import top_k_dense, top_k_sparse
 from ml.sequences import Sequences
 
-Log = Callable[[str], None]
 PARAMS_FILE = "recommender.json"
-# Threads scoring query batches at once. Evaluation and the serving tables run alone after the
-# grid, on one of two cores otherwise; 2 threads took a full-scale rules evaluation from 3.3 to
-# 1.8 s and session-kNN's from 27 to 19 s (2 cores).
+# Threads scoring query batches at once: evaluation and the serving tables run alone after the
+# grid, which would leave a core idle (docs/constants.md).
 SCORING_THREADS = min(4, os.cpu_count() or 1)  # each holds a batch
 _in_pool = threading.local()
 
@@ -42,10 +41,6 @@ _in_pool = threading.local()
 def ranking_only(default: Any, **constraints: Any) -> Any:
     """A hyperparameter that changes ranking only, not what ``fit`` learns."""
     return Field(default=default, json_schema_extra={"scoring": True}, **constraints)
-
-
-def _no_log(_: str) -> None:
-    return None
 
 
 class CannotFit(ValueError):
@@ -122,7 +117,7 @@ class Recommender(ABC):
         return True
 
     @abstractmethod
-    def fit(self, train: Sequences, log: Log = _no_log) -> None:
+    def fit(self, train: Sequences, log: Log = no_log) -> None:
         """Learn from the train sequences (item ids < n_items; no unknowns)."""
 
     @abstractmethod

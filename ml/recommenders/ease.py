@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from ml.recommenders.base import CannotFit, Log, Queries, Recommender, _no_log
+from ml.recommenders.base import CannotFit, Log, Queries, Recommender, no_log
 from ml.sequences import Sequences
 
 
@@ -44,7 +44,7 @@ class Ease(Recommender):
         fits = n_items <= params.max_items  # fit refuses the rest; allocate nothing for them
         self.weights = np.zeros((n_items, n_items) if fits else (0, 0), dtype=np.float32)
 
-    def fit(self, train: Sequences, log: Log = _no_log) -> None:
+    def fit(self, train: Sequences, log: Log = no_log) -> None:
         n = self.n_items
         if n > self.params.max_items:
             gigabytes = n * n * 8 / 1e9

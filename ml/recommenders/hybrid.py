@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from pydantic import Field, field_validator
 from pydantic.dataclasses import dataclass
 
-from ml.recommenders.base import Log, Queries, Recommender, TopK, _no_log
+from ml.recommenders.base import Log, Queries, Recommender, TopK, no_log
 from ml.recommenders.topk import combine, normalise_rows, top_k_sparse
 from ml.sequences import UNKNOWN, Sequences
 
@@ -68,7 +68,7 @@ class Hybrid(Recommender):
         hybrid.parts = parts
         return hybrid
 
-    def fit(self, train: Sequences, log: Log = _no_log) -> None:
+    def fit(self, train: Sequences, log: Log = no_log) -> None:
         for part in self.parts:
             part.fit(train, log)
 

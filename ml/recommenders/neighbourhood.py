@@ -48,9 +48,9 @@ import scipy.sparse as sp
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from ml.recommenders.base import CannotFit, Log, Queries, Recommender, _no_log, ranking_only
+from ml.recommenders.base import CannotFit, Log, Queries, Recommender, no_log, ranking_only
 from ml.recommenders.sparse import (
-    _indptr,
+    indptr_of_rows,
     keep_top_per_row,
     nearby_pairs,
     recency_weighted_queries,
@@ -75,7 +75,7 @@ def last_positions(sequences: Sequences, n_items: int) -> sp.csr_matrix:
         (
             positions[::-1][first].astype(np.float64),
             (unique % n_items).astype(np.int32),
-            _indptr(unique // n_items, len(sequences)),
+            indptr_of_rows(unique // n_items, len(sequences)),
         ),
         shape=(len(sequences), n_items),
     )
@@ -128,7 +128,7 @@ class ItemKNN(Recommender):
         super().__init__(params, n_items)
         self.similarity = sp.csr_matrix((n_items, n_items), dtype=np.float32)
 
-    def fit(self, train: Sequences, log: Log = _no_log) -> None:
+    def fit(self, train: Sequences, log: Log = no_log) -> None:
         playlists = train_positions(train, self.n_items, self.family)
         playlists.data[:] = 1.0
         if self.params.window is None:
@@ -252,7 +252,7 @@ class SessionKNN(Recommender):
         playlists_with = np.bincount(sessions.indices, minlength=self.n_items)
         self.idf = np.log(max(sessions.shape[0], 1) / np.maximum(playlists_with, 1))
 
-    def fit(self, train: Sequences, log: Log = _no_log) -> None:
+    def fit(self, train: Sequences, log: Log = no_log) -> None:
         self._index(train_positions(train, self.n_items, self.family)[::-1].tocsr())
         log(f"{self.family}: {self.sessions.shape[0]:,} playlists indexed")
 
@@ -379,7 +379,7 @@ def _largest_per_row(matrix: sp.csr_matrix, keep: int) -> np.ndarray:
 
 def _entries(matrix: sp.csr_matrix, chosen: np.ndarray) -> sp.csr_matrix:
     """The chosen entries of a CSR matrix, in their order."""
-    indptr = _indptr(_row_of_each_entry(matrix)[chosen], matrix.shape[0])
+    indptr = indptr_of_rows(_row_of_each_entry(matrix)[chosen], matrix.shape[0])
     return sp.csr_matrix((matrix.data[chosen], matrix.indices[chosen], indptr), shape=matrix.shape)
 
 
@@ -423,7 +423,6 @@ ITEM_KNN_GRID = [
         "max_train_rows": NEIGHBOURHOOD_MAX_TRAIN_ROWS,
     },
     {
-        # Full Kaggle-shaped file (8.9M train rows): fit 54 s, 3.9 GiB peak.
         "params": {"neighbours": 200, "alpha": 0.9, "window": 10},
         "variants": [
             {"last_n": 1},

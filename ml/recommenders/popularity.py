@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from pydantic.dataclasses import dataclass
 
-from ml.recommenders.base import Log, Queries, Recommender, TopK, _no_log
+from ml.recommenders.base import Log, Queries, Recommender, TopK, no_log
 from ml.sequences import UNKNOWN, Sequences
 
 
@@ -30,7 +30,7 @@ class Popularity(Recommender):
         super().__init__(params or PopularityParams(), n_items)
         self.counts = np.zeros(n_items, dtype=np.int64)
 
-    def fit(self, train: Sequences, log: Log = _no_log) -> None:
+    def fit(self, train: Sequences, log: Log = no_log) -> None:
         self.counts = np.bincount(train.items[train.items >= 0], minlength=self.n_items)
 
     @property

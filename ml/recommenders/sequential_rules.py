@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from ml.recommenders.base import Log, Queries, Recommender, _no_log, ranking_only
+from ml.recommenders.base import Log, Queries, Recommender, no_log, ranking_only
 from ml.recommenders.sparse import (
     keep_top_per_row,
     nearby_pairs,
@@ -59,7 +59,7 @@ class SequentialRules(Recommender):
     def baseline(cls, n_items: int) -> SequentialRules:
         return cls(SequentialRulesParams(max_distance=10, last_n=1, skip_unknown=False), n_items)
 
-    def fit(self, train: Sequences, log: Log = _no_log) -> None:
+    def fit(self, train: Sequences, log: Log = no_log) -> None:
         # A block of source tracks at a time, pruned before the next: memory stays at a block.
         blocks = [
             keep_top_per_row(block, self.params.keep_per_item)

@@ -85,12 +85,11 @@ def _joined(parts: list[np.ndarray], dtype: type = np.int32) -> np.ndarray:
 
 
 def save_matrix(path: Path, matrix: sp.spmatrix) -> None:
-    """Uncompressed: zlib took 53 s to save (and 6.5 s to load) the full-scale window-20 rules
-    table that is written in 0.8 s (and read in 2.4 s) as is, at 2.9x the disk (739 MB)."""
+    """Uncompressed: zlib costs far more time than the disk it saves (docs/constants.md)."""
     sp.save_npz(path, matrix, compressed=False)
 
 
-def _indptr(rows: np.ndarray, n_rows: int) -> np.ndarray:
+def indptr_of_rows(rows: np.ndarray, n_rows: int) -> np.ndarray:
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
     return indptr

@@ -47,7 +47,7 @@ from pydantic.dataclasses import dataclass
 
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.metrics import ranking_metrics
-from ml.recommenders.base import CannotFit, Log, Queries, Recommender, _no_log, ranking_only
+from ml.recommenders.base import CannotFit, Log, Queries, Recommender, no_log, ranking_only
 from ml.sequences import UNKNOWN, Sequences
 
 EpochCallback = Callable[[int, dict[str, float]], None]  # (1-based epoch, metrics)
@@ -121,7 +121,7 @@ class TwoTower(Recommender):
     def fit(
         self,
         train: Sequences,
-        log: Log = _no_log,
+        log: Log = no_log,
         validation: EvaluationSplit | None = None,
         on_epoch: EpochCallback | None = None,
         times: np.ndarray | None = None,

@@ -29,8 +29,8 @@ from ml.recommenders.base import (
     Queries,
     Recommender,
     TopK,
-    _no_log,
     batched,
+    no_log,
     ranking_only,
 )
 from ml.recommenders.topk import top_k_dense
@@ -113,14 +113,14 @@ class Word2Vec(Recommender):
     def excludes_heard(self) -> bool:
         return self.params.exclude_heard
 
-    def fit(self, train: Sequences, log: Log = _no_log) -> None:
+    def fit(self, train: Sequences, log: Log = no_log) -> None:
         with tempfile.TemporaryDirectory(prefix="word2vec-") as folder:
             corpus = Path(folder) / "corpus.txt"
             windows = write_corpus(train, corpus, self.params.window)
             self.fit_corpus_file(corpus, log)
         self.training["playlists_cut_for_gensim"] = float(windows)
 
-    def fit_corpus_file(self, corpus: Path, log: Log = _no_log) -> None:
+    def fit_corpus_file(self, corpus: Path, log: Log = no_log) -> None:
         """Train on a corpus file written by ``write_corpus`` (item ids as tokens)."""
         from ml.recommenders.word2vec_training import train_vectors  # gensim only where it trains
 
@@ -223,12 +223,8 @@ TUTORIAL_VARIANT = {
 # Skip-gram costs about 2 x window times CBOW per word: on the full Kaggle file (9M train rows)
 # one such unit alone outlasts the whole pipeline's budget, so they run on smaller data only.
 SKIP_GRAM_MAX_TRAIN_ROWS = 2_000_000
-# CBOW's 30 epochs took 930 s on one core over the full Kaggle-shaped file's 8.9M train rows
-# (benchmarks/bench_scale.py --fraction 1): from this size on the grid trains 5 epochs instead,
-# one pass over so much data doing the work of several over a small file. On that file 10
-# epochs took 316 s and reached validation hit rate@100 0.2525 (in_out, last track; 10,000
-# queries), 5 took 150 s and 0.2287: the unit sets the grid's pace, and sequential rules reach
-# 0.45 there either way.
+# From this size on the grid trains fewer epochs: one pass over so much data does the work of
+# several over a small file, and the unit sets the grid's pace (docs/constants.md).
 LARGE_TRAIN_ROWS = 5_000_000
 TUTORIAL_VARIANTS = [
     TUTORIAL_VARIANT,

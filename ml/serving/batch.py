@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
+from ml.progress import Log, no_log
 from ml.recommenders.base import Queries
 from ml.recommenders.popularity import Popularity
 from ml.sequences import Sequences
 from ml.serving.bundle import Bundle
 from ml.serving.lookup import ExactLookup
-
-Log = Callable[[str], None]
 
 
 def most_played(popularity: Popularity, limit: int) -> np.ndarray:
@@ -36,7 +35,7 @@ def next_track_batches(
     tracks: np.ndarray,
     k: int,
     batch: int = 20_000,
-    log: Log = lambda _: None,
+    log: Log = no_log,
 ) -> Iterator[pa.RecordBatch]:
     """For each of ``tracks`` (catalogue ids), as a one-track playlist: its top-k next tracks."""
     keys = bundle.catalogue.table.column("key").combine_chunks()
@@ -88,7 +87,7 @@ def user_items_batches(
     histories: Sequences,
     k: int,
     batch: int = 20_000,
-    log: Log = lambda _: None,
+    log: Log = no_log,
 ) -> Iterator[pa.RecordBatch]:
     """For every one of ``users``: its top-k items, none of ``histories`` (row i: all that
     ``users[i]`` has, every period, as catalogue ids; fresher than the bundle's own copy). A user

@@ -21,6 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ml.progress import Log, no_log
+
 CANONICAL_SCHEMA = pa.schema(
     [
         ("row_id", pa.int64()),
@@ -33,7 +35,6 @@ CANONICAL_SCHEMA = pa.schema(
 PAYLOAD_COLUMNS = ["user_id", "artist", "track", "playlist"]
 ROW_GROUP_ROWS = 500_000  # small input batches are gathered into row groups of this size
 MALFORMED_EXAMPLES = 20
-ProgressLog = Callable[[str], None]
 # errno values that mean "the output folder cannot take more bytes"
 OUT_OF_SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -82,10 +83,6 @@ class IngestReport:
             self.malformed_examples.append(where)
 
 
-def _no_log(_: str) -> None:
-    return None
-
-
 def _pid_is_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -126,7 +123,7 @@ class CanonicalWriter:
     def __init__(
         self,
         output: Path,
-        log: ProgressLog = _no_log,
+        log: Log = no_log,
         log_every: int = 1_000_000,
         schema: pa.Schema = CANONICAL_SCHEMA,
     ):

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from ml.sources.canonical import CanonicalWriter, IngestReport, ProgressLog, SourceError
+from ml.progress import no_log
+from ml.sources.canonical import CanonicalWriter, IngestReport, Log, SourceError
 from ml.sources.files import compression_of, read_head, uncompressed_name
 from ml.sources.kaggle import EXPECTED_HEADER, is_kaggle_header, read_header, read_kaggle_csv
 from ml.sources.mpd import is_slice_file, read_mpd
@@ -168,7 +169,7 @@ def ingest(
     output: Path,
     *,
     synthetic: SyntheticSpec | None = None,
-    log: ProgressLog = lambda _: None,
+    log: Log = no_log,
 ) -> IngestReport:
     """Read any supported source into the canonical Parquet at ``output``.
 

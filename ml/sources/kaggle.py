@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ml.sources.canonical import CanonicalWriter, IngestReport, ProgressLog, SourceError
+from ml.sources.canonical import CanonicalWriter, IngestReport, Log, SourceError
 from ml.sources.files import compression_of, read_chunks, read_head
 
 EXPECTED_HEADER = ["user_id", "artistname", "trackname", "playlistname"]
@@ -212,7 +212,7 @@ def group_rows(buf: np.ndarray, lines: Lines, at_eof: bool, skip_first: bool) ->
 class KaggleCsvReader:
     """Streams one Kaggle CSV into the writer, accounting for every physical line."""
 
-    def __init__(self, path: Path, writer: CanonicalWriter, report: IngestReport, log: ProgressLog):
+    def __init__(self, path: Path, writer: CanonicalWriter, report: IngestReport, log: Log):
         self.path, self.writer, self.report, self.log = path, writer, report, log
         self.lines_done = 0  # physical lines before the current block
         self.logged = 0
@@ -392,7 +392,5 @@ def _too_long(table: pa.Table) -> np.ndarray | None:
     return mask.to_numpy(zero_copy_only=False)
 
 
-def read_kaggle_csv(
-    path: Path, writer: CanonicalWriter, report: IngestReport, log: ProgressLog
-) -> None:
+def read_kaggle_csv(path: Path, writer: CanonicalWriter, report: IngestReport, log: Log) -> None:
     KaggleCsvReader(path, writer, report, log).run()

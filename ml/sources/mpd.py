@@ -20,7 +20,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from ml.sources.canonical import CanonicalWriter, IngestReport, ProgressLog, SourceError
+from ml.sources.canonical import CanonicalWriter, IngestReport, Log, SourceError
 from ml.sources.files import read_all, uncompressed_name
 
 SLICE_PATTERN = re.compile(r"^mpd\.slice\..+\.json$")
@@ -125,9 +125,7 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def read_mpd(
-    paths: list[Path], writer: CanonicalWriter, report: IngestReport, log: ProgressLog
-) -> None:
+def read_mpd(paths: list[Path], writer: CanonicalWriter, report: IngestReport, log: Log) -> None:
     done = 0
     writer.share_done = lambda: done / len(paths)
     for path in sorted(paths, key=slice_sort_key):

@@ -12,7 +12,7 @@ from ml.sources.canonical import (
     CANONICAL_SCHEMA,
     CanonicalWriter,
     IngestReport,
-    ProgressLog,
+    Log,
     SourceError,
 )
 
@@ -45,7 +45,7 @@ def check_column_types(path: Path, schema: pa.Schema) -> None:
 
 
 def read_canonical_parquet(
-    path: Path, writer: CanonicalWriter, report: IngestReport, log: ProgressLog
+    path: Path, writer: CanonicalWriter, report: IngestReport, log: Log
 ) -> None:
     try:
         parquet = pq.ParquetFile(path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ml.sources.canonical import CanonicalWriter, IngestReport, ProgressLog, SourceError
+from ml.sources.canonical import CanonicalWriter, IngestReport, Log, SourceError
 
 PLAYLIST_FILES = ("train.txt", "test.txt")
 SONG_HASH = "song_hash.txt"
@@ -36,7 +36,7 @@ def read_song_hash(path: Path) -> list[tuple[str, str]]:
     return songs
 
 
-def read_yes(folder: Path, writer: CanonicalWriter, report: IngestReport, log: ProgressLog) -> None:
+def read_yes(folder: Path, writer: CanonicalWriter, report: IngestReport, log: Log) -> None:
     song_hash = folder / SONG_HASH
     try:
         songs = read_song_hash(song_hash)

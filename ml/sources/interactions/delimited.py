@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ml.sources.canonical import SourceError
-from ml.sources.interactions.table import InteractionsReport, ProgressLog
+from ml.sources.interactions.table import InteractionsReport, Log
 from ml.sources.interactions.values import Locate
 
 BLOCK_SIZE = 1 << 20  # pyarrow reads several blocks ahead: small blocks bound the memory
@@ -55,7 +55,7 @@ class _Lines:
 
 
 def stream_delimited(
-    spec: DelimitedFile, report: InteractionsReport, log: ProgressLog
+    spec: DelimitedFile, report: InteractionsReport, log: Log
 ) -> Iterator[tuple[pa.RecordBatch, Locate]]:
     lines = _Lines(spec.header_lines)
     path = spec.path

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
+from ml.progress import no_log
 from ml.sources.canonical import SourceError
 from ml.sources.interactions.mapped import (
     ColumnMapping,
@@ -17,7 +18,7 @@ from ml.sources.interactions.mapped import (
 )
 from ml.sources.interactions.movielens import read_grouplens, read_recbole
 from ml.sources.interactions.playlists import PLAYLIST_COLUMNS, read_playlist_parquet
-from ml.sources.interactions.table import InteractionsReport, InteractionsWriter, ProgressLog
+from ml.sources.interactions.table import InteractionsReport, InteractionsWriter, Log
 
 EXPECTED = (
     "a RecBole .inter file (or a folder with one), a GroupLens folder or file u.data, the "
@@ -75,7 +76,7 @@ def ingest_interactions(
     mapping: ColumnMapping | None = None,
     items: Path | None = None,
     item_columns: ItemColumns | None = None,
-    log: ProgressLog = lambda _: None,
+    log: Log = no_log,
 ) -> InteractionsReport:
     """Read interactions (and item metadata) into ``output_dir``/interactions.parquet and
     items.parquet; both are replaced only when the whole source was read."""

@@ -23,7 +23,7 @@ from ml.sources.interactions.table import (
     PAYLOAD_SCHEMA,
     InteractionsReport,
     InteractionsWriter,
-    ProgressLog,
+    Log,
 )
 from ml.sources.interactions.values import Locate, TimestampKind, TimestampParser, ids, ratings
 from ml.sources.kaggle import read_header as csv_header
@@ -99,7 +99,7 @@ def read_delimited_interactions(
     mapping: ColumnMapping,
     writer: InteractionsWriter,
     report: InteractionsReport,
-    log: ProgressLog,
+    log: Log,
     timestamp_kind: TimestampKind | None = None,
 ) -> None:
     timestamps = TimestampParser(mapping.timestamp, timestamp_kind, mapping.timestamp_format)
@@ -112,7 +112,7 @@ def read_mapped(
     mapping: ColumnMapping,
     writer: InteractionsWriter,
     report: InteractionsReport,
-    log: ProgressLog,
+    log: Log,
 ) -> None:
     """A CSV (header line, comma-separated, quoted fields) or a Parquet file."""
     if is_parquet(path):

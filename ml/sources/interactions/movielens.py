@@ -18,7 +18,7 @@ import pyarrow as pa
 from ml.sources.canonical import SourceError
 from ml.sources.interactions.delimited import DelimitedFile
 from ml.sources.interactions.mapped import ColumnMapping, read_delimited_interactions
-from ml.sources.interactions.table import InteractionsReport, InteractionsWriter, ProgressLog
+from ml.sources.interactions.table import InteractionsReport, InteractionsWriter, Log
 
 RECBOLE_TITLE = ("movie_title", "title", "item_name", "name")
 RECBOLE_YEAR = ("release_year", "year")
@@ -52,7 +52,7 @@ def recbole_header(path: Path) -> list[tuple[str, str]]:
 
 
 def read_recbole(
-    inter: Path, writer: InteractionsWriter, report: InteractionsReport, log: ProgressLog
+    inter: Path, writer: InteractionsWriter, report: InteractionsReport, log: Log
 ) -> None:
     header = recbole_header(inter)
     names = [name for name, _ in header]
@@ -91,7 +91,7 @@ def read_recbole_items(path: Path, writer: InteractionsWriter, report: Interacti
 
 
 def read_grouplens(
-    folder: Path, writer: InteractionsWriter, report: InteractionsReport, log: ProgressLog
+    folder: Path, writer: InteractionsWriter, report: InteractionsReport, log: Log
 ) -> None:
     mapping = ColumnMapping(user="user", item="item", timestamp="timestamp", rating="rating")
     names = ["user", "item", "rating", "timestamp"]

@@ -20,7 +20,7 @@ from ml.sources.interactions.table import (
     PAYLOAD_SCHEMA,
     InteractionsReport,
     InteractionsWriter,
-    ProgressLog,
+    Log,
 )
 from ml.sources.interactions.values import NAIVE
 
@@ -44,7 +44,7 @@ def track_keys(artist: pa.Array, track: pa.Array) -> pa.Array:
 
 
 def read_playlist_parquet(
-    path: Path, writer: InteractionsWriter, report: InteractionsReport, log: ProgressLog
+    path: Path, writer: InteractionsWriter, report: InteractionsReport, log: Log
 ) -> None:
     parquet = pq.ParquetFile(path)
     for batch in parquet.iter_batches(columns=PLAYLIST_COLUMNS, batch_size=BATCH_ROWS):

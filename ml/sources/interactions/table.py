@@ -12,13 +12,13 @@ of the interactions and of the source's item file, with whatever metadata the so
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from ml.progress import Log, no_log
 from ml.sources.canonical import CanonicalWriter
 
 INTERACTIONS_FILE = "interactions.parquet"
@@ -43,7 +43,6 @@ ITEMS_SCHEMA = pa.schema(
 )
 METADATA_SCHEMA = pa.schema([("position", pa.int64()), *ITEMS_SCHEMA])  # in arrival order
 MAX_EXAMPLES = 20
-ProgressLog = Callable[[str], None]
 
 
 @dataclass
@@ -90,17 +89,13 @@ class InteractionsReport:
         return "; ".join(parts)
 
 
-def _no_log(_: str) -> None:
-    return None
-
-
 class InteractionsWriter:
     """Streams typed interaction batches to Parquet, numbering rows in arrival order, and item
     metadata beside them. On success it builds the items table (the interactions' items joined
     with the metadata, first entry of an item listed twice) and only then renames both staged
     files over the outputs, so a failed ingest keeps what an earlier one wrote."""
 
-    def __init__(self, output_dir: Path, report: InteractionsReport, log: ProgressLog = _no_log):
+    def __init__(self, output_dir: Path, report: InteractionsReport, log: Log = no_log):
         self.output_dir = output_dir
         self.report = report
         pid = os.getpid()

@@ -101,9 +101,8 @@ def next_track_grid(
     )  # fmt: skip
 
 
-# Word2Vec's units train longest (the full Kaggle-shaped file: 340 s, against 30-75 s for a
-# sequential-rules fit), so they start first and the other families fill the other core; last,
-# they ran alone for five minutes while a core idled.
+# Word2Vec's units train longest, so they start first and the other families fill the other
+# core; started last, they ran alone while a core idled (docs/constants.md).
 track_embeddings = next_track_grid(
     "track_embeddings",
     WORD2VEC_GRID,
