@@ -23,7 +23,7 @@ from ml.recommenders.base import (
     parse_params,
     scoring_fields,
 )
-from ml.recommenders.families import family_class, load_recommender
+from ml.recommenders.families import create, family_class, load_recommender
 from ml.recommenders.popularity import Popularity
 from ml.sequences import Sequences
 
@@ -44,8 +44,7 @@ class CandidateSpec:
     label: str | None = None  # tells apart units of one fit with different variant sets
 
     def recommender(self, n_items: int) -> Recommender:
-        cls = family_class(self.family)
-        return cls(parse_params(cls.Params, self.params), n_items)
+        return create(self.family, self.params, n_items)
 
     def validate(self) -> None:
         """Refuse bad hyperparameters before any work, naming the field."""

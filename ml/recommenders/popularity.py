@@ -30,6 +30,13 @@ class Popularity(Recommender):
         super().__init__(params or PopularityParams(), n_items)
         self.counts = np.zeros(n_items, dtype=np.int64)
 
+    @classmethod
+    def from_counts(cls, counts: np.ndarray) -> Popularity:
+        """Popularity already counted (the catalogue's train plays)."""
+        popularity = cls(n_items=len(counts))
+        popularity.counts = counts.astype(np.int64, copy=False)
+        return popularity
+
     def fit(self, train: Sequences, log: Log = no_log) -> None:
         self.counts = np.bincount(train.items[train.items >= 0], minlength=self.n_items)
 

@@ -94,8 +94,7 @@ def save_bundle(
 
 def load_bundle(folder: Path) -> Bundle:
     catalogue = Catalogue.load(folder)
-    popularity = Popularity(n_items=len(catalogue))
-    popularity.counts = catalogue.train_counts.astype(np.int64)
+    popularity = Popularity.from_counts(catalogue.train_counts)
     info = json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
     bundle = Bundle(load_recommender(folder / MODEL_DIR), catalogue, popularity, info)
     if (folder / USERS_FILE).exists():

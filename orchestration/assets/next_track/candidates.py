@@ -40,8 +40,7 @@ def fit_and_log(
     storage.ensure_space(prefix)  # before the fit, not after it
     data = dataset.load(storage)
     validation = data.validation.sample(dataset.validation_sample, dataset.seed)
-    popularity = Popularity(n_items=len(data.catalogue))
-    popularity.counts = data.catalogue.train_counts
+    popularity = Popularity.from_counts(data.catalogue.train_counts)
     try:
         results = run_candidate(
             spec, data.train, validation, popularity, storage, prefix, METRIC_KS, context.log.info

@@ -61,9 +61,7 @@ class SelectedModel:
 
 
 def popularity_of(data) -> Popularity:
-    popularity = Popularity(n_items=len(data.catalogue))
-    popularity.counts = data.catalogue.train_counts
-    return popularity
+    return Popularity.from_counts(data.catalogue.train_counts)
 
 
 def inline_png(path: Path, title: str) -> str:
