@@ -140,7 +140,7 @@ def run_candidate(
     model_key = f"{prefix}/{spec.unit_name}"
     recommender.save(store.writable(model_key))
     store.commit(model_key)
-    facts = {k: v for k, v in getattr(recommender, "training", {}).items() if isinstance(v, float)}
+    facts = {k: v for k, v in recommender.training.items() if isinstance(v, float)}
     log(f"{spec.unit_name}: fitted in {fit_seconds:.1f} s; scoring {len(spec.variants)} variants")
     results = []
     evaluation_started = time.perf_counter()

@@ -78,7 +78,7 @@ def run_on_fold(
     """Fit once, then score every ranking-only variant (``[{}]``: the params as given)."""
     model = create(family, params, fold.n_items)
     seconds = fit_on_fold(model, fold, log, on_epoch, early_stopping)
-    facts = {k: v for k, v in getattr(model, "training", {}).items() if isinstance(v, float)}
+    facts = {k: v for k, v in model.training.items() if isinstance(v, float)}
     results = []
     for variant in variants or [{}]:
         view = model.with_scoring(**variant) if variant else model

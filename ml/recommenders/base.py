@@ -93,6 +93,8 @@ class Recommender(ABC):
             raise TypeError(f"{self.family}: expected {self.Params.__name__}, got {params!r}")
         self.params = params
         self.n_items = n_items
+        # Facts of the last fit worth logging (epochs run, best epoch...): none for most families.
+        self.training: dict[str, float] = {}
 
     @property
     def name(self) -> str:

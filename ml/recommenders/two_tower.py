@@ -116,7 +116,6 @@ class TwoTower(Recommender):
         self.item_biases = np.zeros(n_items, dtype=np.float32)
         self.recent_log_counts = np.zeros(n_items, dtype=np.float32)  # the recency prior's term
         self.log_counts = np.zeros(n_items, dtype=np.float32)  # the popularity penalty's term
-        self.training: dict[str, float] = {}
 
     def fit(
         self,

@@ -98,7 +98,6 @@ class Word2Vec(Recommender):
             np.empty((0, params.vector_size), dtype=np.float32),
             np.empty((0, params.vector_size), dtype=np.float32),
         )
-        self.training: dict[str, float] = {}
 
     def _set_vocabulary(self, item_ids: np.ndarray, inputs: np.ndarray, outputs: np.ndarray):
         self.item_ids = np.asarray(item_ids, dtype=np.int64)
