@@ -14,9 +14,8 @@ from pydantic import TypeAdapter
 
 from ml.datasets.user_items import UserItemsFold
 from ml.evaluation.metrics import ranking_metrics
-from ml.recommenders.base import Log, Recommender, no_log
+from ml.recommenders.base import EpochCallback, FitInputs, Log, Recommender, no_log
 from ml.recommenders.families import create
-from ml.recommenders.two_tower import EpochCallback, TwoTower
 
 KS = (10,)
 SELECTION_METRIC = "ndcg_at_10"
@@ -43,12 +42,15 @@ def fit_on_fold(
     """Fit on the fold's train; seconds taken. The two-tower also gets the interactions' times,
     the item features and, with ``early_stopping``, the fold's evaluation split to stop on."""
     started = time.perf_counter()
-    if isinstance(model, TwoTower):
-        validation = fold.evaluation if early_stopping else None
-        features, _ = fold.item_features()
-        model.fit(fold.train, log, validation, on_epoch, fold.train_times, features)
-    else:
-        model.fit(fold.train, log)
+    features, _ = fold.item_features()
+    inputs = FitInputs(
+        train=fold.train,
+        times=fold.train_times,
+        item_features=features,
+        validation=fold.evaluation if early_stopping else None,
+        on_epoch=on_epoch,
+    )
+    model.fit_inputs(inputs, log)
     return time.perf_counter() - started
 
 
@@ -62,7 +64,7 @@ def evaluate_on_fold(model: Recommender, fold: UserItemsFold) -> dict[str, float
 def refit_params(model: Recommender) -> dict[str, Any]:
     """The params that retrain ``model`` on more data (for a two-tower that stopped early: as
     many epochs as it kept)."""
-    params = model.refit_params() if isinstance(model, TwoTower) else model.params
+    params = model.refit_params()
     return TypeAdapter(type(params)).dump_python(params, mode="json")
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,6 +30,9 @@ from pydantic import Field, TypeAdapter
 from ml.progress import Log, no_log
 from ml.recommenders.topk import top_k_dense, top_k_sparse
 from ml.sequences import Sequences
+
+if TYPE_CHECKING:
+    from ml.datasets.evaluation_split import EvaluationSplit
 
 PARAMS_FILE = "recommender.json"
 # Threads scoring query batches at once: evaluation and the serving tables run alone after the
@@ -41,6 +44,22 @@ _in_pool = threading.local()
 def ranking_only(default: Any, **constraints: Any) -> Any:
     """A hyperparameter that changes ranking only, not what ``fit`` learns."""
     return Field(default=default, json_schema_extra={"scoring": True}, **constraints)
+
+
+EpochCallback = Callable[[int, dict[str, float]], None]  # (1-based epoch, metrics)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitInputs:
+    """Everything a family may learn from. Every family reads ``train``; the others are for those
+    that use them (the two-tower: interaction times, item features, an evaluation split to stop
+    early on and a per-epoch callback) and are ignored by the rest."""
+
+    train: Sequences
+    times: np.ndarray | None = None  # epoch seconds of each train item
+    item_features: sp.csr_matrix | None = None  # items x features
+    validation: EvaluationSplit | None = None
+    on_epoch: EpochCallback | None = None
 
 
 class CannotFit(ValueError):
@@ -100,6 +119,11 @@ class Recommender(ABC):
     def name(self) -> str:
         return f"{self.family}:{self.params.name}"
 
+    def refit_params(self) -> Any:
+        """The params that retrain this model on more data: these, unless the fit chose some
+        (a two-tower's epochs kept by early stopping)."""
+        return self.params
+
     @property
     def score_width(self) -> int:
         """Score cells one query can take: every item for a dense scorer; a sparse scorer's
@@ -121,6 +145,10 @@ class Recommender(ABC):
     @abstractmethod
     def fit(self, train: Sequences, log: Log = no_log) -> None:
         """Learn from the train sequences (item ids < n_items; no unknowns)."""
+
+    def fit_inputs(self, inputs: FitInputs, log: Log = no_log) -> None:
+        """Fit from everything available: callers need not know which family uses what."""
+        self.fit(inputs.train, log)
 
     @abstractmethod
     def score(self, queries: Queries) -> np.ndarray | sp.csr_matrix:

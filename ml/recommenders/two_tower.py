@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -47,10 +46,18 @@ from pydantic.dataclasses import dataclass
 
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.metrics import ranking_metrics
-from ml.recommenders.base import CannotFit, Log, Queries, Recommender, no_log, ranking_only
+from ml.recommenders.base import (
+    CannotFit,
+    EpochCallback,
+    FitInputs,
+    Log,
+    Queries,
+    Recommender,
+    no_log,
+    ranking_only,
+)
 from ml.sequences import UNKNOWN, Sequences
 
-EpochCallback = Callable[[int, dict[str, float]], None]  # (1-based epoch, metrics)
 STOPPING_METRIC = "ndcg_at_10"
 VALIDATION_KS = (10,)
 
@@ -196,6 +203,12 @@ class TwoTower(Recommender):
                 f"{self.n_items} rows in fit, got {shape}"
             )
         return sp.csr_matrix(item_features, dtype=np.float32)
+
+    def fit_inputs(self, inputs: FitInputs, log: Log = no_log) -> None:
+        self.fit(
+            inputs.train, log, inputs.validation, inputs.on_epoch, inputs.times,
+            inputs.item_features,
+        )  # fmt: skip
 
     def refit_params(self) -> TwoTowerParams:
         """These params with the epochs early stopping kept (all of them without validation)."""
