@@ -11,20 +11,11 @@ from pydantic import TypeAdapter
 from ml.artifacts import ArtifactStore
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, evaluate_lists
+from ml.evaluation.ranking import ranked
 from ml.evaluation.report import markdown_code
 from ml.recommenders.base import Log, no_log
 from ml.recommenders.hybrid import Hybrid, search_weights
 from ml.recommenders.popularity import Popularity
-
-
-def ranked(results: list[CandidateResult], metric: str, tiebreak: str) -> list[CandidateResult]:
-    """Best first by ``metric``, then ``tiebreak``; on equal figures a single model before a
-    hybrid (which costs more to serve and adds nothing measured: its search can weigh all but
-    one component zero), then by name."""
-    return sorted(
-        results,
-        key=lambda r: (-r.metrics[metric], -r.metrics[tiebreak], r.family == Hybrid.family, r.name),
-    )
 
 
 def next_track_ranked(results: list[CandidateResult], k: int) -> list[CandidateResult]:

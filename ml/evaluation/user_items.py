@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from pydantic import TypeAdapter
 
 from ml.datasets.user_items import UserItemsFold
 from ml.evaluation.metrics import ranking_metrics
+from ml.evaluation.ranking import R, ranked
 from ml.recommenders.base import EpochCallback, FitInputs, Log, Recommender, no_log
 from ml.recommenders.families import create
 
@@ -90,16 +91,6 @@ def run_on_fold(
     return model, results
 
 
-class Scored(Protocol):
-    """A FoldResult, or the pipeline's CandidateResult."""
-
-    name: str
-    metrics: dict[str, float]
-
-
-R = TypeVar("R", bound=Scored)
-
-
 def best(results: list[R], min_coverage: float = 0.0, metric: str = SELECTION_METRIC) -> R:
     """Highest ``metric`` (NDCG@10), then hit rate@10, then name (equal figures choose the same
     way), among the results whose coverage@10 is at least ``min_coverage``.
@@ -115,10 +106,7 @@ def best(results: list[R], min_coverage: float = 0.0, metric: str = SELECTION_ME
             f"no candidate reaches {COVERAGE_METRIC} {min_coverage:g}; the widest is "
             f"{widest.name} with {widest.metrics[COVERAGE_METRIC]:.4f}"
         )
-    return min(
-        eligible,
-        key=lambda r: (-r.metrics[metric], -r.metrics["hit_rate_at_10"], r.name),
-    )
+    return ranked(eligible, metric, "hit_rate_at_10")[0]
 
 
 class Refittable(Protocol):

@@ -6,13 +6,14 @@ import dagster as dg
 import pandas as pd
 
 from ml.evaluation.candidates import CandidateResult
+from ml.evaluation.ranking import ranked
 from ml.evaluation.report import (
     USER_ITEMS_COLUMNS,
     markdown_table,
     plot_validation_bars,
     table_rows,
 )
-from ml.evaluation.selection import EvidenceFloor, beats_baselines, ranked
+from ml.evaluation.selection import EvidenceFloor, beats_baselines
 from ml.evaluation.user_items import best
 from orchestration.assets.grid import UnitOutcome
 from orchestration.assets.user_items.candidates import (
