@@ -39,7 +39,7 @@ def fit_and_log(
     prefix = run_key(context.run.run_id, "candidates")
     storage.ensure_space(prefix)  # before the fit, not after it
     data = dataset.load(storage)
-    validation = data.validation.sample(dataset.validation_sample, dataset.seed)
+    validation = dataset.sampled_validation(data)
     popularity = Popularity.from_counts(data.catalogue.train_counts)
     try:
         results = run_candidate(

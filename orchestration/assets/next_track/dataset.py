@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
+from ml.datasets.evaluation_split import EvaluationSplit
 from ml.datasets.next_track import NextTrackData, read_next_track_data
 from ml.warehouse import read_table_rows
 from orchestration.assets.dbt import next_track_dbt_models, warehouse_for_run
@@ -36,6 +37,11 @@ class DatasetHandle:
 
     def load(self, storage: RunStorage) -> NextTrackData:
         return NextTrackData.load(storage.stage(self.key))
+
+    def sampled_validation(self, data: NextTrackData) -> EvaluationSplit:
+        """The validation queries candidates are scored on: drawn here only, so every grid step
+        and the selection score the same queries."""
+        return data.validation.sample(self.validation_sample, self.seed)
 
 
 @dg.asset(

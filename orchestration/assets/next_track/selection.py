@@ -105,7 +105,7 @@ def candidate_metrics(
         )
     data = next_track_dataset.load(storage)
     popularity = popularity_of(data)
-    sample = data.validation.sample(next_track_dataset.validation_sample, next_track_dataset.seed)
+    sample = next_track_dataset.sampled_validation(data)
     run_id = context.run.run_id
     if config.hybrid:
         hybrid = build_hybrid(
