@@ -1,7 +1,8 @@
 """The console of `make run`: a line when a step starts and when it ends (with its seconds),
 what the steps themselves say (training epochs with time left, rows written, the model
-registered), warnings, errors and failed checks. Dagster's engine events stay in the run's
-event log and dbt's line per node in the step's captured stdout, both in the Dagster UI."""
+registered), warnings, errors and failed checks. Dagster's engine events and what integrations
+log through Dagster's logger (dagster-dbt's selection and partial-parse notes) stay in the run's
+event log, and dbt's line per node in the step's captured stdout, all in the Dagster UI."""
 
 from __future__ import annotations
 
@@ -9,13 +10,20 @@ import io
 import logging
 import os
 import sys
+import textwrap
 import time
 from typing import TextIO
 
 import dagster as dg
 
 SHOWN_EVENTS = {"STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY", "STEP_SKIPPED"}
-MAX_MESSAGE_CHARACTERS = 240
+MAX_MESSAGE_CHARACTERS = 240  # a step's message below WARNING: one line
+WARNING_WIDTH = 100  # a warning is shown whole, wrapped at this width...
+MAX_WARNING_LINES = 12  # ...up to this many lines (a warning can quote a whole input line)
+# get_dagster_logger(): where dagster-dbt and other integrations log ("A dbt subsetted execution
+# is not being performed", "Copying ... partial_parse.msgpack"); not what the steps say.
+INTEGRATIONS_LOGGER = "dagster.builtin"
+INTEGRATION_MESSAGE = "next_track_integration_message"
 # Dagster logs a step waiting for a slot of a pool (the warehouse, the registry) that another run
 # holds at DEBUG; without it a waiting run prints nothing and looks hung.
 POOL_WAIT = "blocked by limit for pool"
@@ -47,10 +55,7 @@ def step_name(step_key: str | None) -> str:
 
 
 def one_line(text: str) -> str:
-    text = " ".join(text.split())
-    if len(text) <= MAX_MESSAGE_CHARACTERS:
-        return text
-    return text[: MAX_MESSAGE_CHARACTERS - 3] + "..."
+    return " ".join(text.split())
 
 
 def progress_text(
@@ -93,8 +98,30 @@ def progress_shown(event, level: int, message: str, threshold: int) -> bool:
 
 
 def progress_line(timestamp: float, level: int, text: str) -> str:
+    """One line below WARNING, shortened at a word boundary; a warning whole, wrapped at word
+    boundaries under its first line (up to MAX_WARNING_LINES); an error as it is."""
     prefix = "" if level < logging.WARNING else f"{logging.getLevelName(level)} "
-    return f"{time.strftime('%H:%M:%S', time.localtime(timestamp))} {prefix}{text}"
+    head = f"{time.strftime('%H:%M:%S', time.localtime(timestamp))} {prefix}"
+    if level < logging.WARNING:
+        if len(text) > MAX_MESSAGE_CHARACTERS:
+            text = textwrap.shorten(
+                text, MAX_MESSAGE_CHARACTERS, placeholder=" ...", break_on_hyphens=False
+            )
+        return head + text
+    if level >= logging.ERROR:
+        return head + text
+    indent = " " * len(head)
+    lines = textwrap.wrap(
+        text,
+        WARNING_WIDTH,
+        initial_indent=head,
+        subsequent_indent=indent,
+        max_lines=MAX_WARNING_LINES,
+        placeholder=" ... (the rest: the run's log)",
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
+    return "\n".join(lines)
 
 
 class ProgressFormatter(logging.Formatter):
@@ -115,8 +142,19 @@ class ProgressFilter(logging.Filter):
         self.level = level
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.__dict__.get(INTEGRATION_MESSAGE) and record.levelno < logging.WARNING:
+            return False
         event = record.__dict__.get("dagster_meta", {}).get("dagster_event")
         return progress_shown(event, record.levelno, record.getMessage(), self.level)
+
+
+class MarkIntegrationMessages(logging.Filter):
+    """Tags each record of INTEGRATIONS_LOGGER: Dagster hands a record's extra attributes on to
+    the run's loggers, and nothing else tells them which logger a message came from."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        setattr(record, INTEGRATION_MESSAGE, True)
+        return True
 
 
 @dg.logger(
@@ -125,6 +163,9 @@ class ProgressFilter(logging.Filter):
     "messages, warnings and errors.",
 )
 def progress_console(init_context: dg.InitLoggerContext) -> logging.Logger:
+    integrations = logging.getLogger(INTEGRATIONS_LOGGER)
+    if not any(isinstance(f, MarkIntegrationMessages) for f in integrations.filters):
+        integrations.addFilter(MarkIntegrationMessages())  # once per process
     logger = logging.Logger("next_track.progress", level=logging.DEBUG)
     handler = logging.StreamHandler(TERMINAL or sys.stderr)
     handler.setFormatter(ProgressFormatter())

@@ -24,7 +24,7 @@ import dagster as dg
 import yaml
 
 from ml.sources import SourceError
-from orchestration.config import run_config_errors
+from orchestration.config import RawSourceConfig, run_config_errors
 from orchestration.instance import open_instance
 from orchestration.project import dbt_project
 from orchestration.run_health import fail_dead_runs
@@ -99,6 +99,19 @@ def run_config(args: argparse.Namespace, use_case: str) -> dict:
     return {"loggers": {"progress_console": {"config": {"log_level": args.log_level}}}, "ops": ops}
 
 
+def source_description(use_case: str, ops: dict) -> str:
+    """What the run ingests, as the console's first line names it (from the final run config,
+    a --config file's included)."""
+    if use_case == "user_items":
+        source = ops["raw_interactions"]["config"].get("source")
+        return source or "the published playlist rows as interactions"
+    raw = RawSourceConfig(**ops["raw_playlist_events"]["config"])
+    chosen = raw.source_or_default()
+    if chosen:
+        return chosen if raw.source else f"{chosen} ($NEXT_TRACK_SOURCE)"
+    return f"synthetic generator, {raw.synthetic_playlists:,} playlists, seed {raw.synthetic_seed}"
+
+
 def read_config_file(path: Path) -> dict:
     """The ``ops`` of a YAML run config file; what is wrong with it is named."""
     try:
@@ -142,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     instance = open_instance(python_log_level=args.log_level)
     fail_dead_runs(instance)
     job = next_track_job if use_case == "next_track" else user_items_job
-    print(f"running {JOBS[use_case]} (source: {args.source or 'default'})", flush=True)
+    source = source_description(use_case, config["ops"])
+    print(f"running {JOBS[use_case]} (source: {source})", flush=True)
     started = time.perf_counter()
     with stdout_kept_in_run_logs():
         dbt_project.preparer.prepare(dbt_project)

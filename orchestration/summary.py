@@ -105,9 +105,40 @@ def print_summary(
             f"{selected['serving_latency_ms_p50']:.1f} ms per query (median, in process)"
         )
     print_registered(meta("registered_model"))
-    print_table(meta("track_recommendations"), "track_recommendations", "tracks")
+    table = meta("track_recommendations")
+    print_table(table, "track_recommendations", "tracks")
+    reason = tracks_reason(stats, meta("next_track_dataset"), table)
+    if reason:
+        print(reason)
     print_user_items(meta, handover)
     print(f"\nrun {run_id} took {seconds:.0f} s (full log: {where})")
+
+
+def tracks_reason(stats: dict, dataset: dict, table: dict) -> str | None:
+    """Why the serving table holds another number of tracks than the data's ``tracks`` line, in
+    one line from this run's figures; None when they are the same."""
+    if not (stats and dataset and table) or table["tracks"] == stats["tracks_clean"]:
+        return None
+    tabled, clean, known = table["tracks"], stats["tracks_clean"], dataset["tracks"]
+    if table["data_fingerprint"] != dataset["fingerprint"]:
+        return (
+            f"  {tabled:,} tracks, not {clean:,}: the table is champion version "
+            f"{table['champion_version']}'s, trained on other data (its catalogue: "
+            f"{table['catalogue_tracks']:,} tracks)"
+        )
+    reasons = []
+    if known < clean:
+        reasons.append(
+            f"the model knows the {known:,} tracks of train playlists; the other "
+            f"{clean - known:,} occur only in validation or test playlists or in playlists too "
+            "short to split"
+        )
+    if tabled < known:
+        reasons.append(
+            f"the table holds the {tabled:,} most played ({table['share_of_train_plays']:.1%} "
+            "of train plays; max_tracks), the model serves the rest live"
+        )
+    return f"  {tabled:,} tracks, not {clean:,}: " + "; ".join(reasons)
 
 
 def print_user_items(meta, handover) -> None:

@@ -4,6 +4,7 @@ promotion, and HTTP serving."""
 
 import json
 import os
+import re
 import shutil
 import urllib.request
 from pathlib import Path
@@ -80,6 +81,25 @@ def test_raw_and_dbt_tables(pipeline_run):
     assert build["build_id"] == pipeline_run.run_id
     assert build["raw_fingerprint"] == meta["raw_fingerprint"].value
     assert Path(meta["path"].value).parent.parent.name == pipeline_run.run_id  # run's own file
+
+
+def test_summary_says_why_the_table_holds_fewer_tracks_than_the_data(pipeline_run, capsys):
+    """`make run`'s summary of this run: the data's tracks line, the table's, and the reason."""
+    from orchestration.storage import RunStorage
+    from orchestration.summary import print_summary
+
+    print_summary(dg.DagsterInstance.get(), pipeline_run.run_id, 1.0, RunStorage())
+    summary = capsys.readouterr().out
+    clean = int(re.search(r"^tracks +([\d,]+)$", summary, re.MULTILINE)[1].replace(",", ""))
+    known = handover(pipeline_run.run_id, "next_track_dataset")["summary"]["tracks"]
+    assert TABLED_TRACKS < known < clean
+    assert f"for {TABLED_TRACKS:,} tracks in " in summary
+    assert (
+        f"\n  {TABLED_TRACKS:,} tracks, not {clean:,}: the model knows the {known:,} tracks of "
+        f"train playlists; the other {clean - known:,} occur only in validation or test "
+        f"playlists or in playlists too short to split; the table holds the {TABLED_TRACKS:,} "
+        "most played ("
+    ) in summary
 
 
 def test_all_checks_passed(pipeline_run):

@@ -84,5 +84,13 @@ def test_make_run_prints_progress_and_a_short_summary(make_run):
     assert any("done   registered_model in" in line for line in progress), report
     assert any("epoch" in line and "left" in line for line in progress), report  # training
     assert "Warning" not in stderr, report  # UserWarning, FutureWarning, ...: fixed
-    for noise in ("START sql", "STEP_WORKER_STARTED", "Downloading artifacts", "DEBUG"):
+    noises = ["START sql", "STEP_WORKER_STARTED", "Downloading artifacts", "DEBUG"]
+    # dagster-dbt's notes (Dagster's logger): in the run's event log, not on the console
+    noises += ["A dbt subsetted execution is not being performed", "partial_parse.msgpack"]
+    for noise in noises:
         assert noise not in stdout + stderr, noise
+
+
+def test_make_run_names_its_source(make_run, shared_data):
+    first = make_run["stdout"].splitlines()[0]
+    assert first == f"running next_track_pipeline (source: {(shared_data / 'yes_small').resolve()})"

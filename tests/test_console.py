@@ -1,0 +1,107 @@
+"""`make run`'s console as a user reads it: the first line names the source (the Makefile's
+default is the synthetic generator at its size), a warning is shown whole and wrapped at word
+boundaries, what integrations log through Dagster's logger stays in the event log, and the
+summary says why the serving table holds fewer tracks than the data."""
+
+import io
+import logging
+import shlex
+import subprocess
+from itertools import takewhile
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ml.evaluation.candidates import run_candidate
+from ml.recommenders.base import CannotFit
+from ml.sequences import Sequences
+from orchestration import console
+from orchestration.config import WORD2VEC_GRID, CandidateConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DBT_SELECTION_NOTE = "A dbt subsetted execution is not being performed. Using the default dbt"
+
+
+def make_run_arguments() -> list[str]:
+    """The arguments `make run` passes to orchestration.run (a dry run of the Makefile)."""
+    done = subprocess.run(
+        ["make", "-s", "-n", "-C", str(REPO_ROOT), "run"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    words = shlex.split(done.stdout.replace("\\\n", " "))
+    return words[words.index("orchestration.run") + 1 :]
+
+
+def test_make_run_names_the_synthetic_generator_and_its_size():
+    from orchestration.run import parse_args, run_config, source_description, use_case_of
+
+    args = parse_args(make_run_arguments())
+    use_case = use_case_of(args)
+    ops = run_config(args, use_case)["ops"]
+    assert use_case == "next_track"
+    assert source_description(use_case, ops) == "synthetic generator, 5,000 playlists, seed 42"
+    args = parse_args([*make_run_arguments(), "--use-case", "user_items"])
+    ops = run_config(args, "user_items")["ops"]
+    assert source_description("user_items", ops) == "the published playlist rows as interactions"
+
+
+def skipped_unit_warning() -> str:
+    """What a large-data unit of the default grid says when the data is small, as
+    fit_and_log logs it."""
+    (unit,) = [c for c in WORD2VEC_GRID if c.get("min_train_rows")]
+    spec = CandidateConfig(**unit).spec()
+    train = Sequences.from_lists([[0, 1, 2]] * 10)
+    with pytest.raises(CannotFit) as raised:  # refused before it reads anything else
+        run_candidate(spec, train, None, None, None, "unused")
+    return f"skipped {spec.unit_name}: {raised.value}"
+
+
+@dg.op
+def says_things(context: dg.OpExecutionContext) -> None:
+    context.log.warning(skipped_unit_warning())
+    context.log.info("wrote 42 rows")
+    # dagster-dbt's own logger: dagster_dbt.asset_utils and core.dbt_cli_invocation
+    dg.get_dagster_logger().info(f"{DBT_SELECTION_NOTE} selection arguments `['--select']`.")
+    dg.get_dagster_logger().warning("an integration's warning")
+
+
+@dg.job(logger_defs={"progress_console": console.progress_console})
+def console_job() -> None:
+    says_things()
+
+
+def test_console_wraps_warnings_whole_and_keeps_integration_notes_off(monkeypatch):
+    terminal = io.StringIO()
+    monkeypatch.setattr(console, "TERMINAL", terminal)
+    with dg.instance_for_test() as instance:
+        result = console_job.execute_in_process(
+            run_config={"loggers": {"progress_console": {"config": {"log_level": "INFO"}}}},
+            instance=instance,
+        )
+        event_log = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert result.success
+    lines = terminal.getvalue().splitlines()
+    warning = skipped_unit_warning()
+    first = next(i for i, line in enumerate(lines) if " WARNING " in line and "skipped" in line)
+    shown = [lines[first], *takewhile(lambda line: line.startswith(" "), lines[first + 1 :])]
+    assert len(shown) >= 2  # longer than one line: wrapped, not cut
+    assert all(len(line) <= console.WARNING_WIDTH for line in shown)
+    words = " ".join(line.split(" WARNING ", 1)[-1] for line in shown).split()
+    assert words[-len(warning.split()) :] == warning.split()  # every word, whole
+    assert any(line.endswith("says_things: wrote 42 rows") for line in lines)
+    assert any(line.endswith(" start  says_things") for line in lines)  # short lines as they are
+    assert any(" WARNING " in line and "an integration's warning" in line for line in lines)
+    assert DBT_SELECTION_NOTE not in terminal.getvalue()
+    assert any(DBT_SELECTION_NOTE in message for message in event_log)  # still in the run
+
+
+def test_a_long_info_message_is_cut_at_a_word_boundary():
+    text = " ".join(f"word{i}" for i in range(100))
+    line = console.progress_line(0.0, logging.INFO, text)
+    body = line.split(" ", 1)[1]
+    assert body.endswith(" ...") and len(body) <= console.MAX_MESSAGE_CHARACTERS
+    assert set(body.removesuffix(" ...").split()) <= set(text.split())
