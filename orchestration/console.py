@@ -23,7 +23,6 @@ MAX_WARNING_LINES = 12  # ...up to this many lines (a warning can quote a whole 
 # get_dagster_logger(): where dagster-dbt and other integrations log ("A dbt subsetted execution
 # is not being performed", "Copying ... partial_parse.msgpack"); not what the steps say.
 INTEGRATIONS_LOGGER = "dagster.builtin"
-INTEGRATION_MESSAGE = "next_track_integration_message"
 # Dagster logs a step waiting for a slot of a pool (the warehouse, the registry) that another run
 # holds at DEBUG; without it a waiting run prints nothing and looks hung.
 POOL_WAIT = "blocked by limit for pool"
@@ -142,19 +141,27 @@ class ProgressFilter(logging.Filter):
         self.level = level
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.__dict__.get(INTEGRATION_MESSAGE) and record.levelno < logging.WARNING:
-            return False
         event = record.__dict__.get("dagster_meta", {}).get("dagster_event")
         return progress_shown(event, record.levelno, record.getMessage(), self.level)
 
 
-class MarkIntegrationMessages(logging.Filter):
-    """Tags each record of INTEGRATIONS_LOGGER: Dagster hands a record's extra attributes on to
-    the run's loggers, and nothing else tells them which logger a message came from."""
+class IntegrationNotesAtDebug(logging.Filter):
+    """INTEGRATIONS_LOGGER's INFO records become DEBUG: the event log keeps them (the UI shows
+    them at DEBUG), and neither console (`make run`'s, nor the cluster's, which reads the event
+    log, where nothing says which logger a message came from) shows them at INFO."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        setattr(record, INTEGRATION_MESSAGE, True)
+        if record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
         return True
+
+
+def keep_integration_notes_at_debug() -> None:
+    """Once per process: in `make run`'s, and wherever steps run (they import the definitions:
+    forkserver children, Celery workers)."""
+    integrations = logging.getLogger(INTEGRATIONS_LOGGER)
+    if not any(isinstance(f, IntegrationNotesAtDebug) for f in integrations.filters):
+        integrations.addFilter(IntegrationNotesAtDebug())
 
 
 @dg.logger(
@@ -163,9 +170,6 @@ class MarkIntegrationMessages(logging.Filter):
     "messages, warnings and errors.",
 )
 def progress_console(init_context: dg.InitLoggerContext) -> logging.Logger:
-    integrations = logging.getLogger(INTEGRATIONS_LOGGER)
-    if not any(isinstance(f, MarkIntegrationMessages) for f in integrations.filters):
-        integrations.addFilter(MarkIntegrationMessages())  # once per process
     logger = logging.Logger("next_track.progress", level=logging.DEBUG)
     handler = logging.StreamHandler(TERMINAL or sys.stderr)
     handler.setFormatter(ProgressFormatter())

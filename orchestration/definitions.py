@@ -38,7 +38,7 @@ from orchestration.checks import (
     selected_model_beats_baselines,
     validation_labels_known,
 )
-from orchestration.console import console_logger, progress_console
+from orchestration.console import console_logger, keep_integration_notes_at_debug, progress_console
 from orchestration.io_manager import RunStoreIOManager
 from orchestration.jobs import next_track_job, user_items_job
 from orchestration.project import dbt_project
@@ -70,6 +70,7 @@ def executor() -> dg.ExecutorDefinition:
 # Every hand-over goes through the run store: the data folder, or the cluster's bucket.
 storage = RunStorage()
 
+keep_integration_notes_at_debug()
 defs = dg.Definitions(
     assets=[
         raw_playlist_events,

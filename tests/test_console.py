@@ -17,6 +17,7 @@ from ml.evaluation.candidates import run_candidate
 from ml.recommenders.base import CannotFit
 from ml.sequences import Sequences
 from orchestration import console
+from orchestration.cluster.submit import follow
 from orchestration.config import WORD2VEC_GRID, CandidateConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +70,9 @@ def says_things(context: dg.OpExecutionContext) -> None:
     dg.get_dagster_logger().warning("an integration's warning")
 
 
+console.keep_integration_notes_at_debug()  # as the definitions module does
+
+
 @dg.job(logger_defs={"progress_console": console.progress_console})
 def console_job() -> None:
     says_things()
@@ -83,6 +87,8 @@ def test_console_wraps_warnings_whole_and_keeps_integration_notes_off(monkeypatc
             instance=instance,
         )
         event_log = [entry.user_message for entry in instance.all_logs(result.run_id)]
+        followed = io.StringIO()  # the cluster's console: the same run read from the event log
+        follow(instance, result.run_id, logging.INFO, "the run's page", out=followed)
     assert result.success
     lines = terminal.getvalue().splitlines()
     warning = skipped_unit_warning()
@@ -97,6 +103,9 @@ def test_console_wraps_warnings_whole_and_keeps_integration_notes_off(monkeypatc
     assert any(" WARNING " in line and "an integration's warning" in line for line in lines)
     assert DBT_SELECTION_NOTE not in terminal.getvalue()
     assert any(DBT_SELECTION_NOTE in message for message in event_log)  # still in the run
+    assert "says_things: wrote 42 rows" in followed.getvalue()
+    assert "an integration's warning" in followed.getvalue()
+    assert DBT_SELECTION_NOTE not in followed.getvalue()
 
 
 def test_a_long_info_message_is_cut_at_a_word_boundary():
