@@ -12,6 +12,7 @@ from ml.recommenders.hybrid import Hybrid
 from ml.recommenders.neighbourhood import ItemKNN, SessionKNN
 from ml.recommenders.popularity import Popularity
 from ml.recommenders.sequential_rules import SequentialRules
+from ml.recommenders.slist import Slist
 from ml.recommenders.two_tower import TwoTower
 from ml.recommenders.word2vec import Word2Vec
 
@@ -26,6 +27,7 @@ FAMILIES: dict[str, type[Recommender]] = {
         Hybrid,
         Ease,
         TwoTower,
+        Slist,
     )
 }
 
