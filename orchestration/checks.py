@@ -8,6 +8,7 @@ from orchestration.assets.next_track.ingest import raw_playlist_events
 from orchestration.assets.next_track.registry import registered_model
 from orchestration.assets.next_track.selection import Selection, candidate_metrics
 from orchestration.assets.registration import RegisteredModel
+from orchestration.metadata import for_display
 
 MIN_KNOWN_LABELS = 0.5
 
@@ -20,7 +21,7 @@ def validation_labels_known(next_track_dataset: DatasetHandle) -> dg.AssetCheckR
     return dg.AssetCheckResult(
         passed=1 - unknown >= MIN_KNOWN_LABELS,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"validation_labels_unknown_share": unknown},
+        metadata=for_display({"validation_labels_unknown_share": unknown}),
         description=f"{1 - unknown:.1%} of validation labels occur in the train split",
     )
 
@@ -42,14 +43,16 @@ def selected_model_beats_baselines(candidate_metrics: Selection) -> dg.AssetChec
     gate = beats_baselines(selected, candidate_metrics.baselines, metric, floor)
     return dg.AssetCheckResult(
         passed=gate.passed,
-        metadata={
-            "validation_queries": int(selected.metrics["queries"]),
-            f"selected_validation_hit_rate_at_{k}": selected.metrics[metric],
-            **{
-                f"{b.family}_baseline_validation_hit_rate_at_{k}": b.metrics[metric]
-                for b in candidate_metrics.baselines
-            },
-        },
+        metadata=for_display(
+            {
+                "validation_queries": int(selected.metrics["queries"]),
+                f"selected_validation_hit_rate_at_{k}": selected.metrics[metric],
+                **{
+                    f"{b.family}_baseline_validation_hit_rate_at_{k}": b.metrics[metric]
+                    for b in candidate_metrics.baselines
+                },
+            }
+        ),
         description=gate.description,
     )
 
@@ -65,10 +68,12 @@ def registered_model_is_fresh(
     lag = (raw.timestamp - model.timestamp) if raw is not None and model is not None else 0.0
     return dg.AssetCheckResult(
         passed=lag <= 0,
-        metadata={
-            "raw_data_newer_by_seconds": max(lag, 0.0),
-            "model_version": registered_model.version,
-        },
+        metadata=for_display(
+            {
+                "raw_data_newer_by_seconds": max(lag, 0.0),
+                "model_version": registered_model.version,
+            }
+        ),
         description="model is newer than the raw data"
         if lag <= 0
         else f"raw data is {lag:.0f} s newer than the registered model: retrain",

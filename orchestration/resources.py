@@ -3,6 +3,7 @@ orchestration/storage.py."""
 
 from __future__ import annotations
 
+import urllib.parse
 from pathlib import Path
 
 import dagster as dg
@@ -74,6 +75,21 @@ class MlflowResource(dg.ConfigurableResource):
 
     def experiment_url(self, experiment_id: str) -> str:
         return f"{self.ui_url}/#/experiments/{experiment_id}?{TRAINING_VIEW}"
+
+    def artifact_url(self, experiment_id: str, run_id: str, path: str) -> str:
+        """The run's artifact view with ``path`` open."""
+        return (
+            f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}/artifacts/{path}"
+            f"?{TRAINING_VIEW}"
+        )
+
+    def artifact_file_url(self, run_id: str, path: str) -> str:
+        """The artifact's bytes as the MLflow UI serves them (an image can be embedded)."""
+        query = urllib.parse.urlencode({"path": path, "run_uuid": run_id})
+        return f"{self.ui_url}/get-artifact?{query}"
+
+    def model_version_url(self, name: str, version: str) -> str:
+        return f"{self.ui_url}/#/models/{urllib.parse.quote(name)}/versions/{version}"
 
     def parent_run(
         self, experiment: str, context: dg.OpExecutionContext | dg.AssetExecutionContext

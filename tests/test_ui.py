@@ -2,7 +2,9 @@
 launched through GraphQL as the UI's "Materialize all" does, the inbox sensor picking up a real
 file exactly once, and the asset graph rendered in a real (headless Chromium) browser."""
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from ml.evaluation.report import display_number
 from ml.registry import CHAMPION
 from tests.configs import SMALL_GRID
 from tests.graphql_client import (
@@ -44,12 +47,16 @@ def dagster_ui(tmp_path_factory, prepared_dbt_project):
     home, data = root / "dagster_home", root / "data"
     home.mkdir()
     shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    port = free_port()
+    port, mlflow_port = free_port(), free_port()
+    url, mlflow_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{mlflow_port}"
     env = {
         "DAGSTER_HOME": str(home),
         "NEXT_TRACK_DATA_DIR": str(data),
         "MLFLOW_TRACKING_URI": f"sqlite:///{data}/mlflow/mlflow.db",
         "NEXT_TRACK_INBOX_SETTLE_SECONDS": "2",
+        # What `make ui PORT=... MLFLOW_PORT=...` exports: links between the UIs follow them.
+        "NEXT_TRACK_DAGSTER_UI": url,
+        "NEXT_TRACK_MLFLOW_UI": mlflow_url,
     }
     # What `make ui` runs. Started from a script, dg dev (dagster dev under it) ignores INT/TERM
     # unless their default is restored.
@@ -57,10 +64,16 @@ def dagster_ui(tmp_path_factory, prepared_dbt_project):
         "env", "--default-signal=INT,TERM", shutil.which("dg"), "dev",
         "--target-path", str(REPO_ROOT), "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     env["VIRTUAL_ENV"] = str(Path(shutil.which("dg")).parents[1])
     with server(command, f"{url}/server_info", root / "dagster_dev.log", env):
-        yield {"url": url, "data": data, "log": root / "dagster_dev.log", **env}
+        yield {
+            "url": url,
+            "mlflow_port": mlflow_port,
+            "mlflow_url": mlflow_url,
+            "data": data,
+            "log": root / "dagster_dev.log",
+            **env,
+        }
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +217,101 @@ def test_mlflow_experiment_opens_on_training_runs(mlflow_ui, tiny_registered_mod
     dom = rendered_dom(page, tmp_path / "version")
     assert "Tiny test model: sequential rules on 8 tracks." in dom
     assert "sequential_rules:tiny" in dom  # the candidate tag
+
+
+@pytest.fixture(scope="module")
+def linked_mlflow_ui(dagster_ui, materialized):
+    """`make mlflow-ui MLFLOW_PORT=...` on the port the run's links were written for."""
+    data = dagster_ui["data"]
+    command = [
+        shutil.which("mlflow"), "ui", "--backend-store-uri", dagster_ui["MLFLOW_TRACKING_URI"],
+        "--default-artifact-root", (data / "mlflow" / "artifacts").as_uri(),
+        "-h", "127.0.0.1", "-p", str(dagster_ui["mlflow_port"]),
+    ]  # fmt: skip
+    url = dagster_ui["mlflow_url"]
+    with server(command, f"{url}/health", data.parent / "linked_mlflow_ui.log"):
+        yield url
+
+
+# The link in a Dagster metadata row: the row's label cell, then the anchor beside it.
+METADATA_LINK = """(() => {{
+  const label = [...document.querySelectorAll('td')].find(td => td.innerText.trim() === {label});
+  const link = label && label.parentElement.querySelector('a[href^="http"]');
+  return link ? link.href : null;
+}})()"""
+# Every metadata table's header cells and rows, as text.
+METADATA_TABLES = """[...document.querySelectorAll('table')].map(t => ({
+  header: [...t.querySelectorAll(':scope > thead > tr > th')].map(th => th.innerText.trim()),
+  rows: [...t.querySelectorAll(':scope > tbody > tr')].map(tr =>
+    [...tr.querySelectorAll(':scope > td')].map(td => td.innerText.trim())),
+}))"""
+PLOT = """(() => {{
+  const img = document.querySelector('img[alt={alt}]');
+  return img && img.complete ? {{src: img.src, width: img.naturalWidth}} : null;
+}})()"""
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"),
+    reason="Chromium not installed (.ci/run installs Debian's chromium)",
+)
+def test_links_between_the_uis_and_the_candidate_table_in_a_real_browser(
+    dagster_ui, materialized, linked_mlflow_ui, tmp_path
+):
+    """On ports other than the defaults: Dagster's mlflow_run link opens that MLflow run, whose
+    dagster_run tag opens the Dagster run that trained it; registered_model opens its MLflow
+    model version; candidate_metrics shows the candidate table (every name as written) and the
+    hit rate@K plot without a click."""
+    from orchestration.assets.next_track.registry import MODEL_NAME
+    from tests.browser import Browser
+
+    assert CHROMIUM, "CI must have Chromium: .ci/run installs it"
+    dagster, mlflow_url = dagster_ui["url"], linked_mlflow_ui
+    client = MlflowClient(dagster_ui["MLFLOW_TRACKING_URI"])
+    champion = client.get_model_version_by_alias(MODEL_NAME, CHAMPION)
+    browser = Browser(CHROMIUM, tmp_path / "chromium")
+    try:
+        browser.open(f"{dagster}/assets/registered_model")
+        run_link = browser.wait_for(METADATA_LINK.format(label='"mlflow_run"'))
+        version_link = browser.wait_for(METADATA_LINK.format(label='"mlflow_model_version"'))
+        assert run_link.startswith(f"{mlflow_url}/#/experiments/")
+
+        browser.open(run_link)  # Dagster -> MLflow: the run that holds the registered model
+        browser.wait_for(f"document.body.innerText.includes({champion.run_id!r})")
+        tag = browser.wait_for(
+            "(document.body.innerText.match("
+            f"/{re.escape(dagster).replace('/', '[/]')}[/]runs[/][0-9a-f-]{{36}}/) || [null])[0]"
+        )
+        assert tag == f"{dagster}/runs/{materialized}"
+
+        browser.open(tag)  # MLflow -> Dagster: the run that trained it
+        browser.wait_for(f"document.body.innerText.includes({materialized[:8]!r})")
+        browser.wait_for("document.body.innerText.includes('registered_model')")
+        assert browser.url().startswith(f"{dagster}/runs/{materialized}")
+
+        browser.open(version_link)
+        assert version_link == f"{mlflow_url}/#/models/{MODEL_NAME}/versions/{champion.version}"
+        browser.wait_for(f"document.body.innerText.includes('Version {champion.version}')")
+        source_run = client.get_run(champion.run_id).info.run_name  # "selected: <candidate>"
+        browser.wait_for(f"document.body.innerText.includes({source_run!r})")
+
+        browser.open(f"{dagster}/assets/candidate_metrics")
+        columns = ["candidate", "family", "role", "hit_rate_at_100", "queries", "fit_seconds"]
+        tables = browser.wait_for(
+            f"(t => t.length ? t : null)(({METADATA_TABLES})"
+            f".filter(t => {columns!r}.every(c => t.header.includes(c))))"
+        )
+        (table,) = tables
+        rows = json.loads(
+            (dagster_ui["data"] / "runs" / materialized / "handover" / "candidate_metrics.json")
+            .read_text()
+        )["rows"]  # fmt: skip
+        name_cells = [row[table["header"].index("candidate")] for row in table["rows"]]
+        assert name_cells == [row["candidate"] for row in rows]
+        assert any("*" in name for name in name_cells), "no hybrid in the table"
+        shown = table["rows"][0][table["header"].index("hit_rate_at_100")]
+        assert float(shown) == display_number(rows[0]["hit_rate_at_100"]) and len(shown) <= 6
+        plot = browser.wait_for(PLOT.format(alt='"hit_rate_at_k_plot"'))
+        assert plot["src"].startswith(f"{mlflow_url}/get-artifact?") and plot["width"] > 0
+    finally:
+        browser.close()

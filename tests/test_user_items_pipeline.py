@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from ml.evaluation.report import display_number
 from ml.registry import CHAMPION
 from ml.warehouse import read_table_rows
 
@@ -110,7 +111,7 @@ def test_user_recommendations_hold_k_unseen_items_for_every_user(user_items_run)
     )
     counts = {b: metadata[f"users_based_on_{b}"].value for b in ("user", "history", "popularity")}
     assert counts == {"user": len(known), "history": len(users - known), "popularity": 0}
-    assert metadata["share_based_on_user"].value == pytest.approx(len(known) / len(users))
+    assert metadata["share_based_on_user"].value == display_number(len(known) / len(users))
 
 
 def test_user_recommendations_name_the_model_they_were_built_from(user_items_run):

@@ -4,6 +4,7 @@ emphasis, a `|` does not split a table cell)."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -41,11 +42,19 @@ def table_rows(
         row.update({c: result.metrics.get(c, np.nan) for c in columns})
         if f"hit_rate_at_{k}_stderr" in result.metrics:
             row[f"hit_rate_at_{k}_stderr"] = result.metrics[f"hit_rate_at_{k}_stderr"]
-        row["queries"] = result.metrics["queries"]
+        row["queries"] = int(result.metrics["queries"])  # a count: 3415, not 3415.0000
         row["fit_seconds"] = result.fit_seconds
         row["eval_seconds"] = result.eval_seconds
         rows.append(row)
     return rows
+
+
+def display_number(value: float) -> float:
+    """``value`` rounded for reading: four significant digits (0.6015, 12.35, 0.0001235), but
+    never fewer digits than its whole part (3415.3 -> 3415.0); NaN and infinities as they are."""
+    if not math.isfinite(value) or value == 0:
+        return value
+    return round(value, max(0, 3 - math.floor(math.log10(abs(value)))))
 
 
 # What CommonMark and GitHub's tables read as markup within a line: escapes, code, emphasis,

@@ -16,6 +16,7 @@ from ml.registry import current_champion
 from ml.serving.batch import lookup_ms, write_table
 from ml.serving.bundle import Bundle, load_bundle
 from orchestration.assets.dbt import environment
+from orchestration.metadata import for_display
 from orchestration.project import dbt_project
 from orchestration.resources import MlflowResource
 from orchestration.settings import SERVING_FOLDER, WORKER_NAME
@@ -77,18 +78,20 @@ def serving_table(
     seconds = time.perf_counter() - started
     sample = keys[:: max(1, len(keys) // LOOKUP_SAMPLE)]
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": rows,
-            what: len(keys),
-            "k": k,
-            "champion_version": built_from.model_version,
-            "data_fingerprint": built_from.data_fingerprint,
-            "build_seconds": seconds,
-            "lookup_ms_p50": lookup_ms(path, table, key, sample),
-            "path": storage.location(published),
-            "worker": WORKER_NAME,
-            **(facts or {}),
-        }
+        metadata=for_display(
+            {
+                "dagster/row_count": rows,
+                what: len(keys),
+                "k": k,
+                "champion_version": built_from.model_version,
+                "data_fingerprint": built_from.data_fingerprint,
+                "build_seconds": seconds,
+                "lookup_ms_p50": lookup_ms(path, table, key, sample),
+                "path": storage.location(published),
+                "worker": WORKER_NAME,
+                **(facts or {}),
+            }
+        )
     )
 
 
@@ -120,7 +123,7 @@ def dbt_source_tests(
     ]
     return dg.AssetCheckResult(
         passed=bool(results) and not failed,
-        metadata={"tests": len(results), "failed": dg.MetadataValue.json(failed)},
+        metadata=for_display({"tests": len(results), "failed": dg.MetadataValue.json(failed)}),
         description=f"{len(results) - len(failed)}/{len(results)} dbt tests passed"
         + (f"; failed: {'; '.join(failed)}" if failed else ""),
     )

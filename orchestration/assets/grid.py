@@ -11,8 +11,9 @@ import dagster as dg
 from pydantic import Field
 
 from ml.evaluation.candidates import CandidateResult, CandidateSpec
-from ml.evaluation.report import markdown_table, table_rows
+from ml.evaluation.report import table_rows
 from orchestration.config import CandidateConfig, GridConfig
+from orchestration.metadata import rows_table
 from orchestration.resources import MlflowResource
 from orchestration.settings import WORKER_NAME
 from orchestration.storage import RunStorage
@@ -33,13 +34,6 @@ class UnitOutcome:
 FitUnit = Callable[
     [dg.OpExecutionContext, CandidateSpec, object, RunStorage, MlflowResource], UnitOutcome
 ]
-
-
-def outcome_table(outcomes: list[UnitOutcome], k: int) -> str:
-    results = [r for o in outcomes for r in o.results]
-    skipped = [f"- {o.unit}: {o.skipped}" for o in outcomes if o.skipped]
-    table = markdown_table(table_rows(results, k, None))
-    return table + ("\n\nSkipped:\n" + "\n".join(skipped) if skipped else "")
 
 
 def candidate_grid(
@@ -99,8 +93,15 @@ def candidate_grid(
 
     @dg.op(name=f"{name}__collect")
     def collect(context: dg.OpExecutionContext, outcomes: list[UnitOutcome]) -> list[UnitOutcome]:
+        results = [r for o in outcomes for r in o.results]
         context.add_output_metadata(
-            {"validation": dg.MetadataValue.md(outcome_table(outcomes, k)), "worker": WORKER_NAME}
+            {
+                "validation": rows_table(table_rows(results, k, None)),
+                "skipped": dg.MetadataValue.json(
+                    {o.unit: o.skipped for o in outcomes if o.skipped}
+                ),
+                "worker": WORKER_NAME,
+            }
         )
         return outcomes
 

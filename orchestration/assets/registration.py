@@ -19,6 +19,7 @@ from ml.registry import (
     end_orphaned_runs,
     set_alias,
 )
+from orchestration.metadata import for_display
 from orchestration.resources import MlflowResource
 from orchestration.run_health import run_is_live, runs_in_progress
 from orchestration.settings import DAGSTER_UI_URL, WORKER_NAME
@@ -136,22 +137,27 @@ def promote_and_report(
     )
     uri = f"models:/{r.model_name}/{r.version}"
     context.add_output_metadata(
-        {
-            "model_name": r.model_name,
-            "model_version": r.version,
-            "alias": promotion.alias,
-            "promotion": promotion.reason,
-            f"test_{r.metric}": r.score,
-            "champion_before": "none" if champion is None else champion.version,
-            **(
-                {f"champion_before_test_{r.metric}_on_this_split": champion_score}
-                if champion_score is not None
-                else {}
-            ),
-            "mlflow_run": dg.MetadataValue.url(mlflow.run_url(r.experiment_id, r.run_id)),
-            "model_uri": uri,
-            "worker": WORKER_NAME,
-        }
+        for_display(
+            {
+                "model_name": r.model_name,
+                "model_version": r.version,
+                "alias": promotion.alias,
+                "promotion": promotion.reason,
+                f"test_{r.metric}": r.score,
+                "champion_before": "none" if champion is None else champion.version,
+                **(
+                    {f"champion_before_test_{r.metric}_on_this_split": champion_score}
+                    if champion_score is not None
+                    else {}
+                ),
+                "mlflow_run": dg.MetadataValue.url(mlflow.run_url(r.experiment_id, r.run_id)),
+                "mlflow_model_version": dg.MetadataValue.url(
+                    mlflow.model_version_url(r.model_name, r.version)
+                ),
+                "model_uri": uri,
+                "worker": WORKER_NAME,
+            }
+        )
     )
     return RegisteredModel(
         r.model_name, r.version, promotion.alias, promotion.reason, r.run_id, uri

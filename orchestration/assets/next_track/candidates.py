@@ -4,13 +4,14 @@ scoring variant on the validation queries (see orchestration/assets/grid.py for 
 import dagster as dg
 
 from ml.evaluation.candidates import CandidateSpec, run_candidate
-from ml.evaluation.report import markdown_table, table_rows
+from ml.evaluation.report import table_rows
 from ml.recommenders.base import CannotFit
 from ml.recommenders.popularity import Popularity
 from ml.registry import log_child_run
 from orchestration.assets.grid import UnitOutcome, candidate_grid
 from orchestration.assets.next_track.dataset import DatasetHandle, next_track_dataset
 from orchestration.config import NEIGHBOURHOOD_GRID, SEQUENTIAL_RULES_GRID, WORD2VEC_GRID
+from orchestration.metadata import for_display, rows_table
 from orchestration.resources import MlflowResource
 from orchestration.settings import WORKER_NAME
 from orchestration.storage import RunStorage, run_key
@@ -77,16 +78,20 @@ def fit_and_log(
     rows = table_rows(results, 100, None)
     eval_seconds = sum(r.eval_seconds for r in results)
     context.add_output_metadata(
-        {
-            "candidates": len(results),
-            "fit_seconds": results[0].fit_seconds,
-            "train_rows_per_second": len(data.train.items) / max(results[0].fit_seconds, 1e-9),
-            "eval_seconds": eval_seconds,
-            "queries_per_second": len(validation) * len(results) / max(eval_seconds, 1e-9),
-            "best_validation_hit_rate_at_100": max(r.metrics["hit_rate_at_100"] for r in results),
-            "validation": dg.MetadataValue.md(markdown_table(rows)),
-            "worker": WORKER_NAME,
-        }
+        for_display(
+            {
+                "candidates": len(results),
+                "fit_seconds": results[0].fit_seconds,
+                "train_rows_per_second": len(data.train.items) / max(results[0].fit_seconds, 1e-9),
+                "eval_seconds": eval_seconds,
+                "queries_per_second": len(validation) * len(results) / max(eval_seconds, 1e-9),
+                "best_validation_hit_rate_at_100": max(
+                    r.metrics["hit_rate_at_100"] for r in results
+                ),
+                "validation": rows_table(rows),
+                "worker": WORKER_NAME,
+            }
+        )
     )
     return UnitOutcome(spec.unit_name, spec.family, results)
 

@@ -13,6 +13,7 @@ from orchestration.assets.dbt import next_track_dbt_models, warehouse_for_run
 from orchestration.assets.next_track.ingest import raw_playlist_events
 from orchestration.config import DatasetConfig
 from orchestration.lineage import latest_metadata, materialized_in_run
+from orchestration.metadata import for_display
 from orchestration.settings import WORKER_NAME
 from orchestration.storage import RunStorage, run_key
 
@@ -85,16 +86,18 @@ def next_track_dataset(
     sample = min(config.validation_sample or len(data.validation), len(data.validation))
     source = ingested.get("lineage") or _latest_lineage(context)
     context.add_output_metadata(
-        {
-            **{k: v for k, v in summary.items() if not isinstance(v, dict)},
-            "validation_sample": sample,
-            "seconds": seconds,
-            "rows_per_second": summary["train_rows"] / seconds if seconds else 0.0,
-            "raw_fingerprint": build["raw_fingerprint"],
-            "warehouse": storage.location(warehouse_key),
-            "dataset": storage.location(key),
-            "worker": WORKER_NAME,
-        }
+        for_display(
+            {
+                **{k: v for k, v in summary.items() if not isinstance(v, dict)},
+                "validation_sample": sample,
+                "seconds": seconds,
+                "rows_per_second": summary["train_rows"] / seconds if seconds else 0.0,
+                "raw_fingerprint": build["raw_fingerprint"],
+                "warehouse": storage.location(warehouse_key),
+                "dataset": storage.location(key),
+                "worker": WORKER_NAME,
+            }
+        )
     )
     return DatasetHandle(
         key=key,

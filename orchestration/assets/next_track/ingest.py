@@ -10,6 +10,7 @@ from ml.sources import SourceError, ingest
 from ml.sources.canonical import remove_stale_temporaries
 from ml.sources.synthetic import SyntheticSpec
 from orchestration.config import RawSourceConfig, run_config_errors
+from orchestration.metadata import for_display
 from orchestration.settings import RAW_EVENTS_KEY, WORKER_NAME
 from orchestration.storage import RunStorage, run_key
 
@@ -73,28 +74,30 @@ def raw_playlist_events(
         f"data {fingerprint}"
     )
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": report.rows_written,
-            "seconds": seconds,
-            "rows_per_second": report.rows_written / seconds if seconds else 0.0,
-            "source": chosen or report.source,
-            "format": report.format,
-            "files": len(report.files),
-            "malformed_lines_skipped": report.malformed_lines,
-            "malformed_examples": dg.MetadataValue.json(report.malformed_examples),
-            **({} if report.lines_in_file is None else {"lines_in_file": report.lines_in_file}),
-            "blank_lines": report.blank_lines,
-            "continuation_lines": report.continuation_lines,
-            "last_line_unterminated": report.last_line_unterminated,
-            "playlists_without_pos": report.playlists_without_pos,
-            "ignored_files": dg.MetadataValue.json(report.ignored_files),
-            "stale_temporaries_removed": len(stale),
-            "path": storage.location(key),
-            "raw_key": key,
-            "raw_fingerprint": fingerprint,
-            "worker": WORKER_NAME,
-            # The data lineage a registered model descends from: a new lineage replaces the
-            # champion; the same lineage must beat it.
-            "lineage": report.files[0] if report.format == "synthetic" else chosen,
-        }
+        metadata=for_display(
+            {
+                "dagster/row_count": report.rows_written,
+                "seconds": seconds,
+                "rows_per_second": report.rows_written / seconds if seconds else 0.0,
+                "source": chosen or report.source,
+                "format": report.format,
+                "files": len(report.files),
+                "malformed_lines_skipped": report.malformed_lines,
+                "malformed_examples": dg.MetadataValue.json(report.malformed_examples),
+                **({} if report.lines_in_file is None else {"lines_in_file": report.lines_in_file}),
+                "blank_lines": report.blank_lines,
+                "continuation_lines": report.continuation_lines,
+                "last_line_unterminated": report.last_line_unterminated,
+                "playlists_without_pos": report.playlists_without_pos,
+                "ignored_files": dg.MetadataValue.json(report.ignored_files),
+                "stale_temporaries_removed": len(stale),
+                "path": storage.location(key),
+                "raw_key": key,
+                "raw_fingerprint": fingerprint,
+                "worker": WORKER_NAME,
+                # The data lineage a registered model descends from: a new lineage replaces the
+                # champion; the same lineage must beat it.
+                "lineage": report.files[0] if report.format == "synthetic" else chosen,
+            }
+        )
     )

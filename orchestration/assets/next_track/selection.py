@@ -1,21 +1,15 @@
 """Selection on validation across families (with their hybrid), then the winner scored once on
 test beside the baselines and saved as the bundle MLflow ships."""
 
-import base64
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePosixPath
 
 import dagster as dg
 
 from ml.evaluation.candidates import CandidateResult, evaluate
 from ml.evaluation.metrics import hit_rate_curve
-from ml.evaluation.report import (
-    markdown_table,
-    plot_hit_rate_curves,
-    plot_validation_bars,
-    table_rows,
-)
+from ml.evaluation.report import plot_hit_rate_curves, plot_validation_bars, table_rows
 from ml.evaluation.selection import best_per_family, build_hybrid, finalists, next_track_ranked
 from ml.recommenders.popularity import Popularity
 from ml.serving.bundle import bundle_bytes, save_bundle, serving_latency_ms
@@ -30,6 +24,7 @@ from orchestration.assets.next_track.candidates import (
 )
 from orchestration.assets.next_track.dataset import DatasetHandle
 from orchestration.config import SelectionConfig
+from orchestration.metadata import for_display, mlflow_plot, rows_table
 from orchestration.resources import MlflowResource
 from orchestration.settings import WORKER_NAME
 from orchestration.storage import RunStorage, run_key
@@ -62,11 +57,6 @@ class SelectedModel:
 
 def popularity_of(data) -> Popularity:
     return Popularity.from_counts(data.catalogue.train_counts)
-
-
-def inline_png(path: Path, title: str) -> str:
-    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f"![{title}](data:image/png;base64,{encoded})"
 
 
 @dg.asset(
@@ -165,26 +155,27 @@ def candidate_metrics(
         client.log_artifact(parent, str(storage.writable(key)), artifact_path="plots")
     experiment_id = mlflow.experiment_id(EXPERIMENT)
     mine = selected.metrics
+    plot_path = f"plots/{PurePosixPath(plots['hit_rate_at_k']).name}"
     context.add_output_metadata(
-        {
-            "selected": selected.name,
-            f"selected_validation_hit_rate_at_{k}": mine[f"hit_rate_at_{k}"],
-            f"selected_validation_hit_rate_at_{k}_stderr": mine[f"hit_rate_at_{k}_stderr"],
-            **{
-                f"{b.family}_baseline_validation_hit_rate_at_{k}": b.metrics[f"hit_rate_at_{k}"]
-                for b in baseline_results
-            },
-            "candidates_evaluated": len(results),
-            "candidates_skipped": dg.MetadataValue.json(skipped),
-            "validation_sample": len(sample),
-            "validation_queries": len(data.validation),
-            "validation": dg.MetadataValue.md(markdown_table(rows)),
-            "hit_rate_at_k_plot": dg.MetadataValue.md(
-                inline_png(storage.stage(plots["hit_rate_at_k"]), "hit rate@K")
-            ),
-            "mlflow_run": dg.MetadataValue.url(mlflow.run_url(experiment_id, parent)),
-            "worker": WORKER_NAME,
-        }
+        for_display(
+            {
+                "selected": selected.name,
+                f"selected_validation_hit_rate_at_{k}": mine[f"hit_rate_at_{k}"],
+                f"selected_validation_hit_rate_at_{k}_stderr": mine[f"hit_rate_at_{k}_stderr"],
+                **{
+                    f"{b.family}_baseline_validation_hit_rate_at_{k}": b.metrics[f"hit_rate_at_{k}"]
+                    for b in baseline_results
+                },
+                "candidates_evaluated": len(results),
+                "candidates_skipped": dg.MetadataValue.json(skipped),
+                "validation_sample": len(sample),
+                "validation_queries": len(data.validation),
+                "validation": rows_table(rows),
+                **mlflow_plot(mlflow, experiment_id, parent, plot_path, "hit_rate_at_k_plot"),
+                "mlflow_run": dg.MetadataValue.url(mlflow.run_url(experiment_id, parent)),
+                "worker": WORKER_NAME,
+            }
+        )
     )
     return Selection(
         k,
@@ -250,16 +241,18 @@ def selected_model(
         name,
     )
     context.add_output_metadata(
-        {
-            "candidate": name,
-            f"test_hit_rate_at_{k}": test[name][f"hit_rate_at_{k}"],
-            "test_queries": len(data.test),
-            "test": dg.MetadataValue.md(markdown_table(rows)),
-            "bundle": storage.location(bundle_key),
-            "bundle_megabytes": size / 1e6,
-            "serving_latency_ms_p50": latency,
-            "worker": WORKER_NAME,
-        }
+        for_display(
+            {
+                "candidate": name,
+                f"test_hit_rate_at_{k}": test[name][f"hit_rate_at_{k}"],
+                "test_queries": len(data.test),
+                "test": rows_table(rows),
+                "bundle": storage.location(bundle_key),
+                "bundle_megabytes": size / 1e6,
+                "serving_latency_ms_p50": latency,
+                "worker": WORKER_NAME,
+            }
+        )
     )
     return SelectedModel(
         candidate=name,

@@ -6,13 +6,14 @@ import dagster as dg
 from pydantic import TypeAdapter
 
 from ml.evaluation.candidates import CandidateResult, CandidateSpec
-from ml.evaluation.report import USER_ITEMS_COLUMNS, markdown_table, table_rows
+from ml.evaluation.report import USER_ITEMS_COLUMNS, table_rows
 from ml.evaluation.user_items import run_on_fold
 from ml.recommenders.base import CannotFit
 from ml.registry import log_child_run
 from orchestration.assets.grid import UnitOutcome, candidate_grid
 from orchestration.assets.user_items.dataset import UserItemsDatasetHandle, user_items_dataset
 from orchestration.config import USER_ITEMS_GRID
+from orchestration.metadata import for_display, rows_table
 from orchestration.resources import MlflowResource
 from orchestration.settings import WORKER_NAME
 from orchestration.storage import RunStorage, run_key
@@ -94,13 +95,15 @@ def fit_user_items_unit(
         results.append(result)
     rows = table_rows(results, 10, None, USER_ITEMS_COLUMNS)
     context.add_output_metadata(
-        {
-            "candidates": len(results),
-            "fit_seconds": results[0].fit_seconds,
-            "best_validation_ndcg_at_10": max(r.metrics["ndcg_at_10"] for r in results),
-            "validation": dg.MetadataValue.md(markdown_table(rows)),
-            "worker": WORKER_NAME,
-        }
+        for_display(
+            {
+                "candidates": len(results),
+                "fit_seconds": results[0].fit_seconds,
+                "best_validation_ndcg_at_10": max(r.metrics["ndcg_at_10"] for r in results),
+                "validation": rows_table(rows),
+                "worker": WORKER_NAME,
+            }
+        )
     )
     return UnitOutcome(spec.unit_name, spec.family, results)
 

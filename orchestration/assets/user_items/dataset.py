@@ -12,6 +12,7 @@ from ml.datasets.user_items import UserItemsFold, read_user_items_data
 from ml.warehouse import read_table_rows
 from orchestration.assets.dbt import user_items_dbt_models, warehouse_for_run
 from orchestration.lineage import latest_metadata, materialized_in_run
+from orchestration.metadata import for_display
 from orchestration.settings import USER_ITEMS_WAREHOUSE_KEY, WORKER_NAME
 from orchestration.storage import RunStorage, run_key
 
@@ -73,18 +74,20 @@ def user_items_dataset(
     )
     summary = {"validation": data.validation.summary(), "test": data.test.summary()}
     context.add_output_metadata(
-        {
-            "split_method": stats["split_method"],
-            "split_reason": stats["split_reason"],
-            "users": summary["test"]["users"],
-            "items": summary["test"]["items"],
-            "validation_queries": summary["validation"]["queries"],
-            "test_queries": summary["test"]["queries"],
-            "seconds": time.perf_counter() - started,
-            "fingerprint": fingerprint,
-            "warehouse": storage.location(warehouse_key),
-            "dataset": storage.location(key),
-            "worker": WORKER_NAME,
-        }
+        for_display(
+            {
+                "split_method": stats["split_method"],
+                "split_reason": stats["split_reason"],
+                "users": summary["test"]["users"],
+                "items": summary["test"]["items"],
+                "validation_queries": summary["validation"]["queries"],
+                "test_queries": summary["test"]["queries"],
+                "seconds": time.perf_counter() - started,
+                "fingerprint": fingerprint,
+                "warehouse": storage.location(warehouse_key),
+                "dataset": storage.location(key),
+                "worker": WORKER_NAME,
+            }
+        )
     )
     return UserItemsDatasetHandle(key, fingerprint, source or "unknown", warehouse_key, summary)

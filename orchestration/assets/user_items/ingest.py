@@ -16,6 +16,7 @@ from ml.sources.interactions import (
 )
 from orchestration.assets.next_track.ingest import file_fingerprint
 from orchestration.config import is_url, run_config_errors
+from orchestration.metadata import for_display
 from orchestration.settings import RAW_EVENTS_KEY, WORKER_NAME
 from orchestration.storage import RunStorage, run_key
 
@@ -102,29 +103,33 @@ def raw_interactions(
     fingerprint = file_fingerprint(folder / INTERACTIONS_FILE)
     yield dg.MaterializeResult(
         asset_key="raw_interactions",
-        metadata={
-            "dagster/row_count": report.rows_written,
-            "users": report.users,
-            "items": report.items,
-            "format": report.format,
-            "source": chosen or report.source,
-            "lineage": chosen or report.source,
-            "dropped": dg.MetadataValue.json(report.dropped),
-            "dropped_examples": dg.MetadataValue.json(report.dropped_examples),
-            "null_values_left_for_dbt": dg.MetadataValue.json(report.missing),
-            "seconds": seconds,
-            "rows_per_second": report.rows_written / seconds if seconds else 0.0,
-            "raw_fingerprint": fingerprint,
-            "raw_key": f"{prefix}/{INTERACTIONS_FILE}",
-            "worker": WORKER_NAME,
-        },
+        metadata=for_display(
+            {
+                "dagster/row_count": report.rows_written,
+                "users": report.users,
+                "items": report.items,
+                "format": report.format,
+                "source": chosen or report.source,
+                "lineage": chosen or report.source,
+                "dropped": dg.MetadataValue.json(report.dropped),
+                "dropped_examples": dg.MetadataValue.json(report.dropped_examples),
+                "null_values_left_for_dbt": dg.MetadataValue.json(report.missing),
+                "seconds": seconds,
+                "rows_per_second": report.rows_written / seconds if seconds else 0.0,
+                "raw_fingerprint": fingerprint,
+                "raw_key": f"{prefix}/{INTERACTIONS_FILE}",
+                "worker": WORKER_NAME,
+            }
+        ),
     )
     yield dg.MaterializeResult(
         asset_key="raw_items",
-        metadata={
-            "dagster/row_count": report.items,
-            "with_title": report.items_with_title,
-            "metadata_left_null": dg.MetadataValue.json(report.blanked),
-            "raw_key": f"{prefix}/{ITEMS_FILE}",
-        },
+        metadata=for_display(
+            {
+                "dagster/row_count": report.items,
+                "with_title": report.items_with_title,
+                "metadata_left_null": dg.MetadataValue.json(report.blanked),
+                "raw_key": f"{prefix}/{ITEMS_FILE}",
+            }
+        ),
     )

@@ -15,7 +15,6 @@ from ml.evaluation.metrics import served_metrics
 from ml.evaluation.report import (
     USER_ITEMS_COLUMNS,
     markdown_description,
-    markdown_table,
     table_rows,
 )
 from ml.evaluation.user_items import refit_and_test
@@ -34,6 +33,7 @@ from orchestration.assets.registration import (
 from orchestration.assets.user_items.candidates import EXPERIMENT
 from orchestration.assets.user_items.dataset import UserItemsDatasetHandle
 from orchestration.assets.user_items.selection import UserItemsSelection
+from orchestration.metadata import for_display, rows_table
 from orchestration.resources import MlflowResource
 from orchestration.settings import REGISTRY_POOL, WORKER_NAME
 from orchestration.storage import RunStorage, run_key
@@ -103,16 +103,18 @@ def user_items_selected_model(
         f"{result.metrics['coverage_at_10']:.4f}"
     )
     context.add_output_metadata(
-        {
-            "candidate": chosen.name,
-            **{f"test_{m}": result.metrics[m] for m in USER_ITEMS_COLUMNS},
-            "test_users": fold.summary()["queries"],
-            "refit_seconds": result.fit_seconds,
-            "test": dg.MetadataValue.md(markdown_table(rows)),
-            "bundle": storage.location(bundle_key),
-            "bundle_megabytes": size / 1e6,
-            "worker": WORKER_NAME,
-        }
+        for_display(
+            {
+                "candidate": chosen.name,
+                **{f"test_{m}": result.metrics[m] for m in USER_ITEMS_COLUMNS},
+                "test_users": fold.summary()["queries"],
+                "refit_seconds": result.fit_seconds,
+                "test": rows_table(rows),
+                "bundle": storage.location(bundle_key),
+                "bundle_megabytes": size / 1e6,
+                "worker": WORKER_NAME,
+            }
+        )
     )
     return UserItemsSelectedModel(
         candidate=chosen.name,

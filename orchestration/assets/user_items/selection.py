@@ -9,7 +9,6 @@ from ml.evaluation.candidates import CandidateResult
 from ml.evaluation.ranking import ranked
 from ml.evaluation.report import (
     USER_ITEMS_COLUMNS,
-    markdown_table,
     plot_validation_bars,
     table_rows,
 )
@@ -22,6 +21,7 @@ from orchestration.assets.user_items.candidates import (
     user_items_baseline,
 )
 from orchestration.config import UserItemsSelectionConfig
+from orchestration.metadata import for_display, mlflow_plot, rows_table
 from orchestration.resources import MlflowResource
 from orchestration.settings import WORKER_NAME
 from orchestration.storage import RunStorage, run_key
@@ -82,20 +82,27 @@ def user_items_candidate_metrics(
     client = mlflow.client()
     client.log_table(parent, data=pd.DataFrame(rows), artifact_file="validation_table.json")
     client.log_artifact(parent, str(plot), artifact_path="plots")
+    experiment_id = mlflow.experiment_id(EXPERIMENT)
     context.add_output_metadata(
-        {
-            "selected": selected.name,
-            "coverage_floor": config.min_coverage,
-            "coverage_floor_met": floor_met,
-            f"selected_validation_{config.metric}": selected.metrics[config.metric],
-            **{
-                f"{b.family}_baseline_validation_{config.metric}": b.metrics[config.metric]
-                for b in baselines
-            },
-            "candidates_skipped": dg.MetadataValue.json(skipped),
-            "validation": dg.MetadataValue.md(markdown_table(rows)),
-            "worker": WORKER_NAME,
-        }
+        for_display(
+            {
+                "selected": selected.name,
+                "coverage_floor": config.min_coverage,
+                "coverage_floor_met": floor_met,
+                f"selected_validation_{config.metric}": selected.metrics[config.metric],
+                **{
+                    f"{b.family}_baseline_validation_{config.metric}": b.metrics[config.metric]
+                    for b in baselines
+                },
+                "candidates_skipped": dg.MetadataValue.json(skipped),
+                "validation": rows_table(rows),
+                **mlflow_plot(
+                    mlflow, experiment_id, parent, f"plots/{plot.name}", "validation_plot"
+                ),
+                "mlflow_run": dg.MetadataValue.url(mlflow.run_url(experiment_id, parent)),
+                "worker": WORKER_NAME,
+            }
+        )
     )
     return UserItemsSelection(
         config.metric, selected, baselines, rows, plots, config.min_validation_users
