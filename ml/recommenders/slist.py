@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-import scipy.linalg
+import scipy.linalg.lapack
 import scipy.sparse as sp
 from pydantic import Field
 from pydantic.dataclasses import dataclass
@@ -87,7 +87,7 @@ class Slist(Recommender):
         gram = (p.alpha * (sessions.T @ sessions) + (1 - p.alpha) * (inputs.T @ inputs)).toarray()
         gram = gram.astype(np.float64, copy=False)
         gram[np.diag_indices(size)] += p.l2
-        inverse = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False).astype(np.float32)
+        inverse = symmetric_inverse(gram).astype(np.float32)
         del gram
         moved = ((1 - p.alpha) * (inputs.T @ inputs - inputs.T @ targets)).astype(np.float32)
         # P D as (D' P)' (P is symmetric): sparse times dense, its cost the entries of D times
@@ -134,6 +134,27 @@ class Slist(Recommender):
     def load_state(self, folder: Path) -> None:
         self.set_vocabulary(np.load(folder / "vocabulary.npy"))
         self.weights = np.load(folder / "weights.npy")
+
+
+def symmetric_inverse(matrix: np.ndarray) -> np.ndarray:
+    """The inverse of a symmetric positive definite float64 matrix, in its own memory: LAPACK's
+    Cholesky (potrf, potri) fills one triangle, copied to the other a block of rows at a time.
+    (scipy.linalg.inv crashed at 20,000 x 20,000; numpy's would hold a second copy.)"""
+    # Its transpose is the same matrix in Fortran order: LAPACK works on it without a copy.
+    factor, info = scipy.linalg.lapack.dpotrf(matrix.T, lower=False, overwrite_a=True, clean=False)
+    if info != 0:
+        raise CannotFit(f"the Gram matrix is not positive definite (potrf info {info})")
+    inverse, info = scipy.linalg.lapack.dpotri(factor, lower=False, overwrite_c=True)
+    if info != 0:
+        raise CannotFit(f"the Gram matrix cannot be inverted (potri info {info})")
+    size, block = len(inverse), 1024
+    for start in range(0, size, block):  # below the diagonal from above it
+        stop = min(start + block, size)
+        inverse[start:stop, :start] = inverse[:start, start:stop].T
+        rows = np.arange(start, stop)[:, None]
+        inside = inverse[start:stop, start:stop]
+        inverse[start:stop, start:stop] = np.where(rows > np.arange(start, stop), inside.T, inside)
+    return inverse
 
 
 def binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
