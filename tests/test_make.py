@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestration.foreground import GRACE_SECONDS
 from tests.servers import free_port, wait_for_http
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -82,8 +83,13 @@ def default_stop_signals() -> None:
     ("target", "signum"),
     # Both targets run their server through the same wrapper; SIGINT to make alone is the case
     # make itself does not pass on, so each target is tried with it.
-    [("serve", signal.SIGTERM), ("serve", signal.SIGINT), ("mlflow-ui", signal.SIGINT)],
-    ids=["serve-TERM", "serve-INT", "mlflow-ui-INT"],
+    [
+        ("serve", signal.SIGTERM),
+        ("serve", signal.SIGINT),
+        ("mlflow-ui", signal.SIGINT),
+        ("mlflow-ui", signal.SIGTERM),
+    ],
+    ids=["serve-TERM", "serve-INT", "mlflow-ui-INT", "mlflow-ui-TERM"],
 )
 def test_server_stops_with_make(target, signum, tiny_registered_model, tmp_path):
     port = free_port()
@@ -98,16 +104,26 @@ def test_server_stops_with_make(target, signum, tiny_registered_model, tmp_path)
         wait_for_http(f"http://127.0.0.1:{port}/{ready}", process, log)
         running = session_processes(process.pid)
         assert len(running) >= 3, running  # make, the wrapper, the server and its children
+        if target == "mlflow-ui":
+            # make, the foreground wrapper, the `mlflow ui` CLI and one uvicorn worker: no
+            # worker pool, no huey job consumers (17 processes and 2.4 GiB before).
+            assert len(running) == 4, running
+            assert not any("huey" in command for command in running), running
         if target == "serve":  # the alias resolved once: the version printed is the one served
             served = f"models:/{tiny_registered_model['name']}/{tiny_registered_model['version']}"
             assert any(f"serve -m {served} " in command for command in running), running
         process.send_signal(signum)  # make's pid only, as a supervisor or IDE does
+        signalled = time.monotonic()
         process.wait(timeout=30)
         deadline = time.monotonic() + 10
         while session_processes(process.pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert session_processes(process.pid) == [], log.read_text()[-2000:]
         assert not port_is_open(port)
+        # Stopped by the signal itself: the wrapper's SIGKILL comes only after its grace time,
+        # and says so.
+        assert time.monotonic() - signalled < GRACE_SECONDS, log.read_text()[-2000:]
+        assert "killed (SIGKILL)" not in log.read_text()
     finally:
         if session_processes(process.pid):
             os.killpg(process.pid, signal.SIGKILL)
