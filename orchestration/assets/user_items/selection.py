@@ -14,12 +14,15 @@ from ml.evaluation.report import (
 )
 from ml.evaluation.selection import EvidenceFloor, beats_baselines, ranked
 from ml.evaluation.user_items import best
+from ml.registry import log_to_run
 from orchestration.assets.grid import UnitOutcome
+from orchestration.assets.registration import logged_metrics
 from orchestration.assets.user_items.candidates import (
     EXPERIMENT,
     user_item_candidates,
     user_items_baseline,
 )
+from orchestration.assets.user_items.dataset import UserItemsDatasetHandle
 from orchestration.config import UserItemsSelectionConfig
 from orchestration.resources import MlflowResource
 from orchestration.settings import WORKER_NAME
@@ -51,6 +54,7 @@ def user_items_candidate_metrics(
     config: UserItemsSelectionConfig,
     candidates: list[UnitOutcome],
     baseline: list[UnitOutcome],
+    user_items_dataset: UserItemsDatasetHandle,
     storage: RunStorage,
     mlflow: MlflowResource,
 ) -> UserItemsSelection:
@@ -81,6 +85,21 @@ def user_items_candidate_metrics(
     client = mlflow.client()
     client.log_table(parent, data=pd.DataFrame(rows), artifact_file="validation_table.json")
     client.log_artifact(parent, str(plot), artifact_path="plots")
+    log_to_run(
+        client,
+        parent,
+        {
+            "source": user_items_dataset.source,
+            "sample_percent": user_items_dataset.sample_percent,
+            "split_method": user_items_dataset.split_method,
+            "selected_candidate": selected.name,
+            "selected_family": selected.family,
+            "validation_users": user_items_dataset.summary["validation"]["queries"],
+        },
+        logged_metrics(
+            selected.name, {"validation": {r.name: r.metrics for r in [selected, *baselines]}}
+        ),
+    )
     context.add_output_metadata(
         {
             "selected": selected.name,
