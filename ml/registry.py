@@ -32,7 +32,8 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 # The champion a newer version replaced (the version to roll back to).
 PREVIOUS_CHAMPION = "previous-champion"
 ML_PACKAGE = Path(__file__).parent
-# Opens the experiment page on its runs, not MLflow 3's GenAI (traces) view.
+# The experiment's kind in MLflow's data model. MLflow 3.17.2's UI does not read it to choose
+# its view (a browser-side setting does: docs/mlflow.md); UIs that honour the tag open the runs.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 # Inference needs these (no gensim: vectors ship as numpy); explicit, because inference from
 # imports misses some.

@@ -2,6 +2,7 @@
 stop, children and all, when only `make` is signalled; `make serve` says which version it
 serves; the UIs link to each other on the ports they are started on."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -17,9 +18,9 @@ from tests.servers import free_port, wait_for_http
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def session_processes(session: int) -> list[str]:
-    """Command lines of the live (not zombie) processes of a session."""
-    found = []
+def session_process_table(session: int) -> dict[int, tuple[int, str]]:
+    """pid -> (process group, command line) of the live (not zombie) processes of a session."""
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
@@ -27,8 +28,20 @@ def session_processes(session: int) -> list[str]:
         except (OSError, IndexError):
             continue
         if int(fields[3]) == session and fields[0] != "Z":
-            found.append(cmdline)
+            found[int(stat.parent.name)] = (int(fields[2]), cmdline)
     return found
+
+
+def session_processes(session: int) -> list[str]:
+    """Command lines of the live (not zombie) processes of a session."""
+    return [cmdline for _, cmdline in session_process_table(session).values()]
+
+
+def kill_session(session: int) -> None:
+    """SIGKILL to every process group of the session: the server runs in a group of its own."""
+    for group in {group for group, _ in session_process_table(session).values()}:
+        with contextlib.suppress(ProcessLookupError):  # gone since it was listed
+            os.killpg(group, signal.SIGKILL)
 
 
 def port_is_open(port: int) -> bool:
@@ -125,8 +138,7 @@ def test_server_stops_with_make(target, signum, tiny_registered_model, tmp_path)
         assert time.monotonic() - signalled < GRACE_SECONDS, log.read_text()[-2000:]
         assert "killed (SIGKILL)" not in log.read_text()
     finally:
-        if session_processes(process.pid):
-            os.killpg(process.pid, signal.SIGKILL)
+        kill_session(process.pid)
     if target == "serve":
         said = next(line for line in log.read_text().splitlines() if line.startswith("serving"))
         version = tiny_registered_model["version"]

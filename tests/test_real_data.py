@@ -86,3 +86,4 @@ def test_make_run_prints_progress_and_a_short_summary(make_run):
     assert "Warning" not in stderr, report  # UserWarning, FutureWarning, ...: fixed
     for noise in ("START sql", "STEP_WORKER_STARTED", "Downloading artifacts", "DEBUG"):
         assert noise not in stdout + stderr, noise
+    assert "Successfully registered model" not in stdout + stderr, report  # MLflow's own print

@@ -92,7 +92,9 @@ def test_the_champion_beats_popularity_on_test_and_is_registered(user_items_run)
     assert parent.metrics["test_baseline_popularity_ndcg_at_10"] == pytest.approx(
         popularity["ndcg_at_10"]
     )
-    assert parent.tags["model_version"] == champion.version and parent.tags["alias"] == CHAMPION
+    assert (
+        parent.tags["model_version"] == str(champion.version) and parent.tags["alias"] == CHAMPION
+    )
     assert client.get_registered_model(MODEL).tags["promoted_on"] == "test_ndcg_at_10"
 
 
