@@ -29,8 +29,11 @@ from mlflow.protos.databricks_pb2 import (
 )
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+# The champion a newer version replaced (the version to roll back to).
+PREVIOUS_CHAMPION = "previous-champion"
 ML_PACKAGE = Path(__file__).parent
-# Opens the experiment page on its runs, not MLflow 3's GenAI (traces) view.
+# The experiment's kind in MLflow's data model. MLflow 3.17.2's UI does not read it to choose
+# its view (a browser-side setting does: docs/mlflow.md); UIs that honour the tag open the runs.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 # Inference needs these (no gensim: vectors ship as numpy); explicit, because inference from
 # imports misses some.
@@ -118,12 +121,70 @@ def log_training_data(
     )
 
 
+@dataclass(frozen=True)
+class ModelCard:
+    """What a registered model is, written on the model itself (not only on its versions): its
+    description and tags on the registry page."""
+
+    name: str
+    use_case: str
+    task: str  # a sentence: what goes in, what comes out
+    selected_on: str  # the validation metric a run selects its candidate on
+    promoted_on: str  # the test metric a version must beat the champion on
+
+    def description(self) -> str:
+        return (
+            f"{self.task}\n\n"
+            f"Each version is the candidate one pipeline run selected on {self.selected_on} "
+            "among every family's candidates, beside the baselines. Aliases:\n\n"
+            f"- `@{CHAMPION}`: {self.alias_meanings()[CHAMPION]}\n"
+            f"- `@{CHALLENGER}`: {self.alias_meanings()[CHALLENGER]}\n"
+            f"- `@{PREVIOUS_CHAMPION}`: {self.alias_meanings()[PREVIOUS_CHAMPION]}\n\n"
+            "Each version's tags give its data lineage and fingerprints, its "
+            f"{self.promoted_on} beside the baselines', and `promotion`: why it got its alias."
+        )
+
+    def alias_meanings(self) -> dict[str, str]:
+        return {
+            CHAMPION: "the version to serve: the first one, one trained on a new data lineage, "
+            f"or one that beats the champion's {self.promoted_on} re-scored on its test split.",
+            CHALLENGER: "the latest version that did not beat the champion.",
+            PREVIOUS_CHAMPION: "the champion the current one replaced.",
+        }
+
+    def tags(self) -> dict[str, str]:
+        return {
+            "use_case": self.use_case,
+            "selected_on": self.selected_on,
+            "promoted_on": self.promoted_on,
+            **{f"alias_{alias}": meaning for alias, meaning in self.alias_meanings().items()},
+        }
+
+
+def describe_registered_model(client: MlflowClient, card: ModelCard) -> None:
+    """Creates the registered model with its description and tags, or brings an existing one's
+    up to date."""
+    try:
+        client.create_registered_model(card.name, tags=card.tags(), description=card.description())
+    except MlflowException as e:
+        if e.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+        client.update_registered_model(card.name, description=card.description())
+        for key, value in card.tags().items():
+            client.set_registered_model_tag(card.name, key, value)
+
+
+def log_to_run(client: MlflowClient, run_id: str, params: dict, metrics: dict[str, float]) -> None:
+    """Params and metrics added to an existing run (the pipeline's run)."""
+    client.log_batch(run_id, metrics=_metrics(metrics), params=_params(params))
+
+
 def log_and_register(
     client: MlflowClient,
     experiment_id: str,
     parent_run_id: str,
     run_name: str,
-    model_name: str,
+    card: ModelCard,
     pyfunc_file: Path,
     bundle_dir: Path,
     params: dict,
@@ -133,8 +194,10 @@ def log_and_register(
     example_input: pd.DataFrame,
     artifacts: list[Path],
 ) -> tuple[str, str]:
-    """Log the pyfunc from code with its bundle under a nested run, register it, and return
-    (run_id, version). The run ends FINISHED only once the version is registered."""
+    """Log the pyfunc from code with its bundle under a nested run, register it under the
+    described model ``card``, and return (run_id, version). The run ends FINISHED only once the
+    version is registered. Registered through the client, not ``log_model``'s
+    registered_model_name, which prints "Successfully registered model ..." to stderr."""
     with mlflow.start_run(
         experiment_id=experiment_id,
         run_name=run_name,
@@ -152,9 +215,12 @@ def log_and_register(
             pip_requirements=PIP_REQUIREMENTS,
             signature=signature,
             input_example=example_input,
-            registered_model_name=model_name,
         )
-    return run.info.run_id, str(info.registered_model_version)
+        describe_registered_model(client, card)
+        version = client.create_model_version(
+            card.name, info.model_uri, run_id=run.info.run_id, model_id=info.model_id
+        )
+    return run.info.run_id, str(version.version)
 
 
 def current_champion(client: MlflowClient, model_name: str):
@@ -221,12 +287,21 @@ def decide_promotion(
 
 
 def set_alias(
-    client: MlflowClient, model_name: str, version: str, promotion: Promotion, tags: dict
+    client: MlflowClient,
+    model_name: str,
+    version: str,
+    promotion: Promotion,
+    tags: dict,
+    champion_before: str | None,
 ) -> None:
-    """Tags first, alias last: a version that carries an alias is always fully described."""
+    """Tags first, alias last: a version that carries an alias is always fully described. A
+    champion replaced by ``version`` becomes the previous champion."""
     for key, value in {**tags, "promotion": promotion.reason}.items():
         client.set_model_version_tag(model_name, version, key, str(value))
     client.set_registered_model_alias(model_name, promotion.alias, version)
+    if promotion.alias == CHAMPION and champion_before not in (None, version):
+        client.set_model_version_tag(model_name, champion_before, "replaced_by", version)
+        client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, champion_before)
 
 
 def end_orphaned_runs(

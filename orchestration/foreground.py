@@ -47,6 +47,12 @@ def stop_group(process: subprocess.Popen, signum: int) -> None:
             process.poll()  # reap the leader, or the group never looks empty
             os.killpg(process.pid, 0)
             time.sleep(0.1)
+        # Said on the console: a server that needs this has a shutdown to fix.
+        print(
+            f"{process.args[0]} did not stop within {GRACE_SECONDS:.0f} s of signal {signum}: "
+            "killed (SIGKILL)",
+            file=sys.stderr,
+        )
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass  # the group is empty

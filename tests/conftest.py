@@ -108,7 +108,7 @@ def tiny_registered_model(tiny_bundle, tmp_path_factory) -> dict:
     import pandas as pd
     from mlflow import MlflowClient
 
-    from ml.registry import CHAMPION, ensure_experiment, log_and_register
+    from ml.registry import CHAMPION, ModelCard, ensure_experiment, log_and_register
     from ml.serving import next_track_pyfunc
 
     root = tmp_path_factory.mktemp("tiny_model")
@@ -125,7 +125,7 @@ def tiny_registered_model(tiny_bundle, tmp_path_factory) -> dict:
         experiment_id,
         parent.info.run_id,
         "selected: sequential_rules:tiny",
-        name,
+        ModelCard(name, "next_track", "Tiny test model.", "nothing", "test_hit_rate_at_100"),
         Path(next_track_pyfunc.__file__),
         tiny_bundle,
         {"family": "sequential_rules"},

@@ -21,20 +21,20 @@ from tests.configs import SMALL_GRID
 TAG = "fault_test"  # imported by the tests: this module loads the project only in main()
 
 
-def pause_after_log_model(marker: Path) -> None:
-    """Once ``log_model`` has registered the version (its MLflow run still RUNNING, no alias
-    yet), write ``marker`` and wait to be killed."""
-    import mlflow.pyfunc
+def pause_after_version_created(marker: Path) -> None:
+    """Once the model version exists (its MLflow run still RUNNING, no alias yet), write
+    ``marker`` and wait to be killed."""
+    from mlflow import MlflowClient
 
-    log_model = mlflow.pyfunc.log_model
+    create_model_version = MlflowClient.create_model_version
 
-    def log_model_then_wait(*args, **kwargs):
-        info = log_model(*args, **kwargs)
-        marker.write_text(str(info.registered_model_version))
+    def create_model_version_then_wait(self, *args, **kwargs):
+        version = create_model_version(self, *args, **kwargs)
+        marker.write_text(str(version.version))
         time.sleep(3600)
-        return info
+        return version
 
-    mlflow.pyfunc.log_model = log_model_then_wait
+    MlflowClient.create_model_version = create_model_version_then_wait
 
 
 def main(argv: list[str]) -> int:
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     from orchestration.run_health import fail_dead_runs
 
     if args.pause_in_registration:
-        pause_after_log_model(args.pause_in_registration)
+        pause_after_version_created(args.pause_in_registration)
 
     config = run_config(
         argparse.Namespace(

@@ -2,6 +2,7 @@
 stop, children and all, when only `make` is signalled; `make serve` says which version it
 serves; the UIs link to each other on the ports they are started on."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -11,14 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from orchestration.foreground import GRACE_SECONDS
 from tests.servers import free_port, wait_for_http
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def session_processes(session: int) -> list[str]:
-    """Command lines of the live (not zombie) processes of a session."""
-    found = []
+def session_process_table(session: int) -> dict[int, tuple[int, str]]:
+    """pid -> (process group, command line) of the live (not zombie) processes of a session."""
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
@@ -26,8 +28,20 @@ def session_processes(session: int) -> list[str]:
         except (OSError, IndexError):
             continue
         if int(fields[3]) == session and fields[0] != "Z":
-            found.append(cmdline)
+            found[int(stat.parent.name)] = (int(fields[2]), cmdline)
     return found
+
+
+def session_processes(session: int) -> list[str]:
+    """Command lines of the live (not zombie) processes of a session."""
+    return [cmdline for _, cmdline in session_process_table(session).values()]
+
+
+def kill_session(session: int) -> None:
+    """SIGKILL to every process group of the session: the server runs in a group of its own."""
+    for group in {group for group, _ in session_process_table(session).values()}:
+        with contextlib.suppress(ProcessLookupError):  # gone since it was listed
+            os.killpg(group, signal.SIGKILL)
 
 
 def port_is_open(port: int) -> bool:
@@ -82,8 +96,13 @@ def default_stop_signals() -> None:
     ("target", "signum"),
     # Both targets run their server through the same wrapper; SIGINT to make alone is the case
     # make itself does not pass on, so each target is tried with it.
-    [("serve", signal.SIGTERM), ("serve", signal.SIGINT), ("mlflow-ui", signal.SIGINT)],
-    ids=["serve-TERM", "serve-INT", "mlflow-ui-INT"],
+    [
+        ("serve", signal.SIGTERM),
+        ("serve", signal.SIGINT),
+        ("mlflow-ui", signal.SIGINT),
+        ("mlflow-ui", signal.SIGTERM),
+    ],
+    ids=["serve-TERM", "serve-INT", "mlflow-ui-INT", "mlflow-ui-TERM"],
 )
 def test_server_stops_with_make(target, signum, tiny_registered_model, tmp_path):
     port = free_port()
@@ -98,19 +117,28 @@ def test_server_stops_with_make(target, signum, tiny_registered_model, tmp_path)
         wait_for_http(f"http://127.0.0.1:{port}/{ready}", process, log)
         running = session_processes(process.pid)
         assert len(running) >= 3, running  # make, the wrapper, the server and its children
+        if target == "mlflow-ui":
+            # make, the foreground wrapper, the `mlflow ui` CLI and one uvicorn worker: no
+            # worker pool, no huey job consumers (17 processes and 2.4 GiB before).
+            assert len(running) == 4, running
+            assert not any("huey" in command for command in running), running
         if target == "serve":  # the alias resolved once: the version printed is the one served
             served = f"models:/{tiny_registered_model['name']}/{tiny_registered_model['version']}"
             assert any(f"serve -m {served} " in command for command in running), running
         process.send_signal(signum)  # make's pid only, as a supervisor or IDE does
+        signalled = time.monotonic()
         process.wait(timeout=30)
         deadline = time.monotonic() + 10
         while session_processes(process.pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert session_processes(process.pid) == [], log.read_text()[-2000:]
         assert not port_is_open(port)
+        # Stopped by the signal itself: the wrapper's SIGKILL comes only after its grace time,
+        # and says so.
+        assert time.monotonic() - signalled < GRACE_SECONDS, log.read_text()[-2000:]
+        assert "killed (SIGKILL)" not in log.read_text()
     finally:
-        if session_processes(process.pid):
-            os.killpg(process.pid, signal.SIGKILL)
+        kill_session(process.pid)
     if target == "serve":
         said = next(line for line in log.read_text().splitlines() if line.startswith("serving"))
         version = tiny_registered_model["version"]

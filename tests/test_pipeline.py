@@ -161,6 +161,43 @@ def test_champion_is_registered_with_test_metrics_tags_and_lineage(pipeline_run)
     assert len(children) >= 6  # candidates, baselines and the selected model, nested
 
 
+def test_the_pipelines_mlflow_run_holds_its_data_selection_and_figures(pipeline_run):
+    """The parent run (one per Dagster run), not only the selected model's child, carries what
+    the runs table compares pipeline runs on."""
+    client = MlflowClient()
+    selected = handover(pipeline_run.run_id, "selected_model")
+    dataset = handover(pipeline_run.run_id, "next_track_dataset")
+    registered = handover(pipeline_run.run_id, "registered_model")
+    parent = client.get_run(
+        client.get_run(registered["mlflow_run_id"]).data.tags["mlflow.parentRunId"]
+    )
+    assert parent.data.params == {
+        "source": dataset["source"],
+        "sample_percent": "100.0",
+        "split_salt": "next-track-v1",
+        "selected_candidate": selected["candidate"],
+        "selected_family": selected["family"],
+        "validation_queries": str(dataset["validation_queries"]),
+    }
+    metrics, candidate = parent.data.metrics, selected["candidate"]
+    for split in ("validation", "test"):
+        figures = selected[split]
+        assert metrics[f"{split}_hit_rate_at_100"] == pytest.approx(
+            figures[candidate]["hit_rate_at_100"]
+        )
+        rules = next(name for name in figures if name.startswith("sequential_rules:"))
+        assert metrics[f"{split}_baseline_sequential_rules_hit_rate_at_100"] == pytest.approx(
+            figures[rules]["hit_rate_at_100"]
+        )
+        assert f"{split}_baseline_popularity_mrr_at_100" in metrics
+    assert parent.data.tags["model_version"] == registered["version"]
+    assert parent.data.tags["alias"] == registered["alias"]
+    model = client.get_registered_model(MODEL)
+    assert model.tags["use_case"] == "next_track"
+    assert model.tags["promoted_on"] == "test_hit_rate_at_100"
+    assert "@previous-champion" in model.description
+
+
 def test_loaded_champion_recommends_unheard_tracks_with_names(pipeline_run):
     from orchestration.settings import WAREHOUSE_PATH
 

@@ -89,6 +89,7 @@ def test_make_run_prints_progress_and_a_short_summary(make_run):
     noises += ["A dbt subsetted execution is not being performed", "partial_parse.msgpack"]
     for noise in noises:
         assert noise not in stdout + stderr, noise
+    assert "Successfully registered model" not in stdout + stderr, report  # MLflow's own print
 
 
 def test_make_run_names_its_source(make_run, shared_data):

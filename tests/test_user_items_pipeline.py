@@ -80,6 +80,23 @@ def test_the_champion_beats_popularity_on_test_and_is_registered(user_items_run)
     assert run.data.metrics["test_baseline_popularity_ndcg_at_10"] == pytest.approx(
         popularity["ndcg_at_10"]
     )
+    # The pipeline's own run carries the data, the selection and the figures, for the runs table.
+    parent = client.get_run(run.data.tags["mlflow.parentRunId"]).data
+    dataset = handover(user_items_run.run_id, "user_items_dataset")
+    assert parent.params["source"] == champion.tags["lineage"]
+    assert parent.params["sample_percent"] == "100.0"
+    assert parent.params["split_method"] == dataset["split_method"]
+    assert parent.params["selected_candidate"] == selected["candidate"]
+    validation = selected["validation"][selected["candidate"]]
+    assert parent.metrics["validation_ndcg_at_10"] == pytest.approx(validation["ndcg_at_10"])
+    assert parent.metrics["test_ndcg_at_10"] == pytest.approx(mine["ndcg_at_10"])
+    assert parent.metrics["test_baseline_popularity_ndcg_at_10"] == pytest.approx(
+        popularity["ndcg_at_10"]
+    )
+    assert (
+        parent.tags["model_version"] == str(champion.version) and parent.tags["alias"] == CHAMPION
+    )
+    assert client.get_registered_model(MODEL).tags["promoted_on"] == "test_ndcg_at_10"
 
 
 def test_user_recommendations_hold_k_unseen_items_for_every_user(user_items_run):

@@ -126,7 +126,11 @@ def promote_and_report(
     promotion, champion = r.comparison.promotion, r.comparison.champion
     champion_score = r.comparison.champion_score
     client = mlflow.client()
-    set_alias(client, r.model_name, r.version, promotion, version_tags)
+    champion_before = None if champion is None else champion.version
+    set_alias(client, r.model_name, r.version, promotion, version_tags, champion_before)
+    # The pipeline's run says what it registered, as columns of the runs table.
+    for key, value in {"model_version": r.version, "alias": promotion.alias}.items():
+        client.set_tag(r.parent_run_id, key, value)
     client.set_terminated(r.parent_run_id, status=RunStatus.to_string(RunStatus.FINISHED))
     parts = warehouse_key.split("/")
     in_use = {context.run.run_id, *([parts[1]] if parts[0] == RUNS else [])}
@@ -144,7 +148,7 @@ def promote_and_report(
                 "alias": promotion.alias,
                 "promotion": promotion.reason,
                 f"test_{r.metric}": r.score,
-                "champion_before": "none" if champion is None else champion.version,
+                "champion_before": champion_before or "none",
                 **(
                     {f"champion_before_test_{r.metric}_on_this_split": champion_score}
                     if champion_score is not None

@@ -31,6 +31,8 @@ class DatasetHandle:
     raw_fingerprint: str  # of the raw file the warehouse was built from
     source: str  # the data lineage: the ingested source (file path, URL or synthetic spec)
     warehouse_key: str  # the warehouse build it was read from
+    sample_percent: float  # the dbt vars that build was made with
+    split_salt: str
     validation_sample: int  # validation queries each candidate is scored on
     validation_queries: int
     seed: int
@@ -105,6 +107,8 @@ def next_track_dataset(
         raw_fingerprint=build["raw_fingerprint"],
         source=source,
         warehouse_key=warehouse_key,
+        sample_percent=build["sample_percent"],
+        split_salt=build["split_salt"],
         validation_sample=sample,
         validation_queries=len(data.validation),
         seed=config.seed,

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ml.evaluation.metrics import served_metrics
 from ml.evaluation.report import markdown_description
-from ml.registry import log_and_register, log_training_data
+from ml.registry import ModelCard, log_and_register, log_to_run, log_training_data
 from ml.serving import next_track_pyfunc
 from ml.serving.bundle import load_bundle
 from orchestration.assets.next_track.candidates import EXPERIMENT
@@ -30,6 +30,18 @@ from orchestration.storage import RunStorage
 
 MODEL_NAME = "next-track"
 PROMOTION_K = 100
+
+
+def model_card(selection_k: int) -> ModelCard:
+    return ModelCard(
+        name=MODEL_NAME,
+        use_case="next_track",
+        task="Next track of a playlist: given a playlist's tracks (keys `artist|||title` or "
+        '"artist - title"), the k tracks most likely to come next, each with artist, title and '
+        "score.",
+        selected_on=f"validation hit_rate_at_{selection_k}",
+        promoted_on=f"test_hit_rate_at_{PROMOTION_K}",
+    )
 
 
 def pyfunc_hit_rate(model, test_keys, k: int) -> float:
@@ -88,6 +100,7 @@ def registered_model(
     bundle = load_bundle(bundle_dir)
     example = pd.DataFrame({"tracks": [bundle.catalogue.key_list()[:3]]})
     parent = mlflow.parent_run(EXPERIMENT, context)
+    log_to_run(client, parent, {}, logged_metrics(selected.candidate, {"test": selected.test}))
     metrics = logged_metrics(
         selected.candidate, {"test": selected.test, "validation": selected.validation}
     )
@@ -103,7 +116,7 @@ def registered_model(
         experiment_id,
         parent,
         f"selected: {selected.candidate}",
-        MODEL_NAME,
+        model_card(candidate_metrics.k),
         Path(next_track_pyfunc.__file__),
         bundle_dir,
         {"family": selected.family, **selected.params},

@@ -12,6 +12,7 @@ from ml.evaluation.metrics import hit_rate_curve
 from ml.evaluation.report import plot_hit_rate_curves, plot_validation_bars, table_rows
 from ml.evaluation.selection import best_per_family, build_hybrid, finalists, next_track_ranked
 from ml.recommenders.popularity import Popularity
+from ml.registry import log_to_run
 from ml.serving.bundle import bundle_bytes, save_bundle, serving_latency_ms
 from orchestration.assets.grid import UnitOutcome
 from orchestration.assets.next_track.candidates import (
@@ -23,6 +24,7 @@ from orchestration.assets.next_track.candidates import (
     track_embeddings,
 )
 from orchestration.assets.next_track.dataset import DatasetHandle
+from orchestration.assets.registration import logged_metrics
 from orchestration.config import SelectionConfig
 from orchestration.metadata import for_display, mlflow_plot, rows_table
 from orchestration.resources import MlflowResource
@@ -153,6 +155,22 @@ def candidate_metrics(
     for key in plots.values():
         storage.commit(key)
         client.log_artifact(parent, str(storage.writable(key)), artifact_path="plots")
+    log_to_run(
+        client,
+        parent,
+        {
+            "source": next_track_dataset.source,
+            "sample_percent": next_track_dataset.sample_percent,
+            "split_salt": next_track_dataset.split_salt,
+            "selected_candidate": selected.name,
+            "selected_family": selected.family,
+            "validation_queries": len(data.validation),
+        },
+        logged_metrics(
+            selected.name,
+            {"validation": {r.name: r.metrics for r in [selected, *baseline_results]}},
+        ),
+    )
     experiment_id = mlflow.experiment_id(EXPERIMENT)
     mine = selected.metrics
     plot_path = f"plots/{PurePosixPath(plots['hit_rate_at_k']).name}"

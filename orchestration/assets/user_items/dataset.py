@@ -27,6 +27,8 @@ class UserItemsDatasetHandle:
     fingerprint: str
     source: str  # the data lineage
     warehouse_key: str
+    sample_percent: float  # the dbt vars that build was made with
+    split_method: str
     summary: dict
 
     def fold(self, storage: RunStorage, name: str) -> UserItemsFold:
@@ -90,4 +92,12 @@ def user_items_dataset(
             }
         )
     )
-    return UserItemsDatasetHandle(key, fingerprint, source or "unknown", warehouse_key, summary)
+    return UserItemsDatasetHandle(
+        key,
+        fingerprint,
+        source or "unknown",
+        warehouse_key,
+        stats["sample_percent"],
+        stats["split_method"],
+        summary,
+    )

@@ -18,7 +18,7 @@ from ml.evaluation.report import (
     table_rows,
 )
 from ml.evaluation.user_items import refit_and_test
-from ml.registry import log_and_register, log_training_data
+from ml.registry import ModelCard, log_and_register, log_to_run, log_training_data
 from ml.serving import user_items_pyfunc
 from ml.serving.bundle import bundle_bytes, load_bundle, save_bundle
 from orchestration.assets.registration import (
@@ -40,6 +40,17 @@ from orchestration.storage import RunStorage, run_key
 
 MODEL_NAME = "user-items"
 PROMOTION_METRIC = "ndcg_at_10"
+
+
+def model_card(selection_metric: str) -> ModelCard:
+    return ModelCard(
+        name=MODEL_NAME,
+        use_case="user_items",
+        task="Items for a user: given a user id (and optionally recent items), the k items "
+        "they have not interacted with that they are most likely to want, with their titles.",
+        selected_on=f"validation {selection_metric}",
+        promoted_on=f"test_{PROMOTION_METRIC}",
+    )
 
 
 @dataclass
@@ -206,12 +217,13 @@ def user_items_registered_model(
         {"data_fingerprint": dataset.fingerprint},
     )  # fmt: skip
     parent = mlflow.parent_run(EXPERIMENT, context)
+    log_to_run(client, parent, {}, logged_metrics(selected.candidate, {"test": selected.test}))
     run_id, version = log_and_register(
         client,
         experiment_id,
         parent,
         f"selected: {selected.candidate}",
-        MODEL_NAME,
+        model_card(user_items_candidate_metrics.metric),
         Path(user_items_pyfunc.__file__),
         bundle_dir,
         {"family": selected.family, **selected.params},

@@ -14,12 +14,15 @@ from ml.evaluation.report import (
 )
 from ml.evaluation.selection import EvidenceFloor, beats_baselines
 from ml.evaluation.user_items import best
+from ml.registry import log_to_run
 from orchestration.assets.grid import UnitOutcome
+from orchestration.assets.registration import logged_metrics
 from orchestration.assets.user_items.candidates import (
     EXPERIMENT,
     user_item_candidates,
     user_items_baseline,
 )
+from orchestration.assets.user_items.dataset import UserItemsDatasetHandle
 from orchestration.config import UserItemsSelectionConfig
 from orchestration.metadata import for_display, mlflow_plot, rows_table
 from orchestration.resources import MlflowResource
@@ -52,6 +55,7 @@ def user_items_candidate_metrics(
     config: UserItemsSelectionConfig,
     candidates: list[UnitOutcome],
     baseline: list[UnitOutcome],
+    user_items_dataset: UserItemsDatasetHandle,
     storage: RunStorage,
     mlflow: MlflowResource,
 ) -> UserItemsSelection:
@@ -83,6 +87,21 @@ def user_items_candidate_metrics(
     client.log_table(parent, data=pd.DataFrame(rows), artifact_file="validation_table.json")
     client.log_artifact(parent, str(plot), artifact_path="plots")
     experiment_id = mlflow.experiment_id(EXPERIMENT)
+    log_to_run(
+        client,
+        parent,
+        {
+            "source": user_items_dataset.source,
+            "sample_percent": user_items_dataset.sample_percent,
+            "split_method": user_items_dataset.split_method,
+            "selected_candidate": selected.name,
+            "selected_family": selected.family,
+            "validation_users": user_items_dataset.summary["validation"]["queries"],
+        },
+        logged_metrics(
+            selected.name, {"validation": {r.name: r.metrics for r in [selected, *baselines]}}
+        ),
+    )
     context.add_output_metadata(
         for_display(
             {
