@@ -15,8 +15,8 @@ tracks (the most recent weighted 1, then ``recency_decay``...) times B. As in th
 the diagonal is not constrained: heard tracks are never recommended anyway. Tracks outside the
 vocabulary get no score (the popularity fill ranks them).
 
-Cost: dense matrices of vocabulary^2 cells while fitting (the Gram matrix inverted in float64,
-then P and the product in float32: 12 bytes a cell at the peak) and B in float32 after;
+Cost: dense float32 matrices of vocabulary^2 cells while fitting (16 bytes a cell at the peak,
+while inverting) and B in float32 after;
 ``benchmarks/bench_slist.py`` measures time and memory at a given vocabulary.
 """
 
@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-import scipy.linalg.lapack
 import scipy.sparse as sp
 from pydantic import Field
 from pydantic.dataclasses import dataclass
@@ -35,7 +34,8 @@ from ml.recommenders.base import CannotFit, Log, Queries, Recommender, no_log, r
 from ml.recommenders.sparse import recency_weighted_queries
 from ml.sequences import UNKNOWN, Sequences
 
-BYTES_PER_CELL_WHILE_FITTING = 8 + 4  # the float64 inverse while its float32 copy is made
+# float32 while inverting: the Gram matrix, LAPACK's copy of it, the identity and the inverse.
+BYTES_PER_CELL_WHILE_FITTING = 4 * 4
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,10 @@ class Slist(Recommender):
         sessions = binary(mapped.to_csr(size))
         inputs, targets = transitions(mapped, size, p.window, p.decay)
         gram = (p.alpha * (sessions.T @ sessions) + (1 - p.alpha) * (inputs.T @ inputs)).toarray()
-        gram = gram.astype(np.float64, copy=False)
+        gram = gram.astype(np.float32, copy=False)
         gram[np.diag_indices(size)] += p.l2
-        inverse = symmetric_inverse(gram).astype(np.float32)
+        # numpy's LAPACK (64-bit indices): scipy's Cholesky and inv crashed (SIGSEGV) at 20,000.
+        inverse = np.linalg.inv(gram)
         del gram
         moved = ((1 - p.alpha) * (inputs.T @ inputs - inputs.T @ targets)).astype(np.float32)
         # P D as (D' P)' (P is symmetric): sparse times dense, its cost the entries of D times
@@ -136,27 +137,6 @@ class Slist(Recommender):
         self.weights = np.load(folder / "weights.npy")
 
 
-def symmetric_inverse(matrix: np.ndarray) -> np.ndarray:
-    """The inverse of a symmetric positive definite float64 matrix, in its own memory: LAPACK's
-    Cholesky (potrf, potri) fills one triangle, copied to the other a block of rows at a time.
-    (scipy.linalg.inv crashed at 20,000 x 20,000; numpy's would hold a second copy.)"""
-    # Its transpose is the same matrix in Fortran order: LAPACK works on it without a copy.
-    factor, info = scipy.linalg.lapack.dpotrf(matrix.T, lower=False, overwrite_a=True, clean=False)
-    if info != 0:
-        raise CannotFit(f"the Gram matrix is not positive definite (potrf info {info})")
-    inverse, info = scipy.linalg.lapack.dpotri(factor, lower=False, overwrite_c=True)
-    if info != 0:
-        raise CannotFit(f"the Gram matrix cannot be inverted (potri info {info})")
-    size, block = len(inverse), 1024
-    for start in range(0, size, block):  # below the diagonal from above it
-        stop = min(start + block, size)
-        inverse[start:stop, :start] = inverse[:start, start:stop].T
-        rows = np.arange(start, stop)[:, None]
-        inside = inverse[start:stop, start:stop]
-        inverse[start:stop, start:stop] = np.where(rows > np.arange(start, stop), inside.T, inside)
-    return inverse
-
-
 def binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """1 where an entry is stored: a track repeated in a playlist counts once."""
     matrix.data[:] = 1.0
@@ -179,13 +159,14 @@ def transitions(
         known = source != UNKNOWN
         rows.append(np.searchsorted(targets, reach[known]))
         columns.append(source[known])
-        values.append(np.full(known.sum(), decay ** (distance - 1), dtype=np.float64))
+        values.append(np.full(known.sum(), decay ** (distance - 1), dtype=np.float32))
     shape = (len(targets), size)
     inputs = sp.csr_matrix(
         (np.concatenate(values), (np.concatenate(rows), np.concatenate(columns))), shape=shape
     )
     inputs.sum_duplicates()  # a track twice within the window: its weights add up
     outputs = sp.csr_matrix(
-        (np.ones(len(targets)), (np.arange(len(targets)), items[targets])), shape=shape
+        (np.ones(len(targets), dtype=np.float32), (np.arange(len(targets)), items[targets])),
+        shape=shape,
     )
     return inputs, outputs
