@@ -17,7 +17,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 from mlflow.data.meta_dataset import MetaDataset
-from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
@@ -101,24 +101,14 @@ def log_child_run(
     return run_id
 
 
-def log_training_data(
-    client: MlflowClient, run_id: str, name: str, uri: str, fingerprint: str
-) -> None:
-    """The data a run trained on (``uri``: file:// or s3://), as an MLflow dataset whose digest
+def training_dataset(name: str, uri: str, fingerprint: str) -> MetaDataset:
+    """The data a model trained on (``uri``: file:// or s3://), as an MLflow dataset whose digest
     is its fingerprint: a registered version then shows which data made it. The source type is
     declared; resolving it from the URI matches two equal source classes and warns every run."""
     source = get_dataset_source_from_json(
         json.dumps({"uri": uri}), source_type="local" if uri.startswith("file:") else "s3"
     )
-    dataset = MetaDataset(source, name=name, digest=fingerprint)
-    client.log_inputs(
-        run_id,
-        datasets=[
-            DatasetInput(
-                dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")]
-            )
-        ],
-    )
+    return MetaDataset(source, name=name, digest=fingerprint)
 
 
 @dataclass(frozen=True)
@@ -193,9 +183,12 @@ def log_and_register(
     signature: ModelSignature,
     example_input: pd.DataFrame,
     artifacts: list[Path],
+    *,
+    training_data: MetaDataset | None = None,
 ) -> tuple[str, str]:
-    """Log the pyfunc from code with its bundle under a nested run, register it under the
-    described model ``card``, and return (run_id, version). The run ends FINISHED only once the
+    """Log the pyfunc from code with its bundle (and ``training_data`` as the run's training
+    input) under a nested run, register it under the described model ``card``, and return
+    (run_id, version). The run ends FINISHED only once the
     version is registered. Registered through the client, not ``log_model``'s
     registered_model_name, which prints "Successfully registered model ..." to stderr."""
     with mlflow.start_run(
@@ -207,6 +200,8 @@ def log_and_register(
         mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})
         for artifact in artifacts:
             mlflow.log_artifact(str(artifact))
+        if training_data is not None:
+            mlflow.log_input(training_data, context="training")
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(pyfunc_file),

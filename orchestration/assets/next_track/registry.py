@@ -8,7 +8,7 @@ import pandas as pd
 
 from ml.evaluation.metrics import served_metrics
 from ml.evaluation.report import markdown_description
-from ml.registry import ModelCard, log_and_register, log_to_run, log_training_data
+from ml.registry import ModelCard, log_and_register, log_to_run, training_dataset
 from ml.serving import next_track_pyfunc
 from ml.serving.bundle import load_bundle
 from orchestration.assets.next_track.candidates import EXPERIMENT
@@ -125,9 +125,9 @@ def registered_model(
         next_track_pyfunc.SIGNATURE,
         example,
         [storage.stage(key) for key in candidate_metrics.plots.values()],
-    )
-    log_training_data(
-        client, run_id, "playlist_splits", storage.uri(dataset.warehouse_key), dataset.fingerprint
+        training_data=training_dataset(
+            "playlist_splits", storage.uri(dataset.warehouse_key), dataset.fingerprint
+        ),
     )
     client.update_model_version(
         MODEL_NAME,

@@ -18,7 +18,7 @@ from ml.evaluation.report import (
     table_rows,
 )
 from ml.evaluation.user_items import refit_and_test
-from ml.registry import ModelCard, log_and_register, log_to_run, log_training_data
+from ml.registry import ModelCard, log_and_register, log_to_run, training_dataset
 from ml.serving import user_items_pyfunc
 from ml.serving.bundle import bundle_bytes, load_bundle, save_bundle
 from orchestration.assets.registration import (
@@ -232,13 +232,9 @@ def user_items_registered_model(
         user_items_pyfunc.SIGNATURE,
         user_items_pyfunc.example_input(bundle),
         [storage.stage(key) for key in user_items_candidate_metrics.plots.values()],
-    )
-    log_training_data(
-        client,
-        run_id,
-        "interaction_splits",
-        storage.uri(dataset.warehouse_key),
-        dataset.fingerprint,
+        training_data=training_dataset(
+            "interaction_splits", storage.uri(dataset.warehouse_key), dataset.fingerprint
+        ),
     )
     client.update_model_version(
         MODEL_NAME, version, version_description(selected, comparison.promotion.reason)
