@@ -7,8 +7,10 @@ experiment per use case, of kind model training; aliases (champion, challenger),
 from __future__ import annotations
 
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,7 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 # The champion a newer version replaced (the version to roll back to).
 PREVIOUS_CHAMPION = "previous-champion"
 ML_PACKAGE = Path(__file__).parent
+TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
 # The experiment's kind in MLflow's data model. MLflow 3.17.2's UI does not read it to choose
 # its view (a browser-side setting does: docs/mlflow.md); UIs that honour the tag open the runs.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -99,6 +102,23 @@ def log_child_run(
     )
     client.set_terminated(run_id)
     return run_id
+
+
+@contextmanager
+def tracking_at(uri: str) -> Iterator[None]:
+    """MLflow's fluent calls (``start_run``, ``pyfunc.log_model``, ``pyfunc.load_model``) read one
+    process-wide tracking URI: it is ``uri`` for the duration only, and what it was after, so no
+    call depends on another having set it."""
+    before, environment = mlflow.get_tracking_uri(), os.environ.get(TRACKING_URI_VARIABLE)
+    mlflow.set_tracking_uri(uri)  # sets the environment variable too
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)
+        if environment is None:
+            os.environ.pop(TRACKING_URI_VARIABLE, None)
+        else:
+            os.environ[TRACKING_URI_VARIABLE] = environment
 
 
 def training_dataset(name: str, uri: str, fingerprint: str) -> MetaDataset:
@@ -191,11 +211,14 @@ def log_and_register(
     (run_id, version). The run ends FINISHED only once the
     version is registered. Registered through the client, not ``log_model``'s
     registered_model_name, which prints "Successfully registered model ..." to stderr."""
-    with mlflow.start_run(
-        experiment_id=experiment_id,
-        run_name=run_name,
-        tags={"mlflow.parentRunId": parent_run_id, **tags},
-    ) as run:
+    with (
+        tracking_at(client.tracking_uri),
+        mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=run_name,
+            tags={"mlflow.parentRunId": parent_run_id, **tags},
+        ) as run,
+    ):
         mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
         mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})
         for artifact in artifacts:

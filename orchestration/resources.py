@@ -7,7 +7,6 @@ import urllib.parse
 from pathlib import Path
 
 import dagster as dg
-import mlflow
 from mlflow import MlflowClient
 
 from ml.registry import ensure_experiment
@@ -46,7 +45,6 @@ class MlflowResource(dg.ConfigurableResource):
         )
 
     def experiment_id(self, name: str) -> str:
-        mlflow.set_tracking_uri(self.tracking_uri)
         database = self.sqlite_database()
         if database is not None:
             database.parent.mkdir(parents=True, exist_ok=True)

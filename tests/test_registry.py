@@ -103,3 +103,30 @@ def test_the_experiment_is_declared_a_model_training_experiment(registry):
     tags = client.get_experiment(experiment_id).tags
     assert tags["mlflow.experimentKind"] == EXPERIMENT_KIND["mlflow.experimentKind"]
     assert EXPERIMENT_KIND["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_registering_and_loading_the_champion_follow_the_client_not_the_global_uri(
+    registry, tiny_bundle, tmp_path, monkeypatch
+):
+    """MLflow's fluent API reads a process-wide URI: pointed elsewhere, registration and the
+    champion's comparison still use the client's store, and leave the global as it was."""
+    import mlflow
+
+    from orchestration.assets.registration import compare_with_champion
+
+    client, experiment_id, card = registry
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", elsewhere)
+    mlflow.set_tracking_uri(elsewhere)
+    version = register(client, experiment_id, card, tiny_bundle)
+    set_alias(client, card.name, version, Promotion(CHAMPION, "no champion yet"), {}, None)
+    loaded = []
+    comparison = compare_with_champion(
+        client, card.name, "lineage", 0.5, lambda model: loaded.append(model) or 0.25
+    )
+    assert client.get_model_version(card.name, version).run_id  # in the client's store
+    assert [type(model).__name__ for model in loaded] == ["PyFuncModel"]
+    assert comparison.promotion.alias == CHAMPION  # 0.5 beats the champion's 0.25
+    assert mlflow.get_tracking_uri() == elsewhere
+    assert os.environ["MLFLOW_TRACKING_URI"] == elsewhere
+    assert not MlflowClient(elsewhere).search_experiments(filter_string=f"name = '{card.name}'")

@@ -18,6 +18,7 @@ from ml.registry import (
     decide_promotion,
     end_orphaned_runs,
     set_alias,
+    tracking_at,
 )
 from orchestration.metadata import for_display
 from orchestration.resources import MlflowResource
@@ -63,9 +64,11 @@ def compare_with_champion(
     champion = current_champion(client, model_name)
     champion_score = None
     if champion is not None:
-        champion_score = rescore(
-            mlflow_lib.pyfunc.load_model(f"models:/{model_name}/{champion.version}")
-        )
+        with tracking_at(client.tracking_uri):
+            champion_model = mlflow_lib.pyfunc.load_model(
+                f"models:/{model_name}/{champion.version}"
+            )
+        champion_score = rescore(champion_model)
     promotion = decide_promotion(
         score,
         lineage,
