@@ -84,13 +84,15 @@ class Slist(Recommender):
         mapped = Sequences(self.in_vocabulary(train.items), train.offsets)
         sessions = binary(mapped.to_csr(size))
         inputs, targets = transitions(mapped, size, p.window, p.decay)
-        gram = (p.alpha * (sessions.T @ sessions) + (1 - p.alpha) * (inputs.T @ inputs)).toarray()
+        inputs_gram = inputs.T @ inputs  # S'S, in both terms below
+        gram = (p.alpha * (sessions.T @ sessions) + (1 - p.alpha) * inputs_gram).toarray()
         gram = gram.astype(np.float32, copy=False)
         gram[np.diag_indices(size)] += p.l2
         # numpy's LAPACK (64-bit indices): scipy's Cholesky and inv crashed (SIGSEGV) at 20,000.
         inverse = np.linalg.inv(gram)
         del gram
-        moved = ((1 - p.alpha) * (inputs.T @ inputs - inputs.T @ targets)).astype(np.float32)
+        moved = ((1 - p.alpha) * (inputs_gram - inputs.T @ targets)).astype(np.float32)
+        del inputs_gram
         # P D as (D' P)' (P is symmetric): sparse times dense, its cost the entries of D times
         # the vocabulary.
         product = np.asarray(moved.T.tocsr() @ inverse)
@@ -120,9 +122,8 @@ class Slist(Recommender):
         recent = recency_weighted_queries(
             history, len(self.vocabulary), self.params.last_n, self.params.recency_decay
         )
-        scores = sp.csr_matrix(recent @ self.weights)  # queries x vocabulary
-        scores.data[scores.data <= 0] = 0  # no evidence for the track: the fill ranks it
-        scores.eliminate_zeros()
+        # queries x vocabulary; no positive score is no evidence: the fill ranks those tracks
+        scores = sp.csr_matrix(np.maximum(recent @ self.weights, 0))
         return sp.csr_matrix(
             (scores.data, self.vocabulary[scores.indices], scores.indptr),
             shape=(len(queries), self.n_items),
