@@ -36,6 +36,14 @@ class Catalogue:
         found = pc.index_in(pa.array(keys, pa.string()), value_set=self.keys)
         return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
 
+    def artist_codes(self) -> np.ndarray:
+        """An int32 code per item for its artist (one code per distinct name), -1 where the
+        catalogue has no artist column or the item no artist."""
+        if "artist" not in self.table.column_names:
+            return np.full(len(self), -1, dtype=np.int32)
+        codes = pc.dictionary_encode(self.table.column("artist").combine_chunks()).indices
+        return codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+
     def key_list(self) -> list[str]:
         return self.keys.to_pylist()
 

@@ -47,6 +47,7 @@ PIP_REQUIREMENTS = [
     "pyarrow",
     "scipy",
     "pydantic",
+    "lightgbm==4.7.0",
 ]
 
 

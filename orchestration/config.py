@@ -12,7 +12,7 @@ import dagster as dg
 from pydantic import Field, ValidationError, field_validator
 
 from ml.evaluation.candidates import CandidateSpec
-from ml.recommenders import neighbourhood, sequential_rules, word2vec
+from ml.recommenders import neighbourhood, sequential_rules, slist, word2vec
 from orchestration.settings import DEFAULT_SOURCE
 
 
@@ -119,6 +119,7 @@ class GridConfig(dg.Config):
 
 WORD2VEC_GRID = grid("word2vec", word2vec.DEFAULT_GRID)
 SEQUENTIAL_RULES_GRID = grid("sequential_rules", sequential_rules.DEFAULT_GRID)
+SLIST_GRID = grid("slist", slist.DEFAULT_GRID)
 NEIGHBOURHOOD_GRID = grid("item_knn", neighbourhood.ITEM_KNN_GRID) + grid(
     "session_knn", neighbourhood.SESSION_KNN_GRID
 )
@@ -187,6 +188,14 @@ class SelectionConfig(dg.Config):
     hybrid_depth: int = Field(
         default=200, ge=1, le=10_000, description="Candidates each hybrid component proposes."
     )
+    reranker: bool = Field(
+        default=True,
+        description="Also try a LightGBM LambdaRank reranker over each family's best, learned "
+        "on the validation sample and measured out of sample (docs/ranking.md).",
+    )
+    reranker_depth: int = Field(
+        default=100, ge=1, le=10_000, description="Candidates each reranker component proposes."
+    )
 
 
 class ServingTableConfig(dg.Config):
@@ -218,6 +227,7 @@ GRID_ASSETS: dict[str, list[dict]] = {
     "track_embeddings": WORD2VEC_GRID,
     "sequential_rules_candidates": SEQUENTIAL_RULES_GRID,
     "neighbourhood_candidates": NEIGHBOURHOOD_GRID,
+    "slist_candidates": SLIST_GRID,
     "user_item_candidates": USER_ITEMS_GRID,
 }
 

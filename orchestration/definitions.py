@@ -8,6 +8,7 @@ from orchestration.assets.next_track.candidates import (
     baseline_candidates,
     neighbourhood_candidates,
     sequential_rules_candidates,
+    slist_candidates,
     track_embeddings,
 )
 from orchestration.assets.next_track.dataset import next_track_dataset
@@ -79,6 +80,7 @@ defs = dg.Definitions(
         track_embeddings,
         sequential_rules_candidates,
         neighbourhood_candidates,
+        slist_candidates,
         baseline_candidates,
         candidate_metrics,
         selected_model,

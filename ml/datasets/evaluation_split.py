@@ -25,7 +25,15 @@ class EvaluationSplit:
         kept in their original order."""
         if size is None or size >= len(self):
             return self
-        rows = np.sort(np.random.default_rng(seed).choice(len(self), size=size, replace=False))
+        return self.take(self.sample_rows(size, seed))
+
+    def sample_rows(self, size: int | None, seed: int = 0) -> np.ndarray:
+        """The rows ``sample`` keeps, ascending."""
+        if size is None or size >= len(self):
+            return np.arange(len(self), dtype=np.int64)
+        return np.sort(np.random.default_rng(seed).choice(len(self), size=size, replace=False))
+
+    def take(self, rows: np.ndarray) -> EvaluationSplit:
         return EvaluationSplit(self.name, self.queries.take(rows), self.labels.take(rows))
 
     def save(self, folder: Path) -> None:

@@ -85,6 +85,31 @@ class CandidateResult:
     baseline: bool = False
     facts: dict[str, float] = field(default_factory=dict)  # vocabulary size, rules...
 
+    @classmethod
+    def of_second_stage(
+        cls,
+        model: Recommender,
+        *,
+        model_key: str,
+        metrics: dict[str, float],
+        fit_seconds: float,
+        eval_seconds: float,
+    ) -> CandidateResult:
+        """The row of a model built over fitted candidates (the hybrid, the reranker): its
+        unit is its family, its fit seconds include its components'."""
+        return cls(
+            name=model.name,
+            family=model.family,
+            unit=model.family,
+            params=TypeAdapter(model.Params).dump_python(model.params, mode="json"),
+            variant={},
+            model_key=model_key,
+            metrics=metrics,
+            fit_seconds=fit_seconds,
+            eval_seconds=eval_seconds,
+            facts=dict(model.training),
+        )
+
     def load(self, store: ArtifactStore) -> Recommender:
         model = load_recommender(store.stage(self.model_key))
         return model.with_scoring(**self.variant) if self.variant else model

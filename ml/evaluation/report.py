@@ -127,20 +127,29 @@ def plot_hit_rate_curves(curves: dict[str, np.ndarray], path: Path, title: str) 
 def plot_validation_bars(rows: list[dict], metric: str, path: Path) -> Path:
     """Every candidate's validation ``metric`` as a horizontal bar; baselines grey, the selected
     one highlighted."""
+    colours = {"baseline": "#999999", "selected": "#d9534f", "candidate": "#4f7cac"}
+    bars = [(r["candidate"], r[metric], colours[r["role"]]) for r in rows]
+    return horizontal_bars(bars, f"validation {metric}", path)
+
+
+def plot_feature_importances(importances: dict[str, float], path: Path, most: int = 25) -> Path:
+    """A reranker's ``most`` most useful features by total gain."""
+    shown = sorted(importances.items(), key=lambda item: -item[1])[:most]
+    bars = [(name, gain, "#4f7cac") for name, gain in shown]
+    return horizontal_bars(bars, "total gain in the served ranker", path)
+
+
+def horizontal_bars(bars: list[tuple[str, float, str]], label: str, path: Path) -> Path:
+    """(name, value, colour) bars top to bottom, as a PNG at ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"baseline": "#999999", "selected": "#d9534f", "candidate": "#4f7cac"}
-    figure, axis = plt.subplots(figsize=(9, 0.3 * len(rows) + 1.2))
-    axis.barh(
-        [r["candidate"] for r in rows],
-        [r[metric] for r in rows],
-        color=[colours[r["role"]] for r in rows],
-    )
+    figure, axis = plt.subplots(figsize=(9, 0.3 * len(bars) + 1.2))
+    axis.barh([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])
     axis.invert_yaxis()
-    axis.set_xlabel(f"validation {metric}")
+    axis.set_xlabel(label)
     axis.tick_params(axis="y", labelsize=7)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

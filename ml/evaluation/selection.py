@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from pydantic import TypeAdapter
-
 from ml.artifacts import ArtifactStore
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, evaluate_lists
@@ -81,12 +79,8 @@ def build_hybrid(
     started = time.perf_counter()
     top = hybrid.top_k_of([lists[i] for i in kept], validation.queries, max(ks))
     metrics, _ = evaluate_lists(top, validation, popularity, ks)
-    return CandidateResult(
-        name=hybrid.name,
-        family=Hybrid.family,
-        unit="hybrid",
-        params=TypeAdapter(Hybrid.Params).dump_python(hybrid.params, mode="json"),
-        variant={},
+    return CandidateResult.of_second_stage(
+        hybrid,
         model_key=key,
         metrics=metrics,
         fit_seconds=fit_seconds + sum(c.fit_seconds for c in components),

@@ -84,6 +84,15 @@ class Queries:
 
 
 @dataclass(frozen=True)
+class ItemVectors:
+    """Unit vectors of the items a model embeds: ``compact_of[item]`` is the item's row of
+    ``unit`` (-1: not embedded)."""
+
+    compact_of: np.ndarray  # (n_items,) int64
+    unit: np.ndarray  # (vocabulary, dimensions) float32, rows of norm 1 (or 0)
+
+
+@dataclass(frozen=True)
 class TopK:
     ids: np.ndarray  # (n, k) int32, best first; -1 where the model has nothing more to say
     scores: np.ndarray  # (n, k) float32; -inf where ids == -1
@@ -141,6 +150,10 @@ class Recommender(ABC):
     def excludes_heard(self) -> bool:
         """Whether heard items are left out (every family but the tutorial's setup)."""
         return True
+
+    def item_vectors(self) -> ItemVectors | None:
+        """The model's item embeddings, for families that learn some (a reranker's features)."""
+        return None
 
     @abstractmethod
     def fit(self, train: Sequences, log: Log = no_log) -> None:

@@ -11,6 +11,7 @@ from ml.recommenders.ease import Ease
 from ml.recommenders.hybrid import Hybrid
 from ml.recommenders.neighbourhood import ItemKNN, SessionKNN
 from ml.recommenders.popularity import Popularity
+from ml.recommenders.reranker import Reranker
 from ml.recommenders.sequential_rules import SequentialRules
 from ml.recommenders.slist import Slist
 from ml.recommenders.two_tower import TwoTower
@@ -28,6 +29,7 @@ FAMILIES: dict[str, type[Recommender]] = {
         Ease,
         TwoTower,
         Slist,
+        Reranker,
     )
 }
 

@@ -36,6 +36,14 @@ from ml.sequences import UNKNOWN, Sequences
 
 # float32 while inverting: the Gram matrix, LAPACK's copy of it, the identity and the inverse.
 BYTES_PER_CELL_WHILE_FITTING = 4 * 4
+# The pipeline's grid: the setting that won on yes_small (docs/benchmarks.md), on at most 5,000
+# tracks, a quarter of the memory of 10,000 (docs/benchmarks.md has both costs).
+DEFAULT_GRID = [
+    {
+        "params": {"alpha": 0.5, "l2": 100.0, "max_items": 5_000},
+        "variants": [{"last_n": 10, "recency_decay": 0.8}, {"last_n": 5, "recency_decay": 0.7}],
+    }
+]
 
 
 @dataclass(frozen=True)

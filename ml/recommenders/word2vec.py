@@ -25,6 +25,7 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from ml.recommenders.base import (
+    ItemVectors,
     Log,
     Queries,
     Recommender,
@@ -111,6 +112,9 @@ class Word2Vec(Recommender):
     @property
     def excludes_heard(self) -> bool:
         return self.params.exclude_heard
+
+    def item_vectors(self) -> ItemVectors:
+        return ItemVectors(self.compact_of, self.unit_inputs)
 
     def fit(self, train: Sequences, log: Log = no_log) -> None:
         with tempfile.TemporaryDirectory(prefix="word2vec-") as folder:

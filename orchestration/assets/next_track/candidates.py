@@ -10,7 +10,12 @@ from ml.recommenders.popularity import Popularity
 from ml.registry import log_child_run
 from orchestration.assets.grid import UnitOutcome, candidate_grid
 from orchestration.assets.next_track.dataset import DatasetHandle, next_track_dataset
-from orchestration.config import NEIGHBOURHOOD_GRID, SEQUENTIAL_RULES_GRID, WORD2VEC_GRID
+from orchestration.config import (
+    NEIGHBOURHOOD_GRID,
+    SEQUENTIAL_RULES_GRID,
+    SLIST_GRID,
+    WORD2VEC_GRID,
+)
 from orchestration.metadata import for_display, rows_table
 from orchestration.resources import MlflowResource
 from orchestration.settings import WORKER_NAME
@@ -125,6 +130,13 @@ neighbourhood_candidates = next_track_grid(
     NEIGHBOURHOOD_GRID,
     "Item co-occurrence kNN and the session-kNN family (SKNN, V-SKNN, STAN, VSTAN) on sparse "
     "matrices.",
+)
+
+slist_candidates = next_track_grid(
+    "slist_candidates",
+    SLIST_GRID,
+    "SLIST (Choi et al., WWW 2021): one linear item-item model of what playlists hold and what "
+    "follows what, in closed form, over the most played tracks.",
 )
 
 

@@ -4,6 +4,7 @@ import time
 from dataclasses import dataclass
 
 import dagster as dg
+import numpy as np
 from dagster_dbt import get_asset_key_for_model
 
 from ml.datasets.evaluation_split import EvaluationSplit
@@ -44,7 +45,11 @@ class DatasetHandle:
     def sampled_validation(self, data: NextTrackData) -> EvaluationSplit:
         """The validation queries candidates are scored on: drawn here only, so every grid step
         and the selection score the same queries."""
-        return data.validation.sample(self.validation_sample, self.seed)
+        return data.validation.take(self.validation_sample_rows(data))
+
+    def validation_sample_rows(self, data: NextTrackData) -> np.ndarray:
+        """The rows of the validation split ``sampled_validation`` keeps, ascending."""
+        return data.validation.sample_rows(self.validation_sample, self.seed)
 
 
 @dg.asset(

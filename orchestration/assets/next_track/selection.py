@@ -9,7 +9,13 @@ import dagster as dg
 
 from ml.evaluation.candidates import CandidateResult, evaluate
 from ml.evaluation.metrics import hit_rate_curve
-from ml.evaluation.report import plot_hit_rate_curves, plot_validation_bars, table_rows
+from ml.evaluation.report import (
+    plot_feature_importances,
+    plot_hit_rate_curves,
+    plot_validation_bars,
+    table_rows,
+)
+from ml.evaluation.reranking import build_reranker
 from ml.evaluation.selection import best_per_family, build_hybrid, finalists, next_track_ranked
 from ml.recommenders.popularity import Popularity
 from ml.registry import log_to_run
@@ -21,6 +27,7 @@ from orchestration.assets.next_track.candidates import (
     baseline_candidates,
     neighbourhood_candidates,
     sequential_rules_candidates,
+    slist_candidates,
     track_embeddings,
 )
 from orchestration.assets.next_track.dataset import DatasetHandle
@@ -66,6 +73,7 @@ def popularity_of(data) -> Popularity:
         "word2vec": dg.AssetIn(track_embeddings.key),
         "sequential_rules": dg.AssetIn(sequential_rules_candidates.key),
         "neighbourhood": dg.AssetIn(neighbourhood_candidates.key),
+        "slist": dg.AssetIn(slist_candidates.key),
         "baselines": dg.AssetIn(baseline_candidates.key),
     },
     group_name="next_track",
@@ -81,12 +89,13 @@ def candidate_metrics(
     word2vec: list[UnitOutcome],
     sequential_rules: list[UnitOutcome],
     neighbourhood: list[UnitOutcome],
+    slist: list[UnitOutcome],
     baselines: list[UnitOutcome],
     storage: RunStorage,
     mlflow: MlflowResource,
 ) -> Selection:
     k = config.k
-    outcomes = [*word2vec, *sequential_rules, *neighbourhood, *baselines]
+    outcomes = [*word2vec, *sequential_rules, *neighbourhood, *slist, *baselines]
     results = [r for o in outcomes for r in o.results]
     skipped = {o.unit: o.skipped for o in outcomes if o.skipped}
     if not any(not r.baseline for r in results):
@@ -99,9 +108,25 @@ def candidate_metrics(
     popularity = popularity_of(data)
     sample = next_track_dataset.sampled_validation(data)
     run_id = context.run.run_id
+    best_of_families = best_per_family(results, k)
+    tops, plots = {}, {}
+    if config.reranker:
+        reranked = build_reranker(
+            best_of_families, train=data.train, catalogue=data.catalogue,
+            validation=data.validation, sample_rows=next_track_dataset.validation_sample_rows(data),
+            popularity=popularity, store=storage, key=run_key(run_id, "candidates", "reranker"),
+            ks=METRIC_KS, depth=config.reranker_depth, log=context.log.info,
+        )  # fmt: skip
+        if reranked is not None:
+            reranker, tops[reranker.name], model = reranked
+            results.append(reranker)
+            plots["reranker_feature_importance"] = run_key(run_id, "plots", "reranker_gain.png")
+            plot_feature_importances(
+                model.importances(), storage.writable(plots["reranker_feature_importance"])
+            )
     if config.hybrid:
         hybrid = build_hybrid(
-            best_per_family(results, k), sample, popularity, storage,
+            best_of_families, sample, popularity, storage,
             run_key(run_id, "candidates", "hybrid"), k, config.hybrid_depth, METRIC_KS,
             context.log.info,
         )  # fmt: skip
@@ -111,8 +136,8 @@ def candidate_metrics(
             )
             results.append(hybrid)
     contenders = finalists([r for r in results if not r.baseline], k, config.finalists)
-    rescored = [*contenders, *(r for r in results if r.baseline)]
-    tops = {}
+    # The reranker was measured on the whole split already, out of sample.
+    rescored = [r for r in [*contenders, *(r for r in results if r.baseline)] if r.name not in tops]
     if len(sample) < len(data.validation):
         context.log.info(
             f"re-scoring {len(rescored)} finalists on all {len(data.validation):,} validation "
@@ -142,10 +167,8 @@ def candidate_metrics(
             tops[result.name].ids, data.validation.labels, len(data.catalogue)
         )
     rows = table_rows(next_track_ranked(results, k), k, selected.name)
-    plots = {
-        "hit_rate_at_k": run_key(run_id, "plots", "validation_hit_rate_at_k.png"),
-        "validation": run_key(run_id, "plots", "validation.png"),
-    }
+    plots["hit_rate_at_k"] = run_key(run_id, "plots", "validation_hit_rate_at_k.png")
+    plots["validation"] = run_key(run_id, "plots", "validation.png")
     title = "validation hit rate@K: selected model and baselines"
     plot_hit_rate_curves(curves, storage.writable(plots["hit_rate_at_k"]), title)
     plot_validation_bars(rows, f"hit_rate_at_{k}", storage.writable(plots["validation"]))
@@ -173,7 +196,11 @@ def candidate_metrics(
     )
     experiment_id = mlflow.experiment_id(EXPERIMENT)
     mine = selected.metrics
-    plot_path = f"plots/{PurePosixPath(plots['hit_rate_at_k']).name}"
+    shown_plots = {}
+    for name in ("hit_rate_at_k", "reranker_feature_importance"):
+        if name in plots:
+            path = f"plots/{PurePosixPath(plots[name]).name}"
+            shown_plots |= mlflow_plot(mlflow, experiment_id, parent, path, f"{name}_plot")
     context.add_output_metadata(
         for_display(
             {
@@ -189,7 +216,7 @@ def candidate_metrics(
                 "validation_sample": len(sample),
                 "validation_queries": len(data.validation),
                 "validation": rows_table(rows),
-                **mlflow_plot(mlflow, experiment_id, parent, plot_path, "hit_rate_at_k_plot"),
+                **shown_plots,
                 "mlflow_run": dg.MetadataValue.url(mlflow.run_url(experiment_id, parent)),
                 "worker": WORKER_NAME,
             }

@@ -1,0 +1,166 @@
+"""The LambdaRank reranker: it learns the feature that decides the label, its out-of-fold lists
+never depend on the labels of the queries they rank, its features on a hand-made pool, and its
+save/load round trip."""
+
+import numpy as np
+import pytest
+
+from ml.artifacts import LocalArtifacts
+from ml.datasets.evaluation_split import EvaluationSplit
+from ml.evaluation.candidates import CandidateResult, evaluate_lists
+from ml.evaluation.reranking import build_reranker
+from ml.recommenders.base import Queries, TopK
+from ml.recommenders.families import create, load_recommender
+from ml.recommenders.popularity import Popularity
+from ml.recommenders.reranker import Reranker, folds_of, prefix_queries
+from ml.recommenders.reranker_features import TrainStatistics, feature_names, pool_features
+from ml.sequences import Sequences
+
+N_ITEMS = 60
+
+
+def successor_walks(rng: np.random.Generator, n: int, follow: float) -> list[list[int]]:
+    """Playlists where each track is followed by its successor (3 i + 1 mod N) with probability
+    ``follow``, else by a random track."""
+    playlists = []
+    for _ in range(n):
+        track = int(rng.integers(N_ITEMS))
+        playlist = [track]
+        for _ in range(int(rng.integers(3, 8))):
+            follows = rng.random() < follow
+            track = (3 * track + 1) % N_ITEMS if follows else int(rng.integers(N_ITEMS))
+            playlist.append(track)
+        playlists.append(playlist)
+    return playlists
+
+
+def split_of(playlists: list[list[int]]) -> EvaluationSplit:
+    """Queries (all but the last track) labelled with the successor of their last track."""
+    histories = [p[:-1] for p in playlists]
+    labels = [[(3 * h[-1] + 1) % N_ITEMS] for h in histories]
+    return EvaluationSplit(
+        "validation", Queries(Sequences.from_lists(histories)), Sequences.from_lists(labels)
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(0)
+    train = Sequences.from_lists(successor_walks(rng, 400, follow=0.7))
+    # The only component ranks by popularity, which says nothing of what comes next: what
+    # decides the label is a feature (the transition count from the last track).
+    popularity = create("popularity", {}, N_ITEMS)
+    popularity.fit(train)
+    validation = split_of(successor_walks(rng, 300, follow=0.7))
+    reranker = Reranker.of(
+        [popularity], np.full(N_ITEMS, -1, np.int32), depth=N_ITEMS, prefixes=2, folds=3
+    )
+    reranker.fit_statistics(train)
+    learned = reranker.learn(reranker.component_lists(validation.queries), validation)
+    return train, validation, reranker, learned
+
+
+def test_the_reranker_learns_to_rank_by_the_feature_that_decides(fitted):
+    train, validation, reranker, learned = fitted
+    counts = Popularity.from_counts(np.bincount(train.items, minlength=N_ITEMS))
+    out_of_fold, _ = evaluate_lists(learned, validation, counts, (1, 10))
+    by_popularity, _ = evaluate_lists(
+        reranker.parts[0].top_k(validation.queries, 10), validation, counts, (1, 10)
+    )
+    assert by_popularity["hit_rate_at_1"] < 0.1
+    assert out_of_fold["hit_rate_at_1"] > 0.95 * findable(validation)
+    gains = reranker.importances()
+    assert max(gains, key=gains.get) in {"transitions_last_1", "cooccurrence_last_1"}
+
+
+def test_out_of_fold_lists_never_depend_on_the_labels_they_are_scored_on(fitted):
+    """Relabel every query of one fold at random: the other folds' rankers and the served one
+    learn differently, but that fold's lists come from a ranker that never read its labels."""
+    train, validation, reranker, learned = fitted
+    fold = folds_of(len(validation), reranker.params.folds, reranker.params.seed) == 0
+    labels = validation.labels.items.copy()
+    labels[fold] = np.random.default_rng(1).integers(N_ITEMS, size=int(fold.sum()))
+    relabelled = EvaluationSplit(
+        "validation", validation.queries, Sequences(labels, validation.labels.offsets)
+    )
+    again = Reranker.of(reranker.parts, reranker.artists, **_params(reranker))
+    again.fit_statistics(train)
+    relearned = again.learn(again.component_lists(validation.queries), relabelled)
+    assert np.array_equal(relearned.ids[fold], learned.ids[fold])
+    assert not np.array_equal(relearned.ids[~fold], learned.ids[~fold])
+
+
+def _params(reranker: Reranker) -> dict:
+    fields = ("depth", "prefixes", "folds", "seed")
+    return {name: getattr(reranker.params, name) for name in fields}
+
+
+def test_features_of_a_hand_made_pool():
+    train = Sequences.from_lists([[0, 1, 2], [0, 1], [2, 3], [1, 3]])
+    artists = np.array([0, 0, 1, -1, 1], dtype=np.int32)
+    statistics = TrainStatistics.of(train, 5, artists, window=2, keep_per_row=10)
+    queries = Queries(Sequences.from_lists([[2, 0]]))
+    proposals = TopK(np.array([[1, 3, 2]], np.int32), np.array([[3.0, 2.0, 1.0]], np.float32))
+    pool, features = pool_features([proposals], queries, statistics, None)
+    names = feature_names(["rules"], with_vectors=False)
+    row = {item: dict(zip(names, features[i], strict=True)) for i, item in enumerate(pool.items)}
+    assert sorted(row) == [1, 3]  # the heard track 2 is not a candidate
+    assert row[1]["rules_rank"] == 1 and row[3]["rules_rank"] == 2
+    assert row[1]["rules_normalised"] == 1.0 and row[3]["rules_normalised"] == pytest.approx(0.5)
+    assert row[1]["transitions_last_1"] == 2  # 0 -> 1 twice in train
+    assert row[3]["transitions_last_1"] == 0
+    assert row[3]["transitions_last_3"] == 1  # 2 -> 3 once
+    assert row[1]["cooccurrence_last_3"] == 3  # 0~1 twice, 2~1 once (distance 1) in train
+    assert row[1]["same_artist_tracks"] == 1 and row[1]["same_artist_as_last"] == 1
+    assert row[3]["same_artist_tracks"] == 0  # no artist
+    assert row[1]["log_popularity"] == pytest.approx(np.log1p(3))
+    assert row[1]["query_length"] == 2
+
+
+def test_cut_queries_are_the_last_prefixes_of_each_history():
+    split = EvaluationSplit(
+        "validation",
+        Queries(Sequences.from_lists([[5, 6, 7, 8], [9], [1, -1, 2]])),
+        Sequences.from_lists([[0], [0], [0]]),
+    )
+    cut, row = prefix_queries(split, 2)
+    assert cut.queries.history.to_lists() == [[5, 6], [5, 6, 7], [1, -1]]
+    assert cut.labels.to_lists() == [[7], [8], [2]]  # 1 -> -1 is unknown: not a query
+    assert row.tolist() == [0, 0, 2]
+
+
+def test_the_reranker_round_trips_and_is_measured_out_of_sample(fitted, tmp_path):
+    train, validation, reranker, _ = fitted
+    store = LocalArtifacts(tmp_path)
+    reranker.parts[0].save(store.writable("popularity"))
+    component = CandidateResult("popularity:", "popularity", "u", {}, {}, "popularity", {}, 0, 0)
+    sample_rows = np.arange(0, len(validation), 2)
+    counts = Popularity.from_counts(np.bincount(train.items, minlength=N_ITEMS))
+    result, top, _ = build_reranker(
+        [component], train=train, catalogue=_catalogue(), validation=validation,
+        sample_rows=sample_rows, popularity=counts, store=store, key="reranker", ks=(1, 10),
+        depth=N_ITEMS,
+    )  # fmt: skip
+    assert result.metrics["queries"] == len(validation)
+    rest = np.setdiff1d(np.arange(len(validation)), sample_rows)
+    # Queries outside the sample: the served ranker, which is what a reload serves.
+    reloaded = load_recommender(store.stage("reranker"))
+    served = reloaded.top_k(validation.take(rest).queries, 10)
+    assert np.array_equal(top.ids[rest], served.ids)
+    assert result.metrics["hit_rate_at_1"] > 0.95 * findable(validation)
+
+
+def findable(split: EvaluationSplit) -> float:
+    """The share of queries whose label was not heard already (heard tracks are never
+    recommended): the best hit rate any model can reach."""
+    pairs = zip(split.queries.history.to_lists(), split.labels.to_lists(), strict=True)
+    return float(np.mean([label[0] not in history for history, label in pairs]))
+
+
+def _catalogue():
+    import pyarrow as pa
+
+    from ml.catalogue import Catalogue
+
+    keys = [f"t{i}" for i in range(N_ITEMS)]
+    return Catalogue(pa.table({"key": keys, "train_count": np.zeros(N_ITEMS, np.int64)}))
