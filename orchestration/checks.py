@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ml.evaluation.selection import EvidenceFloor, beats_baselines
+from ml.evaluation.selection import GATE_METRICS, EvidenceFloor, baseline_gate
 from orchestration.assets.next_track.dataset import DatasetHandle, next_track_dataset
 from orchestration.assets.next_track.ingest import raw_playlist_events
 from orchestration.assets.next_track.registry import registered_model
@@ -28,28 +28,29 @@ def validation_labels_known(next_track_dataset: DatasetHandle) -> dg.AssetCheckR
 
 @dg.asset_check(asset=candidate_metrics, blocking=True)
 def selected_model_beats_baselines(candidate_metrics: Selection) -> dg.AssetCheckResult:
-    """The selected model must beat both baselines (most popular, sequential rules on the last
-    track) on the whole validation split, of at least min_validation_queries queries; blocking,
-    so a model that does not is never registered: a baseline that wins is reported, not
-    deployed."""
-    k = candidate_metrics.k
-    metric = f"hit_rate_at_{k}"
+    """The selected model must be at least as good as both baselines (most popular, sequential
+    rules on the last track) on the whole validation split at hit rate@10, hit rate@100 and
+    MRR@100 (a tie passes), on at least min_validation_queries queries; blocking, so a model
+    that serves a worse top 10 or a worse long list is never registered: a baseline that wins is
+    reported, not deployed. The description names each metric it fails and against which
+    baseline."""
     floor = EvidenceFloor(
         candidate_metrics.min_validation_queries,
         "validation queries",
         "candidate_metrics.config.min_validation_queries",
     )
     selected = candidate_metrics.selected
-    gate = beats_baselines(selected, candidate_metrics.baselines, metric, floor)
+    gate = baseline_gate(selected, candidate_metrics.baselines, GATE_METRICS, floor, ties_pass=True)
     return dg.AssetCheckResult(
         passed=gate.passed,
         metadata=for_display(
             {
                 "validation_queries": int(selected.metrics["queries"]),
-                f"selected_validation_hit_rate_at_{k}": selected.metrics[metric],
+                **{f"selected_validation_{m}": selected.metrics[m] for m in GATE_METRICS},
                 **{
-                    f"{b.family}_baseline_validation_hit_rate_at_{k}": b.metrics[metric]
+                    f"{b.family}_baseline_validation_{m}": b.metrics[m]
                     for b in candidate_metrics.baselines
+                    for m in GATE_METRICS
                 },
             }
         ),

@@ -12,6 +12,7 @@ import dagster as dg
 from pydantic import Field, ValidationError, field_validator
 
 from ml.evaluation.candidates import CandidateSpec
+from ml.evaluation.selection import SelectionMetric
 from ml.recommenders import neighbourhood, sequential_rules, slist, word2vec
 from orchestration.settings import DEFAULT_SOURCE
 
@@ -170,7 +171,13 @@ class UserItemsSelectionConfig(dg.Config):
 
 
 class SelectionConfig(dg.Config):
-    k: int = Field(default=100, ge=1, le=1_000, description="K of hit rate@K used to select.")
+    metric: SelectionMetric = Field(
+        default="ndcg_at_10",
+        description="Validation metric the candidates are ranked, kept as finalists and selected "
+        "on (hit_rate_at_100 breaks ties; MRR@100 when it is the metric); the hybrid's weights "
+        "are searched at its K. ndcg_at_10 rewards the top 10 the serving table holds "
+        "(docs/ranking.md).",
+    )
     finalists: int = Field(
         default=5,
         ge=1,

@@ -28,7 +28,12 @@ DATA_LINES = [
 
 
 TOP_CANDIDATES = 5
-METRICS = [("hit@10", "hit_rate_at_10"), ("hit@100", "hit_rate_at_100"), ("mrr@100", "mrr_at_100")]
+METRICS = [
+    ("hit@10", "hit_rate_at_10"),
+    ("hit@100", "hit_rate_at_100"),
+    ("mrr@100", "mrr_at_100"),
+    ("ndcg@10", "ndcg_at_10"),
+]
 USER_ITEMS_METRICS = [
     ("ndcg@10", "ndcg_at_10"),
     ("hit@10", "hit_rate_at_10"),
@@ -94,7 +99,11 @@ def print_summary(
     selection = meta("candidate_metrics")
     if selection:
         sample, queries = selection["validation_sample"], selection["validation_queries"]
-        print(f"\n== validation ({sample:,} of {queries:,} queries; finalists re-scored on all) ==")
+        metric, tiebreak = selection["selection_metric"], selection["selection_tiebreak"]
+        print(
+            f"\n== validation ({sample:,} of {queries:,} queries; finalists re-scored on all; "
+            f"selected on {metric}, ties: {tiebreak}) =="
+        )
         print("\n".join(validation_lines(handover(selection)["rows"])))
     selected = meta("selected_model")
     if selected:

@@ -109,7 +109,7 @@ def test_defaults_are_valid_and_bad_values_are_named():
                         ]
                     }
                 },
-                "candidate_metrics": {"config": {"k": 0}},
+                "candidate_metrics": {"config": {"metric": "hit_rate_at_7"}},
             }
         }
     )
@@ -121,7 +121,7 @@ def test_defaults_are_valid_and_bad_values_are_named():
     assert (
         "sequential_rules_candidates.candidates.1: unknown recommender family 'psychic'" in joined
     )
-    assert "candidate_metrics.k" in joined
+    assert "candidate_metrics.metric" in joined
 
 
 def test_invalid_config_is_rejected_before_any_step(prepared_dbt_project, capsys):

@@ -255,9 +255,9 @@ def test_a_hybrid_that_only_ties_a_single_model_ranks_after_it():
 
     rules = result("sequential_rules:w10", "sequential_rules", 0.44)
     hybrid = result("hybrid:1*sequential_rules+0*word2vec", "hybrid", 0.44)
-    assert next_track_ranked([hybrid, rules], 100) == [rules, hybrid]
+    assert next_track_ranked([hybrid, rules], "hit_rate_at_100") == [rules, hybrid]
     better = result("hybrid:1*sequential_rules+1*word2vec", "hybrid", 0.45)
-    assert next_track_ranked([rules, better], 100)[0] is better
+    assert next_track_ranked([rules, better], "hit_rate_at_100")[0] is better
 
 
 def test_the_hybrid_leaves_out_what_its_weight_search_weighs_zero(tmp_path):
@@ -324,6 +324,29 @@ def test_finalists_are_the_best_few_within_two_standard_errors_of_the_best():
     # 10,000 sampled queries near 0.45: standard errors ~0.005, a difference's ~0.007
     close = [result(f"c{i}", 0.450 - 0.004 * i, 0.005) for i in range(4)]
     far = result("far", 0.43, 0.005)
-    chosen = finalists([far, *close], 100, 5)
+    chosen = finalists([far, *close], "hit_rate_at_100", 5)
     assert [r.name for r in chosen] == ["c0", "c1", "c2", "c3"]
-    assert [r.name for r in finalists([far, *close], 100, 2)] == ["c0", "c1"]
+    assert [r.name for r in finalists([far, *close], "hit_rate_at_100", 2)] == ["c0", "c1"]
+
+
+def test_selecting_on_ndcg_at_10_prefers_the_better_top_ten_and_breaks_ties_by_hit_rate_at_100():
+    """The issue's yes_small case: session-kNN serves a better top 10, the hybrid a longer list;
+    on NDCG@10 the better top 10 wins, on hit rate@100 (the former rule) the longer list."""
+
+    def result(name: str, ndcg: float, hit_rate: float) -> CandidateResult:
+        metrics = {"ndcg_at_10": ndcg, "hit_rate_at_100": hit_rate, "mrr_at_100": 0.0}
+        metrics |= {"ndcg_at_10_stderr": 0.004, "hit_rate_at_100_stderr": 0.008}
+        return CandidateResult(name, name.split(":")[0], "u", {}, {}, "", metrics, 0.0, 0.0)
+
+    knn = result("session_knn:k100", 0.118, 0.570)
+    hybrid = result("hybrid:1*a+1*b", 0.110, 0.600)
+    assert next_track_ranked([hybrid, knn], "ndcg_at_10") == [knn, hybrid]
+    assert next_track_ranked([knn, hybrid], "hit_rate_at_100") == [hybrid, knn]
+    longer = result("item_knn:n200", 0.118, 0.580)  # the same NDCG@10, a longer list
+    assert next_track_ranked([knn, longer], "ndcg_at_10") == [longer, knn]
+    # finalists: the margin is two standard errors of the NDCG@10 difference (~0.0113)
+    far = result("far:x", 0.105, 0.650)
+    assert [r.name for r in finalists([far, hybrid, knn], "ndcg_at_10", 5)] == [
+        "session_knn:k100",
+        "hybrid:1*a+1*b",
+    ]

@@ -1,11 +1,11 @@
-"""The gates a selected model must pass before it is registered: beat every baseline, on an
-evaluation set large enough to tell them apart, its size and standard errors in the
-description."""
+"""The gates a selected model must pass before it is registered: beat every baseline (user-items)
+or be at least as good as each on every gate metric (next-track), on an evaluation set large
+enough to tell them apart, its size and standard errors in the description."""
 
 import pytest
 
 from ml.evaluation.candidates import CandidateResult
-from ml.evaluation.selection import EvidenceFloor, beats_baselines
+from ml.evaluation.selection import GATE_METRICS, EvidenceFloor, baseline_gate
 
 USERS = EvidenceFloor(50, "validation users", "min_validation_users")
 
@@ -17,8 +17,8 @@ def result(name: str, ndcg: float, users: int, baseline: bool = False) -> Candid
 
 def test_a_model_that_beats_popularity_on_one_user_does_not_pass():
     """The issue's run: 0.33 against 0 on a single validation user."""
-    gate = beats_baselines(
-        result("ease", 0.33, 1), [result("popularity", 0.0, 1, True)], "ndcg_at_10", USERS
+    gate = baseline_gate(
+        result("ease", 0.33, 1), [result("popularity", 0.0, 1, True)], ["ndcg_at_10"], USERS, False
     )
     assert gate.passed is False
     assert "too few validation users to tell it from the baselines: 1" in gate.description
@@ -28,8 +28,73 @@ def test_a_model_that_beats_popularity_on_one_user_does_not_pass():
 
 @pytest.mark.parametrize(("users", "ndcg", "passed"), [(50, 0.33, True), (500, 0.0, False)])
 def test_enough_users_and_a_better_figure_pass(users, ndcg, passed):
-    gate = beats_baselines(
-        result("ease", ndcg, users), [result("popularity", 0.1, users, True)], "ndcg_at_10", USERS
+    gate = baseline_gate(
+        result("ease", ndcg, users),
+        [result("popularity", 0.1, users, True)],
+        ["ndcg_at_10"],
+        USERS,
+        ties_pass=False,
     )
     assert gate.passed is passed
     assert f"validation users: {users:,}" in gate.description and "too few" not in gate.description
+
+
+QUERIES = EvidenceFloor(50, "validation queries", "min_validation_queries")
+
+
+def next_track(name: str, hit10: float, hit100: float, mrr: float, baseline=False):
+    figures = {"hit_rate_at_10": hit10, "hit_rate_at_100": hit100, "mrr_at_100": mrr}
+    metrics = {**figures, **{f"{m}_stderr": 0.007 for m in figures}, "queries": 3413.0}
+    return CandidateResult(
+        name, name.split(":")[0], "unit", {}, {}, "", metrics, 0.0, 0.0, baseline
+    )
+
+
+POPULARITY = next_track("popularity:count", 0.0425, 0.1840, 0.0177, baseline=True)
+LAST_TRACK = next_track("sequential_rules:w10_last1_strict", 0.1371, 0.4207, 0.0615, True)
+
+
+def test_the_next_track_gate_names_each_metric_it_fails_and_the_baseline():
+    """The synthetic default's champion (the issue): a longer list than the last-track rules but
+    a worse top 10 and MRR; popularity it beats everywhere."""
+    hybrid = next_track("hybrid:1*word2vec+1*session_knn", 0.1300, 0.6004, 0.0600)
+    gate = baseline_gate(hybrid, [POPULARITY, LAST_TRACK], GATE_METRICS, QUERIES, ties_pass=True)
+    assert gate.passed is False
+    failing = (
+        "FAILS hit_rate_at_10 against `sequential_rules:w10_last1_strict`, "
+        "mrr_at_100 against `sequential_rules:w10_last1_strict`;"
+    )
+    assert failing in gate.description
+    assert "against `popularity:count`" not in gate.description
+    assert "hit_rate_at_100 against" not in gate.description
+    assert (
+        "hit_rate_at_10 0.1300 ± 0.0070: above `popularity:count` (0.0425 ± 0.0070), below "
+        "`sequential_rules:w10_last1_strict` (0.1371 ± 0.0070)"
+    ) in gate.description
+
+
+def test_the_next_track_gate_passes_when_every_metric_holds_and_a_tie_passes():
+    """At least as good means >=: a model that equals the last-track rules' MRR@100 exactly
+    serves as good a list there; the standard errors are reported, not used."""
+    hybrid = next_track("hybrid:1*word2vec+1*session_knn", 0.1922, 0.6004, 0.0615)
+    gate = baseline_gate(hybrid, [POPULARITY, LAST_TRACK], GATE_METRICS, QUERIES, ties_pass=True)
+    assert gate.passed is True
+    assert "FAILS" not in gate.description
+    assert (
+        "required at least as good as (a tie passes) every baseline on hit_rate_at_10, "
+        "hit_rate_at_100, mrr_at_100"
+    ) in gate.description
+    assert "mrr_at_100 0.0615 ± 0.0070: above `popularity:count`" in gate.description
+    assert "equal to `sequential_rules:w10_last1_strict` (0.0615 ± 0.0070)" in gate.description
+    strict = baseline_gate(hybrid, [POPULARITY, LAST_TRACK], GATE_METRICS, QUERIES, False)
+    assert strict.passed is False
+    assert "FAILS mrr_at_100 against `sequential_rules:w10_last1_strict`;" in strict.description
+
+
+def test_the_next_track_gate_keeps_its_evidence_floor():
+    hybrid = next_track("hybrid:1*word2vec+1*session_knn", 0.5, 0.9, 0.3)
+    hybrid.metrics["queries"] = 49.0
+    gate = baseline_gate(hybrid, [POPULARITY, LAST_TRACK], GATE_METRICS, QUERIES, ties_pass=True)
+    assert gate.passed is False
+    assert "too few validation queries to tell it from the baselines: 49" in gate.description
+    assert "FAILS" not in gate.description  # every figure holds; only the evidence is missing

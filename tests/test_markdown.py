@@ -10,7 +10,7 @@ from markdown_it import MarkdownIt
 
 from ml.evaluation.candidates import CandidateResult
 from ml.evaluation.report import markdown_table, table_rows
-from ml.evaluation.selection import EvidenceFloor, beats_baselines
+from ml.evaluation.selection import EvidenceFloor, baseline_gate
 
 HYBRID = "hybrid:1*word2vec:cbow_d48_e15+in_out_last1+0.5*session_knn:k100_s500"
 NAMES = [
@@ -49,8 +49,8 @@ def test_every_name_is_one_cell_that_reads_as_written():
 
 def test_the_gate_description_names_each_model_as_written():
     floor = EvidenceFloor(50, "validation queries", "min_validation_queries")
-    gate = beats_baselines(
-        result(HYBRID, 0.3), [result(n, 0.2, True) for n in NAMES[1:]], "mrr_at_100", floor
+    gate = baseline_gate(
+        result(HYBRID, 0.3), [result(n, 0.2, True) for n in NAMES[1:]], ["mrr_at_100"], floor, True
     )
     codes = [
         html.unescape(c) for c in re.findall(r"<code>(.*?)</code>", rendered(gate.description))
@@ -68,8 +68,12 @@ def test_the_registered_version_description_names_each_model_as_written(use_case
     test = {name: figures for name in NAMES}
     reason = "new data lineage: champion v1 was trained on '/data/my_*_files'"
     if use_case == "next_track":
-        selected = next_track.SelectedModel(HYBRID, "hybrid", 100, "", test, test, {}, 0, 1.0)
-        selection = next_track.Selection(100, result(HYBRID, 0.3), [], [{}] * 7, {}, 500, 500, 50)
+        selected = next_track.SelectedModel(
+            HYBRID, "hybrid", "ndcg_at_10", "", test, test, {}, 0, 1.0
+        )
+        selection = next_track.Selection(
+            "ndcg_at_10", result(HYBRID, 0.3), [], [{}] * 7, {}, 500, 500, 50
+        )
         description = next_track.version_description(selected, selection, reason)
     else:
         selected = user_items.UserItemsSelectedModel(HYBRID, "hybrid", {}, "", test, test, 1.0, 0)

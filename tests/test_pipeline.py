@@ -233,7 +233,8 @@ def test_a_model_that_does_not_beat_sequential_rules_is_never_registered(pipelin
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     gate = checks["selected_model_beats_baselines"]
     assert gate.passed is False
-    assert "does NOT beat `sequential_rules:w10_last1_strict`" in gate.description
+    assert "FAILS " in gate.description
+    assert "hit_rate_at_100 against `sequential_rules:w10_last1_strict`" in gate.description
     assert "(validation queries: " in gate.description and "±" in gate.description
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "candidate_metrics" in materialized and "registered_model" not in materialized

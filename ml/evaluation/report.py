@@ -14,8 +14,11 @@ from ml.evaluation.candidates import CandidateResult
 
 
 def table_columns(k: int) -> list[str]:
+    """Next-track columns: hit rate at 10, 20, 100 and ``k``; MRR@k; NDCG at 10 (the top the
+    serving table holds) and ``k``; coverage@k."""
     ks = sorted({10, 20, 100, k})
-    return [f"hit_rate_at_{x}" for x in ks] + [f"mrr_at_{k}", f"ndcg_at_{k}", f"coverage_at_{k}"]
+    ndcg = [f"ndcg_at_{x}" for x in sorted({10, k})]
+    return [f"hit_rate_at_{x}" for x in ks] + [f"mrr_at_{k}", *ndcg, f"coverage_at_{k}"]
 
 
 USER_ITEMS_COLUMNS = ["ndcg_at_10", "hit_rate_at_10", "recall_at_10", "mrr_at_10", "coverage_at_10"]
@@ -26,10 +29,13 @@ def table_rows(
     k: int,
     selected: str | None,
     columns: list[str] | None = None,
+    errors_of: tuple[str, ...] | None = None,
 ) -> list[dict]:
     """One flat row per candidate: family, name, metrics (``columns``, default the next-track
-    ones at ``k``), seconds, and the selection mark."""
+    ones at ``k``), the standard errors of ``errors_of`` (default hit rate@k), seconds, and the
+    selection mark."""
     columns = columns or table_columns(k)
+    errors = dict.fromkeys(errors_of or (f"hit_rate_at_{k}",))
     rows = []
     for result in results:
         row = {
@@ -40,8 +46,13 @@ def table_rows(
             else ("selected" if result.name == selected else "candidate"),
         }
         row.update({c: result.metrics.get(c, np.nan) for c in columns})
-        if f"hit_rate_at_{k}_stderr" in result.metrics:
-            row[f"hit_rate_at_{k}_stderr"] = result.metrics[f"hit_rate_at_{k}_stderr"]
+        row.update(
+            {
+                f"{m}_stderr": result.metrics[f"{m}_stderr"]
+                for m in errors
+                if f"{m}_stderr" in result.metrics
+            }
+        )
         row["queries"] = int(result.metrics["queries"])  # a count: 3415, not 3415.0000
         row["fit_seconds"] = result.fit_seconds
         row["eval_seconds"] = result.eval_seconds

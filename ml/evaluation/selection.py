@@ -4,31 +4,51 @@ and the gate it must pass (beat every baseline)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from ml.artifacts import ArtifactStore
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, evaluate_lists
 from ml.evaluation.ranking import ranked
-from ml.evaluation.report import markdown_code
+from ml.evaluation.report import markdown_code, table_rows
 from ml.recommenders.base import Log, no_log
 from ml.recommenders.hybrid import Hybrid, search_weights
 from ml.recommenders.popularity import Popularity
 
+# What a next-track run may select on: the top of the list the serving table holds (10 tracks),
+# or the long list. hit_rate_at_100 breaks ties (MRR@100 breaks them when it is the metric).
+SelectionMetric = Literal["ndcg_at_10", "hit_rate_at_10", "mrr_at_100", "hit_rate_at_100"]
+SELECTION_METRICS: tuple[str, ...] = get_args(SelectionMetric)
+# The gate: the selected model at least as good as every baseline on each of these.
+GATE_METRICS = ("hit_rate_at_10", "hit_rate_at_100", "mrr_at_100")
+# What people read beside each model: the summary, the tables, the version description.
+REPORTED_METRICS = ("hit_rate_at_10", "hit_rate_at_100", "mrr_at_100", "ndcg_at_10")
 
-def next_track_ranked(results: list[CandidateResult], k: int) -> list[CandidateResult]:
-    """Hit rate@k first, MRR@k to break ties."""
-    return ranked(results, f"hit_rate_at_{k}", f"mrr_at_{k}")
+
+def tiebreak_of(metric: str) -> str:
+    return "mrr_at_100" if metric == "hit_rate_at_100" else "hit_rate_at_100"
 
 
-def finalists(results: list[CandidateResult], k: int, most: int) -> list[CandidateResult]:
+def cutoff_of(metric: str) -> int:
+    """The K of a metric named ``<name>_at_<K>``."""
+    return int(metric.rsplit("_at_", 1)[1])
+
+
+def next_track_ranked(results: list[CandidateResult], metric: str) -> list[CandidateResult]:
+    """``metric`` first, hit rate@100 to break ties (MRR@100 when ``metric`` is hit rate@100)."""
+    return ranked(results, metric, tiebreak_of(metric))
+
+
+def finalists(results: list[CandidateResult], metric: str, most: int) -> list[CandidateResult]:
     """The best ``most`` candidates on the validation sample, less those more than two standard
-    errors of a difference below the best: they cannot plausibly win on the whole split, and
-    re-scoring each costs a pass over it."""
-    ranking = next_track_ranked(results, k)[:most]
+    errors of a difference below the best on ``metric``: they cannot plausibly win on the whole
+    split, and re-scoring each costs a pass over it."""
+    ranking = next_track_ranked(results, metric)[:most]
     if not ranking:
         return []
-    metric, error = f"hit_rate_at_{k}", f"hit_rate_at_{k}_stderr"
+    error = f"{metric}_stderr"
     best = ranking[0].metrics
     return [
         r
@@ -37,9 +57,20 @@ def finalists(results: list[CandidateResult], k: int, most: int) -> list[Candida
     ]
 
 
-def best_per_family(results: list[CandidateResult], k: int) -> list[CandidateResult]:
+def candidate_table(
+    results: list[CandidateResult], metric: str, selected: str | None
+) -> list[dict]:
+    """The next-track table people read (candidate_metrics, the run summary, MLflow): every
+    result in selection order, hit rate@10/20/100, MRR@100, NDCG@10 and @100, coverage@100,
+    and the standard errors of ``metric`` and hit rate@100."""
+    return table_rows(
+        next_track_ranked(results, metric), 100, selected, errors_of=(metric, "hit_rate_at_100")
+    )
+
+
+def best_per_family(results: list[CandidateResult], metric: str) -> list[CandidateResult]:
     best: dict[str, CandidateResult] = {}
-    for result in next_track_ranked([r for r in results if not r.baseline], k):
+    for result in next_track_ranked([r for r in results if not r.baseline], metric):
         best.setdefault(result.family, result)
     return list(best.values())
 
@@ -55,7 +86,8 @@ def build_hybrid(
     ks: tuple[int, ...],
     log: Log = no_log,
 ) -> CandidateResult | None:
-    """Weights over the best candidate of each family, searched on ``validation``, the hybrid
+    """Weights over the best candidate of each family, searched on ``validation`` (hit rate@k,
+    MRR@k breaking ties: ``k`` the selection metric's K), the hybrid
     saved as ``key`` in ``store``; None when fewer than two families have a candidate or the
     search weighs all but one zero (the hybrid would rank exactly as that one model does). A
     component weighed zero is left out: it never changes the ranking, yet would be scored at
@@ -109,17 +141,23 @@ def with_error(metrics: dict[str, float], metric: str) -> str:
     return f"{metrics[metric]:.4f}" + (f" ± {error:.4f}" if error is not None else "")
 
 
-def beats_baselines(
-    selected: CandidateResult, baselines: list[CandidateResult], metric: str, floor: EvidenceFloor
+def baseline_gate(
+    selected: CandidateResult,
+    baselines: list[CandidateResult],
+    metrics: Sequence[str],
+    floor: EvidenceFloor,
+    ties_pass: bool,
 ) -> Gate:
-    """The selected model must be strictly better than every baseline on ``metric``, measured
-    on at least ``floor.minimum`` queries. The description is Markdown (a Dagster check's): each
-    model's name a code span, each figure with its standard error, the queries counted."""
-    mine = selected.metrics[metric]
+    """The selected model must be better than every baseline on each of ``metrics`` (or equal,
+    when ``ties_pass``), measured on at least ``floor.minimum`` queries. The description is
+    Markdown (a Dagster check's): each model's name a code span, each figure with its standard
+    error, the queries counted; a failing gate names each metric it fails and against which
+    baseline, first."""
     queries = int(selected.metrics["queries"])
+    rule = "at least as good as (a tie passes)" if ties_pass else "better than (a tie fails)"
     lines = [
-        f"{markdown_code(selected.name)} validation {metric} "
-        f"{with_error(selected.metrics, metric)} ({floor.queries}: {queries:,})"
+        f"{markdown_code(selected.name)} on validation ({floor.queries}: {queries:,}), required "
+        f"{rule} every baseline on {', '.join(metrics)}"
     ]
     passed = queries >= floor.minimum
     if not passed:
@@ -127,11 +165,22 @@ def beats_baselines(
             f"too few {floor.queries} to tell it from the baselines: {queries:,}, the minimum "
             f"is {floor.minimum:,} ({floor.setting})"
         )
-    for baseline in baselines:
-        theirs = baseline.metrics[metric]
-        passed &= mine > theirs
-        verdict = "beats" if mine > theirs else "does NOT beat"
-        lines.append(
-            f"{verdict} {markdown_code(baseline.name)} ({with_error(baseline.metrics, metric)})"
-        )
-    return Gate(passed, "; ".join(lines))
+    failures, figures = [], []
+    for metric in metrics:
+        mine = selected.metrics[metric]
+        verdicts = []
+        for baseline in baselines:
+            theirs = baseline.metrics[metric]
+            holds = mine > theirs or (ties_pass and mine == theirs)
+            if not holds:
+                failures.append(f"{metric} against {markdown_code(baseline.name)}")
+            relation = "above" if mine > theirs else ("equal to" if mine == theirs else "below")
+            verdicts.append(
+                f"{relation} {markdown_code(baseline.name)} "
+                f"({with_error(baseline.metrics, metric)})"
+            )
+        figures.append(f"{metric} {with_error(selected.metrics, metric)}: {', '.join(verdicts)}")
+    if failures:
+        passed = False
+        lines.append(f"FAILS {', '.join(failures)}")
+    return Gate(passed, "; ".join([*lines, *figures]))

@@ -8,6 +8,7 @@ import pandas as pd
 
 from ml.evaluation.metrics import served_metrics
 from ml.evaluation.report import markdown_description
+from ml.evaluation.selection import GATE_METRICS, REPORTED_METRICS, tiebreak_of
 from ml.registry import ModelCard, log_and_register, log_to_run, training_dataset
 from ml.serving import next_track_pyfunc
 from ml.serving.bundle import load_bundle
@@ -32,14 +33,14 @@ MODEL_NAME = "next-track"
 PROMOTION_K = 100
 
 
-def model_card(selection_k: int) -> ModelCard:
+def model_card(selection_metric: str) -> ModelCard:
     return ModelCard(
         name=MODEL_NAME,
         use_case="next_track",
         task="Next track of a playlist: given a playlist's tracks (keys `artist|||title` or "
         '"artist - title"), the k tracks most likely to come next, each with artist, title and '
         "score.",
-        selected_on=f"validation hit_rate_at_{selection_k}",
+        selected_on=f"validation {selection_metric}",
         promoted_on=f"test_hit_rate_at_{PROMOTION_K}",
     )
 
@@ -53,17 +54,20 @@ def pyfunc_hit_rate(model, test_keys, k: int) -> float:
 
 
 def version_description(selected: SelectedModel, selection: Selection, reason: str) -> str:
-    k = selection.k
+    """A headline (what it was selected and gated on, why its alias) and one row per model, the
+    selected one and both baselines: its validation selection metric and the test figures."""
+    metric = selection.metric
     headline = (
-        f"{selected.candidate} ({selected.family}), selected on validation hit rate@{k} among "
-        f"{len(selection.rows)} candidates and baselines. Promotion: {reason}."
+        f"{selected.candidate} ({selected.family}), selected on validation {metric} "
+        f"({tiebreak_of(metric)} breaking ties) among {len(selection.rows)} candidates and "
+        f"baselines, at least as good as both baselines on validation {', '.join(GATE_METRICS)}. "
+        f"Promotion: {reason}."
     )
     rows = [
         {
             "model": name,
-            f"validation hit_rate@{k}": selected.validation[name][f"hit_rate_at_{k}"],
-            f"test hit_rate@{k}": test[f"hit_rate_at_{k}"],
-            f"test mrr@{k}": test[f"mrr_at_{k}"],
+            f"validation {metric}": selected.validation[name][metric],
+            **{f"test {m}": test[m] for m in REPORTED_METRICS},
         }
         for name, test in selected.test.items()
     ]
@@ -116,7 +120,7 @@ def registered_model(
         experiment_id,
         parent,
         f"selected: {selected.candidate}",
-        model_card(candidate_metrics.k),
+        model_card(candidate_metrics.metric),
         Path(next_track_pyfunc.__file__),
         bundle_dir,
         {"family": selected.family, **selected.params},

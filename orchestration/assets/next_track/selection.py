@@ -13,10 +13,17 @@ from ml.evaluation.report import (
     plot_feature_importances,
     plot_hit_rate_curves,
     plot_validation_bars,
-    table_rows,
 )
 from ml.evaluation.reranking import build_reranker
-from ml.evaluation.selection import best_per_family, build_hybrid, finalists, next_track_ranked
+from ml.evaluation.selection import (
+    best_per_family,
+    build_hybrid,
+    candidate_table,
+    cutoff_of,
+    finalists,
+    next_track_ranked,
+    tiebreak_of,
+)
 from ml.recommenders.popularity import Popularity
 from ml.registry import log_to_run
 from ml.serving.bundle import bundle_bytes, save_bundle, serving_latency_ms
@@ -41,7 +48,7 @@ from orchestration.storage import RunStorage, run_key
 
 @dataclass
 class Selection:
-    k: int
+    metric: str  # the validation metric it was selected on
     selected: CandidateResult
     baselines: list[CandidateResult]
     rows: list[dict]  # the validation table
@@ -55,7 +62,7 @@ class Selection:
 class SelectedModel:
     candidate: str
     family: str
-    k: int
+    metric: str  # the validation metric it was selected on
     bundle_key: str  # the bundle's folder in the run store
     validation: dict[str, dict[str, float]]  # name -> metrics (selected and baselines)
     test: dict[str, dict[str, float]]
@@ -80,7 +87,8 @@ def popularity_of(data) -> Popularity:
     kinds={"mlflow"},
     description="Every candidate and baseline on validation, a hybrid of each family's best, "
     "the finalists re-scored on the whole validation split, and the winner: the table and the "
-    "hit rate@K plot that say why it won.",
+    "hit rate@K plot that say why it won (selected on the run config's metric, NDCG@10 by "
+    "default).",
 )
 def candidate_metrics(
     context: dg.AssetExecutionContext,
@@ -94,7 +102,7 @@ def candidate_metrics(
     storage: RunStorage,
     mlflow: MlflowResource,
 ) -> Selection:
-    k = config.k
+    metric = config.metric
     outcomes = [*word2vec, *sequential_rules, *neighbourhood, *slist, *baselines]
     results = [r for o in outcomes for r in o.results]
     skipped = {o.unit: o.skipped for o in outcomes if o.skipped}
@@ -108,7 +116,7 @@ def candidate_metrics(
     popularity = popularity_of(data)
     sample = next_track_dataset.sampled_validation(data)
     run_id = context.run.run_id
-    best_of_families = best_per_family(results, k)
+    best_of_families = best_per_family(results, metric)
     tops, plots = {}, {}
     if config.reranker:
         reranked = build_reranker(
@@ -127,15 +135,14 @@ def candidate_metrics(
     if config.hybrid:
         hybrid = build_hybrid(
             best_of_families, sample, popularity, storage,
-            run_key(run_id, "candidates", "hybrid"), k, config.hybrid_depth, METRIC_KS,
+            run_key(run_id, "candidates", "hybrid"), cutoff_of(metric), config.hybrid_depth,
+            METRIC_KS,
             context.log.info,
         )  # fmt: skip
         if hybrid is not None:
-            context.log.info(
-                f"hybrid {hybrid.name}: hit rate@{k} {hybrid.metrics[f'hit_rate_at_{k}']:.4f}"
-            )
+            context.log.info(f"hybrid {hybrid.name}: {metric} {hybrid.metrics[metric]:.4f}")
             results.append(hybrid)
-    contenders = finalists([r for r in results if not r.baseline], k, config.finalists)
+    contenders = finalists([r for r in results if not r.baseline], metric, config.finalists)
     # The reranker was measured on the whole split already, out of sample.
     rescored = [r for r in [*contenders, *(r for r in results if r.baseline)] if r.name not in tops]
     if len(sample) < len(data.validation):
@@ -152,10 +159,10 @@ def candidate_metrics(
             result.eval_seconds = time.perf_counter() - began
             left = (time.perf_counter() - started) / done * (len(rescored) - done)
             context.log.info(
-                f"re-scored {result.name}: hit rate@{k} {result.metrics[f'hit_rate_at_{k}']:.4f} "
+                f"re-scored {result.name}: {metric} {result.metrics[metric]:.4f} "
                 f"in {result.eval_seconds:.0f} s ({done}/{len(rescored)}, ~{left:.0f} s left)"
             )
-    selected = next_track_ranked(contenders, k)[0]
+    selected = next_track_ranked(contenders, metric)[0]
     baseline_results = [r for r in rescored if r.baseline]
     curves = {}
     for result in [selected, *baseline_results]:
@@ -166,12 +173,12 @@ def candidate_metrics(
         curves[result.name] = hit_rate_curve(
             tops[result.name].ids, data.validation.labels, len(data.catalogue)
         )
-    rows = table_rows(next_track_ranked(results, k), k, selected.name)
+    rows = candidate_table(results, metric, selected.name)
     plots["hit_rate_at_k"] = run_key(run_id, "plots", "validation_hit_rate_at_k.png")
     plots["validation"] = run_key(run_id, "plots", "validation.png")
     title = "validation hit rate@K: selected model and baselines"
     plot_hit_rate_curves(curves, storage.writable(plots["hit_rate_at_k"]), title)
-    plot_validation_bars(rows, f"hit_rate_at_{k}", storage.writable(plots["validation"]))
+    plot_validation_bars(rows, metric, storage.writable(plots["validation"]))
     parent = mlflow.parent_run(EXPERIMENT, context)
     client = mlflow.client()
     client.log_table(parent, data=_frame(rows), artifact_file="validation_table.json")
@@ -187,6 +194,7 @@ def candidate_metrics(
             "split_salt": next_track_dataset.split_salt,
             "selected_candidate": selected.name,
             "selected_family": selected.family,
+            "selection_metric": metric,
             "validation_queries": len(data.validation),
         },
         logged_metrics(
@@ -205,10 +213,12 @@ def candidate_metrics(
         for_display(
             {
                 "selected": selected.name,
-                f"selected_validation_hit_rate_at_{k}": mine[f"hit_rate_at_{k}"],
-                f"selected_validation_hit_rate_at_{k}_stderr": mine[f"hit_rate_at_{k}_stderr"],
+                "selection_metric": metric,
+                "selection_tiebreak": tiebreak_of(metric),
+                f"selected_validation_{metric}": mine[metric],
+                f"selected_validation_{metric}_stderr": mine[f"{metric}_stderr"],
                 **{
-                    f"{b.family}_baseline_validation_hit_rate_at_{k}": b.metrics[f"hit_rate_at_{k}"]
+                    f"{b.family}_baseline_validation_{metric}": b.metrics[metric]
                     for b in baseline_results
                 },
                 "candidates_evaluated": len(results),
@@ -223,7 +233,7 @@ def candidate_metrics(
         )
     )
     return Selection(
-        k,
+        metric,
         selected,
         baseline_results,
         rows,
@@ -274,22 +284,22 @@ def selected_model(
     storage.commit(bundle_key)
     latency = serving_latency_ms(model, 200, data.test.queries.history)
     size = bundle_bytes(bundle_dir)
-    k = selection.k
+    metric = selection.metric
     name = selection.selected.name
-    context.log.info(f"selected {name}: test hit rate@{k} {test[name][f'hit_rate_at_{k}']:.4f}")
-    rows = table_rows(
+    context.log.info(f"selected {name}: test {metric} {test[name][metric]:.4f}")
+    rows = candidate_table(
         [
             CandidateResult(**{**r.__dict__, "metrics": test[r.name]})
             for r in [selection.selected, *selection.baselines]
         ],
-        k,
+        metric,
         name,
     )
     context.add_output_metadata(
         for_display(
             {
                 "candidate": name,
-                f"test_hit_rate_at_{k}": test[name][f"hit_rate_at_{k}"],
+                f"test_{metric}": test[name][metric],
                 "test_queries": len(data.test),
                 "test": rows_table(rows),
                 "bundle": storage.location(bundle_key),
@@ -302,7 +312,7 @@ def selected_model(
     return SelectedModel(
         candidate=name,
         family=selection.selected.family,
-        k=k,
+        metric=metric,
         bundle_key=bundle_key,
         validation={r.name: r.metrics for r in [selection.selected, *selection.baselines]},
         test=test,

@@ -12,7 +12,7 @@ from ml.evaluation.report import (
     plot_validation_bars,
     table_rows,
 )
-from ml.evaluation.selection import EvidenceFloor, beats_baselines
+from ml.evaluation.selection import EvidenceFloor, baseline_gate
 from ml.evaluation.user_items import best
 from ml.registry import log_to_run
 from orchestration.assets.grid import UnitOutcome
@@ -141,7 +141,9 @@ def user_items_model_beats_popularity(
         "validation users",
         "user_items_candidate_metrics.config.min_validation_users",
     )
-    gate = beats_baselines(selection.selected, selection.baselines, selection.metric, floor)
+    gate = baseline_gate(
+        selection.selected, selection.baselines, [selection.metric], floor, ties_pass=False
+    )
     return dg.AssetCheckResult(
         passed=gate.passed,
         metadata={"validation_users": int(selection.selected.metrics["queries"])},
