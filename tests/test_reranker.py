@@ -9,7 +9,7 @@ from ml.artifacts import LocalArtifacts
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, evaluate_lists
 from ml.evaluation.reranking import build_reranker
-from ml.recommenders.base import Queries, TopK
+from ml.recommenders.base import ItemVectors, Queries, TopK
 from ml.recommenders.families import create, load_recommender
 from ml.recommenders.popularity import Popularity
 from ml.recommenders.reranker import Reranker, folds_of, prefix_queries
@@ -101,8 +101,10 @@ def test_features_of_a_hand_made_pool():
     statistics = TrainStatistics.of(train, 5, artists, window=2, keep_per_row=10)
     queries = Queries(Sequences.from_lists([[2, 0]]))
     proposals = TopK(np.array([[1, 3, 2]], np.int32), np.array([[3.0, 2.0, 1.0]], np.float32))
-    pool, features = pool_features([proposals], queries, statistics, None)
-    names = feature_names(["rules"], with_vectors=False)
+    unit = np.array([[1, 0], [0, 1], [0, 1], [0.6, 0.8], [0, 1]], dtype=np.float32)
+    vectors = ItemVectors(np.array([0, 1, 2, 3, -1]), unit[:4])
+    pool, features = pool_features([proposals], queries, statistics, vectors)
+    names = feature_names(["rules"], with_vectors=True)
     row = {item: dict(zip(names, features[i], strict=True)) for i, item in enumerate(pool.items)}
     assert sorted(row) == [1, 3]  # the heard track 2 is not a candidate
     assert row[1]["rules_rank"] == 1 and row[3]["rules_rank"] == 2
@@ -115,6 +117,10 @@ def test_features_of_a_hand_made_pool():
     assert row[3]["same_artist_tracks"] == 0  # no artist
     assert row[1]["log_popularity"] == pytest.approx(np.log1p(3))
     assert row[1]["query_length"] == 2
+    # the last track (0) points along x; the query's mean, of (0, 1) and (1, 0), diagonally
+    assert row[3]["word2vec_cosine_last"] == pytest.approx(0.6)
+    assert row[3]["word2vec_cosine_mean"] == pytest.approx(1.4 / np.sqrt(2))
+    assert row[1]["word2vec_cosine_last"] == pytest.approx(0.0)
 
 
 def test_cut_queries_are_the_last_prefixes_of_each_history():

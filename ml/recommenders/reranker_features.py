@@ -22,6 +22,7 @@ from ml.recommenders.topk import normalise_rows
 from ml.sequences import UNKNOWN, Sequences
 
 RECENT = (1, 3, 5)  # the last tracks transitions and co-occurrence are counted from
+COSINE_BLOCK = 262_144  # (query, candidate) pairs whose vectors are gathered at once
 
 
 @dataclass(frozen=True)
@@ -215,11 +216,15 @@ def _cosines(known: Sequences, pool: Pool, vectors: ItemVectors) -> list[np.ndar
     embedded = candidate >= 0
     has_query = np.bincount(compact.row_of_each_item(), minlength=pool.n_queries) > 0
     usable = embedded & has_query[pool.rows]
+    entries = np.flatnonzero(usable)
     out = []
     for query_vectors in (last_vector, mean):
         cosine = np.full(len(pool.items), np.nan, dtype=np.float32)
-        cosine[usable] = np.einsum(
-            "ij,ij->i", query_vectors[pool.rows[usable]], vectors.unit[candidate[usable]]
-        )
+        # A block of entries at a time: two vectors per entry would be gigabytes at scale.
+        for start in range(0, len(entries), COSINE_BLOCK):
+            block = entries[start : start + COSINE_BLOCK]
+            cosine[block] = np.einsum(
+                "ij,ij->i", query_vectors[pool.rows[block]], vectors.unit[candidate[block]]
+            )
         out.append(cosine)
     return out
