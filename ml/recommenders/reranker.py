@@ -24,6 +24,7 @@ from pydantic.dataclasses import dataclass
 
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.recommenders.base import (
+    SCORING_THREADS,
     CannotFit,
     ItemVectors,
     Log,
@@ -142,7 +143,8 @@ class Reranker(Recommender):
         positives = np.bincount(pool.rows, weights=labels, minlength=pool.n_queries) > 0
         if positives[: len(validation)].sum() < 2 * p.folds:
             raise CannotFit(
-                f"{self.name}: {int(positives.sum())} validation queries have their label among "
+                f"{self.name}: {int(positives[: len(validation)].sum())} validation queries have "
+                "their label among "
                 f"the candidates; {2 * p.folds} at least are needed to learn in {p.folds} folds"
             )
         fold_of_query = folds_of(len(validation), p.folds, p.seed)[playlist]
@@ -201,6 +203,11 @@ class Reranker(Recommender):
         p = self.params
         rng = np.random.default_rng([p.seed, stream])
         chosen = np.flatnonzero(queries)
+        if len(chosen) < 2:
+            raise CannotFit(
+                f"{self.name}: {len(chosen)} training queries in a fold have their label among "
+                "the candidates; a ranker and its early stopping need two at least"
+            )
         stopping_queries = min(max(1, round(p.early_stopping_share * len(chosen))), len(chosen) - 1)
         stopping = rng.permutation(len(chosen)) < stopping_queries
         kept = sampled_entries(pool.rows, labels, p.negatives, rng) & queries[pool.rows]
@@ -222,7 +229,7 @@ class Reranker(Recommender):
                 "min_data_in_leaf": p.min_queries_in_leaf,
                 "seed": p.seed,
                 "deterministic": True,
-                "num_threads": 2,
+                "num_threads": SCORING_THREADS,
                 "verbose": -1,
             },
             train_set,
