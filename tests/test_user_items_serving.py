@@ -161,9 +161,14 @@ def test_bad_input_names_the_row_and_the_problem(bundle_dir, rows, params, messa
 
 # Runs where torch and gensim cannot be imported: loads the registered model by alias, answers.
 LOAD_WITHOUT_TRAINING_LIBRARIES = """
-import json, sys
-sys.modules["torch"] = None
-sys.modules["gensim"] = None
+import importlib.abc, json, sys
+# As if neither were installed: importing them fails and sys.modules never holds them (a None
+# entry there would break libraries that probe sys.modules, such as scipy's array-API helpers).
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("torch", "gensim"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, NotInstalled())
 import mlflow
 import pandas as pd
 mlflow.set_tracking_uri(sys.argv[1])
