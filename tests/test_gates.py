@@ -5,7 +5,12 @@ enough to tell them apart, its size and standard errors in the description."""
 import pytest
 
 from ml.evaluation.candidates import CandidateResult
-from ml.evaluation.selection import GATE_METRICS, EvidenceFloor, baseline_gate
+from ml.evaluation.selection import (
+    GATE_METRICS,
+    EvidenceFloor,
+    baseline_gate,
+    first_meeting_baselines,
+)
 
 USERS = EvidenceFloor(50, "validation users", "min_validation_users")
 
@@ -98,3 +103,28 @@ def test_the_next_track_gate_keeps_its_evidence_floor():
     assert gate.passed is False
     assert "too few validation queries to tell it from the baselines: 49" in gate.description
     assert "FAILS" not in gate.description  # every figure holds; only the evidence is missing
+
+
+def test_selection_passes_over_a_better_ranked_model_that_falls_below_a_baseline():
+    """The reranker ranks first on NDCG@10 but its MRR@100 is a hair under the last-track rules':
+    the hybrid after it meets every baseline and is selected; the reason is given."""
+    reranker = next_track("reranker:lambdarank", 0.5030, 0.6577, 0.0610)
+    hybrid = next_track("hybrid:1*slist+1*session_knn", 0.4900, 0.6500, 0.0620)
+    selected, passed_over = first_meeting_baselines(
+        [reranker, hybrid], [POPULARITY, LAST_TRACK], GATE_METRICS
+    )
+    assert selected is hybrid
+    assert passed_over == [
+        "reranker:lambdarank: mrr_at_100 below sequential_rules:w10_last1_strict"
+    ]
+
+
+def test_selection_keeps_the_first_when_none_meets_the_baselines():
+    worse = next_track("item_knn:k50", 0.10, 0.60, 0.05)
+    worst = next_track("word2vec:w5", 0.09, 0.50, 0.04)
+    selected, passed_over = first_meeting_baselines(
+        [worse, worst], [POPULARITY, LAST_TRACK], GATE_METRICS
+    )
+    assert selected is worse and len(passed_over) == 2
+    gate = baseline_gate(selected, [POPULARITY, LAST_TRACK], GATE_METRICS, QUERIES, True)
+    assert gate.passed is False

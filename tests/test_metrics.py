@@ -5,7 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from ml.evaluation.metrics import hit_rate_curve, ranking_metrics
+from ml.evaluation.metrics import (
+    hit_rate_curve,
+    metrics_by_query_length,
+    ranking_metrics,
+    warm_and_popularity_metrics,
+)
 from ml.sequences import Sequences
 
 A, B, C, X, Y, Z = range(6)
@@ -58,3 +63,34 @@ def test_curve_and_standard_errors():
 def test_lists_too_short_for_k_are_refused():
     with pytest.raises(ValueError, match="metrics need 10"):
         ranking_metrics(np.zeros((1, 3), np.int32), Sequences.from_lists([[A]]), 5, (10,))
+
+
+def test_warm_hit_rate_counts_only_queries_whose_label_was_played_in_train():
+    """Four queries: label A (played in train) hit at rank 1; label Z (never played: cold) hit
+    at rank 1 too, yet it is not warm; label -1 (unknown) missed; label B (warm) missed."""
+    counts = np.array([8, 4, 2, 0, 0, 0])  # A, B, C played; X, Y, Z cold
+    top = np.array([[A, C], [Z, A], [A, B], [C, A]], dtype=np.int32)
+    labels = Sequences.from_lists([[A], [Z], [-1], [B]])
+    m = warm_and_popularity_metrics(top, labels, counts, ks=(1, 2))
+    assert m["warm_queries"] == 2
+    assert m["warm_hit_rate_at_1"] == pytest.approx(1 / 2)  # A hit, B missed
+    assert m["warm_hit_rate_at_2"] == pytest.approx(1 / 2)
+    assert ranking_metrics(top, labels, 6, ks=(1,))["hit_rate_at_1"] == pytest.approx(2 / 4)
+    # POP@K: plays of what was shown over the top track's 8.
+    assert m["mean_popularity_at_1"] == pytest.approx((8 + 0 + 8 + 2) / 8 / 4)
+    assert m["mean_popularity_at_2"] == pytest.approx((8 + 2 + 0 + 8 + 8 + 4 + 2 + 8) / 8 / 8)
+
+
+def test_metrics_by_query_length_split_the_queries_into_their_buckets():
+    history = Sequences.from_lists([[A], [A, B, C], [A] * 7, [B] * 12, [C, B]])
+    top = np.array([[A], [B], [C], [X], [Y]], dtype=np.int32)
+    labels = Sequences.from_lists([[A], [A], [C], [X], [A]])
+    buckets = metrics_by_query_length(top, history, labels, 6, ks=(1,))
+    assert list(buckets) == ["1-2", "3-5", "6-10", "11+"]
+    assert buckets["1-2"]["queries"] == 2 and buckets["1-2"]["hit_rate_at_1"] == 0.5
+    assert buckets["3-5"]["hit_rate_at_1"] == 0.0
+    assert buckets["6-10"]["hit_rate_at_1"] == buckets["11+"]["hit_rate_at_1"] == 1.0
+    short_only = metrics_by_query_length(
+        top[:1], history.take(np.array([0])), labels.take(np.array([0])), 6, ks=(1,)
+    )
+    assert list(short_only) == ["1-2"]  # an empty bucket is left out, not a division by zero

@@ -23,17 +23,19 @@ from tests.configs import SMALL_GRID
 from tests.servers import free_port, server
 
 MODEL = "next-track"
-SYNTHETIC = {"raw_playlist_events": {"config": {"synthetic_playlists": 1500, "synthetic_seed": 3}}}
+SYNTHETIC = {"raw_playlist_events": {"config": {"synthetic_playlists": 3000, "synthetic_seed": 3}}}
 TABLED_TRACKS = 300  # of the catalogue's thousands: the table holds the most-played only
 TRACKS_TABLE = {"track_recommendations": {"config": {"max_tracks": TABLED_TRACKS}}}
 
 
-def grid(word2vec: list[dict], rules: list[dict], hybrid: bool = True) -> dict:
+def grid(word2vec: list[dict], rules: list[dict], second_stage: bool = True) -> dict:
+    """Only these units; ``second_stage``: the hybrid and the reranker over them."""
     return {
         "track_embeddings": {"config": {"candidates": word2vec}},
         "sequential_rules_candidates": {"config": {"candidates": rules}},
         "neighbourhood_candidates": {"config": {"candidates": []}},
-        "candidate_metrics": {"config": {"hybrid": hybrid}},
+        "slist_candidates": {"config": {"candidates": []}},
+        "candidate_metrics": {"config": {"hybrid": second_stage, "reranker": second_stage}},
     }
 
 
@@ -74,7 +76,7 @@ def test_raw_and_dbt_tables(pipeline_run):
         stats["rows_clean"]
         == raw_rows - stats["rows_incomplete"] - stats["rows_repeated_in_playlist"]
     )
-    assert stats["playlists"] + stats["playlists_too_short"] == stats["playlists_clean"] == 1500
+    assert stats["playlists"] + stats["playlists_too_short"] == stats["playlists_clean"] == 3000
     build = read_table_rows(WAREHOUSE_PATH, "next_track_build")[0]
     raw = instance.get_latest_materialization_event(dg.AssetKey("raw_playlist_events"))
     meta = raw.asset_materialization.metadata
@@ -149,7 +151,10 @@ def test_champion_is_registered_with_test_metrics_tags_and_lineage(pipeline_run)
     assert champion.tags["data_fingerprint"] == dataset["fingerprint"]
     assert champion.tags["family"] == selected["family"]
     assert champion.tags["promotion"] == "no champion yet"
-    assert "validation hit rate@100" in champion.description
+    # Markdown: the underscores escaped.
+    assert r"selected on validation ndcg\_at\_10 (hit\_rate\_at\_100 breaking ties)" in (
+        champion.description
+    )
     assert run.data.tags["dagster_run_id"] == pipeline_run.run_id
     assert run.inputs.dataset_inputs[0].dataset.digest == dataset["fingerprint"]
     parent = client.get_run(run.data.tags["mlflow.parentRunId"])
@@ -177,6 +182,7 @@ def test_the_pipelines_mlflow_run_holds_its_data_selection_and_figures(pipeline_
         "split_salt": "next-track-v1",
         "selected_candidate": selected["candidate"],
         "selected_family": selected["family"],
+        "selection_metric": "ndcg_at_10",
         "validation_queries": str(dataset["validation_queries"]),
     }
     metrics, candidate = parent.data.metrics, selected["candidate"]
@@ -196,6 +202,35 @@ def test_the_pipelines_mlflow_run_holds_its_data_selection_and_figures(pipeline_
     assert model.tags["use_case"] == "next_track"
     assert model.tags["promoted_on"] == "test_hit_rate_at_100"
     assert "@previous-champion" in model.description
+
+
+def test_test_figures_by_query_length_and_popularity_bias_are_reported(pipeline_run):
+    """The selected model and both baselines by query length (a table in Dagster and MLflow, a
+    plot), and warm hit rate, coverage and POP@10 beside each candidate's accuracy."""
+    selected = handover(pipeline_run.run_id, "selected_model")
+    event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey("selected_model"))
+    metadata = event.asset_materialization.metadata
+    rows = [r.data for r in metadata["test_by_query_length"].value.records]
+    assert {r["model"] for r in rows} == set(selected["test"])
+    for model, figures in selected["test"].items():
+        buckets = [r for r in rows if r["model"] == model]
+        assert {r["query_length"] for r in buckets} <= {"1-2", "3-5", "6-10", "11+"}
+        assert sum(r["queries"] for r in buckets) == figures["queries"]
+        hits = sum(r["hit_rate_at_10"] * r["queries"] for r in buckets)
+        # The table shows four significant digits.
+        assert hits / figures["queries"] == pytest.approx(figures["hit_rate_at_10"], abs=1e-3)
+        assert 0 < figures["warm_hit_rate_at_10"] <= 1 and figures["mean_popularity_at_10"] > 0
+    registered = handover(pipeline_run.run_id, "registered_model")
+    client = MlflowClient()
+    parent = client.get_run(registered["mlflow_run_id"]).data.tags["mlflow.parentRunId"]
+    logged = {a.path for a in client.list_artifacts(parent)}
+    logged |= {a.path for a in client.list_artifacts(parent, "plots")}
+    assert {"test_by_query_length.json", "plots/test_by_query_length.png"} <= logged
+    selection = handover(pipeline_run.run_id, "candidate_metrics")
+    popularity = next(r for r in selection["rows"] if r["family"] == "popularity")
+    chosen = next(r for r in selection["rows"] if r["role"] == "selected")
+    assert popularity["mean_popularity_at_10"] > chosen["mean_popularity_at_10"]
+    assert popularity["coverage_at_10"] < chosen["coverage_at_10"]
 
 
 def test_loaded_champion_recommends_unheard_tracks_with_names(pipeline_run):
@@ -229,7 +264,7 @@ def test_a_model_that_does_not_beat_sequential_rules_is_never_registered(pipelin
             ],
         }
     ]
-    result = run_job({**SYNTHETIC, **grid(tutorial, [], hybrid=False)}, raise_on_error=False)
+    result = run_job({**SYNTHETIC, **grid(tutorial, [], second_stage=False)}, raise_on_error=False)
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     gate = checks["selected_model_beats_baselines"]
     assert gate.passed is False

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 
 from ml.artifacts import ArtifactStore
 from ml.datasets.evaluation_split import EvaluationSplit
-from ml.evaluation.metrics import DEFAULT_KS, ranking_metrics
+from ml.evaluation.metrics import DEFAULT_KS, ranking_metrics, warm_and_popularity_metrics
 from ml.recommenders.base import (
     CannotFit,
     Log,
@@ -131,6 +131,7 @@ def evaluate_lists(
     """``evaluate`` of lists already ranked for ``split``'s queries."""
     filled, was_filled = popularity.fill(top, split.queries)
     metrics = ranking_metrics(filled.ids, split.labels, popularity.n_items, ks)
+    metrics |= warm_and_popularity_metrics(filled.ids, split.labels, popularity.counts, ks)
     metrics["filled_share"] = float(was_filled.mean())
     return metrics, filled
 

@@ -92,3 +92,63 @@ def served_metrics(
         np.array([len(row) for row in labels], dtype=np.int64),
     )
     return ranking_metrics(top, label_ids, len(vocabulary), (k,))
+
+
+def warm_and_popularity_metrics(
+    top_ids: np.ndarray, labels: Sequences, train_counts: np.ndarray, ks: tuple[int, ...]
+) -> dict[str, float]:
+    """What a hit rate over all labels hides. ``warm_hit_rate_at_K``: the hit rate over queries
+    with a warm label (an item played in train, the only kind a model can learn), counting hits
+    on warm labels; ``warm_queries`` their number. ``mean_popularity_at_K``: the mean train
+    play count of the recommended items over the most played item's (session-rec's POP@K: 1
+    means every list holds only the top track), a measure of popularity bias."""
+    n_items = len(train_counts)
+    warm_items = train_counts > 0
+    label_items = labels.items
+    is_warm_label = (label_items >= 0) & warm_items[np.maximum(label_items, 0)]
+    warm_rows = np.unique(labels.row_of_each_item()[is_warm_label])
+    warm_labels = Sequences.from_lengths(
+        np.where(is_warm_label, label_items, UNKNOWN).astype(np.int32), labels.lengths
+    )
+    relevant = relevance(top_ids, warm_labels, n_items)[warm_rows]
+    known = top_ids >= 0
+    popularity = np.where(known, train_counts[np.maximum(top_ids, 0)], 0) / max(
+        int(train_counts.max(initial=0)), 1
+    )
+    metrics = {"warm_queries": float(len(warm_rows))}
+    for k in ks:
+        hits = relevant[:, :k].any(axis=1)
+        metrics[f"warm_hit_rate_at_{k}"] = float(hits.mean()) if len(hits) else float("nan")
+        shown = known[:, :k]
+        metrics[f"mean_popularity_at_{k}"] = (
+            float(popularity[:, :k][shown].mean()) if shown.any() else float("nan")
+        )
+    return metrics
+
+
+# Query lengths people compare models at (tracks heard): a cold start, short, medium, long.
+QUERY_LENGTH_BUCKETS: tuple[tuple[int, int | None], ...] = ((1, 2), (3, 5), (6, 10), (11, None))
+
+
+def query_length_bucket(low: int, high: int | None) -> str:
+    return f"{low}+" if high is None else f"{low}-{high}"
+
+
+def metrics_by_query_length(
+    top_ids: np.ndarray,
+    history: Sequences,
+    labels: Sequences,
+    n_items: int,
+    ks: tuple[int, ...] = DEFAULT_KS,
+) -> dict[str, dict[str, float]]:
+    """``ranking_metrics`` of each query-length bucket with at least one query, by bucket name
+    ("1-2", "3-5", "6-10", "11+"); the length counts every track heard, known or not."""
+    lengths = history.lengths
+    buckets = {}
+    for low, high in QUERY_LENGTH_BUCKETS:
+        rows = np.flatnonzero((lengths >= low) & (lengths <= (high or lengths.max(initial=0))))
+        if len(rows):
+            buckets[query_length_bucket(low, high)] = ranking_metrics(
+                top_ids[rows], labels.take(rows), n_items, ks
+            )
+    return buckets

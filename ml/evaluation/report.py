@@ -12,13 +12,18 @@ import numpy as np
 
 from ml.evaluation.candidates import CandidateResult
 
+# Beside each next-track model's accuracy, what a researcher reads before trusting it, at the
+# top the serving table holds: the hit rate on warm labels, catalogue coverage and popularity bias.
+REPORTING_COLUMNS = ["warm_hit_rate_at_10", "coverage_at_10", "mean_popularity_at_10"]
+
 
 def table_columns(k: int) -> list[str]:
     """Next-track columns: hit rate at 10, 20, 100 and ``k``; MRR@k; NDCG at 10 (the top the
-    serving table holds) and ``k``; coverage@k."""
+    serving table holds) and ``k``; coverage@k; then ``REPORTING_COLUMNS``."""
     ks = sorted({10, 20, 100, k})
     ndcg = [f"ndcg_at_{x}" for x in sorted({10, k})]
-    return [f"hit_rate_at_{x}" for x in ks] + [f"mrr_at_{k}", *ndcg, f"coverage_at_{k}"]
+    accuracy = [f"hit_rate_at_{x}" for x in ks] + [f"mrr_at_{k}", *ndcg, f"coverage_at_{k}"]
+    return accuracy + REPORTING_COLUMNS
 
 
 USER_ITEMS_COLUMNS = ["ndcg_at_10", "hit_rate_at_10", "recall_at_10", "mrr_at_10", "coverage_at_10"]
@@ -128,11 +133,7 @@ def plot_hit_rate_curves(curves: dict[str, np.ndarray], path: Path, title: str) 
     axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, loc="lower right")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return path
+    return saved(figure, path, 90)
 
 
 def plot_validation_bars(rows: list[dict], metric: str, path: Path) -> Path:
@@ -162,8 +163,55 @@ def horizontal_bars(bars: list[tuple[str, float, str]], label: str, path: Path) 
     axis.invert_yaxis()
     axis.set_xlabel(label)
     axis.tick_params(axis="y", labelsize=7)
+    return saved(figure, path, 80)
+
+
+def query_length_rows(
+    by_model: dict[str, dict[str, dict[str, float]]], metrics: tuple[str, ...]
+) -> list[dict]:
+    """One row per model and query-length bucket (``metrics_by_query_length`` of each model, in
+    the order given): the queries in the bucket and ``metrics``."""
+    return [
+        {
+            "model": model,
+            "query_length": bucket,
+            "queries": int(figures["queries"]),
+            **{m: figures[m] for m in metrics},
+        }
+        for model, buckets in by_model.items()
+        for bucket, figures in buckets.items()
+    ]
+
+
+def plot_by_query_length(rows: list[dict], metric: str, path: Path) -> Path:
+    """``metric`` of each model (a bar each) in each query-length bucket (a group each)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    buckets = list(dict.fromkeys(r["query_length"] for r in rows))
+    value = {(r["model"], r["query_length"]): r[metric] for r in rows}
+    width = 0.8 / max(len(models), 1)
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for i, model in enumerate(models):
+        heights = [value.get((model, b), np.nan) for b in buckets]
+        axis.bar(np.arange(len(buckets)) + i * width, heights, width, label=model)
+    axis.set_xticks(np.arange(len(buckets)) + width * (len(models) - 1) / 2, buckets)
+    axis.set_xlabel("tracks in the query")
+    axis.set_ylabel(metric)
+    axis.legend(fontsize=7, loc="upper left")
+    axis.grid(alpha=0.3, axis="y")
+    return saved(figure, path, 90)
+
+
+def saved(figure, path: Path, dpi: int) -> Path:
+    """``figure`` laid out, written as a PNG at ``path`` and closed (pyplot keeps open figures)."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=80)
+    figure.savefig(path, dpi=dpi)
     plt.close(figure)
     return path

@@ -141,6 +141,41 @@ def with_error(metrics: dict[str, float], metric: str) -> str:
     return f"{metrics[metric]:.4f}" + (f" ± {error:.4f}" if error is not None else "")
 
 
+def shortfalls(
+    result: CandidateResult,
+    baselines: list[CandidateResult],
+    metrics: Sequence[str],
+    ties_pass: bool = True,
+) -> list[tuple[str, str]]:
+    """(metric, baseline name) for each metric on which ``result`` is below a baseline (or equal
+    to it, unless ``ties_pass``)."""
+    return [
+        (metric, baseline.name)
+        for metric in metrics
+        for baseline in baselines
+        if not (
+            result.metrics[metric] > baseline.metrics[metric]
+            or (ties_pass and result.metrics[metric] == baseline.metrics[metric])
+        )
+    ]
+
+
+def first_meeting_baselines(
+    ranking: list[CandidateResult], baselines: list[CandidateResult], metrics: Sequence[str]
+) -> tuple[CandidateResult, list[str]]:
+    """The first of ``ranking`` at least as good as every baseline on each of ``metrics`` (the
+    gate's rule), and why each one before it was passed over. When none is, the first: the gate
+    then blocks it and says why."""
+    passed_over = []
+    for result in ranking:
+        missing = shortfalls(result, baselines, metrics)
+        if not missing:
+            return result, passed_over
+        below = ", ".join(f"{metric} below {baseline}" for metric, baseline in missing)
+        passed_over.append(f"{result.name}: {below}")
+    return ranking[0], passed_over
+
+
 def baseline_gate(
     selected: CandidateResult,
     baselines: list[CandidateResult],
@@ -165,15 +200,16 @@ def baseline_gate(
             f"too few {floor.queries} to tell it from the baselines: {queries:,}, the minimum "
             f"is {floor.minimum:,} ({floor.setting})"
         )
-    failures, figures = [], []
+    failures = [
+        f"{metric} against {markdown_code(baseline)}"
+        for metric, baseline in shortfalls(selected, baselines, metrics, ties_pass)
+    ]
+    figures = []
     for metric in metrics:
         mine = selected.metrics[metric]
         verdicts = []
         for baseline in baselines:
             theirs = baseline.metrics[metric]
-            holds = mine > theirs or (ties_pass and mine == theirs)
-            if not holds:
-                failures.append(f"{metric} against {markdown_code(baseline.name)}")
             relation = "above" if mine > theirs else ("equal to" if mine == theirs else "below")
             verdicts.append(
                 f"{relation} {markdown_code(baseline.name)} "

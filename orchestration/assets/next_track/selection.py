@@ -8,19 +8,24 @@ from pathlib import PurePosixPath
 import dagster as dg
 
 from ml.evaluation.candidates import CandidateResult, evaluate
-from ml.evaluation.metrics import hit_rate_curve
+from ml.evaluation.metrics import hit_rate_curve, metrics_by_query_length
 from ml.evaluation.report import (
+    plot_by_query_length,
     plot_feature_importances,
     plot_hit_rate_curves,
     plot_validation_bars,
+    query_length_rows,
 )
 from ml.evaluation.reranking import build_reranker
 from ml.evaluation.selection import (
+    GATE_METRICS,
+    REPORTED_METRICS,
     best_per_family,
     build_hybrid,
     candidate_table,
     cutoff_of,
     finalists,
+    first_meeting_baselines,
     next_track_ranked,
     tiebreak_of,
 )
@@ -162,8 +167,12 @@ def candidate_metrics(
                 f"re-scored {result.name}: {metric} {result.metrics[metric]:.4f} "
                 f"in {result.eval_seconds:.0f} s ({done}/{len(rescored)}, ~{left:.0f} s left)"
             )
-    selected = next_track_ranked(contenders, metric)[0]
     baseline_results = [r for r in rescored if r.baseline]
+    selected, passed_over = first_meeting_baselines(
+        next_track_ranked(contenders, metric), baseline_results, GATE_METRICS
+    )
+    for reason in passed_over:
+        context.log.info(f"passed over, not at least as good as every baseline: {reason}")
     curves = {}
     for result in [selected, *baseline_results]:
         if result.name not in tops:  # the sample was all of validation: scored there already
@@ -221,6 +230,7 @@ def candidate_metrics(
                     f"{b.family}_baseline_validation_{metric}": b.metrics[metric]
                     for b in baseline_results
                 },
+                "passed_over": dg.MetadataValue.json(passed_over),
                 "candidates_evaluated": len(results),
                 "candidates_skipped": dg.MetadataValue.json(skipped),
                 "validation_sample": len(sample),
@@ -252,21 +262,37 @@ def _frame(rows: list[dict]):
 
 @dg.asset(
     group_name="next_track",
-    description="The selected candidate scored once on test beside the baselines, saved as the "
-    "bundle the MLflow model ships (any family).",
+    kinds={"mlflow"},
+    description="The selected candidate scored once on test beside the baselines (by query "
+    "length too: a table and a plot), saved as the bundle the MLflow model ships (any family).",
 )
 def selected_model(
     context: dg.AssetExecutionContext,
     candidate_metrics: Selection,
     next_track_dataset: DatasetHandle,
     storage: RunStorage,
+    mlflow: MlflowResource,
 ) -> SelectedModel:
     selection = candidate_metrics
     data = next_track_dataset.load(storage)
     popularity = popularity_of(data)
-    test = {}
+    test, by_length = {}, {}
     for result in [selection.selected, *selection.baselines]:
-        test[result.name], _ = evaluate(result.load(storage), data.test, popularity, METRIC_KS)
+        test[result.name], top = evaluate(result.load(storage), data.test, popularity, METRIC_KS)
+        by_length[result.name] = metrics_by_query_length(
+            top.ids, data.test.queries.history, data.test.labels, len(data.catalogue), METRIC_KS
+        )
+    length_rows = query_length_rows(by_length, REPORTED_METRICS)
+    length_plot = run_key(context.run.run_id, "plots", "test_by_query_length.png")
+    plot_by_query_length(length_rows, "hit_rate_at_10", storage.writable(length_plot))
+    storage.commit(length_plot)
+    parent, client = mlflow.parent_run(EXPERIMENT, context), mlflow.client()
+    client.log_table(parent, data=_frame(length_rows), artifact_file="test_by_query_length.json")
+    client.log_artifact(parent, str(storage.writable(length_plot)), artifact_path="plots")
+    shown_plot = mlflow_plot(
+        mlflow, mlflow.experiment_id(EXPERIMENT), parent,
+        f"plots/{PurePosixPath(length_plot).name}", "test_by_query_length_plot",
+    )  # fmt: skip
     model = selection.selected.load(storage)
     bundle_key = run_key(context.run.run_id, "bundle")
     bundle_dir = save_bundle(
@@ -302,6 +328,8 @@ def selected_model(
                 f"test_{metric}": test[name][metric],
                 "test_queries": len(data.test),
                 "test": rows_table(rows),
+                "test_by_query_length": rows_table(length_rows),
+                **shown_plot,
                 "bundle": storage.location(bundle_key),
                 "bundle_megabytes": size / 1e6,
                 "serving_latency_ms_p50": latency,
