@@ -21,7 +21,11 @@ SMALL_GRID = {  # a grid small enough for a test, still every family and both sc
                 {
                     "family": "sequential_rules",
                     "params": {"max_distance": 10},
-                    "variants": [{"last_n": 2, "recency_decay": 0.5}, {"last_n": 5}],
+                    "variants": [
+                        {"last_n": 2, "recency_decay": 0.5},
+                        {"last_n": 5},
+                        {"last_n": 1, "skip_unknown": False},  # the baseline's rule
+                    ],
                 }
             ]
         }

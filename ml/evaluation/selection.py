@@ -4,7 +4,7 @@ and the gate it must pass (beat every baseline)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -161,13 +161,19 @@ def shortfalls(
 
 
 def first_meeting_baselines(
-    ranking: list[CandidateResult], baselines: list[CandidateResult], metrics: Sequence[str]
+    ranking: list[CandidateResult],
+    baselines: list[CandidateResult],
+    metrics: Sequence[str],
+    measured: Callable[[CandidateResult], CandidateResult] = lambda result: result,
 ) -> tuple[CandidateResult, list[str]]:
     """The first of ``ranking`` at least as good as every baseline on each of ``metrics`` (the
-    gate's rule), and why each one before it was passed over. When none is, the first: the gate
-    then blocks it and says why."""
+    gate's rule), and why each one before it was passed over. ``measured`` gives a result's
+    figures on the queries the baselines were measured on (a re-scoring, for one measured on a
+    sample), called only for results reached. When none meets them, the first: the gate then
+    blocks it and says why."""
     passed_over = []
     for result in ranking:
+        result = measured(result)
         missing = shortfalls(result, baselines, metrics)
         if not missing:
             return result, passed_over

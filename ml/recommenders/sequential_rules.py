@@ -97,7 +97,10 @@ DEFAULT_GRID = [
             {"last_n": last_n, "recency_decay": decay}
             for last_n in (2, 3, 5, 10)
             for decay in (0.5, 0.8)
-        ],
+        ]
+        # The last-track baseline's own rule: what is served when nothing else is at least as
+        # good as both baselines.
+        + ([{"last_n": 1, "skip_unknown": False}] if distance == 10 else []),
     }
     for distance in (10, 20)
 ]
