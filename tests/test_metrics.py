@@ -94,3 +94,13 @@ def test_metrics_by_query_length_split_the_queries_into_their_buckets():
         top[:1], history.take(np.array([0])), labels.take(np.array([0])), 6, ks=(1,)
     )
     assert list(short_only) == ["1-2"]  # an empty bucket is left out, not a division by zero
+
+
+def test_without_a_warm_label_the_warm_hit_rate_is_left_out_not_nan():
+    """A source too small for any validation label to occur in train (the MPD slice): the
+    figure is missing, and every metric stays a number the hand-over can store."""
+    counts = np.array([3, 0, 0])
+    m = warm_and_popularity_metrics(
+        np.array([[0, 1]], dtype=np.int32), Sequences.from_lists([[2]]), counts, ks=(1, 2)
+    )
+    assert m == {"warm_queries": 0.0, "mean_popularity_at_1": 1.0, "mean_popularity_at_2": 0.5}

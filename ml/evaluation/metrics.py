@@ -115,14 +115,14 @@ def warm_and_popularity_metrics(
     popularity = np.where(known, train_counts[np.maximum(top_ids, 0)], 0) / max(
         int(train_counts.max(initial=0)), 1
     )
+    # A figure of no query is left out, not NaN: the tables show it as missing.
     metrics = {"warm_queries": float(len(warm_rows))}
     for k in ks:
-        hits = relevant[:, :k].any(axis=1)
-        metrics[f"warm_hit_rate_at_{k}"] = float(hits.mean()) if len(hits) else float("nan")
+        if len(warm_rows):
+            metrics[f"warm_hit_rate_at_{k}"] = float(relevant[:, :k].any(axis=1).mean())
         shown = known[:, :k]
-        metrics[f"mean_popularity_at_{k}"] = (
-            float(popularity[:, :k][shown].mean()) if shown.any() else float("nan")
-        )
+        if shown.any():
+            metrics[f"mean_popularity_at_{k}"] = float(popularity[:, :k][shown].mean())
     return metrics
 
 
