@@ -203,6 +203,16 @@ class SelectionConfig(dg.Config):
     reranker_depth: int = Field(
         default=100, ge=1, le=10_000, description="Candidates each reranker component proposes."
     )
+    min_unique_share: float = Field(
+        default=0.005,
+        ge=0.0,
+        le=1.0,
+        description="A family's best joins the hybrid and the reranker only if, on the "
+        "validation sample, its list holds a relevant track no other family's does for at least "
+        "this share of the queries (the best family always joins); else it would be scored at "
+        "every query and request for what the others already find. Its item vectors still give "
+        "the reranker's cosine features.",
+    )
 
 
 class ServingTableConfig(dg.Config):

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from ml.artifacts import LocalArtifacts
 from ml.datasets.evaluation_split import EvaluationSplit
-from ml.evaluation.candidates import CandidateResult, CandidateSpec, run_candidate
+from ml.evaluation.candidates import CandidateResult, CandidateSpec, ScoredComponents, run_candidate
 from ml.evaluation.metrics import ranking_metrics
 from ml.evaluation.selection import build_hybrid, finalists, next_track_ranked
 from ml.recommenders.base import CannotFit, Queries, TopK
@@ -214,6 +214,7 @@ def test_weight_search_ranks_as_the_merged_hybrid_does():
         lists.append(TopK(ids.astype(np.int32), scores.astype(np.float32)))
     labels = Sequences.from_lists([[int(x)] for x in rng.integers(0, n_items, n)])
     union = CandidateUnion.of(lists, labels, n_items)
+    assert len(np.unique(union.rows)) < n  # queries with no relevant candidate are left out
     for weights in ([1.0, 0.0, 0.0], [0.5, 1.0, 0.25], [0.0, 1.0, 1.0], [1.0, 1.0, 1.0]):
         merged = top_k_sparse(merged_scores(lists, weights, n_items), k, Sequences.empty(n))[0]
         expected = ranking_metrics(merged, labels, n_items, (k,))
@@ -279,7 +280,8 @@ def test_the_hybrid_leaves_out_what_its_weight_search_weighs_zero(tmp_path):
     # after x the rules say a (popularity: b); with nothing heard only popularity says b
     both = EvaluationSplit("validation", queries(["x"], []), encode([["a"], ["b"]]))
     said = []
-    hybrid = build_hybrid(components, both, popular, store, "h", 1, 5, (1,), said.append)
+    scored = ScoredComponents.of(components, store, both, 5)
+    hybrid = build_hybrid(scored, both, popular, store, "h", 1, 5, (1,), said.append)
     assert hybrid is not None and hybrid.metrics["hit_rate_at_1"] == 1.0
     assert hybrid.params["components"] == [rules.name, popular.name]
     assert all(w > 0 for w in hybrid.params["weights"])
@@ -290,9 +292,8 @@ def test_the_hybrid_leaves_out_what_its_weight_search_weighs_zero(tmp_path):
     assert "0*" in said[0] and said[0].endswith("#2")
     rules_alone = EvaluationSplit("validation", queries(["x"], ["b"]), encode([["a"], ["c"]]))
     said.clear()
-    assert (
-        build_hybrid(components, rules_alone, popular, store, "h2", 1, 5, (1,), said.append) is None
-    )
+    scored = ScoredComponents.of(components, store, rules_alone, 5)
+    assert build_hybrid(scored, rules_alone, popular, store, "h2", 1, 5, (1,), said.append) is None
     assert "keeps one model alone" in said[0]
 
 

@@ -137,6 +137,18 @@ def test_every_family_and_baseline_is_in_the_validation_table(pipeline_run):
     from orchestration.settings import DATA_DIR  # the embedded run store
 
     assert (DATA_DIR / selection["plots"]["hit_rate_at_k"]).stat().st_size > 10_000
+    # Each family's best with its share of queries whose label its list alone holds; those
+    # kept for the second stage are the best and those at or above the floor.
+    event = dg.DagsterInstance.get().get_latest_materialization_event(
+        dg.AssetKey("candidate_metrics")
+    )
+    pool = event.asset_materialization.metadata["second_stage_components"].value
+    shares = pool["unique_label_share"]
+    assert {row["family"] for row in rows.values() if row["candidate"] in shares} == (
+        families - {"popularity", "hybrid", "reranker"}
+    )
+    best = next(iter(shares))
+    assert pool["kept"] == [n for n, share in shares.items() if n == best or share >= 0.005]
 
 
 def test_champion_is_registered_with_test_metrics_tags_and_lineage(pipeline_run):

@@ -7,7 +7,7 @@ import pytest
 
 from ml.artifacts import LocalArtifacts
 from ml.datasets.evaluation_split import EvaluationSplit
-from ml.evaluation.candidates import CandidateResult, evaluate_lists
+from ml.evaluation.candidates import CandidateResult, ScoredComponents, evaluate_lists
 from ml.evaluation.reranking import build_reranker
 from ml.recommenders.base import ItemVectors, Queries, TopK
 from ml.recommenders.families import create, load_recommender
@@ -142,8 +142,9 @@ def test_the_reranker_round_trips_and_is_measured_out_of_sample(fitted, tmp_path
     component = CandidateResult("popularity:", "popularity", "u", {}, {}, "popularity", {}, 0, 0)
     sample_rows = np.arange(0, len(validation), 2)
     counts = Popularity.from_counts(np.bincount(train.items, minlength=N_ITEMS))
+    scored = ScoredComponents.of([component], store, validation.take(sample_rows), N_ITEMS)
     result, top, _ = build_reranker(
-        [component], train=train, catalogue=_catalogue(), validation=validation,
+        scored, train=train, catalogue=_catalogue(), validation=validation,
         sample_rows=sample_rows, popularity=counts, store=store, key="reranker", ks=(1, 10),
         depth=N_ITEMS,
     )  # fmt: skip
@@ -170,3 +171,55 @@ def _catalogue():
 
     keys = [f"t{i}" for i in range(N_ITEMS)]
     return Catalogue(pa.table({"key": keys, "train_count": np.zeros(N_ITEMS, np.int64)}))
+
+
+def test_vectors_of_a_model_left_out_still_give_the_cosines_and_round_trip(fitted, tmp_path):
+    """Word2Vec may be left out of the pool (its list finds nothing the others miss) while its
+    vectors still describe each pair: the reranker keeps them, saved with it."""
+    train, validation, reranker, _ = fitted
+    unit = np.random.default_rng(2).normal(size=(N_ITEMS - 10, 4)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    rows = np.where(np.arange(N_ITEMS) < N_ITEMS - 10, np.arange(N_ITEMS), -1)
+    vectors = ItemVectors(rows, unit)
+    with_vectors = Reranker.of(reranker.parts, reranker.artists, vectors, **_params(reranker))
+    assert "word2vec_cosine_last" in with_vectors.feature_names
+    assert "word2vec_cosine_last" not in reranker.feature_names
+    with_vectors.fit_statistics(train)
+    with_vectors.learn(with_vectors.component_lists(validation.queries), validation)
+    with_vectors.save(tmp_path / "reranker")
+    loaded = load_recommender(tmp_path / "reranker")
+    assert np.array_equal(loaded.vectors.unit, unit)
+    assert np.array_equal(loaded.vectors.compact_of, rows)
+    expected = with_vectors.top_k(validation.queries, 10)
+    assert np.array_equal(loaded.top_k(validation.queries, 10).ids, expected.ids)
+
+
+def test_a_component_joins_only_for_relevant_items_no_other_proposes():
+    """Four queries, label q: A finds queries 0, 1 and 2; B finds 1 and 3; C finds 0 only,
+    which A finds too. Alone: A query 2, B query 3, C none."""
+    labels = Sequences.from_lists([[0], [1], [2], [3]])
+    lists = {
+        "A": [[0, 9], [1, 9], [2, 9], [8, 9]],
+        "B": [[7, 8], [1, 8], [7, 8], [3, 8]],
+        "C": [[0, 5], [5, 6], [5, 6], [5, 6]],
+    }
+    popularity = create("popularity", {}, 10)
+
+    def components(order: str) -> ScoredComponents:
+        results = [CandidateResult(n, n, "u", {}, {}, n, {}, 0.0, 0.0) for n in order]
+        tops = [TopK(np.array(lists[n], np.int32), np.ones((4, 2), np.float32)) for n in order]
+        return ScoredComponents(results, [popularity] * len(order), tops)
+
+    assert components("ABC").unique_label_shares(labels, 10) == [0.25, 0.25, 0.0]
+    said = []
+    kept = components("ABC").contributing(labels, 10, 0.1, said.append)
+    assert [r.name for r in kept.results] == ["A", "B"] and len(kept.lists) == 2
+    assert kept.unique_shares == {"A": 0.25, "B": 0.25, "C": 0.0}
+    assert "['C']" in said[-1]
+    # the best family (first) always joins, whatever it adds
+    assert [r.name for r in components("CAB").contributing(labels, 10, 0.1).results] == [
+        "C",
+        "A",
+        "B",
+    ]
+    assert len(components("ABC").contributing(labels, 10, 0.0).results) == 3

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from pydantic import TypeAdapter
 
 from ml.artifacts import ArtifactStore
@@ -16,9 +17,11 @@ from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.metrics import DEFAULT_KS, ranking_metrics, warm_and_popularity_metrics
 from ml.recommenders.base import (
     CannotFit,
+    ItemVectors,
     Log,
     Recommender,
     TopK,
+    first_item_vectors,
     no_log,
     parse_params,
     scoring_fields,
@@ -113,6 +116,75 @@ class CandidateResult:
     def load(self, store: ArtifactStore) -> Recommender:
         model = load_recommender(store.stage(self.model_key))
         return model.with_scoring(**self.variant) if self.variant else model
+
+
+@dataclass(frozen=True)
+class ScoredComponents:
+    """The best candidate of each family, loaded, with its lists for a set of queries: what the
+    hybrid and the reranker both build on, loaded and scored once."""
+
+    results: list[CandidateResult]
+    models: list[Recommender]
+    lists: list[TopK]  # per model, ``depth`` long
+    # every family's share of queries with a relevant item its list alone holds (contributing)
+    unique_shares: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        results: list[CandidateResult],
+        store: ArtifactStore,
+        split: EvaluationSplit,
+        depth: int,
+    ) -> ScoredComponents:
+        models = [r.load(store) for r in results]
+        return cls(results, models, [m.top_k(split.queries, depth) for m in models])
+
+    def unique_label_shares(self, labels: Sequences, n_items: int) -> list[float]:
+        """Per component, the share of queries with a relevant item that its list holds and no
+        other component's does: what the pool would lose without it."""
+        wanted = labels.known_item_keys(n_items)
+        found = []
+        for top in self.lists:
+            rows = np.repeat(np.arange(len(top), dtype=np.int64), top.ids.shape[1])
+            items = top.ids.reshape(-1).astype(np.int64)
+            keys = (rows * n_items + items)[items >= 0]
+            found.append(np.unique(keys[np.isin(keys, wanted)]))
+        shares = []
+        for j, mine in enumerate(found):
+            others = [f for i, f in enumerate(found) if i != j]
+            alone = np.setdiff1d(mine, np.concatenate(others)) if others else mine
+            shares.append(len(np.unique(alone // n_items)) / max(len(labels), 1))
+        return shares
+
+    def contributing(
+        self, labels: Sequences, n_items: int, min_share: float, log: Log = no_log
+    ) -> ScoredComponents:
+        """The components whose lists hold a relevant item no other list does for at least
+        ``min_share`` of the queries, the first (best) one always: another would be scored at
+        every query, and served, for labels the others already find."""
+        shares = self.unique_label_shares(labels, n_items)
+        keep = [i for i, share in enumerate(shares) if i == 0 or share >= min_share]
+        said = ", ".join(
+            f"{r.name} {share:.2%}" for r, share in zip(self.results, shares, strict=True)
+        )
+        log(f"relevant items only one component proposes (share of queries): {said}")
+        left_out = [self.results[i].name for i in range(len(shares)) if i not in keep]
+        if left_out:
+            log(f"left out of the hybrid and the reranker, under {min_share:.2%}: {left_out}")
+        return ScoredComponents(
+            [self.results[i] for i in keep],
+            [self.models[i] for i in keep],
+            [self.lists[i] for i in keep],
+            {r.name: share for r, share in zip(self.results, shares, strict=True)},
+        )
+
+    def item_vectors(self) -> ItemVectors | None:
+        return first_item_vectors(self.models)
+
+    def lists_at(self, depth: int) -> list[TopK]:
+        """The lists cut to ``depth`` (no longer than they were scored)."""
+        return [TopK(t.ids[:, :depth], t.scores[:, :depth]) for t in self.lists]
 
 
 def evaluate(

@@ -15,15 +15,15 @@ import numpy as np
 from ml.artifacts import ArtifactStore
 from ml.catalogue import Catalogue
 from ml.datasets.evaluation_split import EvaluationSplit
-from ml.evaluation.candidates import CandidateResult, evaluate_lists
-from ml.recommenders.base import CannotFit, Log, TopK, no_log
+from ml.evaluation.candidates import CandidateResult, ScoredComponents, evaluate_lists
+from ml.recommenders.base import CannotFit, ItemVectors, Log, TopK, no_log
 from ml.recommenders.popularity import Popularity
 from ml.recommenders.reranker import Reranker
 from ml.sequences import Sequences
 
 
 def build_reranker(
-    components: list[CandidateResult],
+    components: ScoredComponents,
     *,
     train: Sequences,
     catalogue: Catalogue,
@@ -34,20 +34,23 @@ def build_reranker(
     key: str,
     ks: tuple[int, ...],
     depth: int,
+    vectors: ItemVectors | None = None,
     log: Log = no_log,
 ) -> tuple[CandidateResult, TopK, Reranker] | None:
-    """A reranker over ``components`` (fitted candidates), learned on ``validation``'s
-    ``sample_rows`` and saved as ``key`` in ``store``; its validation result with the filled
-    lists it was measured on. None, with the reason logged, when it cannot learn."""
-    if not components:
+    """A reranker over ``components`` (fitted candidates and their lists for ``validation``'s
+    ``sample_rows``, at least ``depth`` long), learned on those rows and saved as ``key`` in
+    ``store``; its validation result with the filled lists it was measured on. ``vectors`` (else
+    a component's) give the cosine features. None, with the reason logged, when it cannot
+    learn."""
+    if not components.models:
         return None
     started = time.perf_counter()
-    models = [c.load(store) for c in components]
-    reranker = Reranker.of(models, catalogue.artist_codes(), depth=max(depth, max(ks)))
+    reranker = Reranker.of(
+        components.models, catalogue.artist_codes(), vectors, depth=max(depth, max(ks))
+    )
     reranker.fit_statistics(train)
-    sample = validation.take(sample_rows)
     try:
-        learned = reranker.learn(reranker.component_lists(sample.queries), sample, log)
+        learned = reranker.learn(components.lists, validation.take(sample_rows), log)
     except CannotFit as e:
         log(f"no reranker: {e}")
         return None
@@ -61,7 +64,7 @@ def build_reranker(
         reranker,
         model_key=key,
         metrics=metrics,
-        fit_seconds=fit_seconds + sum(c.fit_seconds for c in components),
+        fit_seconds=fit_seconds + sum(c.fit_seconds for c in components.results),
         eval_seconds=time.perf_counter() - started,
     )
     return result, filled, reranker

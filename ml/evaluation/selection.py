@@ -10,7 +10,7 @@ from typing import Literal, get_args
 
 from ml.artifacts import ArtifactStore
 from ml.datasets.evaluation_split import EvaluationSplit
-from ml.evaluation.candidates import CandidateResult, evaluate_lists
+from ml.evaluation.candidates import CandidateResult, ScoredComponents, evaluate_lists
 from ml.evaluation.ranking import ranked
 from ml.evaluation.report import markdown_code, table_rows
 from ml.recommenders.base import Log, no_log
@@ -76,7 +76,7 @@ def best_per_family(results: list[CandidateResult], metric: str) -> list[Candida
 
 
 def build_hybrid(
-    components: list[CandidateResult],
+    components: ScoredComponents,
     validation: EvaluationSplit,
     popularity: Popularity,
     store: ArtifactStore,
@@ -86,19 +86,20 @@ def build_hybrid(
     ks: tuple[int, ...],
     log: Log = no_log,
 ) -> CandidateResult | None:
-    """Weights over the best candidate of each family, searched on ``validation`` (hit rate@k,
-    MRR@k breaking ties: ``k`` the selection metric's K), the hybrid
-    saved as ``key`` in ``store``; None when fewer than two families have a candidate or the
-    search weighs all but one zero (the hybrid would rank exactly as that one model does). A
-    component weighed zero is left out: it never changes the ranking, yet would be scored at
-    every query and shipped in the bundle."""
-    if len(components) < 2:
+    """Weights over the best candidate of each family (``components``, scored on
+    ``validation``), searched there (hit rate@k, MRR@k breaking ties: ``k`` the selection
+    metric's K), the hybrid saved as ``key`` in ``store``; None when fewer than two families
+    have a candidate or the search weighs all but one zero (the hybrid would rank exactly as that
+    one model does). A component weighed zero is left out: it never changes the ranking, yet
+    would be scored at every query and shipped in the bundle."""
+    if len(components.models) < 2:
         return None
     started = time.perf_counter()
-    models = [c.load(store) for c in components]
-    lists = [m.top_k(validation.queries, max(depth, k)) for m in models]
+    models, lists = components.models, components.lists_at(max(depth, k))
     weights, _ = search_weights(lists, validation.labels, popularity.n_items, k)
-    searched = ", ".join(f"{w:g}*{c.name}" for c, w in zip(components, weights, strict=True))
+    searched = ", ".join(
+        f"{w:g}*{c.name}" for c, w in zip(components.results, weights, strict=True)
+    )
     kept = [i for i, w in enumerate(weights) if w > 0]
     if len(kept) < 2:
         log(f"no hybrid: the weight search ({searched}) keeps one model alone")
@@ -115,7 +116,7 @@ def build_hybrid(
         hybrid,
         model_key=key,
         metrics=metrics,
-        fit_seconds=fit_seconds + sum(c.fit_seconds for c in components),
+        fit_seconds=fit_seconds + sum(c.fit_seconds for c in components.results),
         eval_seconds=time.perf_counter() - started,
     )
 

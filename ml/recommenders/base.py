@@ -209,6 +209,11 @@ class Recommender(ABC):
         """Read what ``save_state`` wrote."""
 
 
+def first_item_vectors(models: list[Recommender]) -> ItemVectors | None:
+    """The item vectors of the first of ``models`` that embeds items."""
+    return next((v for v in (m.item_vectors() for m in models) if v is not None), None)
+
+
 def batched(queries: Queries, size: int, k: int, batch_top_k: Callable[[Queries], TopK]) -> TopK:
     """``batch_top_k`` over batches of ``size`` queries, concatenated in order. Batches are
     scored on ``SCORING_THREADS`` threads (scipy and numpy release the GIL in their loops): the

@@ -156,18 +156,27 @@ class CandidateUnion:
             keys_per_list.append(rows[keep] * n_items + items[keep])
             scores_per_list.append(np.where(np.isfinite(scores[keep]), scores[keep], 0.0))
         keys = np.unique(np.concatenate(keys_per_list))
+        labelled = np.isin(keys, labels.known_item_keys(n_items))
+        # A query none of whose candidates is relevant scores 0 under every weighting: only the
+        # queries with a relevant candidate are kept (a fraction of the entries at scale).
+        has_label = np.zeros(len(labels), dtype=bool)
+        has_label[keys[labelled] // n_items] = True
+        kept = has_label[keys // n_items]
+        keys, labelled = keys[kept], labelled[kept]
         table = np.zeros((len(keys), len(lists)), dtype=np.float32)
         proposed = np.zeros((len(keys), len(lists)), dtype=bool)
         for j, list_keys in enumerate(keys_per_list):
             at = np.searchsorted(keys, list_keys)
-            np.add.at(table[:, j], at, scores_per_list[j].astype(np.float32))
-            proposed[at, j] = True
+            mine = at < len(keys)
+            mine[mine] = keys[at[mine]] == list_keys[mine]
+            np.add.at(table[:, j], at[mine], scores_per_list[j][mine].astype(np.float32))
+            proposed[at[mine], j] = True
         return cls(
             rows=keys // n_items,
             items=keys % n_items,
             scores=table,
             proposed=proposed,
-            labels=np.flatnonzero(np.isin(keys, labels.known_item_keys(n_items))),
+            labels=np.flatnonzero(labelled),
             n_queries=len(labels),
         )
 

@@ -31,6 +31,7 @@ from ml.recommenders.base import (
     Queries,
     Recommender,
     TopK,
+    first_item_vectors,
     no_log,
 )
 from ml.recommenders.reranker_features import (
@@ -43,6 +44,7 @@ from ml.recommenders.topk import top_k_sparse
 from ml.sequences import UNKNOWN, Sequences
 
 BOOSTER_FILE = "ranker.txt"
+VECTORS_FILE, VECTOR_ROWS_FILE = "vectors.npy", "vector_rows.npy"
 STOPPING_ROUNDS = 30
 CUT_BATCH = 2_048  # training-only queries pooled at once
 
@@ -86,18 +88,28 @@ class Reranker(Recommender):
         self.statistics: TrainStatistics | None = None
         self.booster: lgb.Booster | None = None
         self.artists = np.full(n_items, -1, dtype=np.int32)  # artist code per item, -1 unknown
+        self.vectors: ItemVectors | None = None  # for the cosine features
 
     @classmethod
-    def of(cls, parts: list[Recommender], artists: np.ndarray, **params) -> Reranker:
+    def of(
+        cls,
+        parts: list[Recommender],
+        artists: np.ndarray,
+        vectors: ItemVectors | None = None,
+        **params,
+    ) -> Reranker:
+        """A reranker pooling ``parts``' lists; ``vectors`` (else a part's own) give the cosine
+        features, whether or not the model they come from proposes candidates."""
         reranker = cls(RerankerParams([p.name for p in parts], **params), parts[0].n_items)
         reranker.parts = parts
         reranker.artists = np.asarray(artists, dtype=np.int32)
+        reranker.vectors = vectors if vectors is not None else first_item_vectors(parts)
         return reranker
 
     @property
     def feature_names(self) -> list[str]:
         components = [f"{p.family}" for p in self.parts]
-        return feature_names(components, self._vectors() is not None)
+        return feature_names(components, self.vectors is not None)
 
     def fit(self, train: Sequences, log: Log = no_log) -> None:
         """The components and the train counts the features read; the ranker itself learns
@@ -122,7 +134,7 @@ class Reranker(Recommender):
         anything cut from its playlist, ``depth`` long."""
         p = self.params
         lists = [TopK(t.ids[:, : p.depth], t.scores[:, : p.depth]) for t in lists]
-        pool, features = pool_features(lists, validation.queries, self.statistics, self._vectors())
+        pool, features = pool_features(lists, validation.queries, self.statistics, self.vectors)
         labels = pool.labelled(validation.labels, self.n_items)
         cut, source_row = prefix_queries(validation, p.prefixes)
         if len(cut) > p.max_cut_queries:
@@ -177,7 +189,7 @@ class Reranker(Recommender):
         for start in range(0, len(split), CUT_BATCH):
             batch = split.take(np.arange(start, min(start + CUT_BATCH, len(split))))
             lists = self.component_lists(batch.queries)
-            pool, x = pool_features(lists, batch.queries, self.statistics, self._vectors())
+            pool, x = pool_features(lists, batch.queries, self.statistics, self.vectors)
             y = pool.labelled(batch.labels, self.n_items)
             has_label = np.bincount(pool.rows, weights=y, minlength=len(batch)) > 0
             keep = sampled_entries(pool.rows, y, p.negatives, rng) & has_label[pool.rows]
@@ -246,16 +258,13 @@ class Reranker(Recommender):
         if self.booster is None:
             raise RuntimeError(f"{self.name}: the ranker has not learned (call learn first)")
         lists = self.component_lists(queries)
-        pool, features = pool_features(lists, queries, self.statistics, self._vectors())
+        pool, features = pool_features(lists, queries, self.statistics, self.vectors)
         return pool_scores(pool, self.booster.predict(features, num_threads=1), self.n_items)
 
     def importances(self) -> dict[str, float]:
         """Total gain of each feature in the served ranker."""
         gains = self.booster.feature_importance(importance_type="gain")
         return dict(zip(self.booster.feature_name(), gains.astype(float), strict=True))
-
-    def _vectors(self) -> ItemVectors | None:
-        return next((v for v in (p.item_vectors() for p in self.parts) if v is not None), None)
 
     def save_state(self, folder: Path) -> None:
         for i, part in enumerate(self.parts):
@@ -266,6 +275,9 @@ class Reranker(Recommender):
         sp.save_npz(folder / "transitions.npz", s.transitions, compressed=False)
         sp.save_npz(folder / "cooccurrence.npz", s.cooccurrence, compressed=False)
         (folder / BOOSTER_FILE).write_text(self.booster.model_to_string(), encoding="utf-8")
+        if self.vectors is not None:
+            np.save(folder / VECTOR_ROWS_FILE, self.vectors.compact_of)
+            np.save(folder / VECTORS_FILE, self.vectors.unit)
 
     def load_state(self, folder: Path) -> None:
         from ml.recommenders.families import load_recommender  # the registry imports this module
@@ -280,6 +292,11 @@ class Reranker(Recommender):
         )
         self.artists = self.statistics.artists
         self.booster = lgb.Booster(model_str=(folder / BOOSTER_FILE).read_text(encoding="utf-8"))
+        self.vectors = (
+            ItemVectors(np.load(folder / VECTOR_ROWS_FILE), np.load(folder / VECTORS_FILE))
+            if (folder / VECTORS_FILE).exists()
+            else first_item_vectors(self.parts)  # saved before the vectors had a file of their own
+        )
 
 
 def prefix_queries(split: EvaluationSplit, most: int) -> tuple[EvaluationSplit, np.ndarray]:

@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 
 import dagster as dg
 
-from ml.evaluation.candidates import CandidateResult, evaluate
+from ml.evaluation.candidates import CandidateResult, ScoredComponents, evaluate
 from ml.evaluation.metrics import hit_rate_curve, metrics_by_query_length
 from ml.evaluation.report import (
     plot_by_query_length,
@@ -121,14 +121,21 @@ def candidate_metrics(
     popularity = popularity_of(data)
     sample = next_track_dataset.sampled_validation(data)
     run_id = context.run.run_id
-    best_of_families = best_per_family(results, metric)
     tops, plots = {}, {}
+    depths = [config.hybrid_depth] * config.hybrid + [config.reranker_depth] * config.reranker
+    best = ScoredComponents.of(
+        best_per_family(results, metric), storage, sample, max([*depths, *METRIC_KS])
+    )
+    components = best.contributing(
+        sample.labels, len(data.catalogue), config.min_unique_share, context.log.info
+    )
     if config.reranker:
         reranked = build_reranker(
-            best_of_families, train=data.train, catalogue=data.catalogue,
+            components, train=data.train, catalogue=data.catalogue,
             validation=data.validation, sample_rows=next_track_dataset.validation_sample_rows(data),
             popularity=popularity, store=storage, key=run_key(run_id, "candidates", "reranker"),
-            ks=METRIC_KS, depth=config.reranker_depth, log=context.log.info,
+            ks=METRIC_KS, depth=config.reranker_depth, vectors=best.item_vectors(),
+            log=context.log.info,
         )  # fmt: skip
         if reranked is not None:
             reranker, tops[reranker.name], model = reranked
@@ -139,7 +146,7 @@ def candidate_metrics(
             )
     if config.hybrid:
         hybrid = build_hybrid(
-            best_of_families, sample, popularity, storage,
+            components, sample, popularity, storage,
             run_key(run_id, "candidates", "hybrid"), cutoff_of(metric), config.hybrid_depth,
             METRIC_KS,
             context.log.info,
@@ -235,6 +242,10 @@ def candidate_metrics(
                     for b in baseline_results
                 },
                 "passed_over": dg.MetadataValue.json(passed_over),
+                "second_stage_components": dg.MetadataValue.json(
+                    {"kept": [r.name for r in components.results]}
+                    | {"unique_label_share": components.unique_shares}
+                ),
                 "candidates_evaluated": len(results),
                 "candidates_skipped": dg.MetadataValue.json(skipped),
                 "validation_sample": len(sample),
