@@ -123,4 +123,4 @@ bench: install
 # The whole pipeline on a Kaggle-shaped CSV at FRACTION of Kaggle's scale: seconds and RSS per step.
 FRACTION ?= 0.01
 bench-scale: install
-	$(BIN)/python benchmarks/bench_scale.py --fraction $(FRACTION)
+	$(BIN)/python benchmarks/bench_scale.py --fraction $(FRACTION) $(if $(CONFIG),--config "$(CONFIG)")

@@ -78,6 +78,7 @@ class BenchResult:
     pipeline: dict
     steps: list[Timing] = field(default_factory=list)
     summary: str = ""  # what `make run` printed: data, validation and the selected model
+    config: str | None = None  # the run config file, as `make run CONFIG=...`; None: defaults
 
 
 def process_tree(root: int) -> tuple[int, dict[int, float]]:
@@ -242,7 +243,9 @@ def git_commit() -> str:
     return result.stdout.strip() or "unknown"
 
 
-def bench(fraction: float, seed: int, root: Path, keep_data: bool) -> tuple[BenchResult, Path]:
+def bench(
+    fraction: float, seed: int, root: Path, keep_data: bool, config: Path | None = None
+) -> tuple[BenchResult, Path]:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     folder = root / f"fraction-{fraction:g}-seed-{seed}-{stamp}"
     folder.mkdir(parents=True)
@@ -255,6 +258,7 @@ def bench(fraction: float, seed: int, root: Path, keep_data: bool) -> tuple[Benc
     manifest["malformed"] = {kind: len(lines) for kind, lines in manifest["malformed"].items()}
     print(f"  CSV: {manifest['lines']:,} lines in {writer['seconds']:.0f} s; running the pipeline")
     command = [sys.executable, "-m", "orchestration.run", "--source", str(csv_path)]
+    command += ["--config", str(config)] if config else []
     measured = run_sampled(command, env, folder / "run.log", "pipeline")
     step_events, run_info = read_step_events(folder / "dagster_home")
     pipeline = {
@@ -276,6 +280,7 @@ def bench(fraction: float, seed: int, root: Path, keep_data: bool) -> tuple[Benc
         pipeline=pipeline,
         steps=step_timings(step_events, measured),
         summary=(folder / "run.log").read_text(),
+        config=str(config) if config else None,
     )
     if not keep_data:
         csv_path.unlink()
@@ -295,7 +300,8 @@ def print_aligned(headers: list[str], rows: list[list[str]]) -> None:
 
 def print_table(result: BenchResult) -> None:
     csv, pipeline, writer = result.csv, result.pipeline, result.writer
-    print(f"\n== bench-scale: fraction {result.fraction:g} (commit {result.commit}) ==")
+    config = f", config {result.config}" if result.config else ""
+    print(f"\n== bench-scale: fraction {result.fraction:g} (commit {result.commit}{config}) ==")
     print(
         f"CSV: {csv['lines']:,} lines, {csv['rows']:,} well-formed, {csv['playlists']:,} "
         f"playlists, {csv['users']:,} users, {csv['distinct_tracks']:,} distinct tracks"
@@ -367,11 +373,13 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=data_dir / "bench-scale")
     parser.add_argument("--keep-data", action="store_true", help="keep the CSV and warehouse")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("OLD_JSON", "NEW_JSON"))
+    parser.add_argument("--config", type=Path, help="a run config YAML, as make run CONFIG=...")
     args = parser.parse_args()
     if args.compare:
         compare(*args.compare)
         return
-    result, folder = bench(args.fraction, args.seed, args.root.resolve(), args.keep_data)
+    config = args.config.resolve() if args.config else None
+    result, folder = bench(args.fraction, args.seed, args.root.resolve(), args.keep_data, config)
     saved = folder / "bench_scale.json"
     saved.write_text(json.dumps(asdict(result), indent=1), encoding="utf-8")
     print_table(result)
