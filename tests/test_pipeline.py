@@ -143,11 +143,14 @@ def test_every_family_and_baseline_is_in_the_validation_table(pipeline_run):
         dg.AssetKey("candidate_metrics")
     )
     pool = event.asset_materialization.metadata["second_stage_components"].value
-    shares = pool["unique_label_share"]
+    shares = {entry["candidate"]: entry["share"] for entry in pool["unique_label_share"]}
     assert {row["family"] for row in rows.values() if row["candidate"] in shares} == (
         families - {"popularity", "hybrid", "reranker"}
     )
     best = next(iter(shares))
+    singles = [r for r in selection["rows"] if r["role"] != "baseline"]
+    singles = [r for r in singles if r["family"] not in {"hybrid", "reranker"}]
+    assert rows[best]["family"] == singles[0]["family"]  # in selection order
     assert pool["kept"] == [n for n, share in shares.items() if n == best or share >= 0.005]
 
 

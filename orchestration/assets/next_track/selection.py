@@ -243,8 +243,13 @@ def candidate_metrics(
                 },
                 "passed_over": dg.MetadataValue.json(passed_over),
                 "second_stage_components": dg.MetadataValue.json(
-                    {"kept": [r.name for r in components.results]}
-                    | {"unique_label_share": components.unique_shares}
+                    {
+                        "kept": [r.name for r in components.results],
+                        "unique_label_share": [  # best family first (a list keeps the order)
+                            {"candidate": name, "share": share}
+                            for name, share in components.unique_shares.items()
+                        ],
+                    }
                 ),
                 "candidates_evaluated": len(results),
                 "candidates_skipped": dg.MetadataValue.json(skipped),
