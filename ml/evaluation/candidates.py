@@ -168,7 +168,8 @@ class ScoredComponents:
         said = ", ".join(
             f"{r.name} {share:.2%}" for r, share in zip(self.results, shares, strict=True)
         )
-        log(f"relevant items only one component proposes (share of queries): {said}")
+        if said:
+            log(f"relevant items only one component proposes (share of queries): {said}")
         left_out = [self.results[i].name for i in range(len(shares)) if i not in keep]
         if left_out:
             log(f"left out of the hybrid and the reranker, under {min_share:.2%}: {left_out}")

@@ -123,9 +123,8 @@ def candidate_metrics(
     run_id = context.run.run_id
     tops, plots = {}, {}
     depths = [config.hybrid_depth] * config.hybrid + [config.reranker_depth] * config.reranker
-    best = ScoredComponents.of(
-        best_per_family(results, metric), storage, sample, max([*depths, *METRIC_KS])
-    )
+    second_stage = best_per_family(results, metric) if depths else []  # scored only if used
+    best = ScoredComponents.of(second_stage, storage, sample, max([*depths, *METRIC_KS]))
     components = best.contributing(
         sample.labels, len(data.catalogue), config.min_unique_share, context.log.info
     )
