@@ -146,9 +146,7 @@ class ScoredComponents:
         wanted = labels.known_item_keys(n_items)
         found = []
         for top in self.lists:
-            rows = np.repeat(np.arange(len(top), dtype=np.int64), top.ids.shape[1])
-            items = top.ids.reshape(-1).astype(np.int64)
-            keys = (rows * n_items + items)[items >= 0]
+            keys = top.item_keys(n_items)
             found.append(np.unique(keys[np.isin(keys, wanted)]))
         shares = []
         for j, mine in enumerate(found):
@@ -182,10 +180,6 @@ class ScoredComponents:
 
     def item_vectors(self) -> ItemVectors | None:
         return first_item_vectors(self.models)
-
-    def lists_at(self, depth: int) -> list[TopK]:
-        """The lists cut to ``depth`` (no longer than they were scored)."""
-        return [TopK(t.ids[:, :depth], t.scores[:, :depth]) for t in self.lists]
 
 
 def evaluate(

@@ -95,7 +95,7 @@ def build_hybrid(
     if len(components.models) < 2:
         return None
     started = time.perf_counter()
-    models, lists = components.models, components.lists_at(max(depth, k))
+    models, lists = components.models, [t.head(max(depth, k)) for t in components.lists]
     weights, _ = search_weights(lists, validation.labels, popularity.n_items, k)
     searched = ", ".join(
         f"{w:g}*{c.name}" for c, w in zip(components.results, weights, strict=True)

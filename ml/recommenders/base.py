@@ -29,7 +29,7 @@ from pydantic import Field, TypeAdapter
 
 from ml.progress import Log, no_log
 from ml.recommenders.topk import top_k_dense, top_k_sparse
-from ml.sequences import Sequences
+from ml.sequences import UNKNOWN, Sequences
 
 if TYPE_CHECKING:
     from ml.datasets.evaluation_split import EvaluationSplit
@@ -99,6 +99,17 @@ class TopK:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def head(self, k: int) -> TopK:
+        """The first ``k`` of each list (all of it when shorter)."""
+        return TopK(self.ids[:, :k], self.scores[:, :k])
+
+    def item_keys(self, n_items: int) -> np.ndarray:
+        """row * n_items + item of every listed item, row by row, best first."""
+        rows = np.repeat(np.arange(len(self), dtype=np.int64), self.ids.shape[1])
+        items = self.ids.reshape(-1).astype(np.int64)
+        keep = items != UNKNOWN
+        return rows[keep] * n_items + items[keep]
 
     @classmethod
     def concatenate(cls, parts: list[TopK], k: int) -> TopK:

@@ -133,7 +133,7 @@ class Reranker(Recommender):
         out-of-fold lists, each validation query ranked by a ranker that saw neither it nor
         anything cut from its playlist, ``depth`` long."""
         p = self.params
-        lists = [TopK(t.ids[:, : p.depth], t.scores[:, : p.depth]) for t in lists]
+        lists = [t.head(p.depth) for t in lists]
         pool, features = pool_features(lists, validation.queries, self.statistics, self.vectors)
         labels = pool.labelled(validation.labels, self.n_items)
         cut, source_row = prefix_queries(validation, p.prefixes)

@@ -69,7 +69,7 @@ class Pool:
 
     @classmethod
     def of(cls, lists: list[TopK], history: Sequences, n_items: int) -> Pool:
-        keys = np.unique(np.concatenate([_keys(top, n_items) for top in lists]))
+        keys = np.unique(np.concatenate([top.item_keys(n_items) for top in lists]))
         keys = keys[~np.isin(keys, history.known_item_keys(n_items))]
         return cls(keys // n_items, keys % n_items, len(history))
 
@@ -82,13 +82,6 @@ class Pool:
 
     def take(self, entries: np.ndarray) -> Pool:
         return Pool(self.rows[entries], self.items[entries], self.n_queries)
-
-
-def _keys(top: TopK, n_items: int) -> np.ndarray:
-    rows = np.repeat(np.arange(len(top), dtype=np.int64), top.ids.shape[1])
-    items = top.ids.reshape(-1).astype(np.int64)
-    keep = items != UNKNOWN
-    return rows[keep] * n_items + items[keep]
 
 
 def feature_names(components: list[str], with_vectors: bool) -> list[str]:
