@@ -12,6 +12,7 @@ import dagster as dg
 from pydantic import Field, ValidationError, field_validator
 
 from ml.evaluation.candidates import CandidateSpec
+from ml.evaluation.halving import Rung
 from ml.evaluation.selection import SelectionMetric
 from ml.recommenders import neighbourhood, sequential_rules, slist, word2vec
 from orchestration.settings import DEFAULT_SOURCE
@@ -109,6 +110,9 @@ class CandidateConfig(dg.Config):
         )
 
 
+MIN_UNIQUE_SHARE = 0.005  # of the queries: the second stage's floor for a family (SelectionConfig)
+
+
 def grid(family: str, units: list[dict]) -> list[dict]:
     """Default grid entries as plain dicts: Dagster's config schema holds data, not objects."""
     return [{"family": family, **unit} for unit in units]
@@ -116,6 +120,44 @@ def grid(family: str, units: list[dict]) -> list[dict]:
 
 class GridConfig(dg.Config):
     candidates: list[CandidateConfig] = Field(default_factory=list)
+
+
+class HalvingConfig(dg.Config):
+    """Successive halving (ml/evaluation/halving.py): on a large train split, the units of a
+    family with several first fit on ``share`` of the train playlists; a unit goes on to the
+    full fit unless its family's best beats it at that rung by over ``margin_se`` standard
+    errors on ``metric``, and a whole family stops when its best is that far below the
+    last-track rule fitted on the same rung and adds a relevant track to the rule's list for
+    fewer than ``min_unique_share`` of the queries."""
+
+    share: float = Field(default=0.25, gt=0, lt=1, description="Of the train playlists.")
+    margin_se: float = Field(
+        default=2.0, ge=0, description="Standard errors of the gap to the family's best."
+    )
+    metric: SelectionMetric = Field(default="ndcg_at_10", description="Compared at the rung.")
+    min_train_rows: int = Field(
+        default=500_000,
+        ge=0,
+        description="Screen only from this many train rows (below, every unit runs in full: "
+        "a rung would cost more than it saves). A large number turns screening off.",
+    )
+
+    min_unique_share: float = Field(
+        default=MIN_UNIQUE_SHARE,
+        ge=0.0,
+        le=1.0,
+        description="candidate_metrics' floor for the second stage, measured against the rule.",
+    )
+
+    def rung(self, seed: int) -> Rung:
+        return Rung(
+            self.share,
+            self.margin_se,
+            self.metric,
+            self.min_train_rows,
+            min_unique_share=self.min_unique_share,
+            seed=seed,
+        )
 
 
 WORD2VEC_GRID = grid("word2vec", word2vec.DEFAULT_GRID)
@@ -204,7 +246,7 @@ class SelectionConfig(dg.Config):
         default=100, ge=1, le=10_000, description="Candidates each reranker component proposes."
     )
     min_unique_share: float = Field(
-        default=0.005,
+        default=MIN_UNIQUE_SHARE,
         ge=0.0,
         le=1.0,
         description="A family's best joins the hybrid and the reranker only if, on the "

@@ -64,6 +64,21 @@ def validation_lines(rows: list[dict], metrics=METRICS) -> list[str]:
     return lines
 
 
+def skipped_line(skipped: dict[str, str]) -> str | None:
+    """How many grid units were not fitted in full, and why, in one line."""
+    if not skipped:
+        return None
+    stopped = sum(why.startswith("successive halving") for why in skipped.values())
+    others = len(skipped) - stopped
+    said = [f"successive halving stopped {stopped} at its rung"] * bool(stopped) + [
+        f"{others} skipped at this size"
+    ] * bool(others)
+    return (
+        f"  grid units not fitted in full: {len(skipped)} ({', '.join(said)}; "
+        "why: candidates_skipped)"
+    )
+
+
 def test_lines(chosen: dict, metrics=METRICS) -> list[str]:
     """The selected model's and the baselines' test figures (a selected-model handover)."""
     rows = [
@@ -105,6 +120,9 @@ def print_summary(
             f"selected on {metric}, ties: {tiebreak}) =="
         )
         print("\n".join(validation_lines(handover(selection)["rows"])))
+        line = skipped_line(selection.get("candidates_skipped") or {})
+        if line:
+            print(line)
     selected = meta("selected_model")
     if selected:
         print(f"\n== test split, scored once: {selected['candidate']} and the baselines ==")

@@ -26,8 +26,15 @@ SMALL_GRID = {  # a grid small enough for a test, still every family and both sc
                         {"last_n": 5},
                         {"last_n": 1, "skip_unknown": False},  # the baseline's rule
                     ],
-                }
-            ]
+                },
+                # One successor kept per track: clearly worse, for successive halving to stop.
+                {
+                    "family": "sequential_rules",
+                    "params": {"max_distance": 10, "keep_per_item": 1},
+                    "variants": [{"last_n": 1}],
+                },
+            ],
+            "halving": {"min_train_rows": 0},  # screen at any size
         }
     },
     "neighbourhood_candidates": {

@@ -103,6 +103,8 @@ def test_summary_says_why_the_table_holds_fewer_tracks_than_the_data(pipeline_ru
         f"playlists or in playlists too short to split; the table holds the {TABLED_TRACKS:,} "
         "most played ("
     ) in summary
+    halving = "\n  grid units not fitted in full: 1 (successive halving stopped 1 at its rung; "
+    assert halving in summary
 
 
 def test_all_checks_passed(pipeline_run):
@@ -152,6 +154,35 @@ def test_every_family_and_baseline_is_in_the_validation_table(pipeline_run):
     singles = [r for r in singles if r["family"] not in {"hybrid", "reranker"}]
     assert rows[best]["family"] == singles[0]["family"]  # in selection order
     assert pool["kept"] == [n for n, share in shares.items() if n == best or share >= 0.005]
+
+
+def test_successive_halving_stops_the_clearly_worse_unit_at_the_rung(pipeline_run):
+    """The rules grid screens its two units on a quarter of train: the one that keeps a single
+    successor per track stops there, named with its figures in the grid, the selection's
+    skipped units and MLflow; the other goes on to the full fit."""
+    outcomes = {o.unit: o for o in pipeline_run.output_for_node("sequential_rules_candidates")}
+    stopped, kept = (
+        outcomes["sequential_rules__w10_keep1"],
+        outcomes["sequential_rules__w10_keep500"],
+    )
+    assert stopped.results == [] and len(kept.results) == 3
+    assert stopped.skipped.startswith("successive halving: stopped at the rung: ")
+    assert "sequential_rules__w10_keep500's" in stopped.skipped
+    instance = dg.DagsterInstance.get()
+    grid = instance.get_latest_materialization_event(dg.AssetKey("sequential_rules_candidates"))
+    metadata = grid.asset_materialization.metadata
+    decisions = {r.data["unit"]: r.data["decision"] for r in metadata["halving"].value.records}
+    assert decisions == {kept.unit: "full fit", stopped.unit: "stopped"}
+    assert metadata["rung_share_of_train"].value == 0.25
+    selection = instance.get_latest_materialization_event(dg.AssetKey("candidate_metrics"))
+    skipped = selection.asset_materialization.metadata["candidates_skipped"].value
+    assert skipped[stopped.unit] == stopped.skipped
+    rung_runs = MlflowClient().search_runs(
+        [mlflow.get_experiment_by_name(MODEL).experiment_id],
+        f"tags.kind = 'rung' and tags.dagster_run_id = '{pipeline_run.run_id}'",
+    )
+    assert sorted(r.data.tags["unit"] for r in rung_runs) == [stopped.unit] + [kept.unit] * 3
+    assert all(r.data.params["rung_share"] == "0.25" for r in rung_runs)
 
 
 def test_champion_is_registered_with_test_metrics_tags_and_lineage(pipeline_run):

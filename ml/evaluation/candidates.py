@@ -49,6 +49,20 @@ class CandidateSpec:
     def recommender(self, n_items: int) -> Recommender:
         return create(self.family, self.params, n_items)
 
+    def size_refusal(self, train_rows: int) -> str | None:
+        """Why this unit does not run on a train split of ``train_rows`` rows, if it does not."""
+        if self.max_train_rows is not None and train_rows > self.max_train_rows:
+            return (
+                f"{train_rows:,} train rows > max_train_rows {self.max_train_rows:,}: this "
+                "unit costs too much at this size; raise max_train_rows to run it anyway"
+            )
+        if self.min_train_rows is not None and train_rows < self.min_train_rows:
+            return (
+                f"{train_rows:,} train rows < min_train_rows {self.min_train_rows:,}: this unit "
+                "is the grid's cheaper setting for large data; smaller data trains the fuller one"
+            )
+        return None
+
     def validate(self) -> None:
         """Refuse bad hyperparameters before any work, naming the field."""
         cls = family_class(self.family)
@@ -118,6 +132,22 @@ class CandidateResult:
         return model.with_scoring(**self.variant) if self.variant else model
 
 
+def unique_label_shares(lists: list[TopK], labels: Sequences, n_items: int) -> list[float]:
+    """Per list, the share of queries with a relevant item that it holds and no other list
+    does: what a pool of these lists would lose without it."""
+    wanted = labels.known_item_keys(n_items)
+    found = []
+    for top in lists:
+        keys = top.item_keys(n_items)
+        found.append(np.unique(keys[np.isin(keys, wanted)]))
+    shares = []
+    for j, mine in enumerate(found):
+        others = [f for i, f in enumerate(found) if i != j]
+        alone = np.setdiff1d(mine, np.concatenate(others)) if others else mine
+        shares.append(len(np.unique(alone // n_items)) / max(len(labels), 1))
+    return shares
+
+
 @dataclass(frozen=True)
 class ScoredComponents:
     """The best candidate of each family, loaded, with its lists for a set of queries: what the
@@ -141,19 +171,7 @@ class ScoredComponents:
         return cls(results, models, [m.top_k(split.queries, depth) for m in models])
 
     def unique_label_shares(self, labels: Sequences, n_items: int) -> list[float]:
-        """Per component, the share of queries with a relevant item that its list holds and no
-        other component's does: what the pool would lose without it."""
-        wanted = labels.known_item_keys(n_items)
-        found = []
-        for top in self.lists:
-            keys = top.item_keys(n_items)
-            found.append(np.unique(keys[np.isin(keys, wanted)]))
-        shares = []
-        for j, mine in enumerate(found):
-            others = [f for i, f in enumerate(found) if i != j]
-            alone = np.setdiff1d(mine, np.concatenate(others)) if others else mine
-            shares.append(len(np.unique(alone // n_items)) / max(len(labels), 1))
-        return shares
+        return unique_label_shares(self.lists, labels, n_items)
 
     def contributing(
         self, labels: Sequences, n_items: int, min_share: float, log: Log = no_log
@@ -216,16 +234,9 @@ def run_candidate(
     """Fit once, save as ``<prefix>/<unit>`` in ``store``, evaluate every variant. Raises
     ``CannotFit`` when the family cannot, or when the train split is outside the unit's
     ``min_train_rows``..``max_train_rows``."""
-    if spec.max_train_rows is not None and len(train.items) > spec.max_train_rows:
-        raise CannotFit(
-            f"{len(train.items):,} train rows > max_train_rows {spec.max_train_rows:,}: this "
-            "unit costs too much at this size; raise max_train_rows to run it anyway"
-        )
-    if spec.min_train_rows is not None and len(train.items) < spec.min_train_rows:
-        raise CannotFit(
-            f"{len(train.items):,} train rows < min_train_rows {spec.min_train_rows:,}: this "
-            "unit is the grid's cheaper setting for large data; smaller data trains the fuller one"
-        )
+    refusal = spec.size_refusal(len(train.items))
+    if refusal:
+        raise CannotFit(refusal)
     recommender = spec.recommender(popularity.n_items)
     started = time.perf_counter()
     recommender.fit(train, log)

@@ -2,6 +2,11 @@
 its own step (dynamic outputs), so the UI shows each one's status and metrics, a failed one
 retries alone, and an executor with more processes (or Kubernetes pods) runs them in parallel
 without code changes. What a step does is the use case's ``fit_unit``.
+
+A use case that can screen (``screen_unit``) gets successive halving: on a large enough train
+split, the units of a family with several first fit on a share of it (``__screen`` steps), and
+``__promote`` sends only those within reach of their family's best on to the full fit
+(ml/evaluation/halving.py).
 """
 
 from collections.abc import Callable
@@ -11,9 +16,10 @@ import dagster as dg
 from pydantic import Field
 
 from ml.evaluation.candidates import CandidateResult, CandidateSpec
+from ml.evaluation.halving import Rung, RungDecision, RungEntry, decide
 from ml.evaluation.report import table_rows
-from orchestration.config import CandidateConfig, GridConfig
-from orchestration.metadata import rows_table
+from orchestration.config import CandidateConfig, GridConfig, HalvingConfig
+from orchestration.metadata import for_display, rows_table
 from orchestration.resources import MlflowResource
 from orchestration.settings import WORKER_NAME
 from orchestration.storage import RunStorage
@@ -29,11 +35,41 @@ class UnitOutcome:
     family: str
     results: list[CandidateResult] = field(default_factory=list)
     skipped: str | None = None
+    rung: RungEntry | None = None  # a screening step's figures against the reference
 
 
 FitUnit = Callable[
     [dg.OpExecutionContext, CandidateSpec, object, RunStorage, MlflowResource], UnitOutcome
 ]
+# A unit fitted at a rung: the same, on the rung's share of the train split.
+ScreenUnit = Callable[
+    [dg.OpExecutionContext, CandidateSpec, object, RunStorage, MlflowResource, Rung], UnitOutcome
+]
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    """The grid's units, and the rung some of them go through first (None: no screening)."""
+
+    specs: list[CandidateSpec]
+    rung: Rung | None = None
+    screened: tuple[str, ...] = ()
+
+
+def stopped_outcomes(plan: GridPlan, screened: list[UnitOutcome]) -> tuple[
+    list[RungDecision], list[UnitOutcome]
+]:  # fmt: skip
+    """The rung's decisions, and an outcome for each screened unit that goes no further: those
+    stopped (with the figures why) and those that could not fit even at the rung."""
+    if plan.rung is None:
+        return [], []
+    decisions = decide({o.unit: o.rung for o in screened if o.rung}, plan.rung)
+    stopped = [
+        UnitOutcome(d.unit, d.family, skipped=f"successive halving: {d.reason}")
+        for d in decisions
+        if not d.promoted
+    ]
+    return decisions, stopped + [o for o in screened if o.skipped]
 
 
 def candidate_grid(
@@ -46,29 +82,32 @@ def candidate_grid(
     fit_unit: FitUnit,
     k: int,
     priority: int = 0,
+    screen_unit: ScreenUnit | None = None,
 ) -> dg.AssetsDefinition:
     """A graph asset over ``dataset``: plan the grid from run config, fit every unit as its own
-    step, collect the outcomes. Steps of a grid with a higher ``priority`` start first when
-    several are ready: ``dagster/priority`` for the multiprocess executor, and
-    ``dagster-celery/priority`` (added to Celery's default, 5) for the Celery executor, which
-    submits ready steps in that order."""
+    step, collect the outcomes; with ``screen_unit``, screen units at a rung first. Steps of a
+    grid with a higher ``priority`` start first when several are ready: ``dagster/priority`` for
+    the multiprocess executor, and ``dagster-celery/priority`` (added to Celery's default, 5)
+    for the Celery executor, which submits ready steps in that order."""
     tags = {
         "dagster/priority": str(priority),
         "dagster-celery/priority": str(CELERY_DEFAULT_PRIORITY + priority),
     }
 
-    class Grid(GridConfig):
+    class Units(GridConfig):
         candidates: list[CandidateConfig] = Field(
             default=default, description="Grid units: family, params, scoring variants."
         )
 
-    @dg.op(
-        name=f"{name}__plan",
-        ins={"dataset": dg.In(handle_type)},
-        out=dg.DynamicOut(CandidateSpec),
-        tags=tags,
-    )
-    def plan(context: dg.OpExecutionContext, config: Grid, dataset):
+    class Screened(Units):
+        halving: HalvingConfig = Field(
+            default_factory=HalvingConfig,
+            description="Successive halving: the units of a family first fit on a share of train.",
+        )
+
+    Grid = Screened if screen_unit else Units
+
+    def planned_specs(config: Grid) -> list[CandidateSpec]:
         # Entries arrive as plain dicts through the graph's config mapping.
         specs = [CandidateConfig.model_validate(dict(c)).spec() for c in config.candidates]
         names = [spec.unit_name for spec in specs]
@@ -77,8 +116,56 @@ def candidate_grid(
             raise dg.Failure(f"{name}: the grid repeats {duplicates}", allow_retries=False)
         for spec in specs:
             spec.validate()
-            yield dg.DynamicOutput(spec, mapping_key=spec.unit_name)
-        context.log.info(f"{name}: {len(specs)} units")
+        return specs
+
+    @dg.op(
+        name=f"{name}__plan",
+        ins={"dataset": dg.In(handle_type)},
+        out={"units": dg.DynamicOut(CandidateSpec), "plan": dg.Out(GridPlan)},
+        tags=tags,
+    )
+    def plan(context: dg.OpExecutionContext, config: Grid, dataset):
+        """``units``: what the next steps take, every unit without screening, else those
+        screened first (``promote`` sends the others on)."""
+        specs = planned_specs(config)
+        rung = screened = None
+        if screen_unit:
+            rung = HalvingConfig.model_validate(dict(config.halving)).rung(dataset.seed)
+            screened = rung.screened(specs, dataset.summary["train_rows"])
+        for spec in specs if screened is None else screened:
+            yield dg.DynamicOutput(spec, output_name="units", mapping_key=spec.unit_name)
+        yield dg.Output(
+            GridPlan(specs, rung if screened else None, tuple(s.unit_name for s in screened or [])),
+            output_name="plan",
+        )
+        said = f", {len(screened)} first on {rung.share:.0%} of train" if screened else ""
+        context.log.info(f"{name}: {len(specs)} units{said}")
+
+    @dg.op(
+        name=f"{name}__screen",
+        ins={"dataset": dg.In(handle_type), "spec": dg.In(CandidateSpec), "plan": dg.In(GridPlan)},
+        retry_policy=dg.RetryPolicy(max_retries=1, delay=5),
+        tags=tags,
+    )
+    def screen(
+        context: dg.OpExecutionContext,
+        dataset,
+        spec,
+        plan: GridPlan,
+        storage: RunStorage,
+        mlflow: MlflowResource,
+    ) -> UnitOutcome:
+        return screen_unit(context, spec, dataset, storage, mlflow, plan.rung)
+
+    @dg.op(name=f"{name}__promote", out=dg.DynamicOut(CandidateSpec), tags=tags)
+    def promote(context: dg.OpExecutionContext, plan: GridPlan, screened: list[UnitOutcome]):
+        decisions, stopped = stopped_outcomes(plan, screened)
+        for decision in decisions:
+            context.log.info(f"{decision.unit}: {decision.reason}")
+        held = {o.unit for o in stopped}
+        for spec in plan.specs:
+            if spec.unit_name not in held:
+                yield dg.DynamicOutput(spec, mapping_key=spec.unit_name)
 
     @dg.op(
         name=f"{name}__fit",
@@ -91,18 +178,51 @@ def candidate_grid(
     ) -> UnitOutcome:
         return fit_unit(context, spec, dataset, storage, mlflow)
 
+    def collected_metadata(outcomes: list[UnitOutcome]) -> dict:
+        results = [r for o in outcomes for r in o.results]
+        return {
+            "validation": rows_table(table_rows(results, k, None)),
+            "skipped": dg.MetadataValue.json({o.unit: o.skipped for o in outcomes if o.skipped}),
+            "worker": WORKER_NAME,
+        }
+
     @dg.op(name=f"{name}__collect")
     def collect(context: dg.OpExecutionContext, outcomes: list[UnitOutcome]) -> list[UnitOutcome]:
-        results = [r for o in outcomes for r in o.results]
-        context.add_output_metadata(
+        context.add_output_metadata(collected_metadata(outcomes))
+        return outcomes
+
+    @dg.op(name=f"{name}__collect")
+    def collect_screened(
+        context: dg.OpExecutionContext,
+        plan: GridPlan,
+        screened: list[UnitOutcome],
+        fitted: list[UnitOutcome],
+    ) -> list[UnitOutcome]:
+        decisions, stopped = stopped_outcomes(plan, screened)
+        outcomes = fitted + stopped
+        entries = {o.unit: o.rung for o in screened if o.rung}
+        metric = plan.rung.metric if plan.rung else ""
+        rows = [
             {
-                "validation": rows_table(table_rows(results, k, None)),
-                "skipped": dg.MetadataValue.json(
-                    {o.unit: o.skipped for o in outcomes if o.skipped}
-                ),
-                "worker": WORKER_NAME,
+                "unit": d.unit,
+                "family": d.family,
+                "candidate at the rung": d.candidate,
+                metric: d.value,
+                "family best": d.best_value,
+                "margin": d.margin,
+                "last-track rule": entries[d.unit].reference_metrics[metric],
+                "share beyond the rule": entries[d.unit].share_beyond_reference,
+                "decision": "full fit" if d.promoted else "stopped",
             }
-        )
+            for d in decisions
+        ]
+        halving = {"halving": rows_table(rows)} if rows else {}
+        if plan.rung:
+            halving |= {
+                "rung_share_of_train": plan.rung.share,
+                "rung_margin_se": plan.rung.margin_se,
+            }
+        context.add_output_metadata(for_display({**collected_metadata(outcomes), **halving}))
         return outcomes
 
     def route(config: dict) -> dict:
@@ -116,7 +236,12 @@ def candidate_grid(
         config=dg.ConfigMapping(config_fn=route, config_schema=Grid.to_config_schema()),
     )
     def grid_asset(dataset) -> list[UnitOutcome]:
-        specs = plan(dataset)
-        return collect(specs.map(lambda spec: fit(dataset, spec)).collect())
+        units, grid_plan = plan(dataset)
+        if screen_unit is None:
+            return collect(units.map(lambda spec: fit(dataset, spec)).collect())
+        screened = units.map(lambda spec: screen(dataset, spec, grid_plan)).collect()
+        promoted = promote(grid_plan, screened)
+        fitted = promoted.map(lambda spec: fit(dataset, spec)).collect()
+        return collect_screened(grid_plan, screened, fitted)
 
     return grid_asset

@@ -4,6 +4,7 @@ scoring variant on the validation queries (see orchestration/assets/grid.py for 
 import dagster as dg
 
 from ml.evaluation.candidates import CandidateSpec, run_candidate
+from ml.evaluation.halving import Rung, screen_candidate
 from ml.evaluation.report import table_rows
 from ml.recommenders.base import CannotFit
 from ml.recommenders.popularity import Popularity
@@ -23,16 +24,12 @@ from orchestration.storage import RunStorage, run_key
 
 EXPERIMENT = "next-track"
 METRIC_KS = (1, 5, 10, 20, 50, 100)
-BASELINES = [
-    CandidateSpec("popularity", baseline=True),
-    # The plain last-track rule reported beside every model so far: the bar to clear.
-    CandidateSpec(
-        "sequential_rules",
-        {"max_distance": 10},
-        [{"last_n": 1, "skip_unknown": False}],
-        baseline=True,
-    ),
-]
+# The plain last-track rule reported beside every model so far: the bar to clear, and the
+# reference a rung compares each family with.
+LAST_TRACK_RULE = CandidateSpec(
+    "sequential_rules", {"max_distance": 10}, [{"last_n": 1, "skip_unknown": False}], baseline=True
+)
+BASELINES = [CandidateSpec("popularity", baseline=True), LAST_TRACK_RULE]
 
 
 def fit_and_log(
@@ -41,16 +38,28 @@ def fit_and_log(
     dataset: DatasetHandle,
     storage: RunStorage,
     mlflow: MlflowResource,
+    rung: Rung | None = None,
 ) -> UnitOutcome:
-    prefix = run_key(context.run.run_id, "candidates")
+    """Fit ``spec`` on the train split (at a ``rung``: on its share of it), score it on the
+    validation sample, log each variant as a child run of the pipeline's MLflow run."""
+    prefix = run_key(context.run.run_id, "rungs" if rung else "candidates")
     storage.ensure_space(prefix)  # before the fit, not after it
     data = dataset.load(storage)
     validation = dataset.sampled_validation(data)
     popularity = Popularity.from_counts(data.catalogue.train_counts)
     try:
-        results = run_candidate(
-            spec, data.train, validation, popularity, storage, prefix, METRIC_KS, context.log.info
-        )
+        if rung:
+            at_rung = screen_candidate(
+                spec, LAST_TRACK_RULE, rung, data.train, validation, popularity, storage, prefix,
+                METRIC_KS, context.log.info,
+            )  # fmt: skip
+            results = at_rung.results
+        else:
+            at_rung = None
+            results = run_candidate(
+                spec, data.train, validation, popularity, storage, prefix, METRIC_KS,
+                context.log.info,
+            )  # fmt: skip
     except CannotFit as e:
         context.log.warning(f"skipped {spec.unit_name}: {e}")
         return UnitOutcome(spec.unit_name, spec.family, skipped=str(e))
@@ -62,8 +71,12 @@ def fit_and_log(
             client,
             experiment_id,
             parent,
-            result.name,
-            {"family": result.family, **result.params},
+            f"{result.name} (rung: {rung.share:.0%} of train)" if rung else result.name,
+            {
+                "family": result.family,
+                **result.params,
+                **({"rung_share": rung.share} if rung else {}),
+            },
             {
                 **{f"validation_{k}": v for k, v in result.metrics.items()},
                 "fit_seconds": result.fit_seconds,
@@ -72,7 +85,7 @@ def fit_and_log(
                 **result.facts,
             },
             {
-                "kind": "baseline" if result.baseline else "candidate",
+                "kind": "rung" if rung else ("baseline" if result.baseline else "candidate"),
                 "family": result.family,
                 "unit": result.unit,
                 "dagster_run_id": context.run.run_id,
@@ -81,13 +94,15 @@ def fit_and_log(
             },
         )
     rows = table_rows(results, 100, None)
+    train_rows = at_rung.train_rows if at_rung else len(data.train.items)
     eval_seconds = sum(r.eval_seconds for r in results)
     context.add_output_metadata(
         for_display(
             {
                 "candidates": len(results),
                 "fit_seconds": results[0].fit_seconds,
-                "train_rows_per_second": len(data.train.items) / max(results[0].fit_seconds, 1e-9),
+                "train_rows": train_rows,
+                "train_rows_per_second": train_rows / max(results[0].fit_seconds, 1e-9),
                 "eval_seconds": eval_seconds,
                 "queries_per_second": len(validation) * len(results) / max(eval_seconds, 1e-9),
                 "best_validation_hit_rate_at_100": max(
@@ -98,7 +113,7 @@ def fit_and_log(
             }
         )
     )
-    return UnitOutcome(spec.unit_name, spec.family, results)
+    return UnitOutcome(spec.unit_name, spec.family, results, rung=at_rung)
 
 
 def next_track_grid(
@@ -106,7 +121,7 @@ def next_track_grid(
 ) -> dg.AssetsDefinition:
     return candidate_grid(
         name, default, description, "next_track", next_track_dataset, DatasetHandle,
-        fit_and_log, 100, priority,
+        fit_and_log, 100, priority, screen_unit=fit_and_log,
     )  # fmt: skip
 
 

@@ -1,0 +1,107 @@
+"""Successive halving: which units a rung screens, and what it stops, on a toy grid fitted for
+real."""
+
+import numpy as np
+
+from ml.artifacts import LocalArtifacts
+from ml.datasets.evaluation_split import EvaluationSplit
+from ml.evaluation.candidates import CandidateSpec
+from ml.evaluation.halving import Rung, decide, screen_candidate
+from ml.recommenders.base import Queries
+from ml.recommenders.popularity import Popularity
+from ml.sequences import Sequences
+
+N_ITEMS = 200
+
+
+def playlists(n: int, seed: int) -> list[list[int]]:
+    """Each track is followed by one of the five after it: a rule list that keeps one successor
+    per track finds the next track about a fifth as often as one that keeps them all."""
+    rng = np.random.default_rng(seed)
+    result = []
+    for _ in range(n):
+        track = int(rng.integers(N_ITEMS))
+        playlist = [track]
+        for _ in range(9):
+            track = (track + int(rng.integers(1, 6))) % N_ITEMS
+            playlist.append(track)
+        result.append(playlist)
+    return result
+
+
+RUNG = Rung(
+    share=0.25, margin_se=2.0, metric="ndcg_at_10", min_train_rows=0, min_unique_share=0.005
+)
+LAST_TRACK_RULE = CandidateSpec(
+    "sequential_rules", {"max_distance": 10}, [{"last_n": 1, "skip_unknown": False}]
+)
+
+
+def rules(keep: int, distance: int = 10) -> CandidateSpec:
+    return CandidateSpec(
+        "sequential_rules", {"max_distance": distance, "keep_per_item": keep}, [{"last_n": 1}]
+    )
+
+
+def screened_decisions(specs: list[CandidateSpec], folder) -> dict:
+    """Each unit fitted at the rung and compared with the last-track rule there, decided."""
+    train = Sequences.from_lists(playlists(2_000, seed=1))
+    held_out = playlists(500, seed=2)
+    validation = EvaluationSplit(
+        "validation",
+        Queries(Sequences.from_lists([p[:-1] for p in held_out])),
+        Sequences.from_lists([[p[-1]] for p in held_out]),
+    )
+    popularity = Popularity(n_items=N_ITEMS)
+    popularity.fit(train)
+    assert RUNG.screened(specs, len(train.items)) == specs
+    store = LocalArtifacts(folder)
+    entries = {
+        s.unit_name: screen_candidate(
+            s, LAST_TRACK_RULE, RUNG, train, validation, popularity, store, "rung"
+        )
+        for s in specs
+    }
+    assert all(e.train_rows == 500 * 10 for e in entries.values())
+    return {d.unit: d for d in decide(entries, RUNG)}
+
+
+def test_a_rung_stops_the_clearly_worse_unit_and_sends_its_rivals_on(tmp_path):
+    specs = [rules(keep=500), rules(keep=500, distance=20), rules(keep=1)]
+    decisions = screened_decisions(specs, tmp_path)
+    worse, best, close = (decisions[s.unit_name] for s in reversed(specs))
+    assert not worse.promoted and best.promoted and close.promoted
+    assert worse.best_value - worse.value > worse.margin > 0
+    assert "stopped at the rung" in worse.reason and specs[0].unit_name in worse.reason
+
+
+def test_a_family_below_the_rule_that_adds_nothing_to_its_list_stops_whole(tmp_path):
+    """Keeping one successor per track, a family's lists hold no next track the last-track
+    rule's do not, and it scores far below it: neither selected nor pooled, both units stop."""
+    specs = [rules(keep=1), rules(keep=1, distance=20)]
+    decisions = screened_decisions(specs, tmp_path)
+    assert not any(d.promoted for d in decisions.values())
+    for d in decisions.values():
+        assert "against the reference sequential_rules:w10_last1_strict's" in d.reason
+        assert "lacks for 0.00% of the queries" in d.reason
+
+
+def test_the_rung_trains_on_a_seeded_share_of_the_playlists_in_their_order():
+    train = Sequences.from_lists([[i, i + 1] for i in range(0, 200, 2)])
+    rung = Rung(0.25, 2.0, "ndcg_at_10", min_train_rows=0, min_unique_share=0.005, seed=7)
+    sample = rung.train(train)
+    assert len(sample) == 25
+    firsts = [p[0] for p in sample.to_lists()]
+    assert firsts == sorted(firsts) and sample.to_lists() == rung.train(train).to_lists()
+    assert set(firsts) <= set(range(0, 200, 2))
+
+
+def test_only_families_with_several_units_runnable_at_this_size_are_screened():
+    rung = Rung(0.25, 2.0, "ndcg_at_10", min_train_rows=1_000, min_unique_share=0.005)
+    lone = CandidateSpec("slist", {"max_items": 100})
+    too_big = CandidateSpec("sequential_rules", {"max_distance": 20}, max_train_rows=500)
+    pair = [rules(keep=500), rules(keep=1)]
+    assert rung.screened([lone, *pair], train_rows=999) == []
+    assert rung.screened([lone, *pair], train_rows=1_000) == pair
+    # the other rules unit cannot run at this size, so the first has no rival
+    assert rung.screened([lone, pair[0], too_big], train_rows=1_000) == []
