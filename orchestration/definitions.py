@@ -7,6 +7,7 @@ from orchestration.assets.dbt import next_track_dbt_models, user_items_dbt_model
 from orchestration.assets.next_track.candidates import (
     baseline_candidates,
     neighbourhood_candidates,
+    rung_references,
     sequential_rules_candidates,
     slist_candidates,
     track_embeddings,
@@ -77,6 +78,7 @@ defs = dg.Definitions(
         raw_playlist_events,
         next_track_dbt_models,
         next_track_dataset,
+        rung_references,
         track_embeddings,
         sequential_rules_candidates,
         neighbourhood_candidates,

@@ -34,9 +34,9 @@ SMALL_GRID = {  # a grid small enough for a test, still every family and both sc
                     "variants": [{"last_n": 1}],
                 },
             ],
-            "halving": {"min_train_rows": 0},  # screen at any size
         }
     },
+    "rung_references": {"config": {"min_train_rows": 0}},  # screen at any size
     "neighbourhood_candidates": {
         "config": {
             "candidates": [

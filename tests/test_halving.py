@@ -6,7 +6,7 @@ import numpy as np
 from ml.artifacts import LocalArtifacts
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateSpec
-from ml.evaluation.halving import Rung, decide, screen_candidate
+from ml.evaluation.halving import Rung, RungReferences, decide, fit_references, screen_candidate
 from ml.recommenders.base import Queries
 from ml.recommenders.popularity import Popularity
 from ml.sequences import Sequences
@@ -32,9 +32,10 @@ def playlists(n: int, seed: int) -> list[list[int]]:
 RUNG = Rung(
     share=0.25, margin_se=2.0, metric="ndcg_at_10", min_train_rows=0, min_unique_share=0.005
 )
-LAST_TRACK_RULE = CandidateSpec(
-    "sequential_rules", {"max_distance": 10}, [{"last_n": 1, "skip_unknown": False}]
-)
+REFERENCES = [  # the rules family's reference, and one of another family
+    CandidateSpec("sequential_rules", {"max_distance": 10}, [{"last_n": 1, "skip_unknown": False}]),
+    CandidateSpec("item_knn", {"neighbours": 50}, [{"last_n": 1}]),
+]
 
 
 def rules(keep: int, distance: int = 10) -> CandidateSpec:
@@ -56,14 +57,16 @@ def screened_decisions(specs: list[CandidateSpec], folder) -> dict:
     popularity.fit(train)
     assert RUNG.screened(specs, len(train.items)) == specs
     store = LocalArtifacts(folder)
+    references = fit_references(REFERENCES, RUNG, train, validation, popularity)
+    references.save(folder / "references")
     entries = {
-        s.unit_name: screen_candidate(
-            s, LAST_TRACK_RULE, RUNG, train, validation, popularity, store, "rung"
-        )
+        s.unit_name: screen_candidate(s, RUNG, train, validation, popularity, store, "rung")
         for s in specs
     }
     assert all(e.train_rows == 500 * 10 for e in entries.values())
-    return {d.unit: d for d in decide(entries, RUNG)}
+    return {
+        d.unit: d for d in decide(entries, RungReferences.load(folder / "references"), RUNG, store)
+    }
 
 
 def test_a_rung_stops_the_clearly_worse_unit_and_sends_its_rivals_on(tmp_path):
@@ -75,15 +78,21 @@ def test_a_rung_stops_the_clearly_worse_unit_and_sends_its_rivals_on(tmp_path):
     assert "stopped at the rung" in worse.reason and specs[0].unit_name in worse.reason
 
 
-def test_a_family_below_the_rule_that_adds_nothing_to_its_list_stops_whole(tmp_path):
-    """Keeping one successor per track, a family's lists hold no next track the last-track
-    rule's do not, and it scores far below it: neither selected nor pooled, both units stop."""
+def test_a_family_below_the_references_that_adds_nothing_to_their_lists_stops_whole(tmp_path):
+    """Item-kNN fitted on the same rung finds the successors too: a rules family that keeps one
+    successor per track scores far below it and its lists hold no next track item-kNN's do
+    not, so it could neither be selected nor pooled: both units stop. The rules family's own
+    reference is not among what it is judged against."""
     specs = [rules(keep=1), rules(keep=1, distance=20)]
     decisions = screened_decisions(specs, tmp_path)
     assert not any(d.promoted for d in decisions.values())
     for d in decisions.values():
-        assert "against the reference sequential_rules:w10_last1_strict's" in d.reason
-        assert "lacks for 0.00% of the queries" in d.reason
+        assert "against the reference item_knn:" in d.reason
+        assert (
+            "that none of item_knn:" in d.reason
+            and "sequential_rules:" not in d.reason.split("none of")[1]
+        )
+        assert "holds for 0.00% of the queries" in d.reason
 
 
 def test_the_rung_trains_on_a_seeded_share_of_the_playlists_in_their_order():

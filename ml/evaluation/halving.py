@@ -4,18 +4,20 @@ validation sample; only the units within reach of their family's best at the run
 budget. Units compete within their family, not across families: the hybrid and the reranker
 build on every family's best, so a family weaker alone can still earn its place there.
 
-A whole family stops when it can earn a place nowhere: its best unit at the rung is below a
-reference fitted on the same rung (the last-track rule, the baseline every run must beat) by
-over the margin, and its list holds a relevant track the reference's list does not for fewer
-than ``min_unique_share`` of the queries. The second stage takes a family only above that share
-against every other family's list, which can only be lower than against the reference's alone.
+A whole family stops when it can earn a place nowhere, judged against a pool of cheap reference
+units of the other families fitted on the same rung: its best unit is below the best reference
+by over the margin (it would not be selected alone), and its list holds a relevant track no
+reference list holds for fewer than ``min_unique_share`` of the queries (the floor at which the
+second stage takes a family, ml/evaluation/candidates.py ``ScoredComponents.contributing``).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -29,7 +31,7 @@ from ml.evaluation.candidates import (
     unique_label_shares,
 )
 from ml.evaluation.metrics import DEFAULT_KS
-from ml.recommenders.base import Log, no_log
+from ml.recommenders.base import Log, TopK, no_log
 from ml.recommenders.popularity import Popularity
 from ml.sequences import Sequences
 
@@ -54,7 +56,8 @@ class Rung:
 
     def screened(self, specs: Iterable[CandidateSpec], train_rows: int) -> list[CandidateSpec]:
         """The units that go through the rung: those of a family with another unit that can run
-        at this size (alone in its family, a unit has nothing to be compared with)."""
+        at this size (a lone unit would pay for the rung to stop at most itself, and its family
+        is judged again by the second stage)."""
         if train_rows < self.min_train_rows:
             return []
         runnable = [s for s in specs if s.size_refusal(train_rows) is None]
@@ -63,15 +66,80 @@ class Rung:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A reference unit fitted at the rung: its figures and its lists on the validation sample."""
+
+    name: str
+    family: str
+    metrics: dict[str, float]
+    top: TopK
+
+
+@dataclass(frozen=True)
+class RungReferences:
+    """What screened units are judged against: the references, and the sample's labels."""
+
+    references: list[Reference]
+    labels: Sequences
+    n_items: int
+
+    def of_other_families(self, family: str) -> list[Reference]:
+        return [r for r in self.references if r.family != family]
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        described = [
+            {"name": r.name, "family": r.family, "metrics": r.metrics} for r in self.references
+        ]
+        (folder / "references.json").write_text(
+            json.dumps({"n_items": self.n_items, "references": described})
+        )
+        for i, reference in enumerate(self.references):
+            reference.top.save(folder / f"top_{i}")
+        self.labels.save(folder, "labels")
+
+    @classmethod
+    def load(cls, folder: Path) -> RungReferences:
+        saved = json.loads((folder / "references.json").read_text())
+        references = [
+            Reference(r["name"], r["family"], r["metrics"], TopK.load(folder / f"top_{i}"))
+            for i, r in enumerate(saved["references"])
+        ]
+        return cls(references, Sequences.load(folder, "labels", mmap=False), saved["n_items"])
+
+
+def fit_references(
+    specs: list[CandidateSpec],
+    rung: Rung,
+    train: Sequences,
+    validation: EvaluationSplit,
+    popularity: Popularity,
+    ks: tuple[int, ...] = DEFAULT_KS,
+    log: Log = no_log,
+) -> RungReferences:
+    """Each spec (its first scoring variant) fitted on the rung's train, scored on
+    ``validation``."""
+    sample = rung.train(train)
+    references = []
+    for spec in specs:
+        model = spec.recommender(popularity.n_items)
+        model.fit(sample, log)
+        model = model.with_scoring(**spec.variants[0])
+        metrics, _ = evaluate(model, validation, popularity, ks)
+        top = model.top_k(validation.queries, rung.depth)
+        references.append(Reference(model.name, spec.family, metrics, top))
+        log(f"rung reference {model.name}: {rung.metric} {metrics[rung.metric]:.4f}")
+    return RungReferences(references, validation.labels, popularity.n_items)
+
+
+@dataclass(frozen=True)
 class RungEntry:
-    """A unit's figures at the rung: its results (one per scoring variant) and, for its best
-    variant, how it compares with the reference fitted on the same rung."""
+    """A unit's figures at the rung: its results (one per scoring variant), and where its best
+    variant's lists on the validation sample are stored (``rung.depth`` long)."""
 
     results: list[CandidateResult]
     train_rows: int  # the rung's
-    reference: str  # the reference's candidate name
-    reference_metrics: dict[str, float]
-    share_beyond_reference: float  # of queries: a relevant track only this unit's list holds
+    top_key: str
 
     def best(self, metric: str) -> CandidateResult:
         return max(self.results, key=lambda r: r.metrics[metric])
@@ -79,7 +147,6 @@ class RungEntry:
 
 def screen_candidate(
     spec: CandidateSpec,
-    reference: CandidateSpec,
     rung: Rung,
     train: Sequences,
     validation: EvaluationSplit,
@@ -89,21 +156,14 @@ def screen_candidate(
     ks: tuple[int, ...] = DEFAULT_KS,
     log: Log = no_log,
 ) -> RungEntry:
-    """Fit ``spec`` and ``reference`` on the rung's share of ``train``, score both on
-    ``validation``; raises ``CannotFit`` as ``run_candidate`` does."""
+    """``run_candidate`` on the rung's share of ``train``, with the best variant's lists."""
     sample = rung.train(train)
     results = run_candidate(spec, sample, validation, popularity, store, prefix, ks, log)
     best = max(results, key=lambda r: r.metrics[rung.metric]).load(store)
-    baseline = reference.recommender(popularity.n_items)
-    baseline.fit(sample, log)
-    baseline = baseline.with_scoring(**reference.variants[0])
-    metrics, _ = evaluate(baseline, validation, popularity, ks)
-    lists = [m.top_k(validation.queries, rung.depth) for m in (best, baseline)]
-    share = unique_label_shares(lists, validation.labels, popularity.n_items)[0]
-    log(
-        f"{spec.unit_name} at the rung: a relevant track the reference's list lacks for {share:.2%}"
-    )
-    return RungEntry(results, len(sample.items), baseline.name, metrics, share)
+    top_key = f"{prefix}/{spec.unit_name}__best_lists"
+    best.top_k(validation.queries, rung.depth).save(store.writable(top_key))
+    store.commit(top_key)
+    return RungEntry(results, len(sample.items), top_key)
 
 
 @dataclass(frozen=True)
@@ -126,24 +186,37 @@ def gap_margin(margin_se: float, metric: str, *metrics: dict[str, float]) -> flo
     return margin_se * math.hypot(*(m.get(f"{metric}_stderr", 0.0) for m in metrics))
 
 
-def family_verdict(entry: RungEntry, rung: Rung) -> str | None:
+def family_verdict(
+    entry: RungEntry, references: RungReferences, rung: Rung, store: ArtifactStore
+) -> str | None:
     """Why a family whose best unit at the rung is ``entry`` can earn a place nowhere, if so."""
     metric = rung.metric
-    mine, reference = entry.best(metric).metrics, entry.reference_metrics
-    margin = gap_margin(rung.margin_se, metric, mine, reference)
-    below = reference[metric] - mine[metric] > margin
-    if not below or entry.share_beyond_reference >= rung.min_unique_share:
+    others = references.of_other_families(entry.results[0].family)
+    if not others:
+        return None
+    mine = entry.best(metric)
+    best = max(others, key=lambda r: r.metrics[metric])
+    margin = gap_margin(rung.margin_se, metric, mine.metrics, best.metrics)
+    share = unique_label_shares(
+        [TopK.load(store.stage(entry.top_key)), *(r.top for r in others)],
+        references.labels,
+        references.n_items,
+    )[0]
+    if best.metrics[metric] - mine.metrics[metric] <= margin or share >= rung.min_unique_share:
         return None
     return (
-        f"the family's best at the rung, {entry.best(metric).name}, scores {metric} "
-        f"{mine[metric]:.4f} against the reference {entry.reference}'s {reference[metric]:.4f} "
-        f"(a gap over {margin:.4f} stops) and holds a relevant track the reference's list lacks "
-        f"for {entry.share_beyond_reference:.2%} of the queries (the second stage needs "
-        f"{rung.min_unique_share:.2%}): it could neither be selected nor join the second stage"
+        f"the family's best at the rung, {mine.name}, scores {metric} "
+        f"{mine.metrics[metric]:.4f} against the reference {best.name}'s "
+        f"{best.metrics[metric]:.4f} (a gap over {margin:.4f} stops), and its list holds a "
+        f"relevant track that none of {', '.join(r.name for r in others)} holds for {share:.2%} "
+        f"of the queries (the second stage takes a family from {rung.min_unique_share:.2%}): it "
+        "could neither be selected nor join the second stage"
     )
 
 
-def decide(entries: dict[str, RungEntry], rung: Rung) -> list[RungDecision]:
+def decide(
+    entries: dict[str, RungEntry], references: RungReferences, rung: Rung, store: ArtifactStore
+) -> list[RungDecision]:
     """Per screened unit, go on or stop: the whole family stops when ``family_verdict`` says so;
     else a unit stops when its family's best unit beats its best variant by more than
     ``margin_se`` standard errors of the difference."""
@@ -156,7 +229,7 @@ def decide(entries: dict[str, RungEntry], rung: Rung) -> list[RungDecision]:
         best = best_of_unit[best_unit]
         margin = gap_margin(rung.margin_se, metric, mine.metrics, best.metrics)
         value, best_value = mine.metrics[metric], best.metrics[metric]
-        stopped_family = family_verdict(entries[best_unit], rung)
+        stopped_family = family_verdict(entries[best_unit], references, rung, store)
         promoted = stopped_family is None and best_value - value <= margin
         verdict = "went on to the full fit" if promoted else "stopped at the rung"
         reason = stopped_family or (

@@ -100,6 +100,15 @@ class TopK:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / "ids.npy", self.ids)
+        np.save(folder / "scores.npy", self.scores)
+
+    @classmethod
+    def load(cls, folder: Path) -> TopK:
+        return cls(np.load(folder / "ids.npy"), np.load(folder / "scores.npy"))
+
     def head(self, k: int) -> TopK:
         """The first ``k`` of each list (all of it when shorter)."""
         return TopK(self.ids[:, :k], self.scores[:, :k])

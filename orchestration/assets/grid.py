@@ -3,10 +3,10 @@ its own step (dynamic outputs), so the UI shows each one's status and metrics, a
 retries alone, and an executor with more processes (or Kubernetes pods) runs them in parallel
 without code changes. What a step does is the use case's ``fit_unit``.
 
-A use case that can screen (``screen_unit``) gets successive halving: on a large enough train
+A use case that can screen (``screening``) gets successive halving: on a large enough train
 split, the units of a family with several first fit on a share of it (``__screen`` steps), and
-``__promote`` sends only those within reach of their family's best on to the full fit
-(ml/evaluation/halving.py).
+``__promote`` sends on to the full fit only those within reach of their family's best, of
+families that can earn a place beside the rung's references (ml/evaluation/halving.py).
 """
 
 from collections.abc import Callable
@@ -16,9 +16,9 @@ import dagster as dg
 from pydantic import Field
 
 from ml.evaluation.candidates import CandidateResult, CandidateSpec
-from ml.evaluation.halving import Rung, RungDecision, RungEntry, decide
+from ml.evaluation.halving import Rung, RungDecision, RungEntry, RungReferences, decide
 from ml.evaluation.report import table_rows
-from orchestration.config import CandidateConfig, GridConfig, HalvingConfig
+from orchestration.config import CandidateConfig, GridConfig
 from orchestration.metadata import for_display, rows_table
 from orchestration.resources import MlflowResource
 from orchestration.settings import WORKER_NAME
@@ -48,22 +48,38 @@ ScreenUnit = Callable[
 
 
 @dataclass(frozen=True)
+class RungHandle:
+    """The rung of a run that screens, and where its ``RungReferences`` are in the run store."""
+
+    rung: Rung
+    key: str
+
+    def references(self, storage: RunStorage) -> RungReferences:
+        return RungReferences.load(storage.stage(self.key))
+
+
+@dataclass(frozen=True)
 class GridPlan:
     """The grid's units, and the rung some of them go through first (None: no screening)."""
 
     specs: list[CandidateSpec]
-    rung: Rung | None = None
+    rung: RungHandle | None = None
     screened: tuple[str, ...] = ()
 
 
-def stopped_outcomes(plan: GridPlan, screened: list[UnitOutcome]) -> tuple[
+def stopped_outcomes(plan: GridPlan, screened: list[UnitOutcome], storage: RunStorage) -> tuple[
     list[RungDecision], list[UnitOutcome]
 ]:  # fmt: skip
     """The rung's decisions, and an outcome for each screened unit that goes no further: those
     stopped (with the figures why) and those that could not fit even at the rung."""
     if plan.rung is None:
         return [], []
-    decisions = decide({o.unit: o.rung for o in screened if o.rung}, plan.rung)
+    decisions = decide(
+        {o.unit: o.rung for o in screened if o.rung},
+        plan.rung.references(storage),
+        plan.rung.rung,
+        storage,
+    )
     stopped = [
         UnitOutcome(d.unit, d.family, skipped=f"successive halving: {d.reason}")
         for d in decisions
@@ -82,10 +98,12 @@ def candidate_grid(
     fit_unit: FitUnit,
     k: int,
     priority: int = 0,
-    screen_unit: ScreenUnit | None = None,
+    screening: tuple[ScreenUnit, dg.AssetsDefinition] | None = None,
 ) -> dg.AssetsDefinition:
     """A graph asset over ``dataset``: plan the grid from run config, fit every unit as its own
-    step, collect the outcomes; with ``screen_unit``, screen units at a rung first. Steps of a
+    step, collect the outcomes. With ``screening`` (a ``screen_unit`` and the asset of the
+    ``RungReferences``, None when the data is too small to screen), units are screened at the
+    rung first. Steps of a
     grid with a higher ``priority`` start first when several are ready: ``dagster/priority`` for
     the multiprocess executor, and ``dagster-celery/priority`` (added to Celery's default, 5)
     for the Celery executor, which submits ready steps in that order."""
@@ -94,18 +112,10 @@ def candidate_grid(
         "dagster-celery/priority": str(CELERY_DEFAULT_PRIORITY + priority),
     }
 
-    class Units(GridConfig):
+    class Grid(GridConfig):
         candidates: list[CandidateConfig] = Field(
             default=default, description="Grid units: family, params, scoring variants."
         )
-
-    class Screened(Units):
-        halving: HalvingConfig = Field(
-            default_factory=HalvingConfig,
-            description="Successive halving: the units of a family first fit on a share of train.",
-        )
-
-    Grid = Screened if screen_unit else Units
 
     def planned_specs(config: Grid) -> list[CandidateSpec]:
         # Entries arrive as plain dicts through the graph's config mapping.
@@ -120,25 +130,23 @@ def candidate_grid(
 
     @dg.op(
         name=f"{name}__plan",
-        ins={"dataset": dg.In(handle_type)},
+        ins={"dataset": dg.In(handle_type), "rung": dg.In(default_value=None)},
         out={"units": dg.DynamicOut(CandidateSpec), "plan": dg.Out(GridPlan)},
         tags=tags,
     )
-    def plan(context: dg.OpExecutionContext, config: Grid, dataset):
-        """``units``: what the next steps take, every unit without screening, else those
-        screened first (``promote`` sends the others on)."""
+    def plan(context: dg.OpExecutionContext, config: Grid, dataset, rung: RungHandle | None):
+        """``units``: what the next steps take: in a grid that cannot screen, every unit; in
+        one that can, those screened first (none when the run does not screen), ``promote``
+        sending the others on."""
         specs = planned_specs(config)
-        rung = screened = None
-        if screen_unit:
-            rung = HalvingConfig.model_validate(dict(config.halving)).rung(dataset.seed)
-            screened = rung.screened(specs, dataset.summary["train_rows"])
-        for spec in specs if screened is None else screened:
+        screened = rung.rung.screened(specs, dataset.summary["train_rows"]) if rung else []
+        for spec in screened if screening else specs:
             yield dg.DynamicOutput(spec, output_name="units", mapping_key=spec.unit_name)
         yield dg.Output(
-            GridPlan(specs, rung if screened else None, tuple(s.unit_name for s in screened or [])),
+            GridPlan(specs, rung if screened else None, tuple(s.unit_name for s in screened)),
             output_name="plan",
         )
-        said = f", {len(screened)} first on {rung.share:.0%} of train" if screened else ""
+        said = f", {len(screened)} first at the rung" if screened else ""
         context.log.info(f"{name}: {len(specs)} units{said}")
 
     @dg.op(
@@ -155,11 +163,17 @@ def candidate_grid(
         storage: RunStorage,
         mlflow: MlflowResource,
     ) -> UnitOutcome:
-        return screen_unit(context, spec, dataset, storage, mlflow, plan.rung)
+        screen_unit, _ = screening
+        return screen_unit(context, spec, dataset, storage, mlflow, plan.rung.rung)
 
     @dg.op(name=f"{name}__promote", out=dg.DynamicOut(CandidateSpec), tags=tags)
-    def promote(context: dg.OpExecutionContext, plan: GridPlan, screened: list[UnitOutcome]):
-        decisions, stopped = stopped_outcomes(plan, screened)
+    def promote(
+        context: dg.OpExecutionContext,
+        plan: GridPlan,
+        screened: list[UnitOutcome],
+        storage: RunStorage,
+    ):
+        decisions, stopped = stopped_outcomes(plan, screened, storage)
         for decision in decisions:
             context.log.info(f"{decision.unit}: {decision.reason}")
         held = {o.unit for o in stopped}
@@ -197,11 +211,11 @@ def candidate_grid(
         plan: GridPlan,
         screened: list[UnitOutcome],
         fitted: list[UnitOutcome],
+        storage: RunStorage,
     ) -> list[UnitOutcome]:
-        decisions, stopped = stopped_outcomes(plan, screened)
+        decisions, stopped = stopped_outcomes(plan, screened, storage)
         outcomes = fitted + stopped
-        entries = {o.unit: o.rung for o in screened if o.rung}
-        metric = plan.rung.metric if plan.rung else ""
+        metric = plan.rung.rung.metric if plan.rung else ""
         rows = [
             {
                 "unit": d.unit,
@@ -210,17 +224,16 @@ def candidate_grid(
                 metric: d.value,
                 "family best": d.best_value,
                 "margin": d.margin,
-                "last-track rule": entries[d.unit].reference_metrics[metric],
-                "share beyond the rule": entries[d.unit].share_beyond_reference,
                 "decision": "full fit" if d.promoted else "stopped",
+                "why": d.reason,
             }
             for d in decisions
         ]
         halving = {"halving": rows_table(rows)} if rows else {}
         if plan.rung:
             halving |= {
-                "rung_share_of_train": plan.rung.share,
-                "rung_margin_se": plan.rung.margin_se,
+                "rung_share_of_train": plan.rung.rung.share,
+                "rung_margin_se": plan.rung.rung.margin_se,
             }
         context.add_output_metadata(for_display({**collected_metadata(outcomes), **halving}))
         return outcomes
@@ -228,20 +241,34 @@ def candidate_grid(
     def route(config: dict) -> dict:
         return {f"{name}__plan": {"config": config}}
 
+    ins = {"dataset": dg.AssetIn(dataset.key)}
+    if screening is None:
+
+        @dg.graph_asset(
+            name=name,
+            group_name=group,
+            description=description,
+            ins=ins,
+            config=dg.ConfigMapping(config_fn=route, config_schema=Grid.to_config_schema()),
+        )
+        def grid_asset(dataset) -> list[UnitOutcome]:
+            units, _ = plan(dataset)
+            return collect(units.map(lambda spec: fit(dataset, spec)).collect())
+
+        return grid_asset
+
     @dg.graph_asset(
         name=name,
         group_name=group,
         description=description,
-        ins={"dataset": dg.AssetIn(dataset.key)},
+        ins={**ins, "rung": dg.AssetIn(screening[1].key)},
         config=dg.ConfigMapping(config_fn=route, config_schema=Grid.to_config_schema()),
     )
-    def grid_asset(dataset) -> list[UnitOutcome]:
-        units, grid_plan = plan(dataset)
-        if screen_unit is None:
-            return collect(units.map(lambda spec: fit(dataset, spec)).collect())
+    def screened_grid_asset(dataset, rung) -> list[UnitOutcome]:
+        units, grid_plan = plan(dataset, rung)
         screened = units.map(lambda spec: screen(dataset, spec, grid_plan)).collect()
         promoted = promote(grid_plan, screened)
         fitted = promoted.map(lambda spec: fit(dataset, spec)).collect()
         return collect_screened(grid_plan, screened, fitted)
 
-    return grid_asset
+    return screened_grid_asset

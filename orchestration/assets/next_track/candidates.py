@@ -4,18 +4,19 @@ scoring variant on the validation queries (see orchestration/assets/grid.py for 
 import dagster as dg
 
 from ml.evaluation.candidates import CandidateSpec, run_candidate
-from ml.evaluation.halving import Rung, screen_candidate
+from ml.evaluation.halving import Rung, fit_references, screen_candidate
 from ml.evaluation.report import table_rows
 from ml.recommenders.base import CannotFit
 from ml.recommenders.popularity import Popularity
 from ml.registry import log_child_run
-from orchestration.assets.grid import UnitOutcome, candidate_grid
+from orchestration.assets.grid import RungHandle, UnitOutcome, candidate_grid
 from orchestration.assets.next_track.dataset import DatasetHandle, next_track_dataset
 from orchestration.config import (
     NEIGHBOURHOOD_GRID,
     SEQUENTIAL_RULES_GRID,
     SLIST_GRID,
     WORD2VEC_GRID,
+    HalvingConfig,
 )
 from orchestration.metadata import for_display, rows_table
 from orchestration.resources import MlflowResource
@@ -30,6 +31,21 @@ LAST_TRACK_RULE = CandidateSpec(
     "sequential_rules", {"max_distance": 10}, [{"last_n": 1, "skip_unknown": False}], baseline=True
 )
 BASELINES = [CandidateSpec("popularity", baseline=True), LAST_TRACK_RULE]
+# What a screened family is judged against at the rung: cheap units of the families that made
+# up the second stage on the Kaggle-shaped file (docs/ranking.md), each fitted in seconds.
+RUNG_REFERENCES = [
+    LAST_TRACK_RULE,
+    CandidateSpec(
+        "session_knn",
+        {},
+        [{"k": 100, "sample_size": 1000, "last_n": 1, "lambda_item_position": 1.0}],
+    ),
+    CandidateSpec(
+        "slist",
+        {"alpha": 0.5, "l2": 100.0, "max_items": 5_000},
+        [{"last_n": 10, "recency_decay": 0.8}],
+    ),
+]
 
 
 def fit_and_log(
@@ -50,8 +66,8 @@ def fit_and_log(
     try:
         if rung:
             at_rung = screen_candidate(
-                spec, LAST_TRACK_RULE, rung, data.train, validation, popularity, storage, prefix,
-                METRIC_KS, context.log.info,
+                spec, rung, data.train, validation, popularity, storage, prefix, METRIC_KS,
+                context.log.info,
             )  # fmt: skip
             results = at_rung.results
         else:
@@ -116,12 +132,47 @@ def fit_and_log(
     return UnitOutcome(spec.unit_name, spec.family, results, rung=at_rung)
 
 
+@dg.asset(
+    group_name="next_track",
+    description="Successive halving's yardstick: on a train split large enough to screen, "
+    "cheap reference units (the last-track rule, session-kNN on the last track, SLIST) fitted "
+    "on the rung's share of train and scored on the validation sample; None below.",
+)
+def rung_references(
+    context: dg.AssetExecutionContext,
+    config: HalvingConfig,
+    next_track_dataset: DatasetHandle,
+    storage: RunStorage,
+) -> RungHandle | None:
+    rung = config.rung(next_track_dataset.seed)
+    train_rows = next_track_dataset.summary["train_rows"]
+    if train_rows < rung.min_train_rows:
+        context.log.info(
+            f"no screening: {train_rows:,} train rows < min_train_rows {rung.min_train_rows:,}"
+        )
+        return None
+    data = next_track_dataset.load(storage)
+    references = fit_references(
+        RUNG_REFERENCES, rung, data.train, next_track_dataset.sampled_validation(data),
+        Popularity.from_counts(data.catalogue.train_counts), METRIC_KS, context.log.info,
+    )  # fmt: skip
+    key = run_key(context.run.run_id, "rung_references")
+    references.save(storage.writable(key))
+    storage.commit(key)
+    context.add_output_metadata(
+        for_display(
+            {f"{rung.metric} of {r.name}": r.metrics[rung.metric] for r in references.references}
+        )
+    )
+    return RungHandle(rung, key)
+
+
 def next_track_grid(
     name: str, default: list[dict], description: str, priority: int = 0
 ) -> dg.AssetsDefinition:
     return candidate_grid(
         name, default, description, "next_track", next_track_dataset, DatasetHandle,
-        fit_and_log, 100, priority, screen_unit=fit_and_log,
+        fit_and_log, 100, priority, screening=(fit_and_log, rung_references),
     )  # fmt: skip
 
 
