@@ -171,7 +171,8 @@ def test_asset_graph_renders_in_a_real_browser(dagster_ui, materialized, tmp_pat
         "next_track": [
             "raw_playlist_events", "stg_playlist_events", "int_playlist_sequences",
             "playlist_splits", "dim_tracks", "dataset_stats",
-            "next_track_dataset", "track_embeddings", "sequential_rules_candidates",
+            "next_track_dataset", "rung_references", "track_embeddings",
+            "sequential_rules_candidates",
             "neighbourhood_candidates", "slist_candidates",
             "baseline_candidates", "candidate_metrics", "selected_model", "registered_model",
         ],

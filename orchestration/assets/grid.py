@@ -49,10 +49,11 @@ ScreenUnit = Callable[
 
 @dataclass(frozen=True)
 class RungHandle:
-    """The rung of a run that screens, and where its ``RungReferences`` are in the run store."""
+    """A run's rung, and where its ``RungReferences`` are in the run store (None: the run does
+    not screen, its train split being under the rung's ``min_train_rows``)."""
 
     rung: Rung
-    key: str
+    key: str | None = None
 
     def references(self, storage: RunStorage) -> RungReferences:
         return RungReferences.load(storage.stage(self.key))
@@ -131,7 +132,7 @@ def candidate_grid(
     @dg.op(
         name=f"{name}__plan",
         ins={"dataset": dg.In(handle_type), "rung": dg.In(default_value=None)},
-        out={"units": dg.DynamicOut(CandidateSpec), "plan": dg.Out(GridPlan)},
+        out={"units": dg.DynamicOut(CandidateSpec), "plan": dg.Out(GridPlan, is_required=False)},
         tags=tags,
     )
     def plan(context: dg.OpExecutionContext, config: Grid, dataset, rung: RungHandle | None):
@@ -139,13 +140,16 @@ def candidate_grid(
         one that can, those screened first (none when the run does not screen), ``promote``
         sending the others on."""
         specs = planned_specs(config)
-        screened = rung.rung.screened(specs, dataset.summary["train_rows"]) if rung else []
+        screened = []
+        if rung and rung.key:
+            screened = rung.rung.screened(specs, dataset.summary["train_rows"])
         for spec in screened if screening else specs:
             yield dg.DynamicOutput(spec, output_name="units", mapping_key=spec.unit_name)
-        yield dg.Output(
-            GridPlan(specs, rung if screened else None, tuple(s.unit_name for s in screened)),
-            output_name="plan",
-        )
+        if screening:  # a grid that cannot screen has no step that takes the plan
+            yield dg.Output(
+                GridPlan(specs, rung if screened else None, tuple(s.unit_name for s in screened)),
+                output_name="plan",
+            )
         said = f", {len(screened)} first at the rung" if screened else ""
         context.log.info(f"{name}: {len(specs)} units{said}")
 

@@ -136,21 +136,22 @@ def fit_and_log(
     group_name="next_track",
     description="Successive halving's yardstick: on a train split large enough to screen, "
     "cheap reference units (the last-track rule, session-kNN on the last track, SLIST) fitted "
-    "on the rung's share of train and scored on the validation sample; None below.",
+    "on the rung's share of train and scored on the validation sample; below, the rung alone "
+    "(nothing screened).",
 )
 def rung_references(
     context: dg.AssetExecutionContext,
     config: HalvingConfig,
     next_track_dataset: DatasetHandle,
     storage: RunStorage,
-) -> RungHandle | None:
+) -> RungHandle:
     rung = config.rung(next_track_dataset.seed)
     train_rows = next_track_dataset.summary["train_rows"]
     if train_rows < rung.min_train_rows:
         context.log.info(
             f"no screening: {train_rows:,} train rows < min_train_rows {rung.min_train_rows:,}"
         )
-        return None
+        return RungHandle(rung)
     data = next_track_dataset.load(storage)
     references = fit_references(
         RUNG_REFERENCES, rung, data.train, next_track_dataset.sampled_validation(data),
