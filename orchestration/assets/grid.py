@@ -65,7 +65,6 @@ class GridPlan:
 
     specs: list[CandidateSpec]
     rung: RungHandle | None = None
-    screened: tuple[str, ...] = ()
 
 
 def stopped_outcomes(plan: GridPlan, screened: list[UnitOutcome], storage: RunStorage) -> tuple[
@@ -147,7 +146,7 @@ def candidate_grid(
             yield dg.DynamicOutput(spec, output_name="units", mapping_key=spec.unit_name)
         if screening:  # a grid that cannot screen has no step that takes the plan
             yield dg.Output(
-                GridPlan(specs, rung if screened else None, tuple(s.unit_name for s in screened)),
+                GridPlan(specs, rung if screened else None),
                 output_name="plan",
             )
         said = f", {len(screened)} first at the rung" if screened else ""
