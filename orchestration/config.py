@@ -126,9 +126,9 @@ class HalvingConfig(dg.Config):
     """Successive halving (ml/evaluation/halving.py): on a large train split, the units of a
     family with several first fit on ``share`` of the train playlists; a unit goes on to the
     full fit unless its family's best beats it at that rung by over ``margin_se`` standard
-    errors on ``metric``, and a whole family stops when its best is that far below the
-    last-track rule fitted on the same rung and adds a relevant track to the rule's list for
-    fewer than ``min_unique_share`` of the queries."""
+    errors on ``metric``, and a whole family stops when its best is that far below the best of
+    the rung's references of other families (``rung_references``) and its list holds a relevant
+    track none of theirs holds for fewer than ``min_unique_share`` of the queries."""
 
     share: float = Field(default=0.25, gt=0, lt=1, description="Of the train playlists.")
     margin_se: float = Field(
@@ -141,12 +141,12 @@ class HalvingConfig(dg.Config):
         description="Screen only from this many train rows (below, every unit runs in full: "
         "a rung would cost more than it saves). A large number turns screening off.",
     )
-
     min_unique_share: float = Field(
         default=MIN_UNIQUE_SHARE,
         ge=0.0,
         le=1.0,
-        description="candidate_metrics' floor for the second stage, measured against the rule.",
+        description="candidate_metrics' floor for the second stage, measured against the "
+        "references' lists.",
     )
 
     def rung(self, seed: int) -> Rung:

@@ -222,14 +222,22 @@ def decide(
     ``margin_se`` standard errors of the difference."""
     metric = rung.metric
     best_of_unit = {unit: e.best(metric) for unit, e in entries.items() if e.results}
+    best_unit_of_family: dict[str, str] = {}
+    for unit, result in best_of_unit.items():  # the first of equals
+        leader = best_unit_of_family.setdefault(result.family, unit)
+        if result.metrics[metric] > best_of_unit[leader].metrics[metric]:
+            best_unit_of_family[result.family] = unit
+    verdicts = {
+        family: family_verdict(entries[unit], references, rung, store)
+        for family, unit in best_unit_of_family.items()
+    }
     decisions = []
     for unit, mine in best_of_unit.items():
-        rivals = [u for u, r in best_of_unit.items() if r.family == mine.family]
-        best_unit = max(rivals, key=lambda u: best_of_unit[u].metrics[metric])  # first of equals
+        best_unit = best_unit_of_family[mine.family]
         best = best_of_unit[best_unit]
         margin = gap_margin(rung.margin_se, metric, mine.metrics, best.metrics)
         value, best_value = mine.metrics[metric], best.metrics[metric]
-        stopped_family = family_verdict(entries[best_unit], references, rung, store)
+        stopped_family = verdicts[mine.family]
         promoted = stopped_family is None and best_value - value <= margin
         verdict = "went on to the full fit" if promoted else "stopped at the rung"
         reason = stopped_family or (

@@ -67,13 +67,18 @@ class GridPlan:
     rung: RungHandle | None = None
 
 
-def stopped_outcomes(plan: GridPlan, screened: list[UnitOutcome], storage: RunStorage) -> tuple[
-    list[RungDecision], list[UnitOutcome]
-]:  # fmt: skip
-    """The rung's decisions, and an outcome for each screened unit that goes no further: those
-    stopped (with the figures why) and those that could not fit even at the rung."""
+@dataclass(frozen=True)
+class RungVerdicts:
+    """What ``promote`` decided: each screened unit's decision, and an outcome for each one that
+    goes no further (stopped, with the figures why, or unable to fit even at the rung)."""
+
+    decisions: list[RungDecision]
+    stopped: list[UnitOutcome]
+
+
+def rung_verdicts(plan: GridPlan, screened: list[UnitOutcome], storage: RunStorage) -> RungVerdicts:
     if plan.rung is None:
-        return [], []
+        return RungVerdicts([], [])
     decisions = decide(
         {o.unit: o.rung for o in screened if o.rung},
         plan.rung.references(storage),
@@ -85,7 +90,7 @@ def stopped_outcomes(plan: GridPlan, screened: list[UnitOutcome], storage: RunSt
         for d in decisions
         if not d.promoted
     ]
-    return decisions, stopped + [o for o in screened if o.skipped]
+    return RungVerdicts(decisions, stopped + [o for o in screened if o.skipped])
 
 
 def candidate_grid(
@@ -101,12 +106,11 @@ def candidate_grid(
     screening: tuple[ScreenUnit, dg.AssetsDefinition] | None = None,
 ) -> dg.AssetsDefinition:
     """A graph asset over ``dataset``: plan the grid from run config, fit every unit as its own
-    step, collect the outcomes. With ``screening`` (a ``screen_unit`` and the asset of the
-    ``RungReferences``, None when the data is too small to screen), units are screened at the
-    rung first. Steps of a
-    grid with a higher ``priority`` start first when several are ready: ``dagster/priority`` for
-    the multiprocess executor, and ``dagster-celery/priority`` (added to Celery's default, 5)
-    for the Celery executor, which submits ready steps in that order."""
+    step, collect the outcomes. With ``screening`` (a ``screen_unit`` and the asset handing over
+    the run's ``RungHandle``), units are screened at the rung first when the run screens. Steps
+    of a grid with a higher ``priority`` start first when several are ready:
+    ``dagster/priority`` for the multiprocess executor, and ``dagster-celery/priority`` (added
+    to Celery's default, 5) for the Celery executor, which submits ready steps in that order."""
     tags = {
         "dagster/priority": str(priority),
         "dagster-celery/priority": str(CELERY_DEFAULT_PRIORITY + priority),
@@ -169,20 +173,25 @@ def candidate_grid(
         screen_unit, _ = screening
         return screen_unit(context, spec, dataset, storage, mlflow, plan.rung.rung)
 
-    @dg.op(name=f"{name}__promote", out=dg.DynamicOut(CandidateSpec), tags=tags)
+    @dg.op(
+        name=f"{name}__promote",
+        out={"units": dg.DynamicOut(CandidateSpec), "verdicts": dg.Out(RungVerdicts)},
+        tags=tags,
+    )
     def promote(
         context: dg.OpExecutionContext,
         plan: GridPlan,
         screened: list[UnitOutcome],
         storage: RunStorage,
     ):
-        decisions, stopped = stopped_outcomes(plan, screened, storage)
-        for decision in decisions:
+        verdicts = rung_verdicts(plan, screened, storage)
+        for decision in verdicts.decisions:
             context.log.info(f"{decision.unit}: {decision.reason}")
-        held = {o.unit for o in stopped}
+        held = {o.unit for o in verdicts.stopped}
         for spec in plan.specs:
             if spec.unit_name not in held:
-                yield dg.DynamicOutput(spec, mapping_key=spec.unit_name)
+                yield dg.DynamicOutput(spec, output_name="units", mapping_key=spec.unit_name)
+        yield dg.Output(verdicts, output_name="verdicts")
 
     @dg.op(
         name=f"{name}__fit",
@@ -212,12 +221,10 @@ def candidate_grid(
     def collect_screened(
         context: dg.OpExecutionContext,
         plan: GridPlan,
-        screened: list[UnitOutcome],
+        verdicts: RungVerdicts,
         fitted: list[UnitOutcome],
-        storage: RunStorage,
     ) -> list[UnitOutcome]:
-        decisions, stopped = stopped_outcomes(plan, screened, storage)
-        outcomes = fitted + stopped
+        outcomes = fitted + verdicts.stopped
         metric = plan.rung.rung.metric if plan.rung else ""
         rows = [
             {
@@ -230,7 +237,7 @@ def candidate_grid(
                 "decision": "full fit" if d.promoted else "stopped",
                 "why": d.reason,
             }
-            for d in decisions
+            for d in verdicts.decisions
         ]
         halving = {"halving": rows_table(rows)} if rows else {}
         if plan.rung:
@@ -270,8 +277,8 @@ def candidate_grid(
     def screened_grid_asset(dataset, rung) -> list[UnitOutcome]:
         units, grid_plan = plan(dataset, rung)
         screened = units.map(lambda spec: screen(dataset, spec, grid_plan)).collect()
-        promoted = promote(grid_plan, screened)
+        promoted, verdicts = promote(grid_plan, screened)
         fitted = promoted.map(lambda spec: fit(dataset, spec)).collect()
-        return collect_screened(grid_plan, screened, fitted)
+        return collect_screened(grid_plan, verdicts, fitted)
 
     return screened_grid_asset
