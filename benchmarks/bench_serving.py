@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -102,12 +103,13 @@ def main() -> None:
     args = parser.parse_args()
     bodies = request_bodies(args.model, args.tracks, 2_000)
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "orchestration.serve_model", "--model", args.model,
-         "--port", str(port), "--workers", str(args.workers)],
-        cwd=REPO_ROOT, env=os.environ.copy(), start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "orchestration.serve_model", "--model", args.model]
+    command += ["--port", str(port), "--workers", str(args.workers)]
+    server_log = Path(tempfile.mkdtemp(prefix="bench-serving-")) / "server.log"
+    with server_log.open("w") as log:
+        server = subprocess.Popen(
+            command, cwd=REPO_ROOT, start_new_session=True, stdout=log, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         started = time.perf_counter()
@@ -119,7 +121,11 @@ def main() -> None:
             except OSError:
                 pass
             if time.perf_counter() - started > READY_SECONDS or server.poll() is not None:
-                raise SystemExit("the server did not come up")
+                said = server_log.read_text(errors="replace").strip().splitlines()
+                raise SystemExit(
+                    "the server did not come up; the end of its output "
+                    f"({server_log}):\n  " + "\n  ".join(said[-10:])
+                )
             time.sleep(1)
         ready_seconds = time.perf_counter() - started
         for body in bodies[:50]:  # warm up every worker's first requests
@@ -128,8 +134,9 @@ def main() -> None:
             load(f"{url}/invocations", bodies, clients, args.seconds) for clients in args.clients
         ]
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=60)
     print(
         json.dumps(
             {

@@ -59,13 +59,14 @@ def stop_group(process: subprocess.Popen, signum: int) -> None:
     process.wait()
 
 
-def run_in_foreground(command: list[str]) -> int:
-    """Run ``command`` until it exits or we are told to stop; returns its exit code."""
+def run_in_foreground(command: list[str], env: dict[str, str] | None = None) -> int:
+    """Run ``command`` (in ``env``, else ours) until it exits or we are told to stop; returns
+    its exit code."""
     received: list[int] = []
     for signum in STOP_SIGNALS:
         signal.signal(signum, lambda number, _frame: received.append(number))
     parent = os.getppid()
-    process = subprocess.Popen(command, process_group=0)
+    process = subprocess.Popen(command, process_group=0, env=env)
     while process.poll() is None:
         if not received and (os.getppid() != parent or parent_is_stopping(parent)):
             received.append(signal.SIGTERM)

@@ -8,6 +8,7 @@ The server stops with `make` (orchestration.foreground).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,10 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         "make serve MODEL=models:/<name>/<version>",
         flush=True,
     )
-    mlflow = str(Path(sys.executable).with_name("mlflow"))
-    command = [mlflow, "models", "serve", "-m", served, "--env-manager", "local"]
+    scripts = Path(sys.executable).parent
+    command = [str(scripts / "mlflow"), "models", "serve", "-m", served, "--env-manager", "local"]
+    # MLflow starts `uvicorn` by name: this interpreter's, even when its folder is not on PATH.
+    env = {**os.environ, "PATH": f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}"}
     return run_in_foreground(
-        [*command, "-h", args.host, "-p", str(args.port), "-w", str(args.workers)]
+        [*command, "-h", args.host, "-p", str(args.port), "-w", str(args.workers)], env
     )
 
 

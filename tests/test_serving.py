@@ -1,12 +1,14 @@
-"""The registered pyfunc over HTTP (`mlflow models serve --env-manager local`): bad input is a
-400 that names the row, the item and the problem, never a stack trace; a large k is capped and
-unknown tracks are ignored, both said in the server's log."""
+"""The registered pyfunc over HTTP as `make serve` serves it (`mlflow models serve --env-manager
+local`): bad input is a 400 that names the row, the item and the problem, never a stack trace; a
+large k is capped and unknown tracks are ignored, both said in the server's log."""
 
 import json
-import shutil
+import os
+import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -20,11 +22,13 @@ def served(tiny_registered_model, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("serving") / "serve.log"
     model = f"models:/{tiny_registered_model['name']}/{tiny_registered_model['version']}"
-    command = [
-        shutil.which("mlflow"), "models", "serve", "-m", model,
-        "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port),
-    ]  # fmt: skip
-    with server(command, f"http://127.0.0.1:{port}/ping", log):
+    command = [sys.executable, "-m", "orchestration.serve_model", "--model", model]
+    # The interpreter run by its path, its folder not on PATH: MLflow must still find uvicorn.
+    scripts = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != scripts)
+    with server(
+        [*command, "--port", str(port)], f"http://127.0.0.1:{port}/ping", log, {"PATH": path}
+    ):
         yield {"url": f"http://127.0.0.1:{port}/invocations", "log": log, **tiny_registered_model}
 
 
