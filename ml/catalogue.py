@@ -20,6 +20,11 @@ CATALOGUE_FILE = "catalogue.parquet"
 class Catalogue:
     table: pa.Table  # key, name columns (e.g. artist, title), train_count; row i = item id i
 
+    def __post_init__(self) -> None:
+        # One chunk per column: ``take`` on a table of many chunks (Parquet row groups, read in
+        # parallel) visits every chunk, so a request naming ten tracks paid for the catalogue.
+        object.__setattr__(self, "table", self.table.combine_chunks())
+
     @property
     def keys(self) -> pa.Array:
         return self.table.column("key").combine_chunks()

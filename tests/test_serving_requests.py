@@ -7,9 +7,10 @@ from types import SimpleNamespace
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
-from ml.catalogue import Catalogue
+from ml.catalogue import CATALOGUE_FILE, Catalogue
 from ml.serving import next_track_pyfunc
 from ml.serving.lookup import TrackLookup
 from ml.serving.requests import logger
@@ -63,6 +64,18 @@ def test_a_request_builds_no_hash_table_of_the_whole_catalogue(model, monkeypatc
     monkeypatch.setattr(pc, "index_in", whole_catalogue)
     answer = model.predict(None, pd.DataFrame({"tracks": [[KEYS[0], "artist b - song 3"]]}), {})
     assert len(answer) == 6  # every other track of the catalogue
+
+
+def test_a_catalogue_read_from_many_row_groups_is_one_chunk(tmp_path):
+    """A request takes its tracks' names from the catalogue: one chunk per column, so that costs
+    the same whatever the catalogue's size (take on a chunked column visits every chunk)."""
+    keys = [f"artist {i}|||song {i}" for i in range(10)]
+    table = pa.table({"key": keys, "artist": keys, "title": keys, "train_count": list(range(10))})
+    pq.write_table(table, tmp_path / CATALOGUE_FILE, row_group_size=3)
+    assert pq.read_table(tmp_path / CATALOGUE_FILE).column("key").num_chunks > 1
+    loaded = Catalogue.load(tmp_path)
+    assert all(column.num_chunks == 1 for column in loaded.table.columns)
+    assert loaded.table.take(pa.array([7, 2])).column("key").to_pylist() == [keys[7], keys[2]]
 
 
 def test_names_differing_only_in_case_find_the_exact_key_else_the_most_played():
