@@ -22,7 +22,7 @@ from ml.recommenders.neighbourhood import (
     SessionKNN,
     SessionKNNParams,
 )
-from ml.recommenders.sparse import nearby_pairs
+from ml.recommenders.sparse import nearby_pairs, product
 from ml.sequences import UNKNOWN, Sequences
 
 A, B, C, D, E, F, G = range(7)
@@ -475,3 +475,17 @@ def test_params_names_say_what_ranks_and_what_was_fitted():
     stan = SessionKNNParams(**STAN)
     assert stan.name == "stan_k100_s1000_last50_qexp1_rec1_ipos1"
     assert stan.fit_name == SessionKNNParams().fit_name  # one fit serves every variant
+
+
+@pytest.mark.parametrize(("query_rows", "density"), [(1, 0.002), (3, 0.002), (400, 0.02)])
+def test_the_sparse_product_equals_scipys_for_few_and_many_query_rows(query_rows, density):
+    """A few query rows take the narrow path (the rows they use hold fewer entries than there
+    are columns), many take scipy's product: the entries are the same either way, an empty
+    query row included."""
+    rng = np.random.default_rng(query_rows)
+    right = sp.random(300, 5_000, density=density, format="csr", dtype=np.float32, rng=rng)
+    left = sp.random(query_rows, 300, density=0.02, format="csr", dtype=np.float32, rng=rng)
+    left = sp.csr_matrix(sp.diags(np.arange(query_rows) > 0, dtype=np.float32) @ left)
+    got, expected = product(left, right), sp.csr_matrix(left @ right)
+    assert got.shape == expected.shape and got.nnz == expected.nnz
+    np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=1e-6)

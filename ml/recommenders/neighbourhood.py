@@ -53,6 +53,7 @@ from ml.recommenders.sparse import (
     indptr_of_rows,
     keep_top_per_row,
     nearby_pairs,
+    product,
     recency_weighted_queries,
     save_matrix,
 )
@@ -167,7 +168,7 @@ class ItemKNN(Recommender):
         weights = recency_weighted_queries(
             queries.history.known(), self.n_items, self.params.last_n, self.params.recency_decay
         )
-        return weights @ self.similarity
+        return product(weights, self.similarity)
 
     def save_state(self, folder: Path) -> None:
         save_matrix(folder / "similarity.npz", self.similarity)
@@ -263,7 +264,7 @@ class SessionKNN(Recommender):
         weights = self._query_weights(positions, lengths)
         # Summed weights of the shared tracks of every playlist sharing one; columns are
         # playlists newest first, so the first columns of a row are the most recent candidates.
-        overlap = weights @ self.item_sessions
+        overlap = product(weights, self.item_sessions)
         candidates = _first_per_row(overlap, self.params.sample_size)
         similarity = self._similarity(candidates, weights)
         # Columns ascend within rows, so equal similarities go to the more recent playlist.

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ml.recommenders.base import ItemVectors, Queries, TopK
-from ml.recommenders.sparse import keep_top_per_row, nearby_pairs
+from ml.recommenders.sparse import keep_top_per_row, nearby_pairs, product
 from ml.recommenders.topk import normalise_rows
 from ml.sequences import UNKNOWN, Sequences
 
@@ -126,7 +126,7 @@ def pool_features(
     for matrix in (statistics.transitions, statistics.cooccurrence):
         for n in RECENT:
             recent = known.last(n).to_csr(n_items)
-            columns.append(entries_at(sp.csr_matrix(recent @ matrix), pool.rows, pool.items))
+            columns.append(entries_at(product(recent, matrix), pool.rows, pool.items))
     columns += _artist_features(known, pool, statistics.artists)
     columns.append(history.lengths[pool.rows].astype(np.float32))
     if vectors is not None:

@@ -21,6 +21,7 @@ from ml.recommenders.base import Log, Queries, Recommender, no_log, ranking_only
 from ml.recommenders.sparse import (
     keep_top_per_row,
     nearby_pairs,
+    product,
     recency_weighted_queries,
     save_matrix,
 )
@@ -81,7 +82,7 @@ class SequentialRules(Recommender):
         weights = recency_weighted_queries(
             history, self.n_items, self.params.last_n, self.params.recency_decay
         )
-        return weights @ self.rules
+        return product(weights, self.rules)
 
     def save_state(self, folder: Path) -> None:
         save_matrix(folder / "rules.npz", self.rules)

@@ -103,3 +103,28 @@ def recency_weighted_queries(
     recent = history.last(last_n)
     weights = decay ** recent.age_of_each_item().astype(np.float32)
     return recent.to_csr(n_items, weights=weights.astype(np.float32))
+
+
+def product(left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
+    """``left @ right`` (CSR), the same entries. scipy's product takes scratch space as wide as
+    ``right`` has columns on every call, so scoring one query paid for the whole catalogue: when
+    the rows of ``right`` that ``left`` uses hold fewer entries than ``right`` has columns, only
+    those rows are taken and their columns renumbered before multiplying."""
+    left, right = sp.csr_matrix(left), sp.csr_matrix(right)
+    used = np.unique(left.indices)
+    touched = int((right.indptr[used + 1] - right.indptr[used]).sum())
+    if touched >= right.shape[1]:
+        return sp.csr_matrix(left @ right)
+    rows = right[used]
+    columns, renumbered = np.unique(rows.indices, return_inverse=True)
+    narrow = sp.csr_matrix(
+        (rows.data, renumbered.astype(np.int64), rows.indptr), shape=(len(used), len(columns))
+    )
+    local = sp.csr_matrix(
+        (left.data, np.searchsorted(used, left.indices), left.indptr),
+        shape=(left.shape[0], len(used)),
+    )
+    result = local @ narrow
+    return sp.csr_matrix(
+        (result.data, columns[result.indices], result.indptr), shape=(left.shape[0], right.shape[1])
+    )
