@@ -1,6 +1,8 @@
 """Successive halving: which units a rung screens, and what it stops, on a toy grid fitted for
 real."""
 
+from dataclasses import replace
+
 import numpy as np
 
 from ml.artifacts import LocalArtifacts
@@ -44,8 +46,8 @@ def rules(keep: int, distance: int = 10) -> CandidateSpec:
     )
 
 
-def screened_decisions(specs: list[CandidateSpec], folder) -> dict:
-    """Each unit fitted at the rung and compared with the last-track rule there, decided."""
+def toy_split() -> tuple[Sequences, EvaluationSplit, Popularity]:
+    """2,000 train playlists of 10 tracks (the rung fits on 500 of them) and 500 queries."""
     train = Sequences.from_lists(playlists(2_000, seed=1))
     held_out = playlists(500, seed=2)
     validation = EvaluationSplit(
@@ -55,6 +57,12 @@ def screened_decisions(specs: list[CandidateSpec], folder) -> dict:
     )
     popularity = Popularity(n_items=N_ITEMS)
     popularity.fit(train)
+    return train, validation, popularity
+
+
+def screened_decisions(specs: list[CandidateSpec], folder) -> dict:
+    """Each unit fitted at the rung and compared with the last-track rule there, decided."""
+    train, validation, popularity = toy_split()
     assert RUNG.screened(specs, len(train.items)) == specs
     store = LocalArtifacts(folder)
     references = fit_references(REFERENCES, RUNG, train, validation, popularity)
@@ -93,6 +101,20 @@ def test_a_family_below_the_references_that_adds_nothing_to_their_lists_stops_wh
             and "sequential_rules:" not in d.reason.split("none of")[1]
         )
         assert "holds for 0.00% of the queries" in d.reason
+
+
+def test_a_unit_meant_for_large_data_is_screened_on_the_share_not_refused(tmp_path):
+    """Its min_train_rows is met by the whole split, not by the rung's quarter of it: the rung
+    stands in for its full fit."""
+    train, validation, popularity = toy_split()
+    large = replace(rules(keep=500), min_train_rows=len(train.items))
+    assert RUNG.screened([large, rules(keep=1)], len(train.items)) == [large, rules(keep=1)]
+    entry = screen_candidate(
+        large, RUNG, train, validation, popularity, LocalArtifacts(tmp_path), "rung"
+    )
+    assert entry.train_rows == len(train.items) // 4
+    assert [r.unit for r in entry.results] == [large.unit_name]
+    assert entry.results[0].metrics["hit_rate_at_100"] > 0
 
 
 def test_the_rung_trains_on_a_seeded_share_of_the_playlists_in_their_order():

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -156,9 +156,13 @@ def screen_candidate(
     ks: tuple[int, ...] = DEFAULT_KS,
     log: Log = no_log,
 ) -> RungEntry:
-    """``run_candidate`` on the rung's share of ``train``, with the best variant's lists."""
+    """``run_candidate`` on the rung's share of ``train``, with the best variant's lists. The
+    rung stands in for the full fit, so the unit's size limits are not checked against the
+    share (``Rung.screened`` checked them against the whole split): a unit meant for large
+    data is screened, not refused for the sample's size."""
     sample = rung.train(train)
-    results = run_candidate(spec, sample, validation, popularity, store, prefix, ks, log)
+    unlimited = replace(spec, min_train_rows=None, max_train_rows=None)
+    results = run_candidate(unlimited, sample, validation, popularity, store, prefix, ks, log)
     best = max(results, key=lambda r: r.metrics[rung.metric]).load(store)
     top_key = f"{prefix}/{spec.unit_name}__best_lists"
     best.top_k(validation.queries, rung.depth).save(store.writable(top_key))
