@@ -1,7 +1,7 @@
 """The whole pipeline on a Kaggle-shaped CSV at a fraction of Kaggle's scale: wall seconds and peak
 RSS per Dagster step and in total. Not a test: `make bench-scale FRACTION=0.01`.
 
-    python benchmarks/bench_scale.py --fraction 0.01 [--seed 42] [--keep-data]
+    python benchmarks/bench_scale.py --fraction 0.01 [--seed 42] [--keep-data] [--no-tutorial]
     python benchmarks/bench_scale.py --compare small/bench_scale.json big/bench_scale.json
 
 Each run gets a fresh folder under ``$NEXT_TRACK_DATA_DIR/bench-scale/`` (``data/`` by default,
@@ -79,6 +79,9 @@ class BenchResult:
     steps: list[Timing] = field(default_factory=list)
     summary: str = ""  # what `make run` printed: data, validation and the selected model
     config: str | None = None  # the run config file, as `make run CONFIG=...`; None: defaults
+    # The reference tutorial's single Word2Vec fitted on the run's own train split, after the
+    # pipeline (bench_word2vec.py): the yardstick the pipeline's wall time is compared with.
+    tutorial_word2vec: dict | None = None
 
 
 def process_tree(root: int) -> tuple[int, dict[int, float]]:
@@ -143,6 +146,19 @@ def write_csv(folder: Path, fraction: float, seed: int, env: dict[str, str]) -> 
         "peak_rss_mib": measured.peak_mib(),
     }
     return csv_path, writer
+
+
+def tutorial_word2vec(folder: Path, env: dict[str, str]) -> dict:
+    """The tutorial's Word2Vec (CBOW, 30 epochs, one worker) fitted alone on the split the
+    pipeline just encoded, in a process of its own; its seconds and peak RSS."""
+    print("  timing the tutorial's Word2Vec on the same train split")
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_word2vec.py")]
+    command += [str(folder / "data"), "--workers", "1"]
+    measured = run_sampled(command, env, folder / "tutorial.log", "tutorial Word2Vec")
+    if measured.exit_code != 0:
+        raise SystemExit(f"the tutorial's Word2Vec failed; see {folder / 'tutorial.err'}")
+    fitted = json.loads((folder / "tutorial.log").read_text().splitlines()[-1])
+    return {**fitted, "process_seconds": measured.seconds, "peak_rss_mib": measured.peak_mib()}
 
 
 def pipeline_env(folder: Path) -> dict[str, str]:
@@ -244,7 +260,12 @@ def git_commit() -> str:
 
 
 def bench(
-    fraction: float, seed: int, root: Path, keep_data: bool, config: Path | None = None
+    fraction: float,
+    seed: int,
+    root: Path,
+    keep_data: bool,
+    config: Path | None = None,
+    tutorial: bool = True,
 ) -> tuple[BenchResult, Path]:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     folder = root / f"fraction-{fraction:g}-seed-{seed}-{stamp}"
@@ -270,6 +291,7 @@ def bench(
         "load_1m_at_end": os.getloadavg()[0],  # other work on the machine slows the run
         **run_info,
     }
+    yardstick = tutorial_word2vec(folder, env) if tutorial and measured.exit_code == 0 else None
     result = BenchResult(
         fraction=fraction,
         seed=seed,
@@ -281,6 +303,7 @@ def bench(
         steps=step_timings(step_events, measured),
         summary=(folder / "run.log").read_text(),
         config=str(config) if config else None,
+        tutorial_word2vec=yardstick,
     )
     if not keep_data:
         csv_path.unlink()
@@ -324,6 +347,15 @@ def print_table(result: BenchResult) -> None:
         f"{writer['cpu_seconds']:,.0f} s for the CSV; load average "
         f"{result.machine['load_1m']:.1f} before, {pipeline['load_1m_at_end']:.1f} after"
     )
+    tutorial = result.tutorial_word2vec
+    if tutorial:
+        print(
+            "the tutorial's Word2Vec alone on the same train split: fit "
+            f"{tutorial['fit_seconds']} s "
+            f"(validation hit@10 {tutorial['hit_rate_at_10']}, hit@100 "
+            f"{tutorial['hit_rate_at_100']}); the pipeline took "
+            f"{pipeline['seconds'] / tutorial['fit_seconds']:.1f}x that"
+        )
     marker = result.summary.find("== selected")
     if marker >= 0:
         print("\n" + result.summary[marker:].strip())
@@ -374,12 +406,20 @@ def main() -> None:
     parser.add_argument("--keep-data", action="store_true", help="keep the CSV and warehouse")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("OLD_JSON", "NEW_JSON"))
     parser.add_argument("--config", type=Path, help="a run config YAML, as make run CONFIG=...")
+    parser.add_argument(
+        "--tutorial",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after the pipeline, time the tutorial's Word2Vec alone on its train split",
+    )
     args = parser.parse_args()
     if args.compare:
         compare(*args.compare)
         return
     config = args.config.resolve() if args.config else None
-    result, folder = bench(args.fraction, args.seed, args.root.resolve(), args.keep_data, config)
+    result, folder = bench(
+        args.fraction, args.seed, args.root.resolve(), args.keep_data, config, args.tutorial
+    )
     saved = folder / "bench_scale.json"
     saved.write_text(json.dumps(asdict(result), indent=1), encoding="utf-8")
     print_table(result)
