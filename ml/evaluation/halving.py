@@ -26,7 +26,7 @@ from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import (
     CandidateResult,
     CandidateSpec,
-    evaluate,
+    evaluate_lists,
     run_candidate,
     unique_label_shares,
 )
@@ -45,7 +45,6 @@ class Rung:
     metric: str  # the selection metric the rung compares on
     min_train_rows: int  # below this many train rows every unit runs in full (screening costs more)
     min_unique_share: float  # the second stage's floor for a family
-    depth: int = 100  # of the lists compared with the reference's
     seed: int = 0
 
     def train(self, train: Sequences) -> Sequences:
@@ -118,15 +117,15 @@ def fit_references(
     log: Log = no_log,
 ) -> RungReferences:
     """Each spec (its first scoring variant) fitted on the rung's train, scored on
-    ``validation``."""
+    ``validation``; its lists (unfilled, ``max(ks)`` long) kept."""
     sample = rung.train(train)
     references = []
     for spec in specs:
         model = spec.recommender(popularity.n_items)
         model.fit(sample, log)
         model = model.with_scoring(**spec.variants[0])
-        metrics, _ = evaluate(model, validation, popularity, ks)
-        top = model.top_k(validation.queries, rung.depth)
+        top = model.top_k(validation.queries, max(ks))
+        metrics, _ = evaluate_lists(top, validation, popularity, ks)
         references.append(Reference(model.name, spec.family, metrics, top))
         log(f"rung reference {model.name}: {rung.metric} {metrics[rung.metric]:.4f}")
     return RungReferences(references, validation.labels, popularity.n_items)
@@ -135,7 +134,8 @@ def fit_references(
 @dataclass(frozen=True)
 class RungEntry:
     """A unit's figures at the rung: its results (one per scoring variant), and where its best
-    variant's lists on the validation sample are stored (``rung.depth`` long)."""
+    variant's lists on the validation sample are stored (unfilled, as long as the longest
+    cut-off its metrics are computed at)."""
 
     results: list[CandidateResult]
     train_rows: int  # the rung's
@@ -165,7 +165,7 @@ def screen_candidate(
     results = run_candidate(unlimited, sample, validation, popularity, store, prefix, ks, log)
     best = max(results, key=lambda r: r.metrics[rung.metric]).load(store)
     top_key = f"{prefix}/{spec.unit_name}__best_lists"
-    best.top_k(validation.queries, rung.depth).save(store.writable(top_key))
+    best.top_k(validation.queries, max(ks)).save(store.writable(top_key))
     store.commit(top_key)
     return RungEntry(results, len(sample.items), top_key)
 
