@@ -11,6 +11,7 @@ from typing import Any, Literal
 import dagster as dg
 from pydantic import Field, ValidationError, field_validator
 
+from ml.evaluation.budget import GridBudget
 from ml.evaluation.candidates import CandidateSpec
 from ml.evaluation.halving import Rung
 from ml.evaluation.selection import SelectionMetric
@@ -128,7 +129,8 @@ class HalvingConfig(dg.Config):
     full fit unless its family's best beats it at that rung by over ``margin_se`` standard
     errors on ``metric``, and a whole family stops when its best is that far below the best of
     the rung's references of other families (``rung_references``) and its list holds a relevant
-    track none of theirs holds for fewer than ``min_unique_share`` of the queries."""
+    track none of theirs holds for fewer than ``min_unique_share`` of the queries. With
+    ``budget_minutes`` the rung also times every unit (ml/evaluation/budget.py)."""
 
     share: float = Field(default=0.25, gt=0, lt=1, description="Of the train playlists.")
     margin_se: float = Field(
@@ -148,6 +150,27 @@ class HalvingConfig(dg.Config):
         description="candidate_metrics' floor for the second stage, measured against the "
         "references' lists.",
     )
+
+    budget_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        description="The run's time budget (none by default). A budgeted run screens every "
+        "unit at the rung (none once the grid's share of the budget is spent), starts the "
+        "full fits in order of value per second at the rung, and starts none that its rung's "
+        "time says would end after the grid's share; such a unit keeps its fit at the rung.",
+    )
+    after_grid_share: float = Field(
+        default=0.6,
+        ge=0.0,
+        lt=1.0,
+        description="Of the budget, kept for the steps after the grid (second stage, "
+        "selection, registration, serving table; docs/benchmarks.md has their share).",
+    )
+
+    def budget(self) -> GridBudget | None:
+        if self.budget_minutes is None:
+            return None
+        return GridBudget(self.budget_minutes, self.after_grid_share)
 
     def rung(self, seed: int) -> Rung:
         return Rung(

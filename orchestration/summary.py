@@ -69,10 +69,13 @@ def skipped_line(skipped: dict[str, str]) -> str | None:
     if not skipped:
         return None
     stopped = sum(why.startswith("successive halving") for why in skipped.values())
-    others = len(skipped) - stopped
-    said = [f"successive halving stopped {stopped} at its rung"] * bool(stopped) + [
-        f"{others} skipped at this size"
-    ] * bool(others)
+    unstarted = sum(why.startswith("time budget") for why in skipped.values())
+    others = len(skipped) - stopped - unstarted
+    said = (
+        [f"successive halving stopped {stopped} at its rung"] * bool(stopped)
+        + [f"{unstarted} not started within the time budget, kept at their rung"] * bool(unstarted)
+        + [f"{others} skipped at this size"] * bool(others)
+    )
     return (
         f"  grid units not fitted in full: {len(skipped)} ({', '.join(said)}; "
         "why: candidates_skipped)"

@@ -1,5 +1,5 @@
 """Successive halving: which units a rung screens, and what it stops, on a toy grid fitted for
-real."""
+real; and the time budget the rung estimates units for."""
 
 from dataclasses import replace
 
@@ -7,11 +7,21 @@ import numpy as np
 
 from ml.artifacts import LocalArtifacts
 from ml.datasets.evaluation_split import EvaluationSplit
-from ml.evaluation.candidates import CandidateSpec
-from ml.evaluation.halving import Rung, RungReferences, decide, fit_references, screen_candidate
+from ml.evaluation.budget import full_fit_estimate, schedule
+from ml.evaluation.candidates import CandidateResult, CandidateSpec
+from ml.evaluation.halving import (
+    Rung,
+    RungDecision,
+    RungEntry,
+    RungReferences,
+    decide,
+    fit_references,
+    screen_candidate,
+)
 from ml.recommenders.base import Queries
 from ml.recommenders.popularity import Popularity
 from ml.sequences import Sequences
+from orchestration.assets.grid import RungVerdicts, UnitOutcome
 
 N_ITEMS = 200
 
@@ -136,3 +146,87 @@ def test_only_families_with_several_units_runnable_at_this_size_are_screened():
     assert rung.screened([lone, *pair], train_rows=1_000) == pair
     # the other rules unit cannot run at this size, so the first has no rival
     assert rung.screened([lone, pair[0], too_big], train_rows=1_000) == []
+
+
+def test_a_budgeted_run_screens_every_unit_that_can_run_at_any_size():
+    """The rung is where a unit's time estimate comes from: with a budget, lone units and
+    splits under ``min_train_rows`` are screened too; a unit refused at this size is not."""
+    rung = Rung(0.25, 2.0, "ndcg_at_10", min_train_rows=1_000, min_unique_share=0.005)
+    lone = CandidateSpec("slist", {"max_items": 100})
+    too_big = CandidateSpec("sequential_rules", {"max_distance": 20}, max_train_rows=500)
+    assert rung.screened([lone, rules(keep=500), too_big], 999, budgeted=True) == [
+        lone,
+        rules(keep=500),
+    ]
+
+
+SLOW, FAST, STOPPED = (replace(rules(keep=500), label=x) for x in ("slow", "fast", "stopped"))
+
+
+def at_rung(spec: CandidateSpec, fit_seconds: float, eval_seconds: list[float]) -> RungEntry:
+    """A unit's entry at the rung: one fit, a row per scoring variant."""
+    unit = spec.unit_name
+    results = [
+        CandidateResult(
+            name=f"sequential_rules:{unit}:{i}",
+            family="sequential_rules",
+            unit=unit,
+            params={},
+            variant={},
+            model_key=f"rungs/{unit}",
+            metrics={"ndcg_at_10": 0.1},
+            fit_seconds=fit_seconds,
+            eval_seconds=seconds,
+        )
+        for i, seconds in enumerate(eval_seconds)
+    ]
+    return RungEntry(results, train_rows=500, top_key=f"rungs/{unit}__best_lists")
+
+
+def decision(spec: CandidateSpec, value: float, promoted: bool = True) -> RungDecision:
+    unit = spec.unit_name
+    return RungDecision(unit, "sequential_rules", unit, value, 0.3, 0.01, promoted, "")
+
+
+BUDGET_ENTRIES = {
+    SLOW.unit_name: at_rung(SLOW, fit_seconds=2.0, eval_seconds=[0.5, 0.5]),  # 2/0.25 + 1 = 9 s
+    FAST.unit_name: at_rung(FAST, fit_seconds=0.25, eval_seconds=[0.2]),  # 0.25/0.25 + 0.2 s
+    STOPPED.unit_name: at_rung(STOPPED, fit_seconds=0.1, eval_seconds=[0.1]),
+}
+BUDGET_DECISIONS = [decision(SLOW, 0.3), decision(FAST, 0.2), decision(STOPPED, 0.1, False)]
+
+
+def test_units_go_on_best_value_per_second_first_each_with_its_rungs_estimate():
+    """The full fit grows with the playlists (the rung fitted a quarter of them), scoring the
+    same sample does not; the stopped unit is not scheduled."""
+    scheduled = schedule(BUDGET_DECISIONS, BUDGET_ENTRIES, share=0.25)
+    assert [(s.unit, s.estimate) for s in scheduled] == [
+        (FAST.unit_name, 1.2),
+        (SLOW.unit_name, 9.0),
+    ]
+    assert full_fit_estimate(BUDGET_ENTRIES[SLOW.unit_name], 0.5) == 5.0
+
+
+def test_a_budgeted_run_never_starts_a_unit_it_cannot_finish_in_the_time_left():
+    """The grid's deadline is at 100 s: at 95 s the fast unit (1.2 s by its rung) starts and the
+    slow one (9 s) does not, keeping its fit at the rung; at 99.5 s neither starts. A unit the
+    rung did not see, or a run without a budget, starts as before."""
+    scheduled = schedule(BUDGET_DECISIONS, BUDGET_ENTRIES, share=0.25)
+    outcomes = {
+        unit: UnitOutcome(unit, "sequential_rules", entry.results, rung=entry)
+        for unit, entry in BUDGET_ENTRIES.items()
+    }
+    verdicts = RungVerdicts(
+        BUDGET_DECISIONS, [], {s.unit: s.estimate for s in scheduled}, 100.0, outcomes
+    )
+    assert verdicts.within_budget(FAST, now=95.0) is None
+    kept = verdicts.within_budget(SLOW, now=95.0)
+    slow = BUDGET_ENTRIES[SLOW.unit_name]
+    assert kept.results == slow.results and kept.rung is slow
+    assert kept.skipped == (
+        "time budget: its rung puts its full fit at 9 s and the grid has 5 s left; its fit at "
+        "the rung stands in"
+    )
+    assert verdicts.within_budget(FAST, now=99.5).skipped.startswith("time budget")
+    assert verdicts.within_budget(rules(keep=7), now=99.5) is None
+    assert replace(verdicts, deadline=None).within_budget(SLOW, now=1e9) is None

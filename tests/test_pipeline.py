@@ -8,6 +8,7 @@ import re
 import shutil
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
 import mlflow
@@ -183,6 +184,79 @@ def test_successive_halving_stops_the_clearly_worse_unit_at_the_rung(pipeline_ru
     )
     assert sorted(r.data.tags["unit"] for r in rung_runs) == [stopped.unit] + [kept.unit] * 3
     assert all(r.data.params["rung_share"] == "0.25" for r in rung_runs)
+
+
+def budgeted_grid_run(minutes: float):
+    """The rules grid alone, on the module's dataset, with a time budget of ``minutes``; the
+    budget screens although the split is below ``min_train_rows``."""
+    from orchestration.definitions import defs
+
+    budget = {"min_train_rows": 10**9, "budget_minutes": minutes}
+    result = defs.resolve_job_def("next_track_pipeline").execute_in_process(
+        run_config={
+            "ops": {
+                "rung_references": {"config": budget},
+                BUDGETED_GRID: SMALL_GRID[BUDGETED_GRID],
+            }
+        },
+        instance=dg.DagsterInstance.get(),
+        asset_selection=[dg.AssetKey("rung_references"), dg.AssetKey(BUDGETED_GRID)],
+    )
+    return result, {o.unit: o for o in result.output_for_node(BUDGETED_GRID)}
+
+
+BUDGETED_GRID = "sequential_rules_candidates"
+
+
+def test_a_budget_spent_at_the_rung_starts_no_full_fit_and_keeps_what_the_rung_found(
+    pipeline_run, monkeypatch
+):
+    """An hour passes (a fake clock) while the grid is at its rung: by its own rung's estimate
+    no full fit ends before the grid's deadline, so none starts; the unit sent on keeps its fit
+    at the rung, and the grid's table, the summary and MLflow say so."""
+    from orchestration.assets import grid
+    from orchestration.summary import skipped_line
+
+    offset = {"seconds": 0.0}
+    real_time, decide = grid.time.time, grid.rung_verdicts
+
+    def decide_then_an_hour_passes(*args, **kwargs):
+        verdicts = decide(*args, **kwargs)
+        offset["seconds"] = 3600.0
+        return verdicts
+
+    monkeypatch.setattr(grid, "rung_verdicts", decide_then_an_hour_passes)
+    monkeypatch.setattr(grid, "time", SimpleNamespace(time=lambda: real_time() + offset["seconds"]))
+    result, outcomes = budgeted_grid_run(minutes=60.0)
+    kept = outcomes["sequential_rules__w10_keep500"]
+    assert kept.skipped.startswith("time budget: its rung puts its full fit at ")
+    assert "its fit at the rung stands in" in kept.skipped
+    assert len(kept.results) == 3 and all("/rungs/" in r.model_key for r in kept.results)
+    assert outcomes["sequential_rules__w10_keep1"].skipped.startswith("successive halving")
+    assert skipped_line({u: o.skipped for u, o in outcomes.items() if o.skipped}) == (
+        "  grid units not fitted in full: 2 (successive halving stopped 1 at its rung, 1 not "
+        "started within the time budget, kept at their rung; why: candidates_skipped)"
+    )
+    full_fits = MlflowClient().search_runs(
+        [mlflow.get_experiment_by_name(MODEL).experiment_id],
+        f"tags.kind = 'candidate' and tags.dagster_run_id = '{result.run_id}'",
+    )
+    assert full_fits == []
+    event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(BUDGETED_GRID))
+    metadata = event.asset_materialization.metadata
+    rows = {r.data["unit"]: r.data for r in metadata["halving"].value.records}
+    assert rows[kept.unit]["decision"] == "kept at the rung"
+    assert rows[kept.unit]["full fit estimate (s)"] > 0
+    started = dg.DagsterInstance.get().get_run_record_by_id(result.run_id).start_time
+    assert metadata["grid_deadline"].value == pytest.approx(started + 60 * 60 * (1 - 0.6))
+
+
+def test_a_budget_spent_before_the_grid_screens_nothing(pipeline_run):
+    _, outcomes = budgeted_grid_run(minutes=0.001)
+    assert {o.skipped for o in outcomes.values()} == {
+        "time budget: the grid's deadline passed before its rung could start"
+    }
+    assert all(o.results == [] for o in outcomes.values())
 
 
 def test_champion_is_registered_with_test_metrics_tags_and_lineage(pipeline_run):

@@ -53,13 +53,18 @@ class Rung:
         rows = np.random.default_rng(self.seed).choice(len(train), size=size, replace=False)
         return train.take(np.sort(rows))
 
-    def screened(self, specs: Iterable[CandidateSpec], train_rows: int) -> list[CandidateSpec]:
+    def screened(
+        self, specs: Iterable[CandidateSpec], train_rows: int, budgeted: bool = False
+    ) -> list[CandidateSpec]:
         """The units that go through the rung: those of a family with another unit that can run
         at this size (a lone unit would pay for the rung to stop at most itself, and its family
-        is judged again by the second stage)."""
+        is judged again by the second stage). A ``budgeted`` run screens every unit that can
+        run, at any size: the rung is where its time estimate comes from."""
+        runnable = [s for s in specs if s.size_refusal(train_rows) is None]
+        if budgeted:
+            return runnable
         if train_rows < self.min_train_rows:
             return []
-        runnable = [s for s in specs if s.size_refusal(train_rows) is None]
         families = [s.family for s in runnable]
         return [s for s in runnable if families.count(s.family) > 1]
 

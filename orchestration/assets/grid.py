@@ -6,15 +6,19 @@ without code changes. What a step does is the use case's ``fit_unit``.
 A use case that can screen (``screening``) gets successive halving: on a large enough train
 split, the units of a family with several first fit on a share of it (``__screen`` steps), and
 ``__promote`` sends on to the full fit only those within reach of their family's best, of
-families that can earn a place beside the rung's references (ml/evaluation/halving.py).
+families that can earn a place beside the rung's references (ml/evaluation/halving.py). A run
+with a time budget screens every unit, sends them on best value per second first, and a full fit
+starts only if its rung's estimate ends before the grid's deadline (ml/evaluation/budget.py).
 """
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dagster as dg
 from pydantic import Field
 
+from ml.evaluation.budget import GridBudget, refusal, schedule
 from ml.evaluation.candidates import CandidateResult, CandidateSpec
 from ml.evaluation.halving import Rung, RungDecision, RungEntry, RungReferences, decide
 from ml.evaluation.report import table_rows
@@ -49,11 +53,12 @@ ScreenUnit = Callable[
 
 @dataclass(frozen=True)
 class RungHandle:
-    """A run's rung, and where its ``RungReferences`` are in the run store (None: the run does
-    not screen, its train split being under the rung's ``min_train_rows``)."""
+    """A run's rung, where its ``RungReferences`` are in the run store (None: the run does
+    not screen, its train split being under the rung's ``min_train_rows``), and its budget."""
 
     rung: Rung
     key: str | None = None
+    budget: GridBudget | None = None
 
     def references(self, storage: RunStorage) -> RungReferences:
         return RungReferences.load(storage.stage(self.key))
@@ -69,28 +74,54 @@ class GridPlan:
 
 @dataclass(frozen=True)
 class RungVerdicts:
-    """What ``promote`` decided: each screened unit's decision, and an outcome for each one that
-    goes no further (stopped, with the figures why, or unable to fit even at the rung)."""
+    """What ``promote`` decided: each screened unit's decision, an outcome for each one that
+    goes no further (stopped, with the figures why, or unable to fit even at the rung), the
+    full fits in the order they are sent on with their estimated seconds, and, in a budgeted
+    run, the grid's deadline and each unit's outcome at the rung (what stands in for a full fit
+    that does not start)."""
 
     decisions: list[RungDecision]
     stopped: list[UnitOutcome]
+    estimates: dict[str, float] = field(default_factory=dict)
+    deadline: float | None = None
+    at_rung: dict[str, UnitOutcome] = field(default_factory=dict)
+
+    def within_budget(self, spec: CandidateSpec, now: float) -> UnitOutcome | None:
+        """The unit's outcome at the rung if its full fit must not start at ``now``."""
+        if self.deadline is None or spec.unit_name not in self.estimates:
+            return None
+        why = refusal(self.estimates[spec.unit_name], self.deadline, now)
+        if why is None:
+            return None
+        kept = self.at_rung[spec.unit_name]
+        return UnitOutcome(kept.unit, kept.family, kept.results, skipped=why, rung=kept.rung)
 
 
-def rung_verdicts(plan: GridPlan, screened: list[UnitOutcome], storage: RunStorage) -> RungVerdicts:
+def run_started(context: dg.OpExecutionContext) -> float:
+    """When the run started (``time.time()`` seconds): a budget counts from there."""
+    return context.instance.get_run_record_by_id(context.run_id).start_time or time.time()
+
+
+def rung_verdicts(
+    plan: GridPlan, screened: list[UnitOutcome], storage: RunStorage, run_started: float
+) -> RungVerdicts:
     if plan.rung is None:
         return RungVerdicts([], [])
-    decisions = decide(
-        {o.unit: o.rung for o in screened if o.rung},
-        plan.rung.references(storage),
-        plan.rung.rung,
-        storage,
-    )
+    entries = {o.unit: o.rung for o in screened if o.rung}
+    rung, budget = plan.rung.rung, plan.rung.budget
+    decisions = decide(entries, plan.rung.references(storage), rung, storage)
     stopped = [
         UnitOutcome(d.unit, d.family, skipped=f"successive halving: {d.reason}")
         for d in decisions
         if not d.promoted
     ]
-    return RungVerdicts(decisions, stopped + [o for o in screened if o.skipped])
+    return RungVerdicts(
+        decisions,
+        stopped + [o for o in screened if o.skipped],
+        {s.unit: s.estimate for s in schedule(decisions, entries, rung.share)},
+        budget.deadline(run_started) if budget else None,
+        {o.unit: o for o in screened if o.rung} if budget else {},
+    )
 
 
 def candidate_grid(
@@ -145,7 +176,8 @@ def candidate_grid(
         specs = planned_specs(config)
         screened = []
         if rung and rung.key:
-            screened = rung.rung.screened(specs, dataset.summary["train_rows"])
+            budgeted = rung.budget is not None
+            screened = rung.rung.screened(specs, dataset.summary["train_rows"], budgeted)
         for spec in screened if screening else specs:
             yield dg.DynamicOutput(spec, output_name="units", mapping_key=spec.unit_name)
         if screening:  # a grid that cannot screen has no step that takes the plan
@@ -170,6 +202,12 @@ def candidate_grid(
         storage: RunStorage,
         mlflow: MlflowResource,
     ) -> UnitOutcome:
+        """The unit at the rung; in a budgeted run, not once the grid's deadline has passed."""
+        budget = plan.rung.budget
+        if budget and time.time() > budget.deadline(run_started(context)):
+            why = "time budget: the grid's deadline passed before its rung could start"
+            context.log.info(f"{spec.unit_name} not screened: {why}")
+            return UnitOutcome(spec.unit_name, spec.family, skipped=why)
         screen_unit, _ = screening
         return screen_unit(context, spec, dataset, storage, mlflow, plan.rung.rung)
 
@@ -184,24 +222,40 @@ def candidate_grid(
         screened: list[UnitOutcome],
         storage: RunStorage,
     ):
-        verdicts = rung_verdicts(plan, screened, storage)
+        verdicts = rung_verdicts(plan, screened, storage, run_started(context))
         for decision in verdicts.decisions:
             context.log.info(f"{decision.unit}: {decision.reason}")
         held = {o.unit for o in verdicts.stopped}
-        for spec in plan.specs:
+        # Best value per second first: the executor starts ready steps in the order they come.
+        order = {unit: i for i, unit in enumerate(verdicts.estimates)}
+        for spec in sorted(plan.specs, key=lambda s: order.get(s.unit_name, len(order))):
             if spec.unit_name not in held:
                 yield dg.DynamicOutput(spec, output_name="units", mapping_key=spec.unit_name)
         yield dg.Output(verdicts, output_name="verdicts")
 
     @dg.op(
         name=f"{name}__fit",
-        ins={"dataset": dg.In(handle_type), "spec": dg.In(CandidateSpec)},
+        ins={
+            "dataset": dg.In(handle_type),
+            "spec": dg.In(CandidateSpec),
+            "verdicts": dg.In(default_value=None),
+        },
         retry_policy=dg.RetryPolicy(max_retries=1, delay=5),
         tags=tags,
     )
     def fit(
-        context: dg.OpExecutionContext, dataset, spec, storage: RunStorage, mlflow: MlflowResource
+        context: dg.OpExecutionContext,
+        dataset,
+        spec,
+        verdicts: RungVerdicts | None,
+        storage: RunStorage,
+        mlflow: MlflowResource,
     ) -> UnitOutcome:
+        """The unit's full fit; in a budgeted run, only if its rung's estimate ends in time."""
+        kept = verdicts.within_budget(spec, time.time()) if verdicts else None
+        if kept:
+            context.log.info(f"{spec.unit_name} not started: {kept.skipped}")
+            return kept
         return fit_unit(context, spec, dataset, storage, mlflow)
 
     def collected_metadata(outcomes: list[UnitOutcome]) -> dict:
@@ -226,6 +280,7 @@ def candidate_grid(
     ) -> list[UnitOutcome]:
         outcomes = fitted + verdicts.stopped
         metric = plan.rung.rung.metric if plan.rung else ""
+        not_started = {o.unit: o.skipped for o in fitted if o.skipped and o.rung}
         rows = [
             {
                 "unit": d.unit,
@@ -234,8 +289,15 @@ def candidate_grid(
                 metric: d.value,
                 "family best": d.best_value,
                 "margin": d.margin,
-                "decision": "full fit" if d.promoted else "stopped",
-                "why": d.reason,
+                "full fit estimate (s)": verdicts.estimates.get(d.unit),
+                "decision": (
+                    "stopped"
+                    if not d.promoted
+                    else "kept at the rung"
+                    if d.unit in not_started
+                    else "full fit"
+                ),
+                "why": not_started.get(d.unit, d.reason),
             }
             for d in verdicts.decisions
         ]
@@ -245,6 +307,8 @@ def candidate_grid(
                 "rung_share_of_train": plan.rung.rung.share,
                 "rung_margin_se": plan.rung.rung.margin_se,
             }
+        if verdicts.deadline:
+            halving |= {"grid_deadline": dg.MetadataValue.timestamp(verdicts.deadline)}
         context.add_output_metadata(for_display({**collected_metadata(outcomes), **halving}))
         return outcomes
 
@@ -278,7 +342,7 @@ def candidate_grid(
         units, grid_plan = plan(dataset, rung)
         screened = units.map(lambda spec: screen(dataset, spec, grid_plan)).collect()
         promoted, verdicts = promote(grid_plan, screened)
-        fitted = promoted.map(lambda spec: fit(dataset, spec)).collect()
+        fitted = promoted.map(lambda spec: fit(dataset, spec, verdicts)).collect()
         return collect_screened(grid_plan, verdicts, fitted)
 
     return screened_grid_asset

@@ -137,7 +137,7 @@ def fit_and_log(
     description="Successive halving's yardstick: on a train split large enough to screen, "
     "cheap reference units (the last-track rule, session-kNN on the last track, SLIST) fitted "
     "on the rung's share of train and scored on the validation sample; below, the rung alone "
-    "(nothing screened).",
+    "(nothing screened) unless the run has a time budget.",
 )
 def rung_references(
     context: dg.AssetExecutionContext,
@@ -145,9 +145,9 @@ def rung_references(
     next_track_dataset: DatasetHandle,
     storage: RunStorage,
 ) -> RungHandle:
-    rung = config.rung(next_track_dataset.seed)
+    rung, budget = config.rung(next_track_dataset.seed), config.budget()
     train_rows = next_track_dataset.summary["train_rows"]
-    if train_rows < rung.min_train_rows:
+    if train_rows < rung.min_train_rows and budget is None:
         context.log.info(
             f"no screening: {train_rows:,} train rows < min_train_rows {rung.min_train_rows:,}"
         )
@@ -165,7 +165,7 @@ def rung_references(
             {f"{rung.metric} of {r.name}": r.metrics[rung.metric] for r in references.references}
         )
     )
-    return RungHandle(rung, key)
+    return RungHandle(rung, key, budget)
 
 
 def next_track_grid(
