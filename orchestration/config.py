@@ -167,10 +167,17 @@ class HalvingConfig(dg.Config):
         "selection, registration, serving table; docs/benchmarks.md has their share).",
     )
 
+    estimate_margin: float = Field(
+        default=1.5,
+        ge=1.0,
+        description="A full fit starts only if this many times its rung's estimate is left "
+        "(Word2Vec at full scale took 1.3x its estimate, docs/benchmarks.md).",
+    )
+
     def budget(self) -> GridBudget | None:
         if self.budget_minutes is None:
             return None
-        return GridBudget(self.budget_minutes, self.after_grid_share)
+        return GridBudget(self.budget_minutes, self.after_grid_share, self.estimate_margin)
 
     def rung(self, seed: int) -> Rung:
         return Rung(

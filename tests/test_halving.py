@@ -7,7 +7,7 @@ import numpy as np
 
 from ml.artifacts import LocalArtifacts
 from ml.datasets.evaluation_split import EvaluationSplit
-from ml.evaluation.budget import full_fit_estimate, schedule
+from ml.evaluation.budget import GridBudget, full_fit_estimate, schedule
 from ml.evaluation.candidates import CandidateResult, CandidateSpec
 from ml.evaluation.halving import (
     Rung,
@@ -189,44 +189,50 @@ def decision(spec: CandidateSpec, value: float, promoted: bool = True) -> RungDe
 
 
 BUDGET_ENTRIES = {
-    SLOW.unit_name: at_rung(SLOW, fit_seconds=2.0, eval_seconds=[0.5, 0.5]),  # 2/0.25 + 1 = 9 s
-    FAST.unit_name: at_rung(FAST, fit_seconds=0.25, eval_seconds=[0.2]),  # 0.25/0.25 + 0.2 s
+    SLOW.unit_name: at_rung(SLOW, fit_seconds=2.0, eval_seconds=[0.5, 0.5]),  # (2 + 1) / 0.25
+    FAST.unit_name: at_rung(FAST, fit_seconds=0.25, eval_seconds=[0.25]),  # (0.25 + 0.25) / 0.25
     STOPPED.unit_name: at_rung(STOPPED, fit_seconds=0.1, eval_seconds=[0.1]),
 }
 BUDGET_DECISIONS = [decision(SLOW, 0.3), decision(FAST, 0.2), decision(STOPPED, 0.1, False)]
 
 
 def test_units_go_on_best_value_per_second_first_each_with_its_rungs_estimate():
-    """The full fit grows with the playlists (the rung fitted a quarter of them), scoring the
-    same sample does not; the stopped unit is not scheduled."""
+    """Fitting and scoring grow with the playlists (the rung fitted a quarter of them); the
+    stopped unit is not scheduled."""
     scheduled = schedule(BUDGET_DECISIONS, BUDGET_ENTRIES, share=0.25)
     assert [(s.unit, s.estimate) for s in scheduled] == [
-        (FAST.unit_name, 1.2),
-        (SLOW.unit_name, 9.0),
+        (FAST.unit_name, 2.0),
+        (SLOW.unit_name, 12.0),
     ]
-    assert full_fit_estimate(BUDGET_ENTRIES[SLOW.unit_name], 0.5) == 5.0
+    assert full_fit_estimate(BUDGET_ENTRIES[SLOW.unit_name], 0.5) == 6.0
 
 
 def test_a_budgeted_run_never_starts_a_unit_it_cannot_finish_in_the_time_left():
-    """The grid's deadline is at 100 s: at 95 s the fast unit (1.2 s by its rung) starts and the
-    slow one (9 s) does not, keeping its fit at the rung; at 99.5 s neither starts. A unit the
-    rung did not see, or a run without a budget, starts as before."""
+    """The grid's deadline is at 100 s and a fit starts with 1.5 times its estimate left: at
+    95 s the fast unit (2 s by its rung, 3 s needed) starts and the slow one (12 s) does not,
+    keeping its fit at the rung; at 97.5 s the fast one does not either. A unit the rung did
+    not see, or a run without a budget, starts as before."""
     scheduled = schedule(BUDGET_DECISIONS, BUDGET_ENTRIES, share=0.25)
     outcomes = {
         unit: UnitOutcome(unit, "sequential_rules", entry.results, rung=entry)
         for unit, entry in BUDGET_ENTRIES.items()
     }
-    verdicts = RungVerdicts(
-        BUDGET_DECISIONS, [], {s.unit: s.estimate for s in scheduled}, 100.0, outcomes
-    )
+    budget = GridBudget(minutes=1.0, after_grid_share=0.5, estimate_margin=1.5)
+    estimates = {s.unit: s.estimate for s in scheduled}
+    verdicts = RungVerdicts(BUDGET_DECISIONS, [], estimates, budget, 100.0, outcomes)
     assert verdicts.within_budget(FAST, now=95.0) is None
+    assert verdicts.within_budget(FAST, now=97.0) is None
     kept = verdicts.within_budget(SLOW, now=95.0)
     slow = BUDGET_ENTRIES[SLOW.unit_name]
     assert kept.results == slow.results and kept.rung is slow
     assert kept.skipped == (
-        "time budget: its rung puts its full fit at 9 s and the grid has 5 s left; its fit at "
-        "the rung stands in"
+        "time budget: its rung puts its full fit at 12 s and the grid has 5 s left (a fit "
+        "starts with 1.5 times its estimate left); its fit at the rung stands in"
     )
-    assert verdicts.within_budget(FAST, now=99.5).skipped.startswith("time budget")
+    assert verdicts.within_budget(FAST, now=97.5).skipped.startswith("time budget")
     assert verdicts.within_budget(rules(keep=7), now=99.5) is None
-    assert replace(verdicts, deadline=None).within_budget(SLOW, now=1e9) is None
+    assert replace(verdicts, budget=None).within_budget(SLOW, now=1e9) is None
+
+
+def test_a_budgets_deadline_keeps_its_share_for_the_steps_after_the_grid():
+    assert GridBudget(minutes=10.0, after_grid_share=0.6).deadline(run_started=1000.0) == 1240.0

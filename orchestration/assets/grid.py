@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 from pydantic import Field
 
-from ml.evaluation.budget import GridBudget, refusal, schedule
+from ml.evaluation.budget import GridBudget, schedule
 from ml.evaluation.candidates import CandidateResult, CandidateSpec
 from ml.evaluation.halving import Rung, RungDecision, RungEntry, RungReferences, decide
 from ml.evaluation.report import table_rows
@@ -83,14 +83,15 @@ class RungVerdicts:
     decisions: list[RungDecision]
     stopped: list[UnitOutcome]
     estimates: dict[str, float] = field(default_factory=dict)
+    budget: GridBudget | None = None
     deadline: float | None = None
     at_rung: dict[str, UnitOutcome] = field(default_factory=dict)
 
     def within_budget(self, spec: CandidateSpec, now: float) -> UnitOutcome | None:
         """The unit's outcome at the rung if its full fit must not start at ``now``."""
-        if self.deadline is None or spec.unit_name not in self.estimates:
+        if self.budget is None or spec.unit_name not in self.estimates:
             return None
-        why = refusal(self.estimates[spec.unit_name], self.deadline, now)
+        why = self.budget.refusal(self.estimates[spec.unit_name], self.deadline, now)
         if why is None:
             return None
         kept = self.at_rung[spec.unit_name]
@@ -119,6 +120,7 @@ def rung_verdicts(
         decisions,
         stopped + [o for o in screened if o.skipped],
         {s.unit: s.estimate for s in schedule(decisions, entries, rung.share)},
+        budget,
         budget.deadline(run_started) if budget else None,
         {o.unit: o for o in screened if o.rung} if budget else {},
     )
