@@ -7,6 +7,7 @@ item the catalogue does not know (it still counts as heard, but no model can sco
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,12 @@ class Sequences:
         index = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
         index += np.arange(lengths.sum(), dtype=np.int64)
         return Sequences.from_lengths(self.items[index], lengths)
+
+    def sample(self, share: float, seed: int) -> Sequences:
+        """A seeded sample of ``share`` of the sequences (at least one), in their order."""
+        size = max(1, math.ceil(share * len(self)))
+        rows = np.random.default_rng(seed).choice(len(self), size=size, replace=False)
+        return self.take(np.sort(rows))
 
     def take_or_empty(self, rows: np.ndarray) -> Sequences:
         """Like ``take``; a row of -1 gives an empty sequence (a user this data does not have)."""

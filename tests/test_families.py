@@ -123,6 +123,20 @@ def test_word2vec_is_reproducible_and_round_trips_through_its_folder(tmp_path):
     assert loaded.training == {} and first.training["vocabulary_size"] == 40
 
 
+def test_word2vec_on_a_share_of_the_playlists_learns_only_their_tracks():
+    """Playlist i holds tracks 2i and 2i + 1: a model fitted on a seeded quarter of the 200
+    playlists knows the tracks of 50 of them, the same 50 on every fit, and says so."""
+    train = Sequences.from_lists([[2 * i, 2 * i + 1] * 3 for i in range(200)])
+    params = Word2VecParams(vector_size=8, window=2, min_count=1, epochs=1, train_share=0.25)
+    model, again = Word2Vec(params, 400), Word2Vec(params, 400)
+    said = []
+    model.fit(train, said.append)
+    again.fit(train)
+    assert len(model.item_ids) == 100 and np.array_equal(model.item_ids, again.item_ids)
+    assert set(model.item_ids // 2) == set(train.sample(0.25, params.seed).items // 2)
+    assert params.fit_name.endswith("_t0.25") and "a seeded 50 of 200 playlists" in said[0]
+
+
 def test_long_playlists_are_cut_in_overlapping_windows_gensim_trains_whole(tmp_path):
     long = Sequences.from_lists([list(range(25_000)), [1, 2, 3]])
     cut = write_corpus(long, tmp_path / "corpus.txt", window=5)

@@ -19,8 +19,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
 from ml.artifacts import ArtifactStore
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import (
@@ -49,9 +47,7 @@ class Rung:
 
     def train(self, train: Sequences) -> Sequences:
         """The rung's train playlists: a seeded sample of ``share`` of them, in their order."""
-        size = max(1, math.ceil(self.share * len(train)))
-        rows = np.random.default_rng(self.seed).choice(len(train), size=size, replace=False)
-        return train.take(np.sort(rows))
+        return train.sample(self.share, self.seed)
 
     def screened(
         self, specs: Iterable[CandidateSpec], train_rows: int, budgeted: bool = False
