@@ -31,6 +31,23 @@ def describe(version: ModelVersion) -> str:
     )
 
 
+NUMERIC_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def server_environment(workers: int, environ: dict[str, str], cpus: int) -> dict[str, str]:
+    """The server's environment: this interpreter's folder first on PATH (MLflow starts
+    `uvicorn` by name), and the cores shared among the workers' numeric threads (OpenMP,
+    OpenBLAS), so that concurrent requests in several workers do not oversubscribe them;
+    a thread count set by the caller is kept."""
+    scripts = Path(sys.executable).parent
+    threads = str(max(1, cpus // workers))
+    return {
+        **{name: threads for name in NUMERIC_THREADS},
+        **environ,
+        "PATH": f"{scripts}{os.pathsep}{environ.get('PATH', '')}",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True, help="models:/name@alias, models:/name/3...")
@@ -55,10 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         "make serve MODEL=models:/<name>/<version>",
         flush=True,
     )
-    scripts = Path(sys.executable).parent
-    command = [str(scripts / "mlflow"), "models", "serve", "-m", served, "--env-manager", "local"]
-    # MLflow starts `uvicorn` by name: this interpreter's, even when its folder is not on PATH.
-    env = {**os.environ, "PATH": f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}"}
+    mlflow = str(Path(sys.executable).parent / "mlflow")
+    command = [mlflow, "models", "serve", "-m", served, "--env-manager", "local"]
+    env = server_environment(args.workers, dict(os.environ), os.cpu_count() or 1)
     return run_in_foreground(
         [*command, "-h", args.host, "-p", str(args.port), "-w", str(args.workers)], env
     )
