@@ -171,7 +171,7 @@ class HalvingConfig(dg.Config):
         default=1.5,
         ge=1.0,
         description="A full fit starts only if this many times its rung's estimate is left "
-        "(Word2Vec at full scale took 1.3x its estimate, docs/benchmarks.md).",
+        "(Word2Vec's full fit at full scale took 1.3x this estimate, docs/benchmarks.md).",
     )
 
     def budget(self) -> GridBudget | None:

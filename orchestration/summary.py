@@ -69,11 +69,13 @@ def skipped_line(skipped: dict[str, str]) -> str | None:
     if not skipped:
         return None
     stopped = sum(why.startswith("successive halving") for why in skipped.values())
-    unstarted = sum(why.startswith("time budget") for why in skipped.values())
-    others = len(skipped) - stopped - unstarted
+    kept = sum(why.startswith("time budget: its rung") for why in skipped.values())
+    unscreened = sum(why.startswith("time budget: the grid's deadline") for why in skipped.values())
+    others = len(skipped) - stopped - kept - unscreened
     said = (
         [f"successive halving stopped {stopped} at its rung"] * bool(stopped)
-        + [f"{unstarted} not started within the time budget, kept at their rung"] * bool(unstarted)
+        + [f"{kept} not started within the time budget, kept at their rung"] * bool(kept)
+        + [f"{unscreened} not even screened within the time budget"] * bool(unscreened)
         + [f"{others} skipped at this size"] * bool(others)
     )
     return (

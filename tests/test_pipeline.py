@@ -252,11 +252,17 @@ def test_a_budget_spent_at_the_rung_starts_no_full_fit_and_keeps_what_the_rung_f
 
 
 def test_a_budget_spent_before_the_grid_screens_nothing(pipeline_run):
+    from orchestration.summary import skipped_line
+
     _, outcomes = budgeted_grid_run(minutes=0.001)
     assert {o.skipped for o in outcomes.values()} == {
         "time budget: the grid's deadline passed before its rung could start"
     }
     assert all(o.results == [] for o in outcomes.values())
+    assert skipped_line({u: o.skipped for u, o in outcomes.items()}) == (
+        "  grid units not fitted in full: 2 (2 not even screened within the time budget; why: "
+        "candidates_skipped)"
+    )
 
 
 def test_champion_is_registered_with_test_metrics_tags_and_lineage(pipeline_run):

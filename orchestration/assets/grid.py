@@ -119,7 +119,8 @@ def rung_verdicts(
     return RungVerdicts(
         decisions,
         stopped + [o for o in screened if o.skipped],
-        {s.unit: s.estimate for s in schedule(decisions, entries, rung.share)},
+        # Only a budgeted run reorders its fits; otherwise the grid's order and priority stand.
+        {s.unit: s.estimate for s in schedule(decisions, entries, rung.share)} if budget else {},
         budget,
         budget.deadline(run_started) if budget else None,
         {o.unit: o for o in screened if o.rung} if budget else {},
