@@ -10,7 +10,7 @@ and validation sample the grid itself used. ``--params`` are Word2Vec's (``{}``:
 tutorial's CBOW, 30 epochs); ``--variant`` the query (default the tutorial's own: the last
 track, heard tracks kept). The fit is what a grid unit pays: the corpus file written, then gensim
 trained on it.
-``bench_scale.py`` calls ``fit_and_score`` for its "tutorial's Word2Vec" line. Prints JSON.
+``bench_scale.py`` runs it for its "tutorial's Word2Vec" line. Prints JSON, a line per fit.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ starts only if its rung's estimate ends before the grid's deadline (ml/evaluatio
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import dagster as dg
 from pydantic import Field
@@ -66,10 +66,12 @@ class RungHandle:
 
 @dataclass(frozen=True)
 class GridPlan:
-    """The grid's units, and the rung some of them go through first (None: no screening)."""
+    """The grid's units, the rung some of them go through first (None: no screening), and in a
+    budgeted run the grid's deadline (``time.time()`` seconds), which screens and fits share."""
 
     specs: list[CandidateSpec]
     rung: RungHandle | None = None
+    deadline: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,7 @@ class RungVerdicts:
         why = self.budget.refusal(self.estimates[spec.unit_name], self.deadline, now)
         if why is None:
             return None
-        kept = self.at_rung[spec.unit_name]
-        return UnitOutcome(kept.unit, kept.family, kept.results, skipped=why, rung=kept.rung)
+        return replace(self.at_rung[spec.unit_name], skipped=why)
 
 
 def run_started(context: dg.OpExecutionContext) -> float:
@@ -103,9 +104,7 @@ def run_started(context: dg.OpExecutionContext) -> float:
     return context.instance.get_run_record_by_id(context.run_id).start_time or time.time()
 
 
-def rung_verdicts(
-    plan: GridPlan, screened: list[UnitOutcome], storage: RunStorage, run_started: float
-) -> RungVerdicts:
+def rung_verdicts(plan: GridPlan, screened: list[UnitOutcome], storage: RunStorage) -> RungVerdicts:
     if plan.rung is None:
         return RungVerdicts([], [])
     entries = {o.unit: o.rung for o in screened if o.rung}
@@ -122,7 +121,7 @@ def rung_verdicts(
         # Only a budgeted run reorders its fits; otherwise the grid's order and priority stand.
         {s.unit: s.estimate for s in schedule(decisions, entries, rung.share)} if budget else {},
         budget,
-        budget.deadline(run_started) if budget else None,
+        plan.deadline,
         {o.unit: o for o in screened if o.rung} if budget else {},
     )
 
@@ -184,9 +183,10 @@ def candidate_grid(
         for spec in screened if screening else specs:
             yield dg.DynamicOutput(spec, output_name="units", mapping_key=spec.unit_name)
         if screening:  # a grid that cannot screen has no step that takes the plan
+            budget = rung.budget if screened else None
+            deadline = budget.deadline(run_started(context)) if budget else None
             yield dg.Output(
-                GridPlan(specs, rung if screened else None),
-                output_name="plan",
+                GridPlan(specs, rung if screened else None, deadline), output_name="plan"
             )
         said = f", {len(screened)} first at the rung" if screened else ""
         context.log.info(f"{name}: {len(specs)} units{said}")
@@ -206,8 +206,7 @@ def candidate_grid(
         mlflow: MlflowResource,
     ) -> UnitOutcome:
         """The unit at the rung; in a budgeted run, not once the grid's deadline has passed."""
-        budget = plan.rung.budget
-        if budget and time.time() > budget.deadline(run_started(context)):
+        if plan.deadline is not None and time.time() > plan.deadline:
             why = "time budget: the grid's deadline passed before its rung could start"
             context.log.info(f"{spec.unit_name} not screened: {why}")
             return UnitOutcome(spec.unit_name, spec.family, skipped=why)
@@ -225,7 +224,7 @@ def candidate_grid(
         screened: list[UnitOutcome],
         storage: RunStorage,
     ):
-        verdicts = rung_verdicts(plan, screened, storage, run_started(context))
+        verdicts = rung_verdicts(plan, screened, storage)
         for decision in verdicts.decisions:
             context.log.info(f"{decision.unit}: {decision.reason}")
         held = {o.unit for o in verdicts.stopped}
