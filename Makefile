@@ -120,7 +120,10 @@ bench: install
 	$(BIN)/python benchmarks/bench_recommenders.py
 	$(BIN)/python benchmarks/bench_kaggle_ingest.py
 
-# The whole pipeline on a Kaggle-shaped CSV at FRACTION of Kaggle's scale: seconds and RSS per step.
+# The whole pipeline on a Kaggle-shaped CSV at FRACTION of Kaggle's scale (SHAPE=mpd: MPD-shaped
+# slices at FRACTION of the MPD): seconds and RSS per step.
 FRACTION ?= 0.01
+SHAPE ?= kaggle
 bench-scale: install
-	$(BIN)/python benchmarks/bench_scale.py --fraction $(FRACTION) $(if $(CONFIG),--config "$(CONFIG)")
+	$(BIN)/python benchmarks/bench_scale.py --shape $(SHAPE) --fraction $(FRACTION) \
+		$(if $(CONFIG),--config "$(CONFIG)")

@@ -1,26 +1,32 @@
-"""The whole pipeline on a Kaggle-shaped CSV at a fraction of Kaggle's scale: wall seconds and peak
-RSS per Dagster step and in total. Not a test: `make bench-scale FRACTION=0.01`.
+"""The whole pipeline on a Kaggle-shaped CSV at a fraction of Kaggle's scale, or on MPD-shaped
+slices at a fraction of the Million Playlist Dataset: wall seconds and peak RSS per Dagster step and
+in total. Not a test: `make bench-scale FRACTION=0.01`.
 
     python benchmarks/bench_scale.py --fraction 0.01 [--seed 42] [--keep-data] [--no-tutorial]
+    python benchmarks/bench_scale.py --shape mpd --fraction 1   # 1,000 slices, ~64M rows
     python benchmarks/bench_scale.py --compare small/bench_scale.json big/bench_scale.json
 
 Each run gets a fresh folder under ``$NEXT_TRACK_DATA_DIR/bench-scale/`` (``data/`` by default,
-git-ignored). The CSV is written there by ``ml.sources.kaggle_shaped``, then the pipeline runs
+git-ignored). The CSV is written there by ``ml.sources.kaggle_shaped`` (MPD slices: by
+``bench_mpd_ingest.py --walked``, ``fraction`` x 1,000 slices of 1,000 playlists whose tracks
+walk as the Kaggle-shaped file's do), then the pipeline runs
 exactly as a user's ``make run SOURCE=...`` does (``python -m orchestration.run --source``) with its
 own NEXT_TRACK_DATA_DIR, DAGSTER_HOME and MLFLOW_TRACKING_URI. The RSS of the whole process tree
 (worker processes included) is sampled from /proc every 0.2 s; afterwards the run's step events
 are read from that DAGSTER_HOME, whatever the steps are called, and each step (and each asset of
 a multi-asset step) gets the seconds it took and the peak RSS sampled meanwhile. The table is
-saved as ``bench_scale.json`` beside the run's logs; the CSV and the pipeline's data are deleted
+saved as ``bench_scale.json`` beside the run's logs; the input and the pipeline's data are deleted
 afterwards unless ``--keep-data``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -45,6 +51,7 @@ class Measured:
     ended: float
     cpu_seconds: float  # user + system of the whole tree (the machine is shared: wall varies)
     samples: list[tuple[float, int]]  # (unix seconds, bytes)
+    killed_over_mib: float | None = None  # the tree was killed when its RSS passed this
 
     @property
     def seconds(self) -> float:
@@ -69,11 +76,12 @@ class Timing:
 
 @dataclass
 class BenchResult:
+    shape: str  # kaggle: one CSV; mpd: a folder of MPD slices
     fraction: float
     seed: int
     commit: str
     machine: dict
-    csv: dict  # the writer's manifest, without the malformed line numbers
+    csv: dict  # the writer's manifest (a CSV's without its malformed line numbers)
     writer: dict
     pipeline: dict
     steps: list[Timing] = field(default_factory=list)
@@ -82,6 +90,8 @@ class BenchResult:
     # The reference tutorial's single Word2Vec fitted on the run's own train split, after the
     # pipeline (bench_word2vec.py): the yardstick the pipeline's wall time is compared with.
     tutorial_word2vec: dict | None = None
+    # The project's environment variables set for the run (DuckDB's memory limit, say).
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 def process_tree(root: int) -> tuple[int, dict[int, float]]:
@@ -109,43 +119,89 @@ def process_tree(root: int) -> tuple[int, dict[int, float]]:
     return total, cpu
 
 
-def run_sampled(command: list[str], env: dict[str, str], log: Path, label: str) -> Measured:
+def run_sampled(
+    command: list[str],
+    env: dict[str, str],
+    log: Path,
+    label: str,
+    max_rss_mib: float | None = None,
+) -> Measured:
     """Run ``command`` (stdout to ``log``, stderr to ``log`` with ``.err``), sampling its RSS
     and CPU. The CPU is summed over every process seen in the tree (the step processes of
     Dagster's forkserver are not children the run waits for, so rusage would miss them); a
-    process's last 0.2 s before it ends can be missed."""
+    process's last 0.2 s before it ends can be missed. Past ``max_rss_mib`` the whole tree is
+    killed, before the kernel's out-of-memory killer picks a process of its own choosing."""
     samples: list[tuple[float, int]] = []
     cpu_of: dict[int, float] = {}
     with log.open("w") as out, log.with_suffix(".err").open("w") as err:
         started = time.time()
-        child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=err)
+        child = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=out, stderr=err, start_new_session=True
+        )
         next_heartbeat = started + HEARTBEAT_SECONDS
+        killed_over = None
         while child.poll() is None:
             now = time.time()
             rss, cpu = process_tree(child.pid)
             samples.append((now, rss))
             cpu_of.update(cpu)
+            if max_rss_mib and rss / MIB > max_rss_mib and killed_over is None:
+                print(f"  {label}: RSS {rss / MIB:,.0f} MiB over {max_rss_mib:,.0f}: killing it")
+                killed_over = max_rss_mib
+                os.killpg(child.pid, signal.SIGKILL)
+                for pid in cpu:  # step processes that left the session
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
             if now >= next_heartbeat:
                 print(f"  {label}: {now - started:,.0f} s, RSS {samples[-1][1] / MIB:,.0f} MiB")
                 next_heartbeat += HEARTBEAT_SECONDS
             time.sleep(SAMPLE_SECONDS)
         ended = time.time()
-    return Measured(child.returncode, started, ended, sum(cpu_of.values()), samples)
+    cpu_seconds = sum(cpu_of.values())
+    return Measured(child.returncode, started, ended, cpu_seconds, samples, killed_over)
+
+
+def run_writer(command: list[str], folder: Path, env: dict[str, str], label: str) -> dict:
+    """Write the run's input with ``command``: its seconds, CPU and peak RSS."""
+    measured = run_sampled(command, env, folder / "writer.log", label)
+    if measured.exit_code != 0:
+        raise SystemExit(f"{label} failed; see {folder / 'writer.err'}")
+    return {
+        "seconds": measured.seconds,
+        "cpu_seconds": measured.cpu_seconds,
+        "peak_rss_mib": measured.peak_mib(),
+    }
 
 
 def write_csv(folder: Path, fraction: float, seed: int, env: dict[str, str]) -> tuple[Path, dict]:
     csv_path = folder / "spotify_dataset.csv"
     command = [sys.executable, "-m", "ml.sources.kaggle_shaped", "--fraction", str(fraction)]
     command += ["--seed", str(seed), "--out", str(csv_path)]
-    measured = run_sampled(command, env, folder / "writer.log", "writing the CSV")
-    if measured.exit_code != 0:
-        raise SystemExit(f"the writer failed; see {folder / 'writer.err'}")
-    writer = {
-        "seconds": measured.seconds,
-        "cpu_seconds": measured.cpu_seconds,
-        "peak_rss_mib": measured.peak_mib(),
-    }
-    return csv_path, writer
+    return csv_path, run_writer(command, folder, env, "writing the CSV")
+
+
+def write_mpd_slices(folder: Path, fraction: float, env: dict[str, str]) -> tuple[Path, dict]:
+    slices = max(1, round(1_000 * fraction))
+    out = folder / "mpd"
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_mpd_ingest.py")]
+    command += ["--slices", str(slices), "--out", str(out), "--walked"]
+    print(f"  writing {slices} MPD-shaped slices")
+    return out, run_writer(command, folder, env, "writing the MPD slices")
+
+
+def write_source(
+    shape: str, folder: Path, fraction: float, seed: int, env: dict[str, str]
+) -> tuple[Path, dict, dict]:
+    """The run's input, how long writing it took, and its manifest (rows, playlists, ...)."""
+    if shape == "mpd":
+        source, writer = write_mpd_slices(folder, fraction, env)
+        manifest = json.loads(source.with_name("mpd.manifest.json").read_text(encoding="utf-8"))
+        return source, writer, {**manifest, "rows": manifest["rows_in_slices"]}
+    source, writer = write_csv(folder, fraction, seed, env)
+    manifest_file = source.with_name(f"{source.stem}.manifest.json")
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    manifest["malformed"] = {kind: len(lines) for kind, lines in manifest["malformed"].items()}
+    return source, writer, manifest
 
 
 def tutorial_word2vec(folder: Path, env: dict[str, str]) -> dict:
@@ -245,6 +301,16 @@ def timing(name: str, status: str, start: float, end: float, measured: Measured)
     )
 
 
+def project_settings() -> dict[str, str]:
+    """The project's variables set in this environment (DuckDB's memory limit, say), but the
+    data folder: each run has its own."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name.startswith("NEXT_TRACK_") and name != "NEXT_TRACK_DATA_DIR"
+    }
+
+
 def machine() -> dict:
     meminfo = Path("/proc/meminfo").read_text().splitlines()
     total_kib = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:"))
@@ -260,39 +326,41 @@ def git_commit() -> str:
 
 
 def bench(
+    shape: str,
     fraction: float,
     seed: int,
     root: Path,
     keep_data: bool,
     config: Path | None = None,
     tutorial: bool = True,
+    max_rss_mib: float | None = None,
 ) -> tuple[BenchResult, Path]:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    folder = root / f"fraction-{fraction:g}-seed-{seed}-{stamp}"
+    prefix = "" if shape == "kaggle" else f"{shape}-"
+    folder = root / f"{prefix}fraction-{fraction:g}-seed-{seed}-{stamp}"
     folder.mkdir(parents=True)
-    print(f"bench-scale: fraction {fraction:g}, seed {seed}, in {folder}")
+    print(f"bench-scale: {shape}, fraction {fraction:g}, seed {seed}, in {folder}")
     machine_before = machine()
     env = pipeline_env(folder)
-    csv_path, writer = write_csv(folder, fraction, seed, env)
-    manifest_file = csv_path.with_name(f"{csv_path.stem}.manifest.json")
-    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-    manifest["malformed"] = {kind: len(lines) for kind, lines in manifest["malformed"].items()}
-    print(f"  CSV: {manifest['lines']:,} lines in {writer['seconds']:.0f} s; running the pipeline")
-    command = [sys.executable, "-m", "orchestration.run", "--source", str(csv_path)]
+    source, writer, manifest = write_source(shape, folder, fraction, seed, env)
+    print(f"  {manifest['rows']:,} rows written in {writer['seconds']:.0f} s; running the pipeline")
+    command = [sys.executable, "-m", "orchestration.run", "--source", str(source)]
     command += ["--config", str(config)] if config else []
-    measured = run_sampled(command, env, folder / "run.log", "pipeline")
+    measured = run_sampled(command, env, folder / "run.log", "pipeline", max_rss_mib)
     step_events, run_info = read_step_events(folder / "dagster_home")
     pipeline = {
         "exit_code": measured.exit_code,
         "seconds": measured.seconds,
         "cpu_seconds": measured.cpu_seconds,
         "peak_rss_mib": measured.peak_mib(),
+        "killed_over_rss_mib": measured.killed_over_mib,
         "rows_per_second": manifest["rows"] / measured.seconds,
         "load_1m_at_end": os.getloadavg()[0],  # other work on the machine slows the run
         **run_info,
     }
     yardstick = tutorial_word2vec(folder, env) if tutorial and measured.exit_code == 0 else None
     result = BenchResult(
+        shape=shape,
         fraction=fraction,
         seed=seed,
         commit=git_commit(),
@@ -304,9 +372,13 @@ def bench(
         summary=(folder / "run.log").read_text(),
         config=str(config) if config else None,
         tutorial_word2vec=yardstick,
+        environment=project_settings(),
     )
     if not keep_data:
-        csv_path.unlink()
+        if source.is_dir():
+            shutil.rmtree(source)
+        else:
+            source.unlink()
         shutil.rmtree(folder / "data", ignore_errors=True)
     return result, folder
 
@@ -324,11 +396,21 @@ def print_aligned(headers: list[str], rows: list[list[str]]) -> None:
 def print_table(result: BenchResult) -> None:
     csv, pipeline, writer = result.csv, result.pipeline, result.writer
     config = f", config {result.config}" if result.config else ""
-    print(f"\n== bench-scale: fraction {result.fraction:g} (commit {result.commit}{config}) ==")
-    print(
-        f"CSV: {csv['lines']:,} lines, {csv['rows']:,} well-formed, {csv['playlists']:,} "
-        f"playlists, {csv['users']:,} users, {csv['distinct_tracks']:,} distinct tracks"
+    settings = "".join(f", {k}={v}" for k, v in result.environment.items())
+    heading = (
+        f"{result.shape}, fraction {result.fraction:g} (commit {result.commit}{config}{settings})"
     )
+    print(f"\n== bench-scale: {heading} ==")
+    if result.shape == "mpd":
+        print(
+            f"MPD-shaped slices: {csv['slices']:,} files, {csv['slice_megabytes']:,.0f} MB, "
+            f"{csv['rows']:,} rows, {csv['playlists']:,} playlists"
+        )
+    else:
+        print(
+            f"CSV: {csv['lines']:,} lines, {csv['rows']:,} well-formed, {csv['playlists']:,} "
+            f"playlists, {csv['users']:,} users, {csv['distinct_tracks']:,} distinct tracks"
+        )
     print(f"machine: {result.machine}\n")
     rows = [
         [t.name, t.status, f"{t.start_offset:.1f}", f"{t.seconds:.1f}", f"{t.peak_rss_mib:,.0f}"]
@@ -337,14 +419,16 @@ def print_table(result: BenchResult) -> None:
     total = [f"{pipeline['seconds']:.1f}", f"{pipeline['peak_rss_mib']:,.0f}"]
     rows.append(["pipeline process (total)", f"exit {pipeline['exit_code']}", "0.0", *total])
     csv_writer = [f"{writer['seconds']:.1f}", f"{writer['peak_rss_mib']:,.0f}"]
-    rows.append(["(writing the CSV, before the pipeline)", "", "", *csv_writer])
+    rows.append(["(writing the input, before the pipeline)", "", "", *csv_writer])
     print_aligned(["step / asset", "status", "start s", "seconds", "peak RSS MiB"], rows)
+    if pipeline.get("killed_over_rss_mib"):
+        print(f"killed: the process tree's RSS passed {pipeline['killed_over_rss_mib']:,.0f} MiB")
     print(
         "(indented: the assets of a multi-asset step, each timed from the step's previous event)\n"
         f"{pipeline['rows_per_second']:,.0f} rows/s over the whole pipeline; the Dagster run "
         f"itself {format_seconds(pipeline['dagster_run_seconds'])}; CPU (user + system of the "
         f"process tree) {pipeline['cpu_seconds']:,.0f} s for the pipeline, "
-        f"{writer['cpu_seconds']:,.0f} s for the CSV; load average "
+        f"{writer['cpu_seconds']:,.0f} s for the input; load average "
         f"{result.machine['load_1m']:.1f} before, {pipeline['load_1m_at_end']:.1f} after"
     )
     tutorial = result.tutorial_word2vec
@@ -399,7 +483,10 @@ def compare(old_path: Path, new_path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fraction", type=float, default=0.01, help="of Kaggle's scale")
+    parser.add_argument(
+        "--shape", choices=["kaggle", "mpd"], default="kaggle", help="a CSV or MPD slices"
+    )
+    parser.add_argument("--fraction", type=float, default=0.01, help="of Kaggle's or MPD's size")
     parser.add_argument("--seed", type=int, default=42)
     data_dir = Path(os.environ.get("NEXT_TRACK_DATA_DIR", REPO_ROOT / "data"))
     parser.add_argument("--root", type=Path, default=data_dir / "bench-scale")
@@ -412,13 +499,27 @@ def main() -> None:
         default=True,
         help="after the pipeline, time the tutorial's Word2Vec alone on its train split",
     )
+    parser.add_argument(
+        "--max-rss-gib",
+        type=float,
+        help="kill the pipeline when its process tree's RSS passes this (a run too big for the "
+        "machine then fails in the table, in the step that passed it)",
+    )
     args = parser.parse_args()
     if args.compare:
         compare(*args.compare)
         return
     config = args.config.resolve() if args.config else None
+    max_rss_mib = args.max_rss_gib * 1024 if args.max_rss_gib else None
     result, folder = bench(
-        args.fraction, args.seed, args.root.resolve(), args.keep_data, config, args.tutorial
+        args.shape,
+        args.fraction,
+        args.seed,
+        args.root.resolve(),
+        args.keep_data,
+        config,
+        args.tutorial,
+        max_rss_mib,
     )
     saved = folder / "bench_scale.json"
     saved.write_text(json.dumps(asdict(result), indent=1), encoding="utf-8")
