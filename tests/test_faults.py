@@ -133,6 +133,20 @@ def test_a_failed_build_names_its_cause_and_keeps_the_last_good_warehouse(good_b
     assert {t: after[t] for t in PUBLISHED_TABLES} == {t: before[t] for t in PUBLISHED_TABLES}
 
 
+def test_a_build_out_of_duckdbs_memory_names_the_limit_to_raise(good_build, monkeypatch):
+    """DuckDB cannot spill a playlist's list of tracks: past its memory limit the model fails,
+    and the message says which variable raises the limit, and that nothing was published."""
+    before = published_state()
+    monkeypatch.setenv("NEXT_TRACK_DUCKDB_MEMORY_LIMIT", "2MB")
+    result = run_assets(["raw_playlist_events", "dbt"], SMALL_SYNTHETIC)
+    step, message = step_failure(result)
+    assert step == "next_track_dbt_models"
+    assert "Out of Memory Error" in message and "nothing was published" in message
+    assert "NEXT_TRACK_DUCKDB_MEMORY_LIMIT (2MB) is too small for this data" in message
+    after = published_state()
+    assert {t: after[t] for t in PUBLISHED_TABLES} == {t: before[t] for t in PUBLISHED_TABLES}
+
+
 @pytest.mark.parametrize(
     ("names", "step"),
     [

@@ -42,6 +42,8 @@ RAW_INTERACTIONS = dg.AssetKey("raw_interactions")
 RAW_INTERACTIONS_KEY = f"raw/{INTERACTIONS_FILE}"
 # dataset_stats columns a failed next-track build's message shows
 FAILURE_COUNTS = ["rows_in", "rows_clean", "playlists_clean", "playlists_too_short", "playlists"]
+MEMORY_LIMIT_VARIABLE = "NEXT_TRACK_DUCKDB_MEMORY_LIMIT"  # read by profiles/profiles.yml
+OUT_OF_MEMORY = "Out of Memory Error"  # DuckDB's exception, in dbt's message
 
 
 class UseCaseTranslator(DagsterDbtTranslator):
@@ -190,8 +192,22 @@ def failed_nodes(run_results: dict, manifest: dict) -> list[str]:
         what = f"{node.get('resource_type', 'node')} {node.get('name', unique_id)}"
         if checks:
             what += f" (requires: {' '.join(str(checks).split())})"
-        lines.append(f"{what}: {result.get('status')}: {result.get('message') or ''}".strip())
+        message = result.get("message") or ""
+        if OUT_OF_MEMORY in message:
+            message += f" ({memory_advice()})"
+        lines.append(f"{what}: {result.get('status')}: {message}".strip())
     return lines
+
+
+def memory_advice() -> str:
+    """What to do when a model outgrew DuckDB's memory limit (profiles/profiles.yml)."""
+    limit = os.environ.get(MEMORY_LIMIT_VARIABLE, "unset: profiles.yml's 3GB")
+    return (
+        f"DuckDB's memory limit {MEMORY_LIMIT_VARIABLE} ({limit}) is too small for this data: "
+        "what cannot spill to disk, such as each playlist's list of tracks, must fit within it; "
+        f"set {MEMORY_LIMIT_VARIABLE} higher, 10GB for the full Million Playlist Dataset "
+        "(docs/benchmarks.md)"
+    )
 
 
 def build_counts(build: Path) -> str:
