@@ -331,6 +331,35 @@ def test_a_unit_runs_only_on_train_splits_within_its_row_range(tmp_path):
     assert results[0].metrics["hit_rate_at_10"] == 1.0
 
 
+def test_the_second_stage_builds_on_the_lists_each_unit_was_scored_with(tmp_path, monkeypatch):
+    """A grid unit keeps each variant's unfilled lists for the validation queries it was scored
+    on; the second stage loads them instead of scoring the same queries again, and scores when
+    its queries are not those (another count) or it needs deeper lists."""
+    train = encode(TOY)
+    validation = EvaluationSplit("validation", queries(["x"], ["a"]), encode([["a"], ["b"]]))
+    popular = Popularity(n_items=len(KEYS))
+    popular.fit(train)
+    store = LocalArtifacts(tmp_path)
+    spec = CandidateSpec("sequential_rules", {"max_distance": 3}, [{"last_n": 1}, {"last_n": 2}])
+    results = run_candidate(spec, train, validation, popular, store, "grid", ks=(1, 5))
+    expected = [r.load(store).top_k(validation.queries, 5) for r in results]
+    scoring = []
+    real_top_k = SequentialRules.top_k
+    monkeypatch.setattr(
+        SequentialRules, "top_k", lambda self, q, k: scoring.append(k) or real_top_k(self, q, k)
+    )
+    scored = ScoredComponents.of(results, store, validation, 5)
+    assert scoring == []  # loaded, not scored
+    for mine, theirs in zip(scored.lists, expected, strict=True):
+        assert np.array_equal(mine.ids, theirs.ids) and np.array_equal(mine.scores, theirs.scores)
+    assert ScoredComponents.of(results, store, validation, 3).lists[1].ids.shape == (2, 3)
+    assert scoring == []
+    ScoredComponents.of(results, store, validation, 6)  # deeper than kept
+    one_query = EvaluationSplit("validation", queries(["x"]), encode([["a"]]))
+    ScoredComponents.of(results, store, one_query, 5)
+    assert scoring == [6, 6, 5, 5]
+
+
 def test_finalists_are_the_best_few_within_two_standard_errors_of_the_best():
     def result(name: str, hit_rate: float, stderr: float) -> CandidateResult:
         metrics = {"hit_rate_at_100": hit_rate, "hit_rate_at_100_stderr": stderr, "mrr_at_100": 0}

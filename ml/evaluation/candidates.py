@@ -101,6 +101,8 @@ class CandidateResult:
     eval_seconds: float
     baseline: bool = False
     facts: dict[str, float] = field(default_factory=dict)  # vocabulary size, rules...
+    # Its unfilled lists for the queries it was scored on, in the same ArtifactStore.
+    lists_key: str | None = None
 
     @classmethod
     def of_second_stage(
@@ -130,6 +132,17 @@ class CandidateResult:
     def load(self, store: ArtifactStore) -> Recommender:
         model = load_recommender(store.stage(self.model_key))
         return model.with_scoring(**self.variant) if self.variant else model
+
+    def scored_lists(self, store: ArtifactStore, queries: int, depth: int) -> TopK | None:
+        """The lists it was scored with, ``depth`` long, if they were kept for ``queries``
+        queries and are that deep: the caller scores the same queries (one validation sample
+        per run, ``DatasetHandle.sampled_validation``)."""
+        if self.lists_key is None:
+            return None
+        top = TopK.load(store.stage(self.lists_key))
+        if len(top) != queries or top.ids.shape[1] < depth:
+            return None
+        return top.head(depth)
 
 
 def unique_label_shares(lists: list[TopK], labels: Sequences, n_items: int) -> list[float]:
@@ -168,7 +181,11 @@ class ScoredComponents:
         depth: int,
     ) -> ScoredComponents:
         models = [r.load(store) for r in results]
-        return cls(results, models, [m.top_k(split.queries, depth) for m in models])
+        lists = [
+            r.scored_lists(store, len(split), depth) or m.top_k(split.queries, depth)
+            for r, m in zip(results, models, strict=True)
+        ]
+        return cls(results, models, lists)
 
     def unique_label_shares(self, labels: Sequences, n_items: int) -> list[float]:
         return unique_label_shares(self.lists, labels, n_items)
@@ -251,8 +268,12 @@ def run_candidate(
     for done, variant in enumerate(spec.variants, start=1):
         model = recommender.with_scoring(**variant) if variant else recommender
         started = time.perf_counter()
-        metrics, _ = evaluate(model, validation, popularity, ks)
+        top = model.top_k(validation.queries, max(ks))
+        metrics, _ = evaluate_lists(top, validation, popularity, ks)
         seconds = time.perf_counter() - started
+        lists_key = f"{model_key}__lists/{done}"  # the second stage builds on them
+        top.save(store.writable(lists_key))
+        store.commit(lists_key)
         elapsed = time.perf_counter() - evaluation_started
         left = elapsed / done * (len(spec.variants) - done)
         log(
@@ -273,6 +294,7 @@ def run_candidate(
                 eval_seconds=seconds,
                 baseline=spec.baseline,
                 facts=facts,
+                lists_key=lists_key,
             )
         )
     return results
