@@ -52,6 +52,8 @@ class Measured:
     cpu_seconds: float  # user + system of the whole tree (the machine is shared: wall varies)
     samples: list[tuple[float, int]]  # (unix seconds, bytes)
     killed_over_mib: float | None = None  # the tree was killed when its RSS passed this
+    # Peak growth of the used space on the run folder's file system (deleted input counted back)
+    disk_growth_bytes: int = 0
 
     @property
     def seconds(self) -> float:
@@ -125,14 +127,19 @@ def run_sampled(
     log: Path,
     label: str,
     max_rss_mib: float | None = None,
+    drop_after_ingest: Path | None = None,
 ) -> Measured:
     """Run ``command`` (stdout to ``log``, stderr to ``log`` with ``.err``), sampling its RSS
     and CPU. The CPU is summed over every process seen in the tree (the step processes of
     Dagster's forkserver are not children the run waits for, so rusage would miss them); a
     process's last 0.2 s before it ends can be missed. Past ``max_rss_mib`` the whole tree is
-    killed, before the kernel's out-of-memory killer picks a process of its own choosing."""
+    killed, before the kernel's out-of-memory killer picks a process of its own choosing. The
+    used space of ``log``'s file system is sampled too; ``drop_after_ingest`` (the input) is
+    deleted once the run's stderr says the ingest step is done, its size counted back in."""
     samples: list[tuple[float, int]] = []
     cpu_of: dict[int, float] = {}
+    disk_at_start = shutil.disk_usage(log.parent).used
+    disk_growth, dropped_bytes = 0, 0
     with log.open("w") as out, log.with_suffix(".err").open("w") as err:
         started = time.time()
         child = subprocess.Popen(
@@ -152,13 +159,41 @@ def run_sampled(
                 for pid in cpu:  # step processes that left the session
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
+            used = shutil.disk_usage(log.parent).used + dropped_bytes - disk_at_start
+            disk_growth = max(disk_growth, used)
+            if drop_after_ingest and not dropped_bytes and ingest_done(log.with_suffix(".err")):
+                dropped_bytes = delete(drop_after_ingest)
+                print(
+                    f"  {label}: ingest done, the input deleted ({dropped_bytes / 2**30:.1f} GiB)"
+                )
             if now >= next_heartbeat:
-                print(f"  {label}: {now - started:,.0f} s, RSS {samples[-1][1] / MIB:,.0f} MiB")
+                print(
+                    f"  {label}: {now - started:,.0f} s, RSS {samples[-1][1] / MIB:,.0f} MiB, "
+                    f"disk +{used / 2**30:,.1f} GiB"
+                )
                 next_heartbeat += HEARTBEAT_SECONDS
             time.sleep(SAMPLE_SECONDS)
         ended = time.time()
     cpu_seconds = sum(cpu_of.values())
-    return Measured(child.returncode, started, ended, cpu_seconds, samples, killed_over)
+    return Measured(
+        child.returncode, started, ended, cpu_seconds, samples, killed_over, disk_growth
+    )
+
+
+def ingest_done(stderr: Path) -> bool:
+    """Whether the pipeline's console said its ingest step is done (orchestration/console.py)."""
+    return "done   raw_playlist_events" in stderr.read_text(errors="replace")
+
+
+def delete(path: Path) -> int:
+    """Delete a file or a folder; the bytes it held."""
+    if path.is_file():
+        size = path.stat().st_size
+        path.unlink()
+        return size
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    shutil.rmtree(path)
+    return size
 
 
 def run_writer(command: list[str], folder: Path, env: dict[str, str], label: str) -> dict:
@@ -334,6 +369,7 @@ def bench(
     config: Path | None = None,
     tutorial: bool = True,
     max_rss_mib: float | None = None,
+    drop_input: bool = False,
 ) -> tuple[BenchResult, Path]:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     prefix = "" if shape == "kaggle" else f"{shape}-"
@@ -346,7 +382,8 @@ def bench(
     print(f"  {manifest['rows']:,} rows written in {writer['seconds']:.0f} s; running the pipeline")
     command = [sys.executable, "-m", "orchestration.run", "--source", str(source)]
     command += ["--config", str(config)] if config else []
-    measured = run_sampled(command, env, folder / "run.log", "pipeline", max_rss_mib)
+    dropped = source if drop_input else None
+    measured = run_sampled(command, env, folder / "run.log", "pipeline", max_rss_mib, dropped)
     step_events, run_info = read_step_events(folder / "dagster_home")
     pipeline = {
         "exit_code": measured.exit_code,
@@ -354,6 +391,8 @@ def bench(
         "cpu_seconds": measured.cpu_seconds,
         "peak_rss_mib": measured.peak_mib(),
         "killed_over_rss_mib": measured.killed_over_mib,
+        "disk_growth_gib": measured.disk_growth_bytes / 2**30,
+        "input_deleted_after_ingest": drop_input,
         "rows_per_second": manifest["rows"] / measured.seconds,
         "load_1m_at_end": os.getloadavg()[0],  # other work on the machine slows the run
         **run_info,
@@ -375,10 +414,8 @@ def bench(
         environment=project_settings(),
     )
     if not keep_data:
-        if source.is_dir():
-            shutil.rmtree(source)
-        else:
-            source.unlink()
+        if source.exists():
+            delete(source)
         shutil.rmtree(folder / "data", ignore_errors=True)
     return result, folder
 
@@ -421,6 +458,7 @@ def print_table(result: BenchResult) -> None:
     csv_writer = [f"{writer['seconds']:.1f}", f"{writer['peak_rss_mib']:,.0f}"]
     rows.append(["(writing the input, before the pipeline)", "", "", *csv_writer])
     print_aligned(["step / asset", "status", "start s", "seconds", "peak RSS MiB"], rows)
+    print(f"disk: the run's file system grew by up to {pipeline['disk_growth_gib']:,.1f} GiB")
     if pipeline.get("killed_over_rss_mib"):
         print(f"killed: the process tree's RSS passed {pipeline['killed_over_rss_mib']:,.0f} MiB")
     print(
@@ -505,6 +543,11 @@ def main() -> None:
         help="kill the pipeline when its process tree's RSS passes this (a run too big for the "
         "machine then fails in the table, in the step that passed it)",
     )
+    parser.add_argument(
+        "--drop-input-after-ingest",
+        action="store_true",
+        help="delete the input once ingested (a disk too small for both it and the run)",
+    )
     args = parser.parse_args()
     if args.compare:
         compare(*args.compare)
@@ -520,6 +563,7 @@ def main() -> None:
         config,
         args.tutorial,
         max_rss_mib,
+        args.drop_input_after_ingest,
     )
     saved = folder / "bench_scale.json"
     saved.write_text(json.dumps(asdict(result), indent=1), encoding="utf-8")
