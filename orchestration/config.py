@@ -133,13 +133,6 @@ class HalvingConfig(dg.Config):
     ``budget_minutes`` the rung also times every unit (ml/evaluation/budget.py)."""
 
     share: float = Field(default=0.25, gt=0, lt=1, description="Of the train playlists.")
-    epoch_share: float = Field(
-        default=0.25,
-        gt=0,
-        le=1,
-        description="Of the epochs, for a family that trains by epochs (Word2Vec): its rung "
-        "fit trains this share of them, at least one.",
-    )
     margin_se: float = Field(
         default=2.0, ge=0, description="Standard errors of the gap to the family's best."
     )
@@ -194,7 +187,6 @@ class HalvingConfig(dg.Config):
             self.min_train_rows,
             min_unique_share=self.min_unique_share,
             seed=seed,
-            epoch_share=self.epoch_share,
         )
 
 

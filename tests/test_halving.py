@@ -236,29 +236,3 @@ def test_a_budgeted_run_never_starts_a_unit_it_cannot_finish_in_the_time_left():
 
 def test_a_budgets_deadline_keeps_its_share_for_the_steps_after_the_grid():
     assert GridBudget(minutes=10.0, after_grid_share=0.6).deadline(run_started=1000.0) == 1240.0
-
-
-def test_a_family_that_trains_by_epochs_trains_a_share_of_them_at_the_rung(tmp_path):
-    """Word2Vec's 8 epochs are 2 at a rung of a quarter of them (at least 1 of 3), its size
-    limits off; a family without epochs fits as it would in full. The screen really trains the
-    fewer epochs (the rung's result names them) and its full fit is estimated for all of them."""
-    rung = replace(RUNG, epoch_share=0.25)
-    word2vec = CandidateSpec(
-        "word2vec",
-        {"vector_size": 8, "epochs": 8, "min_count": 1, "workers": 1},
-        [{}],
-        min_train_rows=10**9,
-    )
-    at_rung, share = rung.spec(word2vec)
-    assert (at_rung.params["epochs"], share, at_rung.min_train_rows) == (2, 0.25, None)
-    three = replace(word2vec, params={**word2vec.params, "epochs": 3})
-    assert rung.spec(three)[0].params["epochs"] == 1 and rung.spec(three)[1] == 1 / 3
-    assert rung.spec(rules(keep=5)) == (rules(keep=5), 1.0)
-    assert RUNG.spec(word2vec)[0].params == word2vec.params  # epoch_share 1: all of them
-    train, validation, popularity = toy_split()
-    entry = screen_candidate(
-        word2vec, rung, train, validation, popularity, LocalArtifacts(tmp_path), "rungs"
-    )
-    assert "_e2_" in entry.results[0].name and entry.epoch_share == 0.25
-    fit, scoring = entry.results[0].fit_seconds, entry.results[0].eval_seconds
-    assert full_fit_estimate(entry, 0.25) == (fit / 0.25 + scoring) / 0.25

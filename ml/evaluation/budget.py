@@ -39,10 +39,9 @@ class GridBudget:
 def full_fit_estimate(entry: RungEntry, share: float) -> float:
     """Seconds the unit's full fit and scoring should take: both grow with the playlists (the
     rung fitted on ``share`` of them), scoring because the vocabulary a model scores grows
-    with them, and the fit with the epochs (the rung trained ``entry.epoch_share`` of them).
-    Linear: an overestimate for a family bounded by its vocabulary, an underestimate where each
-    token costs more in a larger vocabulary (docs/benchmarks.md)."""
-    fit = entry.results[0].fit_seconds / entry.epoch_share  # one fit, shared by the variants
+    with them. Linear: an overestimate for a family bounded by its vocabulary, an
+    underestimate where each token costs more in a larger vocabulary (docs/benchmarks.md)."""
+    fit = entry.results[0].fit_seconds  # one fit, shared by the variants
     return (fit + sum(r.eval_seconds for r in entry.results)) / share
 
 

@@ -29,8 +29,7 @@ from ml.evaluation.candidates import (
     unique_label_shares,
 )
 from ml.evaluation.metrics import DEFAULT_KS
-from ml.recommenders.base import Log, TopK, no_log, parse_params
-from ml.recommenders.families import family_class
+from ml.recommenders.base import Log, TopK, no_log
 from ml.recommenders.popularity import Popularity
 from ml.sequences import Sequences
 
@@ -45,25 +44,10 @@ class Rung:
     min_train_rows: int  # below this many train rows every unit runs in full (screening costs more)
     min_unique_share: float  # the second stage's floor for a family
     seed: int = 0
-    epoch_share: float = 1.0  # of the epochs, for a family that trains by epochs
 
     def train(self, train: Sequences) -> Sequences:
         """The rung's train playlists: a seeded sample of ``share`` of them, in their order."""
         return train.sample(self.share, self.seed)
-
-    def spec(self, spec: CandidateSpec) -> tuple[CandidateSpec, float]:
-        """The unit as the rung fits it, and the share of its epochs that fit trains. Its size
-        limits are off (``screened`` checked them against the whole split: a unit meant for
-        large data is screened, not refused for the sample's size); a family that trains by
-        epochs trains ``epoch_share`` of them, at least one (Hyperband's budget is playlists
-        times epochs)."""
-        params = parse_params(family_class(spec.family).Params, spec.params)
-        epochs = getattr(params, "epochs", None)
-        at_rung = replace(spec, min_train_rows=None, max_train_rows=None)
-        if epochs is None or self.epoch_share >= 1:
-            return at_rung, 1.0
-        fewer = max(1, round(epochs * self.epoch_share))
-        return replace(at_rung, params={**spec.params, "epochs": fewer}), fewer / epochs
 
     def screened(
         self, specs: Iterable[CandidateSpec], train_rows: int, budgeted: bool = False
@@ -157,7 +141,6 @@ class RungEntry:
     results: list[CandidateResult]
     train_rows: int  # the rung's
     top_key: str
-    epoch_share: float = 1.0  # of the full fit's epochs the rung's fit trained
 
     def best(self, metric: str) -> CandidateResult:
         return max(self.results, key=lambda r: r.metrics[metric])
@@ -174,16 +157,18 @@ def screen_candidate(
     ks: tuple[int, ...] = DEFAULT_KS,
     log: Log = no_log,
 ) -> RungEntry:
-    """``run_candidate`` of the unit as the rung fits it (``Rung.spec``) on the rung's share of
-    ``train``, with the best variant's lists."""
+    """``run_candidate`` on the rung's share of ``train``, with the best variant's lists. The
+    rung stands in for the full fit, so the unit's size limits are not checked against the
+    share (``Rung.screened`` checked them against the whole split): a unit meant for large
+    data is screened, not refused for the sample's size."""
     sample = rung.train(train)
-    at_rung, epoch_share = rung.spec(spec)
-    results = run_candidate(at_rung, sample, validation, popularity, store, prefix, ks, log)
+    unlimited = replace(spec, min_train_rows=None, max_train_rows=None)
+    results = run_candidate(unlimited, sample, validation, popularity, store, prefix, ks, log)
     best = max(results, key=lambda r: r.metrics[rung.metric]).load(store)
     top_key = f"{prefix}/{spec.unit_name}__best_lists"
     best.top_k(validation.queries, max(ks)).save(store.writable(top_key))
     store.commit(top_key)
-    return RungEntry(results, len(sample.items), top_key, epoch_share)
+    return RungEntry(results, len(sample.items), top_key)
 
 
 @dataclass(frozen=True)
