@@ -181,10 +181,10 @@ class ScoredComponents:
         depth: int,
     ) -> ScoredComponents:
         models = [r.load(store) for r in results]
-        lists = [
-            r.scored_lists(store, len(split), depth) or m.top_k(split.queries, depth)
-            for r, m in zip(results, models, strict=True)
-        ]
+        lists = []
+        for result, model in zip(results, models, strict=True):
+            kept = result.scored_lists(store, len(split), depth)
+            lists.append(model.top_k(split.queries, depth) if kept is None else kept)
         return cls(results, models, lists)
 
     def unique_label_shares(self, labels: Sequences, n_items: int) -> list[float]:
