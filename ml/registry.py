@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
@@ -190,54 +190,57 @@ def log_to_run(client: MlflowClient, run_id: str, params: dict, metrics: dict[st
     client.log_batch(run_id, metrics=_metrics(metrics), params=_params(params))
 
 
+@dataclass(frozen=True, kw_only=True)
+class LoggedModel:
+    """A model as ``log_and_register`` logs it: the pyfunc from code with its bundle, the run's
+    params, metrics, tags and artifacts, and the data it trained on."""
+
+    card: ModelCard  # the registered model it becomes a version of
+    pyfunc_file: Path
+    bundle_dir: Path
+    signature: ModelSignature
+    example_input: pd.DataFrame
+    run_name: str = "selected"
+    params: dict = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    artifacts: list[Path] = field(default_factory=list)
+    training_data: MetaDataset | None = None  # logged as the run's training input
+
+
 def log_and_register(
-    client: MlflowClient,
-    experiment_id: str,
-    parent_run_id: str,
-    run_name: str,
-    card: ModelCard,
-    pyfunc_file: Path,
-    bundle_dir: Path,
-    params: dict,
-    metrics: dict[str, float],
-    tags: dict[str, str],
-    signature: ModelSignature,
-    example_input: pd.DataFrame,
-    artifacts: list[Path],
-    *,
-    training_data: MetaDataset | None = None,
+    client: MlflowClient, experiment_id: str, parent_run_id: str, model: LoggedModel
 ) -> tuple[str, str]:
-    """Log the pyfunc from code with its bundle (and ``training_data`` as the run's training
-    input) under a nested run, register it under the described model ``card``, and return
-    (run_id, version). The run ends FINISHED only once the
-    version is registered. Registered through the client, not ``log_model``'s
-    registered_model_name, which prints "Successfully registered model ..." to stderr."""
+    """Log ``model`` under a nested run of ``parent_run_id``, register it under its card, and
+    return (run_id, version). The run ends FINISHED only once the version is registered.
+    Registered through the client, not ``log_model``'s registered_model_name, which prints
+    "Successfully registered model ..." to stderr."""
     with (
         tracking_at(client.tracking_uri),
         mlflow.start_run(
             experiment_id=experiment_id,
-            run_name=run_name,
-            tags={"mlflow.parentRunId": parent_run_id, **tags},
+            run_name=model.run_name,
+            tags={"mlflow.parentRunId": parent_run_id, **model.tags},
         ) as run,
     ):
-        mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
-        mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})
-        for artifact in artifacts:
+        mlflow.log_params({k: str(v)[:6000] for k, v in model.params.items()})
+        mlflow.log_metrics({k: v for k, v in model.metrics.items() if v == v})
+        for artifact in model.artifacts:
             mlflow.log_artifact(str(artifact))
-        if training_data is not None:
-            mlflow.log_input(training_data, context="training")
+        if model.training_data is not None:
+            mlflow.log_input(model.training_data, context="training")
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=str(pyfunc_file),
-            artifacts={"bundle": str(bundle_dir)},
+            python_model=str(model.pyfunc_file),
+            artifacts={"bundle": str(model.bundle_dir)},
             code_paths=[str(ML_PACKAGE)],
             pip_requirements=PIP_REQUIREMENTS,
-            signature=signature,
-            input_example=example_input,
+            signature=model.signature,
+            input_example=model.example_input,
         )
-        describe_registered_model(client, card)
+        describe_registered_model(client, model.card)
         version = client.create_model_version(
-            card.name, info.model_uri, run_id=run.info.run_id, model_id=info.model_id
+            model.card.name, info.model_uri, run_id=run.info.run_id, model_id=info.model_id
         )
     return run.info.run_id, str(version.version)
 

@@ -108,7 +108,7 @@ def tiny_registered_model(tiny_bundle, tmp_path_factory) -> dict:
     import pandas as pd
     from mlflow import MlflowClient
 
-    from ml.registry import CHAMPION, ModelCard, ensure_experiment, log_and_register
+    from ml.registry import CHAMPION, LoggedModel, ModelCard, ensure_experiment, log_and_register
     from ml.serving import next_track_pyfunc
 
     root = tmp_path_factory.mktemp("tiny_model")
@@ -124,16 +124,19 @@ def tiny_registered_model(tiny_bundle, tmp_path_factory) -> dict:
         client,
         experiment_id,
         parent.info.run_id,
-        "selected: sequential_rules:tiny",
-        ModelCard(name, "next_track", "Tiny test model.", "nothing", "test_hit_rate_at_100"),
-        Path(next_track_pyfunc.__file__),
-        tiny_bundle,
-        {"family": "sequential_rules"},
-        {"test_hit_rate_at_100": 1.0},
-        {"kind": "selected", "candidate": "sequential_rules:tiny"},
-        next_track_pyfunc.SIGNATURE,
-        pd.DataFrame({"tracks": [keys[:2]]}),
-        [],
+        LoggedModel(
+            card=ModelCard(
+                name, "next_track", "Tiny test model.", "nothing", "test_hit_rate_at_100"
+            ),
+            pyfunc_file=Path(next_track_pyfunc.__file__),
+            bundle_dir=tiny_bundle,
+            signature=next_track_pyfunc.SIGNATURE,
+            example_input=pd.DataFrame({"tracks": [keys[:2]]}),
+            run_name="selected: sequential_rules:tiny",
+            params={"family": "sequential_rules"},
+            metrics={"test_hit_rate_at_100": 1.0},
+            tags={"kind": "selected", "candidate": "sequential_rules:tiny"},
+        ),
     )
     client.update_model_version(name, version, "Tiny test model: sequential rules on 8 tracks.")
     client.set_model_version_tag(name, version, "candidate", "sequential_rules:tiny")

@@ -13,6 +13,7 @@ from ml.registry import (
     CHAMPION,
     EXPERIMENT_KIND,
     PREVIOUS_CHAMPION,
+    LoggedModel,
     ModelCard,
     Promotion,
     current_champion,
@@ -39,10 +40,14 @@ def registry(tmp_path) -> tuple[MlflowClient, str, ModelCard]:
 def register(client: MlflowClient, experiment_id: str, card: ModelCard, bundle: Path) -> str:
     parent = client.create_run(experiment_id, tags={"kind": "pipeline"}).info.run_id
     keys = [f"{artist}|||{title}" for artist, title in TINY_TRACKS]
-    _, version = log_and_register(
-        client, experiment_id, parent, "selected", card, Path(next_track_pyfunc.__file__),
-        bundle, {}, {}, {}, next_track_pyfunc.SIGNATURE, pd.DataFrame({"tracks": [keys[:2]]}), [],
-    )  # fmt: skip
+    model = LoggedModel(
+        card=card,
+        pyfunc_file=Path(next_track_pyfunc.__file__),
+        bundle_dir=bundle,
+        signature=next_track_pyfunc.SIGNATURE,
+        example_input=pd.DataFrame({"tracks": [keys[:2]]}),
+    )
+    _, version = log_and_register(client, experiment_id, parent, model)
     return version
 
 

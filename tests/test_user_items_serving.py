@@ -20,7 +20,7 @@ from ml.catalogue import Catalogue
 from ml.recommenders.base import Recommender
 from ml.recommenders.ease import Ease, EaseParams
 from ml.recommenders.two_tower import TwoTower, TwoTowerParams
-from ml.registry import ModelCard, ensure_experiment, log_and_register
+from ml.registry import LoggedModel, ModelCard, ensure_experiment, log_and_register
 from ml.sequences import Sequences
 from ml.serving import user_items_pyfunc
 from ml.serving.batch import USER_ITEMS_SCHEMA, user_items_batches, write_table
@@ -200,12 +200,14 @@ def test_the_registered_pyfunc_answers_as_in_process_without_torch(bundle_dir, r
     example = user_items_pyfunc.example_input(bundle)
     client = MlflowClient(tracking_uri)
     parent = client.create_run(experiment).info.run_id
-    _, version = log_and_register(
-        client, experiment, parent, "selected",
-        ModelCard(name, "user_items", "Test model.", "nothing", "test_ndcg_at_10"),
-        Path(user_items_pyfunc.__file__),
-        bundle_dir, {}, {}, {}, user_items_pyfunc.SIGNATURE, example, [],
-    )  # fmt: skip
+    model = LoggedModel(
+        card=ModelCard(name, "user_items", "Test model.", "nothing", "test_ndcg_at_10"),
+        pyfunc_file=Path(user_items_pyfunc.__file__),
+        bundle_dir=bundle_dir,
+        signature=user_items_pyfunc.SIGNATURE,
+        example_input=example,
+    )
+    _, version = log_and_register(client, experiment, parent, model)
     client.set_registered_model_alias(name, "champion", version)
     requirements = (
         Path(
