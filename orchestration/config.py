@@ -147,8 +147,8 @@ class HalvingConfig(dg.Config):
         default=MIN_UNIQUE_SHARE,
         ge=0.0,
         le=1.0,
-        description="candidate_metrics' floor for the second stage, measured against the "
-        "references' lists.",
+        description="next_track_candidate_metrics' floor for the second stage, measured against "
+        "the references' lists.",
     )
 
     budget_minutes: float | None = Field(
@@ -307,7 +307,7 @@ OP_CONFIGS: dict[str, type[dg.Config]] = {
     "user_items_dbt_models": UserItemsDbtConfig,
     "next_track_dbt_models": DbtBuildConfig,
     "next_track_dataset": DatasetConfig,
-    "candidate_metrics": SelectionConfig,
+    "next_track_candidate_metrics": SelectionConfig,
     "user_items_candidate_metrics": UserItemsSelectionConfig,
     "track_recommendations": TrackTableConfig,
     "user_recommendations": ServingTableConfig,
@@ -317,14 +317,25 @@ GRID_ASSETS: dict[str, list[dict]] = {
     "sequential_rules_candidates": SEQUENTIAL_RULES_GRID,
     "neighbourhood_candidates": NEIGHBOURHOOD_GRID,
     "slist_candidates": SLIST_GRID,
-    "user_item_candidates": USER_ITEMS_GRID,
+    "user_items_candidates": USER_ITEMS_GRID,
+}
+
+
+# Assets renamed when both use cases took one naming rule (<use case>_<stage>).
+RENAMED_OPS = {
+    "candidate_metrics": "next_track_candidate_metrics",
+    "selected_model": "next_track_selected_model",
+    "registered_model": "next_track_registered_model",
+    "baseline_candidates": "next_track_baseline_candidates",
+    "user_item_candidates": "user_items_candidates",
+    "user_items_baseline": "user_items_baseline_candidates",
 }
 
 
 def run_config_errors(run_config: dict) -> list[str]:
     """Every error of every op's config in ``run_config``, as readable lines naming the field."""
-    errors = []
     ops = run_config.get("ops", {}) or {}
+    errors = [f"{old}: renamed {new}" for old, new in RENAMED_OPS.items() if old in ops]
     for op_name, config_class in OP_CONFIGS.items():
         values = (ops.get(op_name) or {}).get("config") or {}
         try:

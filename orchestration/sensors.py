@@ -12,7 +12,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.jobs import next_track_job
+from orchestration.assets.next_track.registry import NEXT_TRACK
+from orchestration.factory import pipeline_job_name
 from orchestration.settings import INBOX_DIR, INBOX_SETTLE_SECONDS
 from orchestration.storage import RunStorage
 
@@ -40,7 +41,7 @@ def settled_entries(inbox: Path, settle_seconds: float, now: float) -> dict[str,
 
 
 @dg.sensor(
-    job=next_track_job,
+    job_name=pipeline_job_name(NEXT_TRACK),
     minimum_interval_seconds=10,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=f"Ingest new or changed files dropped into the inbox ({INBOX_DIR}).",

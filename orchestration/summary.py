@@ -60,7 +60,9 @@ def validation_lines(rows: list[dict], metrics=METRICS) -> list[str]:
     lines = metric_table([(r["candidate"], r["role"], r) for r in shown], metrics)
     hidden = len(rows) - len(shown)
     if hidden:
-        lines.append(f"  ... and {hidden} more candidates (the UI: candidate_metrics; MLflow)")
+        lines.append(
+            f"  ... and {hidden} more candidates (the UI: next_track_candidate_metrics; MLflow)"
+        )
     return lines
 
 
@@ -116,7 +118,7 @@ def print_summary(
             f"split train/validation/test  {stats['playlists_train']:,} / "
             f"{stats['playlists_validation']:,} / {stats['playlists_test']:,}"
         )
-    selection = meta("candidate_metrics")
+    selection = meta("next_track_candidate_metrics")
     if selection:
         sample, queries = selection["validation_sample"], selection["validation_queries"]
         metric, tiebreak = selection["selection_metric"], selection["selection_tiebreak"]
@@ -128,7 +130,7 @@ def print_summary(
         line = skipped_line(selection.get("candidates_skipped") or {})
         if line:
             print(line)
-    selected = meta("selected_model")
+    selected = meta("next_track_selected_model")
     if selected:
         print(f"\n== test split, scored once: {selected['candidate']} and the baselines ==")
         print("\n".join(test_lines(handover(selected))))
@@ -136,7 +138,7 @@ def print_summary(
             f"bundle {selected['bundle_megabytes']:.1f} MB, "
             f"{selected['serving_latency_ms_p50']:.1f} ms per query (median, in process)"
         )
-    print_registered(meta("registered_model"))
+    print_registered(meta("next_track_registered_model"))
     table = meta("track_recommendations")
     print_table(table, "track_recommendations", "tracks")
     reason = tracks_reason(stats, meta("next_track_dataset"), table)

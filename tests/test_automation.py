@@ -77,7 +77,8 @@ def test_inbox_sensor_ignores_partial_and_hidden_files(inbox):
 
 def test_weekly_schedule_is_off_by_default_and_runs_the_whole_graph(prepared_dbt_project):
     from orchestration.definitions import defs
-    from orchestration.schedules import weekly_retrain_schedule
+
+    weekly_retrain_schedule = defs.get_schedule_def("weekly_next_track")
 
     assert weekly_retrain_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     assert weekly_retrain_schedule.cron_schedule == "0 4 * * 1"
@@ -85,9 +86,12 @@ def test_weekly_schedule_is_off_by_default_and_runs_the_whole_graph(prepared_dbt
     run_request = weekly_retrain_schedule.evaluate_tick(context).run_requests[0]
     job = defs.resolve_job_def(weekly_retrain_schedule.job_name)
     selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
-    assert {"raw_playlist_events", "playlist_splits", "track_embeddings", "registered_model"} <= (
-        selected
-    )
+    assert {
+        "raw_playlist_events",
+        "playlist_splits",
+        "track_embeddings",
+        "next_track_registered_model",
+    } <= (selected)
     assert run_request.run_config == {}
 
 
@@ -109,7 +113,7 @@ def test_defaults_are_valid_and_bad_values_are_named():
                         ]
                     }
                 },
-                "candidate_metrics": {"config": {"metric": "hit_rate_at_7"}},
+                "next_track_candidate_metrics": {"config": {"metric": "hit_rate_at_7"}},
             }
         }
     )
@@ -121,7 +125,7 @@ def test_defaults_are_valid_and_bad_values_are_named():
     assert (
         "sequential_rules_candidates.candidates.1: unknown recommender family 'psychic'" in joined
     )
-    assert "candidate_metrics.metric" in joined
+    assert "next_track_candidate_metrics.metric" in joined
 
 
 def test_invalid_config_is_rejected_before_any_step(prepared_dbt_project, capsys):
@@ -141,3 +145,12 @@ def test_invalid_config_is_rejected_before_any_step(prepared_dbt_project, capsys
     assert failure.step_key == "raw_playlist_events"
     message = failure.event_specific_data.error.message
     assert "sequential_rules_candidates.candidates.0.sequential_rules.max_distance" in message
+
+
+def test_a_run_config_naming_a_renamed_asset_says_its_new_name():
+    from orchestration.config import run_config_errors
+
+    config = {"ops": {"candidate_metrics": {"config": {"reranker": False}}}}
+    assert run_config_errors(config) == ["candidate_metrics: renamed next_track_candidate_metrics"]
+    renamed = {"ops": {"next_track_candidate_metrics": {"config": {"reranker": False}}}}
+    assert run_config_errors(renamed) == []

@@ -114,7 +114,7 @@ def pipeline_run(cluster, tmp_path_factory):
 def test_the_pipeline_runs_on_the_cluster_with_the_embedded_console(pipeline_run):
     _, out, err, _ = pipeline_run
     assert "uploaded" in out and "s3://next-track/sources/" in out
-    assert "start  track_embeddings/fit[" in err and "done   selected_model" in err
+    assert "start  track_embeddings/fit[" in err and "done   next_track_selected_model" in err
     assert "registered next-track version 1 as @champion" in out
     assert "s3://next-track/serving/track_recommendations.duckdb" in out
 
@@ -145,9 +145,11 @@ def test_fit_steps_ran_on_two_workers_and_inputs_crossed_between_them(cluster, p
     fit_priority = {key.split(".")[0]: p for key, p in priority.items() if "__fit" in key}
     assert fit_priority["track_embeddings"] > fit_priority["sequential_rules_candidates"]
     # The steps' own metadata names their workers too.
-    selection = instance.get_latest_materialization_event(dg.AssetKey("candidate_metrics"))
+    selection = instance.get_latest_materialization_event(
+        dg.AssetKey("next_track_candidate_metrics")
+    )
     worker = selection.asset_materialization.metadata["worker"].value
-    assert worker == taken["candidate_metrics"][-1]
+    assert worker == taken["next_track_candidate_metrics"][-1]
 
 
 def test_every_hand_over_is_in_the_bucket_and_nothing_on_the_submitting_side(cluster, pipeline_run):

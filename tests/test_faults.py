@@ -517,7 +517,7 @@ def test_killed_runs_are_failed_their_pools_freed_and_waiting_runs_say_so(scenar
         # The console of a waiting `make run` says what it waits for, at INFO (the progress
         # console names the level of WARNING and above only), naming the waiting step.
         line = next(ln for ln in platform.log(name).splitlines() if WAIT_FOR_REGISTRY in ln)
-        assert "registered_model: Step blocked" in line
+        assert "next_track_registered_model: Step blocked" in line
         assert not any(level in line for level in ("DEBUG", "WARNING", "ERROR"))
         assert platform.processes[name].returncode == 0, platform.log(name)[-4000:]
         assert platform.run(name).status == dg.DagsterRunStatus.SUCCESS
@@ -589,8 +589,8 @@ def test_a_registry_error_fails_the_registration_and_keeps_the_champion(scenario
     from pydantic import TypeAdapter
 
     from orchestration.assets.next_track.dataset import DatasetHandle
-    from orchestration.assets.next_track.registry import registered_model
-    from orchestration.assets.next_track.selection import SelectedModel, Selection
+    from orchestration.assets.next_track.registry import next_track_registered_model
+    from orchestration.assets.selection import SelectedModel, Selection
     from orchestration.resources import MlflowResource
     from orchestration.storage import RunStorage
 
@@ -598,11 +598,11 @@ def test_a_registry_error_fails_the_registration_and_keeps_the_champion(scenario
     champion = client.get_model_version_by_alias(MODEL, CHAMPION)
     handover = platform.data / "runs" / champion.tags["dagster_run_id"] / "handover"
     inputs = {
-        name: TypeAdapter(kind).validate_json((handover / f"{name}.json").read_bytes())
-        for name, kind in (
-            ("selected_model", SelectedModel),
-            ("candidate_metrics", Selection),
-            ("next_track_dataset", DatasetHandle),
+        name: TypeAdapter(kind).validate_json((handover / f"{asset}.json").read_bytes())
+        for name, asset, kind in (
+            ("selected", "next_track_selected_model", SelectedModel),
+            ("selection", "next_track_candidate_metrics", Selection),
+            ("dataset", "next_track_dataset", DatasetHandle),
         )
     }
     versions = len(client.search_model_versions(f"name='{MODEL}'"))
@@ -618,7 +618,7 @@ def test_a_registry_error_fails_the_registration_and_keeps_the_champion(scenario
     context = dg.build_asset_context(instance=platform.instance, resources=resources)
     try:
         with pytest.raises(MlflowException, match="database is locked"):
-            registered_model(context, **inputs)
+            next_track_registered_model(context, **inputs)
     finally:
         mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])  # the session's store again
     monkeypatch.undo()

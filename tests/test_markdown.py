@@ -60,24 +60,40 @@ def test_the_gate_description_names_each_model_as_written():
 
 @pytest.mark.parametrize("use_case", ["next_track", "user_items"])
 def test_the_registered_version_description_names_each_model_as_written(use_case):
-    from orchestration.assets.next_track import registry as next_track
-    from orchestration.assets.user_items import registry as user_items
+    from orchestration.assets.next_track.registry import NEXT_TRACK
+    from orchestration.assets.registered_model import version_description
+    from orchestration.assets.selection import SelectedModel, Selection
+    from orchestration.assets.user_items.registry import USER_ITEMS
 
     figures = {"hit_rate_at_100": 0.2, "mrr_at_100": 0.1, "ndcg_at_10": 0.2}
     figures |= {"hit_rate_at_10": 0.3, "coverage_at_10": 0.4}
     test = {name: figures for name in NAMES}
     reason = "new data lineage: champion v1 was trained on '/data/my_*_files'"
-    if use_case == "next_track":
-        selected = next_track.SelectedModel(
-            HYBRID, "hybrid", "ndcg_at_10", "", test, test, {}, 0, 1.0
-        )
-        selection = next_track.Selection(
-            "ndcg_at_10", result(HYBRID, 0.3), [], [{}] * 7, {}, 500, 500, 50
-        )
-        description = next_track.version_description(selected, selection, reason)
-    else:
-        selected = user_items.UserItemsSelectedModel(HYBRID, "hybrid", {}, "", test, test, 1.0, 0)
-        description = user_items.version_description(selected, reason)
+    selected = SelectedModel(
+        candidate=HYBRID,
+        family="hybrid",
+        metric="ndcg_at_10",
+        bundle_key="",
+        validation=test,
+        test=test,
+        params={},
+        bundle_bytes=0,
+    )
+    selection = Selection(
+        metric="ndcg_at_10",
+        tiebreak="hit_rate_at_100",
+        selected=result(HYBRID, 0.3),
+        baselines=[],
+        rows=[{}] * 7,
+        plots={},
+        validation_sample=500,
+        validation_queries=500,
+        min_validation_queries=50,
+        gate_metrics=("hit_rate_at_10",),
+        ties_pass=use_case == "next_track",
+    )
+    reported = {"next_track": NEXT_TRACK, "user_items": USER_ITEMS}[use_case].reported_metrics
+    description = version_description(selected, selection, reason, reported)
     page = rendered(description)
     cells = [text_of(c) for c in re.findall(r"<tr>\s*<td>(.*?)</td>", page, re.DOTALL)]
     assert cells == NAMES

@@ -36,7 +36,9 @@ def grid(word2vec: list[dict], rules: list[dict], second_stage: bool = True) -> 
         "sequential_rules_candidates": {"config": {"candidates": rules}},
         "neighbourhood_candidates": {"config": {"candidates": []}},
         "slist_candidates": {"config": {"candidates": []}},
-        "candidate_metrics": {"config": {"hybrid": second_stage, "reranker": second_stage}},
+        "next_track_candidate_metrics": {
+            "config": {"hybrid": second_stage, "reranker": second_stage}
+        },
     }
 
 
@@ -123,7 +125,7 @@ def test_all_checks_passed(pipeline_run):
 
 
 def test_every_family_and_baseline_is_in_the_validation_table(pipeline_run):
-    selection = handover(pipeline_run.run_id, "candidate_metrics")
+    selection = handover(pipeline_run.run_id, "next_track_candidate_metrics")
     rows = {row["candidate"]: row for row in selection["rows"]}
     families = {row["family"] for row in rows.values()}
     assert {
@@ -143,7 +145,7 @@ def test_every_family_and_baseline_is_in_the_validation_table(pipeline_run):
     # Each family's best with its share of queries whose label its list alone holds; those
     # kept for the second stage are the best and those at or above the floor.
     event = dg.DagsterInstance.get().get_latest_materialization_event(
-        dg.AssetKey("candidate_metrics")
+        dg.AssetKey("next_track_candidate_metrics")
     )
     pool = event.asset_materialization.metadata["second_stage_components"].value
     shares = {entry["candidate"]: entry["share"] for entry in pool["unique_label_share"]}
@@ -175,7 +177,9 @@ def test_successive_halving_stops_the_clearly_worse_unit_at_the_rung(pipeline_ru
     decisions = {r.data["unit"]: r.data["decision"] for r in metadata["halving"].value.records}
     assert decisions == {kept.unit: "full fit", stopped.unit: "stopped"}
     assert metadata["rung_share_of_train"].value == 0.25
-    selection = instance.get_latest_materialization_event(dg.AssetKey("candidate_metrics"))
+    selection = instance.get_latest_materialization_event(
+        dg.AssetKey("next_track_candidate_metrics")
+    )
     skipped = selection.asset_materialization.metadata["candidates_skipped"].value
     assert skipped[stopped.unit] == stopped.skipped
     rung_runs = MlflowClient().search_runs(
@@ -268,7 +272,7 @@ def test_a_budget_spent_before_the_grid_screens_nothing(pipeline_run):
 def test_champion_is_registered_with_test_metrics_tags_and_lineage(pipeline_run):
     client = MlflowClient()
     champion = client.get_model_version_by_alias(MODEL, CHAMPION)
-    selected = handover(pipeline_run.run_id, "selected_model")
+    selected = handover(pipeline_run.run_id, "next_track_selected_model")
     dataset = handover(pipeline_run.run_id, "next_track_dataset")
     run = client.get_run(champion.run_id)
     expected = selected["test"][selected["candidate"]]["hit_rate_at_100"]
@@ -296,9 +300,9 @@ def test_the_pipelines_mlflow_run_holds_its_data_selection_and_figures(pipeline_
     """The parent run (one per Dagster run), not only the selected model's child, carries what
     the runs table compares pipeline runs on."""
     client = MlflowClient()
-    selected = handover(pipeline_run.run_id, "selected_model")
+    selected = handover(pipeline_run.run_id, "next_track_selected_model")
     dataset = handover(pipeline_run.run_id, "next_track_dataset")
-    registered = handover(pipeline_run.run_id, "registered_model")
+    registered = handover(pipeline_run.run_id, "next_track_registered_model")
     parent = client.get_run(
         client.get_run(registered["mlflow_run_id"]).data.tags["mlflow.parentRunId"]
     )
@@ -333,8 +337,10 @@ def test_the_pipelines_mlflow_run_holds_its_data_selection_and_figures(pipeline_
 def test_test_figures_by_query_length_and_popularity_bias_are_reported(pipeline_run):
     """The selected model and both baselines by query length (a table in Dagster and MLflow, a
     plot), and warm hit rate, coverage and POP@10 beside each candidate's accuracy."""
-    selected = handover(pipeline_run.run_id, "selected_model")
-    event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey("selected_model"))
+    selected = handover(pipeline_run.run_id, "next_track_selected_model")
+    event = dg.DagsterInstance.get().get_latest_materialization_event(
+        dg.AssetKey("next_track_selected_model")
+    )
     metadata = event.asset_materialization.metadata
     rows = [r.data for r in metadata["test_by_query_length"].value.records]
     assert {r["model"] for r in rows} == set(selected["test"])
@@ -346,13 +352,13 @@ def test_test_figures_by_query_length_and_popularity_bias_are_reported(pipeline_
         # The table shows four significant digits.
         assert hits / figures["queries"] == pytest.approx(figures["hit_rate_at_10"], abs=1e-3)
         assert 0 < figures["warm_hit_rate_at_10"] <= 1 and figures["mean_popularity_at_10"] > 0
-    registered = handover(pipeline_run.run_id, "registered_model")
+    registered = handover(pipeline_run.run_id, "next_track_registered_model")
     client = MlflowClient()
     parent = client.get_run(registered["mlflow_run_id"]).data.tags["mlflow.parentRunId"]
     logged = {a.path for a in client.list_artifacts(parent)}
     logged |= {a.path for a in client.list_artifacts(parent, "plots")}
     assert {"test_by_query_length.json", "plots/test_by_query_length.png"} <= logged
-    selection = handover(pipeline_run.run_id, "candidate_metrics")
+    selection = handover(pipeline_run.run_id, "next_track_candidate_metrics")
     popularity = next(r for r in selection["rows"] if r["family"] == "popularity")
     chosen = next(r for r in selection["rows"] if r["role"] == "selected")
     assert popularity["mean_popularity_at_10"] > chosen["mean_popularity_at_10"]
@@ -398,7 +404,10 @@ def test_a_model_that_does_not_beat_sequential_rules_is_never_registered(pipelin
     assert "hit_rate_at_100 against `sequential_rules:w10_last1_strict`" in gate.description
     assert "(validation queries: " in gate.description and "±" in gate.description
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert "candidate_metrics" in materialized and "registered_model" not in materialized
+    assert (
+        "next_track_candidate_metrics" in materialized
+        and "next_track_registered_model" not in materialized
+    )
     assert len(client.search_model_versions(f"name='{MODEL}'")) == versions_before
 
 
@@ -412,12 +421,12 @@ def test_a_retrain_that_does_not_beat_the_champion_becomes_challenger(pipeline_r
     assert client.get_model_version_by_alias(MODEL, CHAMPION).version == champion_before.version
     assert int(challenger.version) > int(champion_before.version)
     assert challenger.tags["promotion"].startswith("does not beat champion")
-    registered = handover(result.run_id, "registered_model")
+    registered = handover(result.run_id, "next_track_registered_model")
     assert registered["alias"] == CHALLENGER
     # Same data, same split: the champion re-scored through its MLflow pyfunc gives exactly the
     # figure the pipeline logged for it.
     event = dg.DagsterInstance.get().get_latest_materialization_event(
-        dg.AssetKey("registered_model")
+        dg.AssetKey("next_track_registered_model")
     )
     rescored = event.asset_materialization.metadata[
         "champion_before_test_hit_rate_at_100_on_this_split"

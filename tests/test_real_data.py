@@ -59,9 +59,11 @@ def test_champion_on_yes_small_beats_both_baselines(make_run):
     assert re.search(r"^rows in +175,911$", stdout, re.MULTILINE), stdout
     assert "registered next-track version 1 as @champion" in stdout
     runs = make_run["data"] / "runs"
-    (run,) = [p for p in runs.iterdir() if (p / "handover" / "selected_model.json").exists()]
-    selection = json.loads((run / "handover" / "candidate_metrics.json").read_text())
-    selected = json.loads((run / "handover" / "selected_model.json").read_text())
+    (run,) = [
+        p for p in runs.iterdir() if (p / "handover" / "next_track_selected_model.json").exists()
+    ]
+    selection = json.loads((run / "handover" / "next_track_candidate_metrics.json").read_text())
+    selected = json.loads((run / "handover" / "next_track_selected_model.json").read_text())
     name = selected["candidate"]
     for baseline in selection["baselines"]:
         # validation: the whole split, as the gate sees it; test: scored once
@@ -81,7 +83,7 @@ def test_make_run_prints_progress_and_a_short_summary(make_run):
     progress = stderr.splitlines()
     assert any(line.endswith(" start  raw_playlist_events") for line in progress), report
     assert any(" done   track_embeddings/fit[word2vec__" in line for line in progress), report
-    assert any("done   registered_model in" in line for line in progress), report
+    assert any("done   next_track_registered_model in" in line for line in progress), report
     assert any("epoch" in line and "left" in line for line in progress), report  # training
     assert "Warning" not in stderr, report  # UserWarning, FutureWarning, ...: fixed
     noises = ["START sql", "STEP_WORKER_STARTED", "Downloading artifacts", "DEBUG"]

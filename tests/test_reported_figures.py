@@ -1,5 +1,5 @@
 """Hit rate@10, hit rate@100, MRR@100 and NDCG@10 of the selected model and both baselines
-wherever people read them: `make run`'s summary, the candidate_metrics table (its Dagster
+wherever people read them: `make run`'s summary, the next_track_candidate_metrics table (its Dagster
 metadata), and the registered version's MLflow description. Each model has its own figures, so
 a figure shown beside the wrong model or under the wrong column fails."""
 
@@ -76,14 +76,39 @@ def test_the_candidate_metrics_table_holds_the_four_figures_and_the_selection_er
 
 
 def test_the_version_description_shows_the_four_test_figures_of_each_model():
-    from orchestration.assets.next_track import registry
-    from orchestration.assets.next_track.selection import SelectedModel, Selection
+    from ml.evaluation.selection import GATE_METRICS, tiebreak_of
+    from orchestration.assets.next_track.registry import NEXT_TRACK
+    from orchestration.assets.registered_model import version_description
+    from orchestration.assets.selection import SelectedModel, Selection
 
     test = {n: metrics_of(n) for n in (SELECTED, POPULARITY, LAST_TRACK)}
-    selected = SelectedModel(SELECTED, "hybrid", "ndcg_at_10", "", test, test, {}, 0, 1.0)
+    selected = SelectedModel(
+        candidate=SELECTED,
+        family="hybrid",
+        metric="ndcg_at_10",
+        bundle_key="",
+        validation=test,
+        test=test,
+        params={},
+        bundle_bytes=0,
+        facts={"latency_ms_p50": 1.0},
+    )
     rows = candidate_table(results(), "ndcg_at_10", SELECTED)
-    selection = Selection("ndcg_at_10", results()[0], [], rows, {}, 3413, 3413, 50)
-    page = rendered(registry.version_description(selected, selection, "no champion yet"))
+    selection = Selection(
+        metric="ndcg_at_10",
+        tiebreak=tiebreak_of("ndcg_at_10"),
+        selected=results()[0],
+        baselines=[],
+        rows=rows,
+        plots={},
+        validation_sample=3413,
+        validation_queries=3413,
+        min_validation_queries=50,
+        gate_metrics=GATE_METRICS,
+        ties_pass=True,
+    )
+    reason = "no champion yet"
+    page = rendered(version_description(selected, selection, reason, NEXT_TRACK.reported_metrics))
     headers = [text_of(h) for h in re.findall(r"<th>(.*?)</th>", page, re.DOTALL)]
     assert headers == [
         "model",

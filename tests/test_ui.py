@@ -95,12 +95,12 @@ def test_materialize_all_from_the_ui_path(dagster_ui, materialized):
         "raw_playlist_events",
         "playlist_splits",
         "next_track_dataset",
-        "registered_model",
+        "next_track_registered_model",
     ):
         assert materialized in {m["run_id"] for m in materializations(url, [asset])}, asset
     from orchestration.assets.next_track.registry import MODEL_NAME
 
-    registered = materializations(url, ["registered_model"])[0]
+    registered = materializations(url, ["next_track_registered_model"])[0]
     assert registered["alias"] == CHAMPION and registered["model_version"] == "1"
     client = MlflowClient(dagster_ui["MLFLOW_TRACKING_URI"])
     champion = client.get_model_version_by_alias(MODEL_NAME, CHAMPION)
@@ -174,7 +174,8 @@ def test_asset_graph_renders_in_a_real_browser(dagster_ui, materialized, tmp_pat
             "next_track_dataset", "rung_references", "track_embeddings",
             "sequential_rules_candidates",
             "neighbourhood_candidates", "slist_candidates",
-            "baseline_candidates", "candidate_metrics", "selected_model", "registered_model",
+            "next_track_baseline_candidates", "next_track_candidate_metrics",
+            "next_track_selected_model", "next_track_registered_model",
         ],
     }  # fmt: skip
     for group, assets in groups.items():
@@ -260,9 +261,9 @@ def test_links_between_the_uis_and_the_candidate_table_in_a_real_browser(
     dagster_ui, materialized, linked_mlflow_ui, tmp_path
 ):
     """On ports other than the defaults: Dagster's mlflow_run link opens that MLflow run, whose
-    dagster_run tag opens the Dagster run that trained it; registered_model opens its MLflow
-    model version; candidate_metrics shows the candidate table (every name as written) and the
-    hit rate@K plot without a click."""
+    dagster_run tag opens the Dagster run that trained it; next_track_registered_model opens its
+    MLflow model version; next_track_candidate_metrics shows the candidate table (every name as
+    written) and the hit rate@K plot without a click."""
     from orchestration.assets.next_track.registry import MODEL_NAME
     from tests.browser import Browser
 
@@ -287,7 +288,7 @@ def test_links_between_the_uis_and_the_candidate_table_in_a_real_browser(
 
         browser.open(tag)  # MLflow -> Dagster: the run that trained it
         browser.wait_for(f"document.body.innerText.includes({materialized[:8]!r})")
-        browser.wait_for("document.body.innerText.includes('registered_model')")
+        browser.wait_for("document.body.innerText.includes('next_track_registered_model')")
         assert browser.url().startswith(f"{dagster}/runs/{materialized}")
 
         browser.open(version_link)
@@ -303,10 +304,8 @@ def test_links_between_the_uis_and_the_candidate_table_in_a_real_browser(
             f".filter(t => {columns!r}.every(c => t.header.includes(c))))"
         )
         (table,) = tables
-        rows = json.loads(
-            (dagster_ui["data"] / "runs" / materialized / "handover" / "candidate_metrics.json")
-            .read_text()
-        )["rows"]  # fmt: skip
+        handover = dagster_ui["data"] / "runs" / materialized / "handover"
+        rows = json.loads((handover / "next_track_candidate_metrics.json").read_text())["rows"]
         name_cells = [row[table["header"].index("candidate")] for row in table["rows"]]
         assert name_cells == [row["candidate"] for row in rows]
         assert any("*" in name for name in name_cells), "no hybrid in the table"

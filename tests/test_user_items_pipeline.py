@@ -41,7 +41,7 @@ def user_items_run(prepared_dbt_project, shared_data):
         run_config={
             "ops": {
                 "raw_interactions": {"config": {"source": str(shared_data / "movielens_100k")}},
-                "user_item_candidates": {"config": {"candidates": SMALL_USER_ITEMS_GRID}},
+                "user_items_candidates": {"config": {"candidates": SMALL_USER_ITEMS_GRID}},
                 "user_recommendations": {"config": {"k": 10}},
             }
         },

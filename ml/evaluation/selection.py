@@ -60,9 +60,9 @@ def finalists(results: list[CandidateResult], metric: str, most: int) -> list[Ca
 def candidate_table(
     results: list[CandidateResult], metric: str, selected: str | None
 ) -> list[dict]:
-    """The next-track table people read (candidate_metrics, the run summary, MLflow): every
-    result in selection order, hit rate@10/20/100, MRR@100, NDCG@10 and @100, coverage@100,
-    and the standard errors of ``metric`` and hit rate@100."""
+    """The next-track table people read (next_track_candidate_metrics, the run summary,
+    MLflow): every result in selection order, hit rate@10/20/100, MRR@100, NDCG@10 and @100,
+    coverage@100, and the standard errors of ``metric`` and hit rate@100."""
     return table_rows(
         next_track_ranked(results, metric), 100, selected, errors_of=(metric, "hit_rate_at_100")
     )

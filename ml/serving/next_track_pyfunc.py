@@ -63,6 +63,12 @@ SIGNATURE = ModelSignature(
 )
 
 
+def example_input(bundle: Bundle) -> pd.DataFrame:
+    """The input example logged with the model: a playlist of the catalogue's first three
+    tracks."""
+    return pd.DataFrame({"tracks": [bundle.catalogue.key_list()[:3]]})
+
+
 def parse_queries(model_input: pd.DataFrame) -> list[list[str]]:
     """Each row's tracks, stripped; every bad row and item is named (up to MAX_REPORTED)."""
     if "tracks" not in model_input.columns:

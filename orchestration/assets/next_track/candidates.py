@@ -212,7 +212,7 @@ slist_candidates = next_track_grid(
     description="The baselines every candidate must beat, on the same validation queries: most "
     "popular, and sequential rules on the last track only.",
 )
-def baseline_candidates(
+def next_track_baseline_candidates(
     context: dg.AssetExecutionContext,
     next_track_dataset: DatasetHandle,
     storage: RunStorage,

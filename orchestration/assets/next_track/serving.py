@@ -6,7 +6,7 @@ from dagster_dbt import DbtCliResource
 
 from ml.serving.batch import NEXT_TRACK_SCHEMA, most_played, next_track_batches
 from orchestration.assets.champion_tables import champion_bundle, dbt_source_tests, serving_table
-from orchestration.assets.next_track.registry import MODEL_NAME, registered_model
+from orchestration.assets.next_track.registry import MODEL_NAME, next_track_registered_model
 from orchestration.config import TrackTableConfig
 from orchestration.resources import MlflowResource
 from orchestration.settings import WAREHOUSE_KEY
@@ -16,7 +16,7 @@ TABLE = "track_recommendations"
 
 
 @dg.asset(
-    deps=[registered_model],
+    deps=[next_track_registered_model],
     group_name="next_track",
     kinds={"duckdb"},
     description="The champion's top-K next tracks for each of the most-played tracks of its "

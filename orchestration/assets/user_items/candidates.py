@@ -59,7 +59,7 @@ def fit_user_items_unit(
         context.log.warning(f"skipped {spec.unit_name}: {e}")
         return UnitOutcome(spec.unit_name, spec.family, skipped=str(e))
     client.set_terminated(training_run.info.run_id)
-    model_key = run_key(context.run.run_id, "user_item_candidates", spec.unit_name)
+    model_key = run_key(context.run.run_id, "user_items_candidates", spec.unit_name)
     model.save(storage.writable(model_key))
     storage.commit(model_key)
     results = []
@@ -108,8 +108,8 @@ def fit_user_items_unit(
     return UnitOutcome(spec.unit_name, spec.family, results)
 
 
-user_item_candidates = candidate_grid(
-    "user_item_candidates",
+user_items_candidates = candidate_grid(
+    "user_items_candidates",
     USER_ITEMS_GRID,
     "Two-tower (PyTorch), EASE and item-kNN over the user's history, each fitted on the train "
     "period and scored on validation (NDCG, hit rate, recall, coverage at 10).",
@@ -126,7 +126,7 @@ user_item_candidates = candidate_grid(
     description="The bar for user-items: most popular items of the train period, on the same "
     "validation users.",
 )
-def user_items_baseline(
+def user_items_baseline_candidates(
     context: dg.AssetExecutionContext,
     user_items_dataset: UserItemsDatasetHandle,
     storage: RunStorage,

@@ -1,49 +1,88 @@
 """user-items selection on validation (NDCG@10 by default), and the gate: beat popularity."""
 
-from dataclasses import dataclass
-
 import dagster as dg
-import pandas as pd
 
 from ml.evaluation.candidates import CandidateResult
 from ml.evaluation.ranking import ranked
-from ml.evaluation.report import (
-    USER_ITEMS_COLUMNS,
-    plot_validation_bars,
-    table_rows,
-)
+from ml.evaluation.report import USER_ITEMS_COLUMNS, plot_validation_bars, table_rows
 from ml.evaluation.selection import EvidenceFloor, baseline_gate
 from ml.evaluation.user_items import best
-from ml.registry import log_to_run
+from ml.recommenders.base import Log
 from orchestration.assets.grid import UnitOutcome
-from orchestration.assets.registration import logged_metrics
+from orchestration.assets.selection import (
+    GridResults,
+    Selection,
+    SelectionReport,
+    report_selection,
+)
 from orchestration.assets.user_items.candidates import (
     EXPERIMENT,
-    user_item_candidates,
-    user_items_baseline,
+    user_items_baseline_candidates,
+    user_items_candidates,
 )
 from orchestration.assets.user_items.dataset import UserItemsDatasetHandle
 from orchestration.config import UserItemsSelectionConfig
-from orchestration.metadata import for_display, mlflow_plot, rows_table
 from orchestration.resources import MlflowResource
-from orchestration.settings import WORKER_NAME
 from orchestration.storage import RunStorage, run_key
 
+TIEBREAK = "hit_rate_at_10"
 
-@dataclass
-class UserItemsSelection:
-    metric: str
-    selected: CandidateResult
-    baselines: list[CandidateResult]
-    rows: list[dict]
-    plots: dict[str, str]  # name -> PNG in the run store
-    min_validation_users: int  # the gate's floor
+
+def best_above_floor(
+    models: list[CandidateResult], config: UserItemsSelectionConfig, warn: Log
+) -> tuple[CandidateResult, bool]:
+    """The best on the config's metric among those whose coverage reaches the floor (else among
+    all, warned), and whether the floor was met."""
+    try:
+        return best(models, config.min_coverage, config.metric), True
+    except ValueError as e:
+        warn(f"{e}: selecting on {config.metric} alone")
+        return best(models, 0.0, config.metric), False
+
+
+def validation_selection(
+    config: UserItemsSelectionConfig,
+    grid: GridResults,
+    selected: CandidateResult,
+    users: int,
+    plot: str,
+) -> Selection:
+    """The hand-over: ``selected`` among the grid's results, the validation table in selection
+    order (``plot`` its bars), the gate beside popularity."""
+    rows = table_rows(
+        ranked(grid.results, config.metric, TIEBREAK), 10, selected.name, USER_ITEMS_COLUMNS
+    )
+    return Selection(
+        metric=config.metric,
+        tiebreak=TIEBREAK,
+        selected=selected,
+        baselines=[r for r in grid.results if r.baseline],
+        rows=rows,
+        plots={"validation": plot},
+        validation_sample=users,
+        validation_queries=users,
+        min_validation_queries=config.min_validation_users,
+        gate_metrics=(config.metric,),
+        ties_pass=False,
+    )
+
+
+def run_params(dataset: UserItemsDatasetHandle, selected: CandidateResult, users: int) -> dict:
+    """The pipeline's MLflow run params: the data and what was selected."""
+    return {
+        "source": dataset.source,
+        "sample_percent": dataset.sample_percent,
+        "split_method": dataset.split_method,
+        "selected_candidate": selected.name,
+        "selected_family": selected.family,
+        "validation_users": users,
+    }
 
 
 @dg.asset(
     ins={
-        "candidates": dg.AssetIn(user_item_candidates.key),
-        "baseline": dg.AssetIn(user_items_baseline.key),
+        "candidates": dg.AssetIn(user_items_candidates.key),
+        "baseline": dg.AssetIn(user_items_baseline_candidates.key),
     },
     group_name="user_items",
     kinds={"mlflow"},
@@ -58,86 +97,39 @@ def user_items_candidate_metrics(
     user_items_dataset: UserItemsDatasetHandle,
     storage: RunStorage,
     mlflow: MlflowResource,
-) -> UserItemsSelection:
-    outcomes = [*candidates, *baseline]
-    results = [r for o in outcomes for r in o.results]
-    skipped = {o.unit: o.skipped for o in outcomes if o.skipped}
-    models = [r for r in results if not r.baseline]
-    if not models:
-        raise dg.Failure(
-            "no candidate could fit: "
-            + ("; ".join(f"{u}: {why}" for u, why in skipped.items()) or "the grid is empty"),
-            allow_retries=False,
-        )
-    try:
-        selected = best(models, config.min_coverage, config.metric)
-        floor_met = True
-    except ValueError as e:
-        context.log.warning(f"{e}: selecting on {config.metric} alone")
-        selected, floor_met = best(models, 0.0, config.metric), False
-    baselines = [r for r in results if r.baseline]
-    rows = table_rows(
-        ranked(results, config.metric, "hit_rate_at_10"), 10, selected.name, USER_ITEMS_COLUMNS
-    )
-    plots = {"validation": run_key(context.run.run_id, "plots", "user_items.png")}
-    plot = plot_validation_bars(rows, config.metric, storage.writable(plots["validation"]))
-    storage.commit(plots["validation"])
-    parent = mlflow.parent_run(EXPERIMENT, context)
-    client = mlflow.client()
-    client.log_table(parent, data=pd.DataFrame(rows), artifact_file="validation_table.json")
-    client.log_artifact(parent, str(plot), artifact_path="plots")
-    experiment_id = mlflow.experiment_id(EXPERIMENT)
-    log_to_run(
-        client,
-        parent,
-        {
-            "source": user_items_dataset.source,
-            "sample_percent": user_items_dataset.sample_percent,
-            "split_method": user_items_dataset.split_method,
-            "selected_candidate": selected.name,
-            "selected_family": selected.family,
-            "validation_users": user_items_dataset.summary["validation"]["queries"],
+) -> Selection:
+    dataset, grid = user_items_dataset, GridResults.of([*candidates, *baseline])
+    models = [r for r in grid.results if not r.baseline]
+    selected, floor_met = best_above_floor(models, config, context.log.warning)
+    plot = run_key(context.run.run_id, "plots", "user_items.png")
+    users = dataset.summary["validation"]["queries"]
+    selection = validation_selection(config, grid, selected, users, plot)
+    plot_validation_bars(selection.rows, config.metric, storage.writable(plot))
+    report = SelectionReport(
+        experiment=EXPERIMENT,
+        params=run_params(dataset, selected, users),
+        selection=selection,
+        shown_plots=("validation",),
+        metadata={
+            "coverage_floor": config.min_coverage,
+            "coverage_floor_met": floor_met,
+            "candidates_skipped": dg.MetadataValue.json(grid.skipped),
         },
-        logged_metrics(
-            selected.name, {"validation": {r.name: r.metrics for r in [selected, *baselines]}}
-        ),
     )
-    context.add_output_metadata(
-        for_display(
-            {
-                "selected": selected.name,
-                "coverage_floor": config.min_coverage,
-                "coverage_floor_met": floor_met,
-                f"selected_validation_{config.metric}": selected.metrics[config.metric],
-                **{
-                    f"{b.family}_baseline_validation_{config.metric}": b.metrics[config.metric]
-                    for b in baselines
-                },
-                "candidates_skipped": dg.MetadataValue.json(skipped),
-                "validation": rows_table(rows),
-                **mlflow_plot(
-                    mlflow, experiment_id, parent, f"plots/{plot.name}", "validation_plot"
-                ),
-                "mlflow_run": dg.MetadataValue.url(mlflow.run_url(experiment_id, parent)),
-                "worker": WORKER_NAME,
-            }
-        )
-    )
-    return UserItemsSelection(
-        config.metric, selected, baselines, rows, plots, config.min_validation_users
-    )
+    report_selection(context, report, mlflow, storage)
+    return selection
 
 
 @dg.asset_check(asset=user_items_candidate_metrics, blocking=True)
 def user_items_model_beats_popularity(
-    user_items_candidate_metrics: UserItemsSelection,
+    user_items_candidate_metrics: Selection,
 ) -> dg.AssetCheckResult:
     """The selected model must beat popularity on the validation metric (NDCG@10), measured on
     at least min_validation_users users; blocking, so a model that does not is never
     registered."""
     selection = user_items_candidate_metrics
     floor = EvidenceFloor(
-        selection.min_validation_users,
+        selection.min_validation_queries,
         "validation users",
         "user_items_candidate_metrics.config.min_validation_users",
     )

@@ -1,0 +1,219 @@
+"""The next-track selection on validation: a second stage (reranker, hybrid) over each family's
+best, the finalists re-scored on the whole split, the first at least as good as every baseline
+selected; its table and plots. Then the selected model on test beside the baselines."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ml.artifacts import ArtifactStore
+from ml.datasets.evaluation_split import EvaluationSplit
+from ml.datasets.next_track import NextTrackData
+from ml.evaluation.candidates import CandidateResult, ScoredComponents, evaluate
+from ml.evaluation.metrics import hit_rate_curve, metrics_by_query_length
+from ml.evaluation.report import (
+    plot_by_query_length,
+    plot_feature_importances,
+    plot_hit_rate_curves,
+    plot_validation_bars,
+    query_length_rows,
+)
+from ml.evaluation.reranking import build_reranker
+from ml.evaluation.selection import (
+    GATE_METRICS,
+    REPORTED_METRICS,
+    best_per_family,
+    build_hybrid,
+    candidate_table,
+    cutoff_of,
+    finalists,
+    first_meeting_baselines,
+    next_track_ranked,
+)
+from ml.recommenders.base import Log, TopK, no_log
+from ml.recommenders.popularity import Popularity
+
+# The hit rates, MRRs and NDCGs every next-track candidate is measured at.
+METRIC_KS = (1, 5, 10, 20, 50, 100)
+# name -> file of each plot the selection writes.
+PLOT_FILES = {
+    "reranker_feature_importance": "reranker_gain.png",
+    "hit_rate_at_k": "validation_hit_rate_at_k.png",
+    "validation": "validation.png",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecondStage:
+    """How the second stage is built over each family's best (the run config's selection)."""
+
+    hybrid: bool
+    hybrid_depth: int
+    reranker: bool
+    reranker_depth: int
+    min_unique_share: float  # a family's list alone must find this share of labels
+    finalists: int  # re-scored on the whole validation split
+
+
+@dataclass(frozen=True, kw_only=True)
+class NextTrackSelection:
+    selected: CandidateResult
+    baselines: list[CandidateResult]  # on the whole validation split
+    results: list[CandidateResult]  # every candidate, baseline and second-stage model
+    rows: list[dict]  # the validation table
+    plots: list[str]  # the names (PLOT_FILES) of the plots written
+    passed_over: list[str]  # why each better-ranked candidate was not selected
+    components: dict  # the second stage's families: kept, and each one's unique label share
+
+
+def select_next_track(
+    results: list[CandidateResult],
+    data: NextTrackData,
+    sample_rows: np.ndarray,
+    *,
+    metric: str,
+    second_stage: SecondStage,
+    store: ArtifactStore,
+    key: Callable[[str], str],
+    plot_path: Callable[[str], Path],
+    log: Log = no_log,
+) -> NextTrackSelection:
+    """Selects among ``results`` (the grid's, scored on ``data.validation``'s ``sample_rows``)
+    on ``metric``. Models are saved under ``key(name)`` in ``store``, plots at
+    ``plot_path(name)``."""
+    results = list(results)
+    popularity = Popularity.from_counts(data.catalogue.train_counts)
+    sample = data.validation.take(sample_rows)
+    s = second_stage
+    tops: dict[str, TopK] = {}
+    plots = []
+    depths = [s.hybrid_depth] * s.hybrid + [s.reranker_depth] * s.reranker
+    best = ScoredComponents.of(
+        best_per_family(results, metric) if depths else [],  # scored only if used
+        store,
+        sample,
+        max([*depths, *METRIC_KS]),
+    )
+    components = best.contributing(sample.labels, len(data.catalogue), s.min_unique_share, log)
+    if s.reranker:
+        reranked = build_reranker(
+            components,
+            train=data.train,
+            catalogue=data.catalogue,
+            validation=data.validation,
+            sample_rows=sample_rows,
+            popularity=popularity,
+            store=store,
+            key=key("reranker"),
+            ks=METRIC_KS,
+            depth=s.reranker_depth,
+            vectors=best.item_vectors(),
+            log=log,
+        )
+        if reranked is not None:
+            reranker, tops[reranker.name], model = reranked
+            results.append(reranker)
+            plots.append("reranker_feature_importance")
+            plot_feature_importances(model.importances(), plot_path(plots[-1]))
+    if s.hybrid:
+        hybrid = build_hybrid(
+            components,
+            sample,
+            popularity,
+            store,
+            key("hybrid"),
+            cutoff_of(metric),
+            s.hybrid_depth,
+            METRIC_KS,
+            log,
+        )
+        if hybrid is not None:
+            log(f"hybrid {hybrid.name}: {metric} {hybrid.metrics[metric]:.4f}")
+            results.append(hybrid)
+    contenders = finalists([r for r in results if not r.baseline], metric, s.finalists)
+    sampled = len(sample) < len(data.validation)
+
+    def on_all_validation(result: CandidateResult) -> CandidateResult:
+        # The reranker was measured on the whole split already, out of sample.
+        if sampled and result.name not in tops:
+            began = time.perf_counter()
+            result.metrics, tops[result.name] = evaluate(
+                result.load(store), data.validation, popularity, METRIC_KS
+            )
+            result.eval_seconds = time.perf_counter() - began
+            log(
+                f"re-scored {result.name} on all {len(data.validation):,} validation queries: "
+                f"{metric} {result.metrics[metric]:.4f} in {result.eval_seconds:.0f} s"
+            )
+        return result
+
+    baselines = [on_all_validation(r) for r in results if r.baseline]
+    for result in contenders:
+        on_all_validation(result)
+    # Finalists first; should none be at least as good as both baselines, the other candidates
+    # in order (the grid's plain last-track rule ties that baseline).
+    finalist_names = {r.name for r in contenders}
+    others = [r for r in results if not r.baseline and r.name not in finalist_names]
+    ranking = next_track_ranked(contenders, metric) + next_track_ranked(others, metric)
+    selected, passed_over = first_meeting_baselines(
+        ranking, baselines, GATE_METRICS, on_all_validation
+    )
+    for reason in passed_over:
+        log(f"passed over, not at least as good as every baseline: {reason}")
+    curves = {}
+    for result in [selected, *baselines]:
+        if result.name not in tops:  # the sample was all of validation: scored there already
+            _, tops[result.name] = evaluate(
+                result.load(store), data.validation, popularity, METRIC_KS
+            )
+        curves[result.name] = hit_rate_curve(
+            tops[result.name].ids, data.validation.labels, len(data.catalogue)
+        )
+    rows = candidate_table(results, metric, selected.name)
+    title = "validation hit rate@K: selected model and baselines"
+    plot_hit_rate_curves(curves, plot_path("hit_rate_at_k"), title)
+    plot_validation_bars(rows, metric, plot_path("validation"))
+    return NextTrackSelection(
+        selected=selected,
+        baselines=baselines,
+        results=results,
+        rows=rows,
+        plots=[*plots, "hit_rate_at_k", "validation"],
+        passed_over=passed_over,
+        components={
+            "kept": [r.name for r in components.results],
+            "unique_label_share": [  # best family first (a list keeps the order)
+                {"candidate": name, "share": share}
+                for name, share in components.unique_shares.items()
+            ],
+        },
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TestFigures:
+    metrics: dict[str, dict[str, float]]  # name -> test metrics (selected and baselines)
+    by_query_length: list[dict]  # the table by query length (1-2, 3-5, 6-10, 11+ tracks)
+
+
+def score_on_test(
+    models: list[CandidateResult], data: NextTrackData, store: ArtifactStore, plot: Path
+) -> TestFigures:
+    """Each of ``models`` scored once on test, also by query length (the table, and its hit
+    rate@10 plot at ``plot``)."""
+    popularity = Popularity.from_counts(data.catalogue.train_counts)
+    test: EvaluationSplit = data.test
+    metrics, by_length = {}, {}
+    for result in models:
+        metrics[result.name], top = evaluate(result.load(store), test, popularity, METRIC_KS)
+        by_length[result.name] = metrics_by_query_length(
+            top.ids, test.queries.history, test.labels, len(data.catalogue), METRIC_KS
+        )
+    rows = query_length_rows(by_length, REPORTED_METRICS)
+    plot_by_query_length(rows, "hit_rate_at_10", plot)
+    return TestFigures(metrics=metrics, by_query_length=rows)
