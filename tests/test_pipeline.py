@@ -545,3 +545,59 @@ def test_a_sql_only_dbt_build_leaves_the_runs_own_warehouse_as_the_run_wrote_it(
     )  # fmt: skip
     assert read_table_rows(WAREHOUSE_PATH, "next_track_build")[0]["build_id"] == "manual"
     assert read_table_rows(built, "next_track_build")[0] == before
+
+
+def test_selection_and_registration_each_run_alone_on_the_runs_hand_overs(pipeline_run, tmp_path):
+    """Each stage materialized alone on the hand-overs the run wrote, into a fresh MLflow store:
+    the selection ranks the same candidates and chooses as the run did, and registration makes
+    the first version champion with the baselines' test figures beside its own."""
+    from orchestration.assets.grid import UnitOutcome
+    from orchestration.assets.next_track.dataset import DatasetHandle
+    from orchestration.assets.next_track.registry import next_track_registered_model
+    from orchestration.assets.next_track.selection import next_track_candidate_metrics
+    from orchestration.assets.selection import SelectedModel, Selection
+    from orchestration.settings import RUNS_DIR
+    from tests.alone import fresh_resources, handovers, run_alone
+
+    grid = [
+        "track_embeddings",
+        "sequential_rules_candidates",
+        "neighbourhood_candidates",
+        "slist_candidates",
+        "next_track_baseline_candidates",
+    ]
+    run = handovers(
+        RUNS_DIR / pipeline_run.run_id,
+        {
+            "next_track_dataset": DatasetHandle,
+            **{name: list[UnitOutcome] for name in grid},
+            "next_track_candidate_metrics": Selection,
+            "next_track_selected_model": SelectedModel,
+        },
+    )
+    resources = fresh_resources(tmp_path)
+    inputs = {n: run[n] for n in ["next_track_dataset", *grid]}
+    selection = run_alone(next_track_candidate_metrics, inputs, resources)
+    before = run["next_track_candidate_metrics"]
+    assert selection.selected.name == before.selected.name
+    assert [r["candidate"] for r in selection.rows] == [r["candidate"] for r in before.rows]
+
+    inputs = {
+        "next_track_selected_model": run["next_track_selected_model"],
+        "next_track_candidate_metrics": selection,
+        "next_track_dataset": run["next_track_dataset"],
+    }
+    registered = run_alone(next_track_registered_model, inputs, resources)
+    assert (registered.version, registered.alias, registered.reason) == (
+        "1",
+        CHAMPION,
+        "no champion yet",
+    )
+    version = MlflowClient(resources["mlflow"].tracking_uri).get_model_version(MODEL, "1")
+    selected = run["next_track_selected_model"]
+    assert version.tags["candidate"] == selected.candidate
+    assert version.tags["raw_fingerprint"] == run["next_track_dataset"].raw_fingerprint
+    for name, figures in selected.test.items():
+        if name != selected.candidate:
+            tag = f"test_baseline_{name.split(':')[0]}_hit_rate_at_100"
+            assert float(version.tags[tag]) == pytest.approx(figures["hit_rate_at_100"], abs=1e-6)

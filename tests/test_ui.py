@@ -273,7 +273,7 @@ def test_links_between_the_uis_and_the_candidate_table_in_a_real_browser(
     champion = client.get_model_version_by_alias(MODEL_NAME, CHAMPION)
     browser = Browser(CHROMIUM, tmp_path / "chromium")
     try:
-        browser.open(f"{dagster}/assets/registered_model")
+        browser.open(f"{dagster}/assets/next_track_registered_model")
         run_link = browser.wait_for(METADATA_LINK.format(label='"mlflow_run"'))
         version_link = browser.wait_for(METADATA_LINK.format(label='"mlflow_model_version"'))
         assert run_link.startswith(f"{mlflow_url}/#/experiments/")
@@ -297,7 +297,7 @@ def test_links_between_the_uis_and_the_candidate_table_in_a_real_browser(
         source_run = client.get_run(champion.run_id).info.run_name  # "selected: <candidate>"
         browser.wait_for(f"document.body.innerText.includes({source_run!r})")
 
-        browser.open(f"{dagster}/assets/candidate_metrics")
+        browser.open(f"{dagster}/assets/next_track_candidate_metrics")
         columns = ["candidate", "family", "role", "hit_rate_at_100", "queries", "fit_seconds"]
         tables = browser.wait_for(
             f"(t => t.length ? t : null)(({METADATA_TABLES})"

@@ -157,3 +157,47 @@ def test_the_champion_by_alias_answers_known_and_unknown_users(user_items_run):
     assert not set(answer.loc[answer["row"] == 0, "item_id"]) & set(history)
     assert not set(answer.loc[answer["row"] == 1, "item_id"]) & set(history[:5])
     assert answer["title"].notna().all()
+
+
+def test_selection_and_registration_each_run_alone_on_the_runs_hand_overs(user_items_run, tmp_path):
+    """Each stage materialized alone on the hand-overs the run wrote, into a fresh MLflow store:
+    the selection chooses as the run did, and registration makes the first version champion."""
+    from orchestration.assets.grid import UnitOutcome
+    from orchestration.assets.selection import SelectedModel, Selection
+    from orchestration.assets.user_items.dataset import UserItemsDatasetHandle
+    from orchestration.assets.user_items.registry import user_items_registered_model
+    from orchestration.assets.user_items.selection import user_items_candidate_metrics
+    from orchestration.settings import RUNS_DIR
+    from tests.alone import fresh_resources, handovers, run_alone
+
+    run = handovers(
+        RUNS_DIR / user_items_run.run_id,
+        {
+            "user_items_dataset": UserItemsDatasetHandle,
+            "user_items_candidates": list[UnitOutcome],
+            "user_items_baseline_candidates": list[UnitOutcome],
+            "user_items_candidate_metrics": Selection,
+            "user_items_selected_model": SelectedModel,
+        },
+    )
+    resources = fresh_resources(tmp_path)
+    grid = ("user_items_dataset", "user_items_candidates", "user_items_baseline_candidates")
+    selection = run_alone(user_items_candidate_metrics, {n: run[n] for n in grid}, resources)
+    assert selection.selected.name == run["user_items_candidate_metrics"].selected.name
+    assert selection.rows == run["user_items_candidate_metrics"].rows
+
+    inputs = {
+        "user_items_selected_model": run["user_items_selected_model"],
+        "user_items_candidate_metrics": selection,
+        "user_items_dataset": run["user_items_dataset"],
+    }
+    registered = run_alone(user_items_registered_model, inputs, resources)
+    assert (registered.version, registered.alias, registered.reason) == (
+        "1",
+        CHAMPION,
+        "no champion yet",
+    )
+    version = MlflowClient(resources["mlflow"].tracking_uri).get_model_version(MODEL, "1")
+    assert version.tags["candidate"] == run["user_items_selected_model"].candidate
+    assert version.tags["data_fingerprint"] == run["user_items_dataset"].fingerprint
+    assert "Promotion: no champion yet." in version.description
