@@ -1,23 +1,22 @@
 """raw_interactions and raw_items: any supported interactions source -> the canonical tables the
 user-items dbt models read (written in the run's folder, then published in data/raw)."""
 
-import time
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
-from ml.sources import SourceError
 from ml.sources.interactions import (
     INTERACTIONS_FILE,
     ITEMS_FILE,
     ColumnMapping,
+    InteractionsReport,
     ingest_interactions,
 )
-from orchestration.assets.next_track.ingest import file_fingerprint
-from orchestration.config import is_url, run_config_errors
+from orchestration.config import is_url
 from orchestration.metadata import for_display
-from orchestration.settings import RAW_EVENTS_KEY, WORKER_NAME
+from orchestration.settings import RAW_EVENTS_KEY
+from orchestration.steps import check_run_config, ingest_metadata, ingest_or_fail, publish_run_files
 from orchestration.storage import RunStorage, run_key
 
 
@@ -46,11 +45,11 @@ class InteractionsSourceConfig(dg.Config):
 
     def mapping(self) -> ColumnMapping | None:
         mapping = ColumnMapping(
-            self.user_column,
-            self.item_column,
-            self.timestamp_column,
-            self.rating_column,
-            self.timestamp_format,
+            user=self.user_column,
+            item=self.item_column,
+            timestamp=self.timestamp_column,
+            rating=self.rating_column,
+            timestamp_format=self.timestamp_format,
         )
         return None if mapping == ColumnMapping() else mapping
 
@@ -58,68 +57,46 @@ class InteractionsSourceConfig(dg.Config):
 @dg.multi_asset(
     specs=[
         # Without a source of its own it reads the published playlist rows: that dependency.
-        dg.AssetSpec("raw_interactions", group_name="user_items", kinds={"python", "parquet"},
-                     deps=["raw_playlist_events"],
-                     description="Canonical interactions: row_id, user_id, item_id, timestamp "
-                     "(UTC), rating."),
-        dg.AssetSpec("raw_items", group_name="user_items", kinds={"python", "parquet"},
-                     description="Canonical items: item_id, title, year, genres."),
+        dg.AssetSpec(
+            "raw_interactions",
+            group_name="user_items",
+            kinds={"python", "parquet"},
+            deps=["raw_playlist_events"],
+            description="Canonical interactions: row_id, user_id, item_id, timestamp (UTC), "
+            "rating.",
+        ),
+        dg.AssetSpec(
+            "raw_items",
+            group_name="user_items",
+            kinds={"python", "parquet"},
+            description="Canonical items: item_id, title, year, genres.",
+        ),
     ],
-)  # fmt: skip
+)
 def raw_interactions(
     context: dg.AssetExecutionContext, config: InteractionsSourceConfig, storage: RunStorage
 ):
-    errors = run_config_errors(context.run.run_config)
-    if errors:
-        raise dg.Failure("invalid run config: " + "; ".join(errors), allow_retries=False)
+    check_run_config(context)
     chosen = config.source_or_none()
-    if chosen is None and not storage.exists(RAW_EVENTS_KEY):
-        raise dg.Failure(
-            f"{storage.location(RAW_EVENTS_KEY)}: no interactions source; set "
-            "raw_interactions.config.source, or materialize raw_playlist_events first to use "
-            "the playlists",
-            allow_retries=False,
-        )
-    source = storage.stage_source(chosen) if chosen else storage.stage(RAW_EVENTS_KEY)
-    if not source.exists():
-        raise dg.Failure(f"{source}: no interactions source there", allow_retries=False)
+    source = _stage(storage, chosen)
     prefix = run_key(context.run.run_id, "raw")
     folder = storage.writable(f"{prefix}/{INTERACTIONS_FILE}").parent
-    started = time.perf_counter()
-    try:
-        report = ingest_interactions(
-            source,
-            folder,
-            mapping=config.mapping(),
-            items=Path(config.items) if config.items else None,
-            log=context.log.info,
+    items = Path(config.items) if config.items else None
+    report, seconds = ingest_or_fail(
+        lambda: ingest_interactions(
+            source, folder, mapping=config.mapping(), items=items, log=context.log.info
         )
-    except SourceError as e:
-        raise dg.Failure(description=str(e), allow_retries=False) from e
-    seconds = time.perf_counter() - started
-    for name in (INTERACTIONS_FILE, ITEMS_FILE):
-        storage.commit(f"{prefix}/{name}")
-        storage.publish(f"{prefix}/{name}", f"raw/{name}")
-    fingerprint = file_fingerprint(folder / INTERACTIONS_FILE)
+    )
+    published = {f"{prefix}/{name}": f"raw/{name}" for name in (INTERACTIONS_FILE, ITEMS_FILE)}
+    fingerprint = publish_run_files(storage, published, folder / INTERACTIONS_FILE)
     yield dg.MaterializeResult(
         asset_key="raw_interactions",
-        metadata=for_display(
-            {
-                "dagster/row_count": report.rows_written,
-                "users": report.users,
-                "items": report.items,
-                "format": report.format,
-                "source": chosen or report.source,
-                "lineage": chosen or report.source,
-                "dropped": dg.MetadataValue.json(report.dropped),
-                "dropped_examples": dg.MetadataValue.json(report.dropped_examples),
-                "null_values_left_for_dbt": dg.MetadataValue.json(report.missing),
-                "seconds": seconds,
-                "rows_per_second": report.rows_written / seconds if seconds else 0.0,
-                "raw_fingerprint": fingerprint,
-                "raw_key": f"{prefix}/{INTERACTIONS_FILE}",
-                "worker": WORKER_NAME,
-            }
+        metadata=ingest_metadata(
+            report,
+            seconds,
+            f"{prefix}/{INTERACTIONS_FILE}",
+            fingerprint,
+            **_facts(report, chosen),
         ),
     )
     yield dg.MaterializeResult(
@@ -133,3 +110,31 @@ def raw_interactions(
             }
         ),
     )
+
+
+def _stage(storage: RunStorage, chosen: str | None) -> Path:
+    """The source as a local path: ``chosen``, else the published playlist rows."""
+    if chosen is None and not storage.exists(RAW_EVENTS_KEY):
+        raise dg.Failure(
+            f"{storage.location(RAW_EVENTS_KEY)}: no interactions source; set "
+            "raw_interactions.config.source, or materialize raw_playlist_events first to use "
+            "the playlists",
+            allow_retries=False,
+        )
+    source = storage.stage_source(chosen) if chosen else storage.stage(RAW_EVENTS_KEY)
+    if not source.exists():
+        raise dg.Failure(f"{source}: no interactions source there", allow_retries=False)
+    return source
+
+
+def _facts(report: InteractionsReport, chosen: str | None) -> dict:
+    """Who and what an interactions ingest found, what it left out, and its data lineage."""
+    return {
+        "users": report.users,
+        "items": report.items,
+        "source": chosen or report.source,
+        "lineage": chosen or report.source,
+        "dropped": dg.MetadataValue.json(report.dropped),
+        "dropped_examples": dg.MetadataValue.json(report.dropped_examples),
+        "null_values_left_for_dbt": dg.MetadataValue.json(report.missing),
+    }
