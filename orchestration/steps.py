@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import dagster as dg
 
 from ml.sources import SourceError
 from ml.sources.run_files import file_fingerprint
 from orchestration.config import run_config_errors
+from orchestration.lineage import latest_metadata, materialized_in_run
 from orchestration.metadata import for_display
 from orchestration.settings import WORKER_NAME
-from orchestration.storage import RunStorage
+from orchestration.storage import RunStorage, run_key
 
 Report = TypeVar("Report")
 
@@ -70,3 +73,55 @@ def ingest_metadata(
             "worker": WORKER_NAME,
         }
     )
+
+
+def run_lineage(context: dg.AssetExecutionContext, ingest: dg.AssetKey) -> tuple[dict, str]:
+    """The metadata of ``ingest``'s materialization in this run (empty if it was not), and the
+    data lineage: this run's ingest's, else the latest ingest's, else "unknown"."""
+    ingested = materialized_in_run(context.instance, ingest, context.run.run_id)
+    latest = latest_metadata(context.instance, ingest, "lineage")
+    return ingested, ingested.get("lineage") or latest or "unknown"
+
+
+class Saveable(Protocol):
+    def save(self, folder: Path) -> None: ...
+
+
+@dataclass
+class DatasetStep:
+    """A dataset asset's run: the warehouse it reads, where it saves, how long it took."""
+
+    storage: RunStorage
+    run_id: str
+    warehouse_key: str  # this run's build, else the published warehouse
+    started: float = field(default_factory=time.perf_counter)
+
+    @cached_property
+    def warehouse(self) -> Path:
+        """A local copy of the warehouse."""
+        return self.storage.stage(self.warehouse_key)
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    def save(self, name: str, parts: dict[str, Saveable], problem: str | None) -> str:
+        """Refuse the run on a ``problem``, else save each part in the run's ``name`` folder
+        (in its own subfolder when the part is named); the folder's key."""
+        refuse(problem)
+        key = run_key(self.run_id, name)
+        for part, data in parts.items():
+            part_key = f"{key}/{part}" if part else key
+            data.save(self.storage.writable(part_key))
+            self.storage.commit(part_key)
+        return key
+
+    def metadata(self, key: str, facts: dict[str, Any]) -> dict[str, Any]:
+        """``facts``, then where the dataset ``key`` and its warehouse are, and the worker."""
+        return for_display(
+            {
+                **facts,
+                "warehouse": self.storage.location(self.warehouse_key),
+                "dataset": self.storage.location(key),
+                "worker": WORKER_NAME,
+            }
+        )

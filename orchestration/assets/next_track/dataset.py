@@ -1,22 +1,20 @@
 """next_track_dataset: the warehouse split encoded once per run for every candidate to share."""
 
-import time
 from dataclasses import dataclass
 
 import dagster as dg
 import numpy as np
 from dagster_dbt import get_asset_key_for_model
 
+from ml.datasets.checks import next_track_problem
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.datasets.next_track import NextTrackData, read_next_track_data
 from ml.warehouse import read_table_rows
 from orchestration.assets.dbt import next_track_dbt_models, warehouse_for_run
 from orchestration.assets.next_track.ingest import raw_playlist_events
 from orchestration.config import DatasetConfig
-from orchestration.lineage import latest_metadata, materialized_in_run
-from orchestration.metadata import for_display
-from orchestration.settings import WORKER_NAME
-from orchestration.storage import RunStorage, run_key
+from orchestration.steps import DatasetStep, refuse, run_lineage
+from orchestration.storage import RunStorage
 
 PLAYLIST_SPLITS = get_asset_key_for_model([next_track_dbt_models], "playlist_splits")
 DIM_TRACKS = get_asset_key_for_model([next_track_dbt_models], "dim_tracks")
@@ -63,47 +61,24 @@ def next_track_dataset(
     context: dg.AssetExecutionContext, config: DatasetConfig, storage: RunStorage
 ) -> DatasetHandle:
     run_id = context.run.run_id
-    warehouse_key = warehouse_for_run(storage, run_id)
-    warehouse = storage.stage(warehouse_key)
-    build = read_table_rows(warehouse, "next_track_build")[0]
-    ingested = materialized_in_run(context.instance, raw_playlist_events.key, run_id)
-    if ingested and ingested.get("raw_fingerprint") != build["raw_fingerprint"]:
-        raise dg.Failure(
-            f"{storage.location(warehouse_key)} was built from raw data "
-            f"{build['raw_fingerprint']} ({build['raw_path']}), but this run ingested "
-            f"{ingested.get('raw_fingerprint')}: materialize the dbt models in this run too, so "
-            "it trains on the data it ingested",
-            allow_retries=False,
-        )
-    started = time.perf_counter()
-    data = read_next_track_data(warehouse)
-    if len(data.train) == 0:
-        raise dg.Failure("the train split is empty: nothing to learn from", allow_retries=False)
-    if len(data.validation) == 0 or len(data.test) == 0:
-        raise dg.Failure(
-            f"the validation ({len(data.validation)}) or test ({len(data.test)}) split is empty: "
-            "candidates cannot be compared; bring more playlists",
-            allow_retries=False,
-        )
-    key = run_key(run_id, "dataset")
-    data.save(storage.writable(key))
-    storage.commit(key)
-    summary = data.summary()
-    seconds = time.perf_counter() - started
+    step = DatasetStep(storage, run_id, warehouse_for_run(storage, run_id))
+    build = read_table_rows(step.warehouse, "next_track_build")[0]
+    ingested, source = run_lineage(context, raw_playlist_events.key)
+    refuse(_other_data(ingested, build, storage.location(step.warehouse_key)))
+    data = read_next_track_data(step.warehouse)
+    key = step.save("dataset", {"": data}, next_track_problem(data))
+    summary, seconds = data.summary(), step.seconds()
     sample = min(config.validation_sample or len(data.validation), len(data.validation))
-    source = ingested.get("lineage") or _latest_lineage(context)
     context.add_output_metadata(
-        for_display(
+        step.metadata(
+            key,
             {
                 **{k: v for k, v in summary.items() if not isinstance(v, dict)},
                 "validation_sample": sample,
                 "seconds": seconds,
                 "rows_per_second": summary["train_rows"] / seconds if seconds else 0.0,
                 "raw_fingerprint": build["raw_fingerprint"],
-                "warehouse": storage.location(warehouse_key),
-                "dataset": storage.location(key),
-                "worker": WORKER_NAME,
-            }
+            },
         )
     )
     return DatasetHandle(
@@ -111,7 +86,7 @@ def next_track_dataset(
         fingerprint=data.fingerprint,
         raw_fingerprint=build["raw_fingerprint"],
         source=source,
-        warehouse_key=warehouse_key,
+        warehouse_key=step.warehouse_key,
         sample_percent=build["sample_percent"],
         split_salt=build["split_salt"],
         validation_sample=sample,
@@ -121,5 +96,12 @@ def next_track_dataset(
     )
 
 
-def _latest_lineage(context: dg.AssetExecutionContext) -> str:
-    return latest_metadata(context.instance, raw_playlist_events.key, "lineage") or "unknown"
+def _other_data(ingested: dict, build: dict, warehouse: str) -> str | None:
+    """Why the warehouse cannot be used: built from other raw data than this run ingested."""
+    if not ingested or ingested.get("raw_fingerprint") == build["raw_fingerprint"]:
+        return None
+    return (
+        f"{warehouse} was built from raw data {build['raw_fingerprint']} ({build['raw_path']}), "
+        f"but this run ingested {ingested.get('raw_fingerprint')}: materialize the dbt models "
+        "in this run too, so it trains on the data it ingested"
+    )
