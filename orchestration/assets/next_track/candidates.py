@@ -63,19 +63,22 @@ def fit_and_log(
     data = dataset.load(storage)
     validation = dataset.sampled_validation(data)
     popularity = Popularity.from_counts(data.catalogue.train_counts)
+    inputs = {
+        "train": data.train,
+        "validation": validation,
+        "popularity": popularity,
+        "store": storage,
+        "prefix": prefix,
+        "ks": METRIC_KS,
+        "log": context.log.info,
+    }
     try:
         if rung:
-            at_rung = screen_candidate(
-                spec, rung, data.train, validation, popularity, storage, prefix, METRIC_KS,
-                context.log.info,
-            )  # fmt: skip
+            at_rung = screen_candidate(spec=spec, rung=rung, **inputs)
             results = at_rung.results
         else:
             at_rung = None
-            results = run_candidate(
-                spec, data.train, validation, popularity, storage, prefix, METRIC_KS,
-                context.log.info,
-            )  # fmt: skip
+            results = run_candidate(spec=spec, **inputs)
     except CannotFit as e:
         context.log.warning(f"skipped {spec.unit_name}: {e}")
         return UnitOutcome(spec.unit_name, spec.family, skipped=str(e))
@@ -154,9 +157,14 @@ def rung_references(
         return RungHandle(rung)
     data = next_track_dataset.load(storage)
     references = fit_references(
-        RUNG_REFERENCES, rung, data.train, next_track_dataset.sampled_validation(data),
-        Popularity.from_counts(data.catalogue.train_counts), METRIC_KS, context.log.info,
-    )  # fmt: skip
+        specs=RUNG_REFERENCES,
+        rung=rung,
+        train=data.train,
+        validation=next_track_dataset.sampled_validation(data),
+        popularity=Popularity.from_counts(data.catalogue.train_counts),
+        ks=METRIC_KS,
+        log=context.log.info,
+    )
     key = run_key(context.run.run_id, "rung_references")
     references.save(storage.writable(key))
     storage.commit(key)
@@ -172,9 +180,17 @@ def next_track_grid(
     name: str, default: list[dict], description: str, priority: int = 0
 ) -> dg.AssetsDefinition:
     return candidate_grid(
-        name, default, description, "next_track", next_track_dataset, DatasetHandle,
-        fit_and_log, 100, priority, screening=(fit_and_log, rung_references),
-    )  # fmt: skip
+        name=name,
+        default=default,
+        description=description,
+        group="next_track",
+        dataset=next_track_dataset,
+        handle_type=DatasetHandle,
+        fit_unit=fit_and_log,
+        k=100,
+        priority=priority,
+        screening=(fit_and_log, rung_references),
+    )
 
 
 # Word2Vec's units train longest, so they start first and the other families fill the other

@@ -77,6 +77,7 @@ def fit_user_items_unit(
             baseline=spec.baseline,
             facts=fold_result.facts,
         )
+        child_tags = {k: v for k, v in tags.items() if k != "mlflow.parentRunId"}
         log_child_run(
             client,
             experiment_id,
@@ -89,9 +90,8 @@ def fit_user_items_unit(
                 "catalogue_size": float(fold.n_items),
                 **result.facts,
             },
-            {**{k: v for k, v in tags.items() if k != "mlflow.parentRunId"},
-             "kind": "baseline" if spec.baseline else "candidate"},
-        )  # fmt: skip
+            {**child_tags, "kind": "baseline" if spec.baseline else "candidate"},
+        )
         results.append(result)
     rows = table_rows(results, 10, None, USER_ITEMS_COLUMNS)
     context.add_output_metadata(
@@ -109,15 +109,15 @@ def fit_user_items_unit(
 
 
 user_items_candidates = candidate_grid(
-    "user_items_candidates",
-    USER_ITEMS_GRID,
-    "Two-tower (PyTorch), EASE and item-kNN over the user's history, each fitted on the train "
-    "period and scored on validation (NDCG, hit rate, recall, coverage at 10).",
-    "user_items",
-    user_items_dataset,
-    UserItemsDatasetHandle,
-    fit_user_items_unit,
-    10,
+    name="user_items_candidates",
+    default=USER_ITEMS_GRID,
+    description="Two-tower (PyTorch), EASE and item-kNN over the user's history, each fitted on "
+    "the train period and scored on validation (NDCG, hit rate, recall, coverage at 10).",
+    group="user_items",
+    dataset=user_items_dataset,
+    handle_type=UserItemsDatasetHandle,
+    fit_unit=fit_user_items_unit,
+    k=10,
 )
 
 
