@@ -68,3 +68,33 @@ def fresh_resources(tmp_path: Path) -> dict[str, Any]:
             lock_dir=str(tmp_path / "locks"),
         ),
     }
+
+
+def register_alone(
+    asset: dg.AssetsDefinition,
+    use_case: str,
+    run: dict[str, Any],
+    selection: Any,
+    resources: dict[str, Any],
+):
+    """``asset``, a use case's registration, alone on the run's selected model and dataset and
+    ``selection``, into the fresh MLflow store of ``resources``: the first version becomes
+    champion, "no champion yet" written on it. The version."""
+    from mlflow import MlflowClient
+
+    from ml.registry import CHAMPION
+
+    inputs = {
+        f"{use_case}_selected_model": run[f"{use_case}_selected_model"],
+        f"{use_case}_candidate_metrics": selection,
+        f"{use_case}_dataset": run[f"{use_case}_dataset"],
+    }
+    registered = run_alone(asset, inputs, resources)
+    assert (registered.version, registered.alias) == ("1", CHAMPION)
+    assert registered.reason == "no champion yet"
+    client = MlflowClient(resources["mlflow"].tracking_uri)
+    version = client.get_model_version(registered.name, "1")
+    assert "Promotion: no champion yet." in version.description
+    assert version.tags["candidate"] == run[f"{use_case}_selected_model"].candidate
+    assert version.tags["data_fingerprint"] == run[f"{use_case}_dataset"].fingerprint
+    return version

@@ -37,6 +37,48 @@ def result(name: str, hit_rate: float, baseline: bool = False) -> CandidateResul
     )
 
 
+def version_page(
+    name: str,
+    test: dict[str, dict[str, float]],
+    selection_of: CandidateResult,
+    rows: list[dict],
+    ties_pass: bool,
+    gate_metrics: tuple[str, ...],
+    reported: tuple[str, ...],
+    reason: str,
+) -> str:
+    """The version description of hybrid ``name`` (selected on validation NDCG@10, ``test``
+    its and the baselines' figures on both splits), rendered as the registry page shows it."""
+    from ml.evaluation.selection import tiebreak_of
+    from orchestration.assets.registered_model import version_description
+    from orchestration.assets.selection import SelectedModel, Selection
+
+    selected = SelectedModel(
+        candidate=name,
+        family="hybrid",
+        metric="ndcg_at_10",
+        bundle_key="",
+        validation=test,
+        test=test,
+        params={},
+        bundle_bytes=0,
+    )
+    selection = Selection(
+        metric="ndcg_at_10",
+        tiebreak=tiebreak_of("ndcg_at_10"),
+        selected=selection_of,
+        baselines=[],
+        rows=rows,
+        plots={},
+        validation_sample=500,
+        validation_queries=500,
+        min_validation_queries=50,
+        gate_metrics=gate_metrics,
+        ties_pass=ties_pass,
+    )
+    return rendered(version_description(selected, selection, reason, reported))
+
+
 def test_every_name_is_one_cell_that_reads_as_written():
     results = [result(name, 0.1 * (i + 1)) for i, name in enumerate(NAMES)]
     page = rendered(markdown_table(table_rows(results, 100, selected=HYBRID)))
@@ -61,40 +103,18 @@ def test_the_gate_description_names_each_model_as_written():
 @pytest.mark.parametrize("use_case", ["next_track", "user_items"])
 def test_the_registered_version_description_names_each_model_as_written(use_case):
     from orchestration.assets.next_track.registry import NEXT_TRACK
-    from orchestration.assets.registered_model import version_description
-    from orchestration.assets.selection import SelectedModel, Selection
     from orchestration.assets.user_items.registry import USER_ITEMS
 
     figures = {"hit_rate_at_100": 0.2, "mrr_at_100": 0.1, "ndcg_at_10": 0.2}
     figures |= {"hit_rate_at_10": 0.3, "coverage_at_10": 0.4}
     test = {name: figures for name in NAMES}
     reason = "new data lineage: champion v1 was trained on '/data/my_*_files'"
-    selected = SelectedModel(
-        candidate=HYBRID,
-        family="hybrid",
-        metric="ndcg_at_10",
-        bundle_key="",
-        validation=test,
-        test=test,
-        params={},
-        bundle_bytes=0,
-    )
-    selection = Selection(
-        metric="ndcg_at_10",
-        tiebreak="hit_rate_at_100",
-        selected=result(HYBRID, 0.3),
-        baselines=[],
-        rows=[{}] * 7,
-        plots={},
-        validation_sample=500,
-        validation_queries=500,
-        min_validation_queries=50,
-        gate_metrics=("hit_rate_at_10",),
-        ties_pass=use_case == "next_track",
-    )
     reported = {"next_track": NEXT_TRACK, "user_items": USER_ITEMS}[use_case].reported_metrics
-    description = version_description(selected, selection, reason, reported)
-    page = rendered(description)
+    ties_pass = use_case == "next_track"
+    gate = ("hit_rate_at_10",)
+    page = version_page(
+        HYBRID, test, result(HYBRID, 0.3), [{}] * 7, ties_pass, gate, reported, reason
+    )
     cells = [text_of(c) for c in re.findall(r"<tr>\s*<td>(.*?)</td>", page, re.DOTALL)]
     assert cells == NAMES
     headline = text_of(re.search(r"<p>(.*?)</p>", page, re.DOTALL).group(1))

@@ -557,7 +557,7 @@ def test_selection_and_registration_each_run_alone_on_the_runs_hand_overs(pipeli
     from orchestration.assets.next_track.selection import next_track_candidate_metrics
     from orchestration.assets.selection import SelectedModel, Selection
     from orchestration.settings import RUNS_DIR
-    from tests.alone import fresh_resources, handovers, run_alone
+    from tests.alone import fresh_resources, handovers, register_alone, run_alone
 
     grid = [
         "track_embeddings",
@@ -582,20 +582,8 @@ def test_selection_and_registration_each_run_alone_on_the_runs_hand_overs(pipeli
     assert selection.selected.name == before.selected.name
     assert [r["candidate"] for r in selection.rows] == [r["candidate"] for r in before.rows]
 
-    inputs = {
-        "next_track_selected_model": run["next_track_selected_model"],
-        "next_track_candidate_metrics": selection,
-        "next_track_dataset": run["next_track_dataset"],
-    }
-    registered = run_alone(next_track_registered_model, inputs, resources)
-    assert (registered.version, registered.alias, registered.reason) == (
-        "1",
-        CHAMPION,
-        "no champion yet",
-    )
-    version = MlflowClient(resources["mlflow"].tracking_uri).get_model_version(MODEL, "1")
+    version = register_alone(next_track_registered_model, "next_track", run, selection, resources)
     selected = run["next_track_selected_model"]
-    assert version.tags["candidate"] == selected.candidate
     assert version.tags["raw_fingerprint"] == run["next_track_dataset"].raw_fingerprint
     for name, figures in selected.test.items():
         if name != selected.candidate:

@@ -9,7 +9,7 @@ from ml.evaluation.candidates import CandidateResult
 from ml.evaluation.selection import REPORTED_METRICS, candidate_table
 from orchestration import summary
 from orchestration.metadata import rows_table
-from tests.test_markdown import rendered, text_of
+from tests.test_markdown import text_of, version_page
 
 SELECTED = "hybrid:1*session_knn+0.5*sequential_rules"
 POPULARITY = "popularity:count"
@@ -76,39 +76,14 @@ def test_the_candidate_metrics_table_holds_the_four_figures_and_the_selection_er
 
 
 def test_the_version_description_shows_the_four_test_figures_of_each_model():
-    from ml.evaluation.selection import GATE_METRICS, tiebreak_of
+    from ml.evaluation.selection import GATE_METRICS
     from orchestration.assets.next_track.registry import NEXT_TRACK
-    from orchestration.assets.registered_model import version_description
-    from orchestration.assets.selection import SelectedModel, Selection
 
     test = {n: metrics_of(n) for n in (SELECTED, POPULARITY, LAST_TRACK)}
-    selected = SelectedModel(
-        candidate=SELECTED,
-        family="hybrid",
-        metric="ndcg_at_10",
-        bundle_key="",
-        validation=test,
-        test=test,
-        params={},
-        bundle_bytes=0,
-        facts={"latency_ms_p50": 1.0},
-    )
     rows = candidate_table(results(), "ndcg_at_10", SELECTED)
-    selection = Selection(
-        metric="ndcg_at_10",
-        tiebreak=tiebreak_of("ndcg_at_10"),
-        selected=results()[0],
-        baselines=[],
-        rows=rows,
-        plots={},
-        validation_sample=3413,
-        validation_queries=3413,
-        min_validation_queries=50,
-        gate_metrics=GATE_METRICS,
-        ties_pass=True,
-    )
+    reported = NEXT_TRACK.reported_metrics
     reason = "no champion yet"
-    page = rendered(version_description(selected, selection, reason, NEXT_TRACK.reported_metrics))
+    page = version_page(SELECTED, test, results()[0], rows, True, GATE_METRICS, reported, reason)
     headers = [text_of(h) for h in re.findall(r"<th>(.*?)</th>", page, re.DOTALL)]
     assert headers == [
         "model",

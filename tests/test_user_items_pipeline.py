@@ -168,7 +168,7 @@ def test_selection_and_registration_each_run_alone_on_the_runs_hand_overs(user_i
     from orchestration.assets.user_items.registry import user_items_registered_model
     from orchestration.assets.user_items.selection import user_items_candidate_metrics
     from orchestration.settings import RUNS_DIR
-    from tests.alone import fresh_resources, handovers, run_alone
+    from tests.alone import fresh_resources, handovers, register_alone, run_alone
 
     run = handovers(
         RUNS_DIR / user_items_run.run_id,
@@ -186,18 +186,4 @@ def test_selection_and_registration_each_run_alone_on_the_runs_hand_overs(user_i
     assert selection.selected.name == run["user_items_candidate_metrics"].selected.name
     assert selection.rows == run["user_items_candidate_metrics"].rows
 
-    inputs = {
-        "user_items_selected_model": run["user_items_selected_model"],
-        "user_items_candidate_metrics": selection,
-        "user_items_dataset": run["user_items_dataset"],
-    }
-    registered = run_alone(user_items_registered_model, inputs, resources)
-    assert (registered.version, registered.alias, registered.reason) == (
-        "1",
-        CHAMPION,
-        "no champion yet",
-    )
-    version = MlflowClient(resources["mlflow"].tracking_uri).get_model_version(MODEL, "1")
-    assert version.tags["candidate"] == run["user_items_selected_model"].candidate
-    assert version.tags["data_fingerprint"] == run["user_items_dataset"].fingerprint
-    assert "Promotion: no champion yet." in version.description
+    register_alone(user_items_registered_model, "user_items", run, selection, resources)

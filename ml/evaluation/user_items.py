@@ -12,7 +12,9 @@ from typing import Any, Protocol
 
 from pydantic import TypeAdapter
 
+from ml.artifacts import ArtifactStore
 from ml.datasets.user_items import UserItemsFold
+from ml.evaluation.candidates import CandidateResult, CandidateSpec
 from ml.evaluation.metrics import ranking_metrics
 from ml.evaluation.ranking import R, ranked
 from ml.recommenders.base import EpochCallback, FitInputs, Log, Recommender, no_log
@@ -125,3 +127,38 @@ def refit_and_test(
         chosen.family, chosen.params, test_fold, log, early_stopping=False
     )
     return model, result
+
+
+def run_unit(
+    spec: CandidateSpec,
+    fold: UserItemsFold,
+    store: ArtifactStore,
+    prefix: str,
+    log: Log = no_log,
+    on_epoch: EpochCallback | None = None,
+) -> list[CandidateResult]:
+    """A grid unit on the validation fold, as next-track's ``run_candidate``: fit once (early
+    stopping on validation for the two-tower, ``on_epoch`` told each epoch's figures), save as
+    ``<prefix>/<unit>`` in ``store``, score every variant. Raises ``CannotFit``."""
+    model, fold_results = run_on_fold(
+        spec.family, spec.params, fold, log, on_epoch, variants=spec.variants
+    )
+    model_key = f"{prefix}/{spec.unit_name}"
+    model.save(store.writable(model_key))
+    store.commit(model_key)
+    return [
+        CandidateResult(
+            name=result.name,
+            family=spec.family,
+            unit=spec.unit_name,
+            params=result.params,  # what a refit uses (a two-tower's kept epochs)
+            variant=dict(variant),
+            model_key=model_key,
+            metrics=result.metrics,
+            fit_seconds=result.fit_seconds,
+            eval_seconds=0.0,
+            baseline=spec.baseline,
+            facts=result.facts,
+        )
+        for variant, result in zip(spec.variants, fold_results, strict=True)
+    ]

@@ -8,9 +8,9 @@ from ml.evaluation.halving import Rung, fit_references, screen_candidate
 from ml.evaluation.report import table_rows
 from ml.recommenders.base import CannotFit
 from ml.recommenders.popularity import Popularity
-from ml.registry import log_child_run
 from orchestration.assets.grid import RungHandle, UnitOutcome, candidate_grid
 from orchestration.assets.next_track.dataset import DatasetHandle, next_track_dataset
+from orchestration.assets.units import log_unit_runs, unit_metadata
 from orchestration.config import (
     NEIGHBOURHOOD_GRID,
     SEQUENTIAL_RULES_GRID,
@@ -18,9 +18,8 @@ from orchestration.config import (
     WORD2VEC_GRID,
     HalvingConfig,
 )
-from orchestration.metadata import for_display, rows_table
+from orchestration.metadata import for_display
 from orchestration.resources import MlflowResource
-from orchestration.settings import WORKER_NAME
 from orchestration.storage import RunStorage, run_key
 
 EXPERIMENT = "next-track"
@@ -82,56 +81,20 @@ def fit_and_log(
     except CannotFit as e:
         context.log.warning(f"skipped {spec.unit_name}: {e}")
         return UnitOutcome(spec.unit_name, spec.family, skipped=str(e))
-    parent = mlflow.parent_run(EXPERIMENT, context)
-    experiment_id = mlflow.experiment_id(EXPERIMENT)
-    client = mlflow.client()
-    for result in results:
-        log_child_run(
-            client,
-            experiment_id,
-            parent,
-            f"{result.name} (rung: {rung.share:.0%} of train)" if rung else result.name,
-            {
-                "family": result.family,
-                **result.params,
-                **({"rung_share": rung.share} if rung else {}),
-            },
-            {
-                **{f"validation_{k}": v for k, v in result.metrics.items()},
-                "fit_seconds": result.fit_seconds,
-                "eval_seconds": result.eval_seconds,
-                "catalogue_size": float(popularity.n_items),
-                **result.facts,
-            },
-            {
-                "kind": "rung" if rung else ("baseline" if result.baseline else "candidate"),
-                "family": result.family,
-                "unit": result.unit,
-                "dagster_run_id": context.run.run_id,
-                "data_fingerprint": dataset.fingerprint,
-                "worker": WORKER_NAME,
-            },
-        )
+    share = rung.share if rung else None
+    log_unit_runs(
+        context, mlflow, EXPERIMENT, spec, results, dataset.fingerprint, popularity.n_items, share
+    )
     rows = table_rows(results, 100, None)
     train_rows = at_rung.train_rows if at_rung else len(data.train.items)
     eval_seconds = sum(r.eval_seconds for r in results)
-    context.add_output_metadata(
-        for_display(
-            {
-                "candidates": len(results),
-                "fit_seconds": results[0].fit_seconds,
-                "train_rows": train_rows,
-                "train_rows_per_second": train_rows / max(results[0].fit_seconds, 1e-9),
-                "eval_seconds": eval_seconds,
-                "queries_per_second": len(validation) * len(results) / max(eval_seconds, 1e-9),
-                "best_validation_hit_rate_at_100": max(
-                    r.metrics["hit_rate_at_100"] for r in results
-                ),
-                "validation": rows_table(rows),
-                "worker": WORKER_NAME,
-            }
-        )
-    )
+    facts = {
+        "train_rows": train_rows,
+        "train_rows_per_second": train_rows / max(results[0].fit_seconds, 1e-9),
+        "eval_seconds": eval_seconds,
+        "queries_per_second": len(validation) * len(results) / max(eval_seconds, 1e-9),
+    }
+    context.add_output_metadata(unit_metadata(results, rows, "hit_rate_at_100", facts))
     return UnitOutcome(spec.unit_name, spec.family, results, rung=at_rung)
 
 
