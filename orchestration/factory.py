@@ -32,7 +32,7 @@ def use_case_definitions(
     asset_checks: Sequence[dg.AssetChecksDefinition],
     sensors: Sequence[dg.SensorDefinition] = (),
 ) -> dg.Definitions:
-    """The use case's assets (its group) and checks, the job that materializes the group, and
+    """The use case's assets (in its group) and checks, the job that materializes the group, and
     its weekly schedule."""
     job = dg.define_asset_job(
         pipeline_job_name(use_case),
@@ -40,7 +40,10 @@ def use_case_definitions(
         description=use_case.job_description,
     )
     return dg.Definitions(
-        assets=assets,
+        # The use case's group is set here, once, for every asset it has.
+        assets=dg.map_asset_specs(
+            lambda spec: spec.replace_attributes(group_name=use_case.name), assets
+        ),
         asset_checks=asset_checks,
         jobs=[job],
         schedules=[weekly_schedule(use_case, job)],

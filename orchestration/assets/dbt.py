@@ -46,16 +46,8 @@ MEMORY_LIMIT_VARIABLE = "NEXT_TRACK_DUCKDB_MEMORY_LIMIT"  # read by profiles/pro
 OUT_OF_MEMORY = "Out of Memory Error"  # DuckDB's exception, in dbt's message
 
 
-class UseCaseTranslator(DagsterDbtTranslator):
-    """A model's use-case folder (models/next_track, ...) is its asset group, beside the Python
-    assets of the same use case."""
-
-    def get_group_name(self, dbt_resource_props):
-        fqn = dbt_resource_props.get("fqn", [])
-        return fqn[1] if dbt_resource_props["resource_type"] == "model" and len(fqn) > 2 else None
-
-
-TRANSLATOR = UseCaseTranslator(
+# The models' asset group is their use case's, set by orchestration/factory.py.
+TRANSLATOR = DagsterDbtTranslator(
     settings=DagsterDbtTranslatorSettings(
         enable_asset_checks=True, enable_source_tests_as_checks=True
     )

@@ -130,7 +130,6 @@ def candidate_grid(
     name: str,
     default: list[dict],
     description: str,
-    group: str,
     dataset: dg.AssetsDefinition,
     handle_type: type,
     fit_unit: FitUnit,
@@ -322,7 +321,6 @@ def candidate_grid(
 
         @dg.graph_asset(
             name=name,
-            group_name=group,
             description=description,
             ins=ins,
             config=dg.ConfigMapping(config_fn=route, config_schema=Grid.to_config_schema()),
@@ -335,7 +333,6 @@ def candidate_grid(
 
     @dg.graph_asset(
         name=name,
-        group_name=group,
         description=description,
         ins={**ins, "rung": dg.AssetIn(screening[1].key)},
         config=dg.ConfigMapping(config_fn=route, config_schema=Grid.to_config_schema()),

@@ -111,7 +111,6 @@ def registered_model_asset(use_case: UseCase, dataset_type: type) -> dg.AssetsDe
             "selection": dg.AssetIn(use_case.asset_key("candidate_metrics")),
             "dataset": dg.AssetIn(use_case.asset_key("dataset")),
         },
-        group_name=use_case.name,
         kinds={"mlflow"},
         pool=REGISTRY_POOL,
         description=f"The selected model logged as an MLflow pyfunc and registered as "

@@ -99,7 +99,6 @@ def fit_and_log(
 
 
 @dg.asset(
-    group_name="next_track",
     description="Successive halving's yardstick: on a train split large enough to screen, "
     "cheap reference units (the last-track rule, session-kNN on the last track, SLIST) fitted "
     "on the rung's share of train and scored on the validation sample; below, the rung alone "
@@ -146,7 +145,6 @@ def next_track_grid(
         name=name,
         default=default,
         description=description,
-        group="next_track",
         dataset=next_track_dataset,
         handle_type=DatasetHandle,
         fit_unit=fit_and_log,
@@ -187,7 +185,6 @@ slist_candidates = next_track_grid(
 
 
 @dg.asset(
-    group_name="next_track",
     description="The baselines every candidate must beat, on the same validation queries: most "
     "popular, and sequential rules on the last track only.",
 )

@@ -52,7 +52,6 @@ class DatasetHandle:
 
 @dg.asset(
     deps=[PLAYLIST_SPLITS, DIM_TRACKS, BUILD_RECORD],
-    group_name="next_track",
     kinds={"numpy", "parquet"},
     description="playlist_splits and dim_tracks encoded with the train split's catalogue "
     "(memory-mapped arrays in the run's folder), checked against this run's own ingest.",

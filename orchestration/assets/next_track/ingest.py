@@ -14,7 +14,6 @@ from orchestration.storage import RunStorage, run_key
 
 
 @dg.asset(
-    group_name="next_track",
     kinds={"python", "parquet"},
     description="Raw playlist rows in the canonical schema "
     "(row_id, user_id, artist, track, playlist), from the configured source; written into the "

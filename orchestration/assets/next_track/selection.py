@@ -48,7 +48,6 @@ from orchestration.storage import RunStorage, run_key
         "slist": dg.AssetIn(slist_candidates.key),
         "baselines": dg.AssetIn(next_track_baseline_candidates.key),
     },
-    group_name="next_track",
     kinds={"mlflow"},
     description="Every candidate and baseline on validation, a hybrid of each family's best, "
     "the finalists re-scored on the whole validation split, and the winner: the table and the "
@@ -146,7 +145,6 @@ def second_stage(config: SelectionConfig) -> SecondStage:
 
 
 @dg.asset(
-    group_name="next_track",
     kinds={"mlflow"},
     description="The selected candidate scored once on test beside the baselines (by query "
     "length too: a table and a plot), saved as the bundle the MLflow model ships (any family).",

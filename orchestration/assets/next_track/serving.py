@@ -17,7 +17,6 @@ TABLE = "track_recommendations"
 
 @dg.asset(
     deps=[next_track_registered_model],
-    group_name="next_track",
     kinds={"duckdb"},
     description="The champion's top-K next tracks for each of the most-played tracks of its "
     "catalogue (a playlist of that one track; all of them up to max_tracks), in "

@@ -45,7 +45,6 @@ user_items_candidates = candidate_grid(
     default=USER_ITEMS_GRID,
     description="Two-tower (PyTorch), EASE and item-kNN over the user's history, each fitted on "
     "the train period and scored on validation (NDCG, hit rate, recall, coverage at 10).",
-    group="user_items",
     dataset=user_items_dataset,
     handle_type=UserItemsDatasetHandle,
     fit_unit=fit_user_items_unit,
@@ -54,7 +53,6 @@ user_items_candidates = candidate_grid(
 
 
 @dg.asset(
-    group_name="user_items",
     description="The bar for user-items: most popular items of the train period, on the same "
     "validation users.",
 )

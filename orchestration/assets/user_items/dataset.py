@@ -36,7 +36,6 @@ class UserItemsDatasetHandle:
 
 @dg.asset(
     deps=[INTERACTION_SPLITS, DIM_ITEMS],
-    group_name="user_items",
     kinds={"numpy", "parquet"},
     description="interaction_splits and dim_items encoded into two folds in the run's folder: "
     "validation (train period -> validation labels) to choose, test (train + validation -> test "

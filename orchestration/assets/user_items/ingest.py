@@ -59,7 +59,6 @@ class InteractionsSourceConfig(dg.Config):
         # Without a source of its own it reads the published playlist rows: that dependency.
         dg.AssetSpec(
             "raw_interactions",
-            group_name="user_items",
             kinds={"python", "parquet"},
             deps=["raw_playlist_events"],
             description="Canonical interactions: row_id, user_id, item_id, timestamp (UTC), "
@@ -67,7 +66,6 @@ class InteractionsSourceConfig(dg.Config):
         ),
         dg.AssetSpec(
             "raw_items",
-            group_name="user_items",
             kinds={"python", "parquet"},
             description="Canonical items: item_id, title, year, genres.",
         ),

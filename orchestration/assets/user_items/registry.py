@@ -29,7 +29,6 @@ PROMOTION_METRIC = "ndcg_at_10"
 
 
 @dg.asset(
-    group_name="user_items",
     description="The selected configuration refit on train + validation (its kept epochs, no "
     "early stopping) and scored once on test beside popularity; saved with the users it knows "
     "and their histories as the bundle the user-items pyfunc ships.",

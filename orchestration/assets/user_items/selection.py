@@ -84,7 +84,6 @@ def run_params(dataset: UserItemsDatasetHandle, selected: CandidateResult, users
         "candidates": dg.AssetIn(user_items_candidates.key),
         "baseline": dg.AssetIn(user_items_baseline_candidates.key),
     },
-    group_name="user_items",
     kinds={"mlflow"},
     description="Every user-items candidate and the popularity baseline on validation; the "
     "best by NDCG@10 (configurable) among those whose coverage@10 reaches the floor is selected.",

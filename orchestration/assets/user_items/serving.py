@@ -19,7 +19,6 @@ BASES = ("user", "history", "popularity")
 
 @dg.asset(
     deps=[user_items_registered_model],
-    group_name="user_items",
     kinds={"duckdb"},
     description="Top-K items for every user of the interactions, none of what the user already "
     "has: the champion's for the users it knows, else scored from the user's own items, else "
