@@ -53,15 +53,16 @@ def metric_table(rows: list[tuple[str, str, dict]], metrics=METRICS) -> list[str
     return lines
 
 
-def validation_lines(rows: list[dict], metrics=METRICS) -> list[str]:
-    """The best candidates, the selected one and the baselines (rows come ranked)."""
+def validation_lines(rows: list[dict], metrics=METRICS, use_case: str = "next_track") -> list[str]:
+    """The best candidates, the selected one and the baselines (rows come ranked); the others
+    are on the use case's candidate_metrics asset."""
     candidates = [r for r in rows if r["role"] == "candidate"]
     shown = [r for r in rows if r["role"] != "candidate" or r in candidates[:TOP_CANDIDATES]]
     lines = metric_table([(r["candidate"], r["role"], r) for r in shown], metrics)
     hidden = len(rows) - len(shown)
     if hidden:
         lines.append(
-            f"  ... and {hidden} more candidates (the UI: next_track_candidate_metrics; MLflow)"
+            f"  ... and {hidden} more candidates (the UI: {use_case}_candidate_metrics; MLflow)"
         )
     return lines
 
@@ -188,7 +189,7 @@ def print_user_items(meta, handover) -> None:
         floor = selection.get("coverage_floor", 0.0)
         print(f"\n== validation (best NDCG@10 with coverage@10 >= {floor:g}) ==")
         rows = handover(selection)["rows"]
-        print("\n".join(validation_lines(rows, USER_ITEMS_METRICS)))
+        print("\n".join(validation_lines(rows, USER_ITEMS_METRICS, "user_items")))
     selected = meta("user_items_selected_model")
     if selected:
         print(f"\n== test, scored once: {selected['candidate']} (refit) and popularity ==")

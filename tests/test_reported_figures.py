@@ -103,3 +103,13 @@ def test_the_version_description_shows_the_four_test_figures_of_each_model():
     assert "at least as good as both baselines on validation hit_rate_at_10, hit_rate_at_100, " in (
         headline
     )
+
+
+def test_the_summary_names_the_use_cases_asset_that_holds_the_candidates_it_hides():
+    rows = [
+        {"candidate": f"ease:l2_{i}", "role": "candidate", **metrics_of(SELECTED)}
+        for i in range(summary.TOP_CANDIDATES + 3)
+    ]
+    for use_case in ("next_track", "user_items"):
+        last = summary.validation_lines(rows, use_case=use_case)[-1]
+        assert last == f"  ... and 3 more candidates (the UI: {use_case}_candidate_metrics; MLflow)"
