@@ -78,13 +78,13 @@ def test_inbox_sensor_ignores_partial_and_hidden_files(inbox):
 def test_weekly_schedule_is_off_by_default_and_runs_the_whole_graph(prepared_dbt_project):
     from orchestration.definitions import defs
 
-    weekly_retrain_schedule = defs.get_schedule_def("weekly_next_track")
+    schedule = defs.get_schedule_def("weekly_next_track")
 
-    assert weekly_retrain_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    assert weekly_retrain_schedule.cron_schedule == "0 4 * * 1"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert schedule.cron_schedule == "0 4 * * 1"
     context = dg.build_schedule_context(scheduled_execution_time=None)
-    run_request = weekly_retrain_schedule.evaluate_tick(context).run_requests[0]
-    job = defs.resolve_job_def(weekly_retrain_schedule.job_name)
+    run_request = schedule.evaluate_tick(context).run_requests[0]
+    job = defs.resolve_job_def(schedule.job_name)
     selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
     assert {
         "raw_playlist_events",

@@ -589,3 +589,29 @@ def test_selection_and_registration_each_run_alone_on_the_runs_hand_overs(pipeli
         if name != selected.candidate:
             tag = f"test_baseline_{name.split(':')[0]}_hit_rate_at_100"
             assert float(version.tags[tag]) == pytest.approx(figures["hit_rate_at_100"], abs=1e-6)
+
+
+def test_one_grid_unit_runs_alone_and_scores_as_in_the_run(pipeline_run, tmp_path):
+    """The sequential-rules grid materialized alone with one of the run's units, on the run's
+    dataset and rung: the same variants with the same validation figures."""
+    from orchestration.assets.grid import RungHandle, UnitOutcome
+    from orchestration.assets.next_track.candidates import sequential_rules_candidates
+    from orchestration.assets.next_track.dataset import DatasetHandle
+    from orchestration.settings import RUNS_DIR
+    from tests.alone import fresh_resources, handovers, run_alone
+
+    run = handovers(
+        RUNS_DIR / pipeline_run.run_id,
+        {
+            "next_track_dataset": DatasetHandle,
+            "rung_references": RungHandle,
+            "sequential_rules_candidates": list[UnitOutcome],
+        },
+    )
+    unit = SMALL_GRID["sequential_rules_candidates"]["config"]["candidates"][0]
+    inputs = {k: run[k] for k in ("next_track_dataset", "rung_references")}
+    resources = fresh_resources(tmp_path)
+    (alone,) = run_alone(sequential_rules_candidates, inputs, resources, {"candidates": [unit]})
+    (before,) = [o for o in run["sequential_rules_candidates"] if o.unit == alone.unit]
+    assert alone.skipped is None and len(alone.results) == len(unit["variants"])
+    assert {r.name: r.metrics for r in alone.results} == {r.name: r.metrics for r in before.results}

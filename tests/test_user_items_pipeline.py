@@ -187,3 +187,30 @@ def test_selection_and_registration_each_run_alone_on_the_runs_hand_overs(user_i
     assert selection.rows == run["user_items_candidate_metrics"].rows
 
     register_alone(user_items_registered_model, "user_items", run, selection, resources)
+
+
+def test_one_grid_unit_runs_alone_and_scores_as_in_the_run(user_items_run, tmp_path):
+    """The user-items grid materialized alone with the run's EASE unit, on the run's dataset:
+    the same validation figures."""
+    from orchestration.assets.grid import UnitOutcome
+    from orchestration.assets.user_items.candidates import user_items_candidates
+    from orchestration.assets.user_items.dataset import UserItemsDatasetHandle
+    from orchestration.settings import RUNS_DIR
+    from tests.alone import fresh_resources, handovers, run_alone
+
+    run = handovers(
+        RUNS_DIR / user_items_run.run_id,
+        {
+            "user_items_dataset": UserItemsDatasetHandle,
+            "user_items_candidates": list[UnitOutcome],
+        },
+    )
+    (ease,) = [c for c in SMALL_USER_ITEMS_GRID if c["family"] == "ease"]
+    inputs = {"user_items_dataset": run["user_items_dataset"]}
+    resources = fresh_resources(tmp_path)
+    (alone,) = run_alone(user_items_candidates, inputs, resources, {"candidates": [ease]})
+    (before,) = [o for o in run["user_items_candidates"] if o.unit == alone.unit]
+    assert alone.skipped is None and [r.name for r in alone.results] == [
+        r.name for r in before.results
+    ]
+    assert [r.metrics for r in alone.results] == [r.metrics for r in before.results]

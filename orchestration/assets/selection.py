@@ -75,7 +75,7 @@ class SelectionReport:
     params: dict  # the pipeline run's params (data lineage, the selection)
     selection: Selection
     shown_plots: tuple[str, ...]  # the plots shown in the asset's metadata, by name
-    metadata: dict  # the asset's own metadata, before the shared keys
+    metadata: dict  # the asset's own metadata, shown after the selection's figures
 
 
 def report_selection(
@@ -187,11 +187,13 @@ def report_selected(
     rows: list[dict],
     storage: RunStorage,
     metadata: dict,
+    logged: tuple[str, ...] = (),
 ) -> None:
-    """The selected model's test figure logged, and its metadata: the test table, the bundle
-    and ``metadata``."""
+    """The selected model's test figure logged (with the ``logged`` ones), and its metadata:
+    the test table, the bundle and ``metadata``."""
     name, metric = selected.candidate, selected.metric
-    context.log.info(f"selected {name}: test {metric} {selected.test[name][metric]:.4f}")
+    figures = ", ".join(f"{m} {selected.test[name][m]:.4f}" for m in (metric, *logged))
+    context.log.info(f"selected {name}: test {figures}")
     context.add_output_metadata(
         for_display(
             {

@@ -51,7 +51,8 @@ def log_unit_runs(
             {
                 **{f"validation_{k}": v for k, v in result.metrics.items()},
                 "fit_seconds": result.fit_seconds,
-                "eval_seconds": result.eval_seconds,
+                # A user-items unit times its fit only.
+                **({"eval_seconds": result.eval_seconds} if result.eval_seconds else {}),
                 "catalogue_size": float(catalogue_size),
                 **result.facts,
             },

@@ -5,6 +5,7 @@ import dagster as dg
 
 from ml.evaluation.candidates import CandidateSpec, run_candidate
 from ml.evaluation.halving import Rung, fit_references, screen_candidate
+from ml.evaluation.next_track_selection import METRIC_KS
 from ml.evaluation.report import table_rows
 from ml.recommenders.base import CannotFit
 from ml.recommenders.popularity import Popularity
@@ -23,7 +24,6 @@ from orchestration.resources import MlflowResource
 from orchestration.storage import RunStorage, run_key
 
 EXPERIMENT = "next-track"
-METRIC_KS = (1, 5, 10, 20, 50, 100)
 # The plain last-track rule reported beside every model so far: the bar to clear, and the
 # reference a rung compares each family with.
 LAST_TRACK_RULE = CandidateSpec(

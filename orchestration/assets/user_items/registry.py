@@ -67,7 +67,7 @@ def user_items_selected_model(
     rows = table_rows(tested(selection, test), 10, chosen.name, USER_ITEMS_COLUMNS)
     metadata = {f"test_{m}": result.metrics[m] for m in USER_ITEMS_COLUMNS}
     metadata |= {"test_users": fold.summary()["queries"], "refit_seconds": result.fit_seconds}
-    report_selected(context, selected, rows, storage, metadata)
+    report_selected(context, selected, rows, storage, metadata, logged=("coverage_at_10",))
     return selected
 
 
