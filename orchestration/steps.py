@@ -79,8 +79,8 @@ def run_lineage(context: dg.AssetExecutionContext, ingest: dg.AssetKey) -> tuple
     """The metadata of ``ingest``'s materialization in this run (empty if it was not), and the
     data lineage: this run's ingest's, else the latest ingest's, else "unknown"."""
     ingested = materialized_in_run(context.instance, ingest, context.run.run_id)
-    latest = latest_metadata(context.instance, ingest, "lineage")
-    return ingested, ingested.get("lineage") or latest or "unknown"
+    lineage = ingested.get("lineage") or latest_metadata(context.instance, ingest, "lineage")
+    return ingested, lineage or "unknown"
 
 
 class Saveable(Protocol):
