@@ -2,13 +2,10 @@
 
 import dagster as dg
 
-from ml.evaluation.selection import GATE_METRICS, EvidenceFloor, baseline_gate
 from orchestration.assets.next_track.dataset import DatasetHandle, next_track_dataset
 from orchestration.assets.next_track.ingest import raw_playlist_events
 from orchestration.assets.next_track.registry import next_track_registered_model
-from orchestration.assets.next_track.selection import next_track_candidate_metrics
 from orchestration.assets.registration import RegisteredModel
-from orchestration.assets.selection import Selection
 from orchestration.metadata import for_display
 
 MIN_KNOWN_LABELS = 0.5
@@ -24,40 +21,6 @@ def validation_labels_known(next_track_dataset: DatasetHandle) -> dg.AssetCheckR
         severity=dg.AssetCheckSeverity.WARN,
         metadata=for_display({"validation_labels_unknown_share": unknown}),
         description=f"{1 - unknown:.1%} of validation labels occur in the train split",
-    )
-
-
-@dg.asset_check(asset=next_track_candidate_metrics, blocking=True)
-def selected_model_beats_baselines(next_track_candidate_metrics: Selection) -> dg.AssetCheckResult:
-    """The selected model must be at least as good as both baselines (most popular, sequential
-    rules on the last track) on the whole validation split at hit rate@10, hit rate@100 and
-    MRR@100 (a tie passes), on at least min_validation_queries queries; blocking, so a model
-    that serves a worse top 10 or a worse long list is never registered: a baseline that wins is
-    reported, not deployed. The description names each metric it fails and against which
-    baseline."""
-    floor = EvidenceFloor(
-        next_track_candidate_metrics.min_validation_queries,
-        "validation queries",
-        "next_track_candidate_metrics.config.min_validation_queries",
-    )
-    selected = next_track_candidate_metrics.selected
-    gate = baseline_gate(
-        selected, next_track_candidate_metrics.baselines, GATE_METRICS, floor, ties_pass=True
-    )
-    return dg.AssetCheckResult(
-        passed=gate.passed,
-        metadata=for_display(
-            {
-                "validation_queries": int(selected.metrics["queries"]),
-                **{f"selected_validation_{m}": selected.metrics[m] for m in GATE_METRICS},
-                **{
-                    f"{b.family}_baseline_validation_{m}": b.metrics[m]
-                    for b in next_track_candidate_metrics.baselines
-                    for m in GATE_METRICS
-                },
-            }
-        ),
-        description=gate.description,
     )
 
 

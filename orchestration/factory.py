@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from orchestration.assets.selection import baseline_gate_check
 from orchestration.use_case import UseCase
 
 
@@ -32,8 +33,8 @@ def use_case_definitions(
     asset_checks: Sequence[dg.AssetChecksDefinition],
     sensors: Sequence[dg.SensorDefinition] = (),
 ) -> dg.Definitions:
-    """The use case's assets (in its group) and checks, the job that materializes the group, and
-    its weekly schedule."""
+    """The use case's assets (in its group) and checks, the blocking gate on its selection, the
+    job that materializes the group, and its weekly schedule."""
     job = dg.define_asset_job(
         pipeline_job_name(use_case),
         selection=dg.AssetSelection.groups(use_case.name),
@@ -44,7 +45,7 @@ def use_case_definitions(
         assets=dg.map_asset_specs(
             lambda spec: spec.replace_attributes(group_name=use_case.name), assets
         ),
-        asset_checks=asset_checks,
+        asset_checks=[baseline_gate_check(use_case), *asset_checks],
         jobs=[job],
         schedules=[weekly_schedule(use_case, job)],
         sensors=sensors,

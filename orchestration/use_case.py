@@ -29,6 +29,7 @@ class UseCase:
     experiment: str  # the MLflow experiment
     model_name: str  # the registered model
     task: str  # the model card's sentence: what goes in, what comes out
+    query_noun: str  # what a validation query is: "queries" (playlists), "users"
     promotion_metric: str  # a version must beat the champion's test_<metric>
     reported_metrics: tuple[str, ...]  # the test columns of a version's description
     pyfunc: ModuleType  # SIGNATURE and example_input(bundle); logged from its file

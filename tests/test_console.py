@@ -13,8 +13,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ml.evaluation.candidates import run_candidate
+from ml.evaluation.candidates import UnitData, run_unit
 from ml.recommenders.base import CannotFit
+from ml.recommenders.popularity import Popularity
 from ml.sequences import Sequences
 from orchestration import console
 from orchestration.cluster.submit import follow
@@ -57,7 +58,7 @@ def skipped_unit_warning() -> str:
     spec = CandidateConfig(**unit).spec()
     train = Sequences.from_lists([[0, 1, 2]] * 10)
     with pytest.raises(CannotFit) as raised:  # refused before it reads anything else
-        run_candidate(spec, train, None, None, None, "unused")
+        run_unit(spec, UnitData.next_track(train, None, Popularity(n_items=3)), None, "unused")
     return f"skipped {spec.unit_name}: {raised.value}"
 
 

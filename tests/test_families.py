@@ -8,7 +8,13 @@ from pydantic import ValidationError
 
 from ml.artifacts import LocalArtifacts
 from ml.datasets.evaluation_split import EvaluationSplit
-from ml.evaluation.candidates import CandidateResult, CandidateSpec, ScoredComponents, run_candidate
+from ml.evaluation.candidates import (
+    CandidateResult,
+    CandidateSpec,
+    ScoredComponents,
+    UnitData,
+    run_unit,
+)
 from ml.evaluation.metrics import ranking_metrics
 from ml.evaluation.selection import build_hybrid, finalists, next_track_ranked
 from ml.recommenders.base import CannotFit, Queries, TopK
@@ -325,9 +331,12 @@ def test_a_unit_runs_only_on_train_splits_within_its_row_range(tmp_path):
     for bounds, said in guards:
         spec = CandidateSpec("sequential_rules", {}, **bounds)
         with pytest.raises(CannotFit, match=said):
-            run_candidate(spec, train, validation, popular, LocalArtifacts(tmp_path), "c")
+            run_unit(
+                spec, UnitData.next_track(train, validation, popular), LocalArtifacts(tmp_path), "c"
+            )
     within = CandidateSpec("sequential_rules", {}, min_train_rows=14, max_train_rows=14)
-    results = run_candidate(within, train, validation, popular, LocalArtifacts(tmp_path), "c")
+    data = UnitData.next_track(train, validation, popular)
+    results = run_unit(within, data, LocalArtifacts(tmp_path), "c")
     assert results[0].metrics["hit_rate_at_10"] == 1.0
 
 
@@ -341,7 +350,7 @@ def test_the_second_stage_builds_on_the_lists_each_unit_was_scored_with(tmp_path
     popular.fit(train)
     store = LocalArtifacts(tmp_path)
     spec = CandidateSpec("sequential_rules", {"max_distance": 3}, [{"last_n": 1}, {"last_n": 2}])
-    results = run_candidate(spec, train, validation, popular, store, "grid", ks=(1, 5))
+    results = run_unit(spec, UnitData.next_track(train, validation, popular, (1, 5)), store, "grid")
     expected = [r.load(store).top_k(validation.queries, 5) for r in results]
     scoring = []
     real_top_k = SequentialRules.top_k

@@ -8,7 +8,7 @@ import numpy as np
 from ml.artifacts import LocalArtifacts
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.budget import GridBudget, full_fit_estimate, schedule
-from ml.evaluation.candidates import CandidateResult, CandidateSpec
+from ml.evaluation.candidates import CandidateResult, CandidateSpec, UnitData
 from ml.evaluation.halving import (
     Rung,
     RungDecision,
@@ -75,12 +75,10 @@ def screened_decisions(specs: list[CandidateSpec], folder) -> dict:
     train, validation, popularity = toy_split()
     assert RUNG.screened(specs, len(train.items)) == specs
     store = LocalArtifacts(folder)
-    references = fit_references(REFERENCES, RUNG, train, validation, popularity)
+    data = UnitData.next_track(train, validation, popularity)
+    references = fit_references(REFERENCES, RUNG, data)
     references.save(folder / "references")
-    entries = {
-        s.unit_name: screen_candidate(s, RUNG, train, validation, popularity, store, "rung")
-        for s in specs
-    }
+    entries = {s.unit_name: screen_candidate(s, RUNG, data, store, "rung") for s in specs}
     assert all(e.train_rows == 500 * 10 for e in entries.values())
     return {
         d.unit: d for d in decide(entries, RungReferences.load(folder / "references"), RUNG, store)
@@ -119,9 +117,8 @@ def test_a_unit_meant_for_large_data_is_screened_on_the_share_not_refused(tmp_pa
     train, validation, popularity = toy_split()
     large = replace(rules(keep=500), min_train_rows=len(train.items))
     assert RUNG.screened([large, rules(keep=1)], len(train.items)) == [large, rules(keep=1)]
-    entry = screen_candidate(
-        large, RUNG, train, validation, popularity, LocalArtifacts(tmp_path), "rung"
-    )
+    data = UnitData.next_track(train, validation, popularity)
+    entry = screen_candidate(large, RUNG, data, LocalArtifacts(tmp_path), "rung")
     assert entry.train_rows == len(train.items) // 4
     assert [r.unit for r in entry.results] == [large.unit_name]
     assert entry.results[0].metrics["hit_rate_at_100"] > 0

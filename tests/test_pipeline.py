@@ -117,7 +117,7 @@ def test_all_checks_passed(pipeline_run):
     names = {e.check_name for e in evaluations}
     assert {
         "validation_labels_known",
-        "selected_model_beats_baselines",
+        "beats_baselines",
         "registered_model_is_fresh",
     } <= names
     checked = {e.asset_key.to_user_string() for e in evaluations}
@@ -398,7 +398,7 @@ def test_a_model_that_does_not_beat_sequential_rules_is_never_registered(pipelin
     ]
     result = run_job({**SYNTHETIC, **grid(tutorial, [], second_stage=False)}, raise_on_error=False)
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    gate = checks["selected_model_beats_baselines"]
+    gate = checks["beats_baselines"]
     assert gate.passed is False
     assert "FAILS " in gate.description
     assert "hit_rate_at_100 against `sequential_rules:w10_last1_strict`" in gate.description

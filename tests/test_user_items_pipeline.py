@@ -56,10 +56,10 @@ def test_every_check_passed_including_the_gate_and_the_tables_dbt_tests(user_ite
     failed = [e.check_name for e in evaluations if not e.passed]
     assert not failed, failed
     names = {e.check_name for e in evaluations}
-    assert {"user_items_model_beats_popularity", "user_recommendations_dbt_tests"} <= names
+    assert {"beats_baselines", "user_recommendations_dbt_tests"} <= names
     tests = next(e for e in evaluations if e.check_name == "user_recommendations_dbt_tests")
     assert tests.metadata["tests"].value >= 6  # rows per user, unseen, items known, not nulls
-    gate = next(e for e in evaluations if e.check_name == "user_items_model_beats_popularity")
+    gate = next(e for e in evaluations if e.check_name == "beats_baselines")
     users = gate.metadata["validation_users"].value
     assert users >= 50 and f"(validation users: {users:,})" in gate.description
     assert "±" in gate.description  # the figures' standard errors

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.metrics import DEFAULT_KS, ranking_metrics, warm_and_popularity_metrics
 from ml.recommenders.base import (
     CannotFit,
+    FitInputs,
     ItemVectors,
     Log,
     Recommender,
@@ -238,63 +240,122 @@ def evaluate_lists(
     return metrics, filled
 
 
-def run_candidate(
-    spec: CandidateSpec,
-    train: Sequences,
-    validation: EvaluationSplit,
-    popularity: Popularity,
-    store: ArtifactStore,
-    prefix: str,
-    ks: tuple[int, ...] = DEFAULT_KS,
-    log: Log = no_log,
-) -> list[CandidateResult]:
-    """Fit once, save as ``<prefix>/<unit>`` in ``store``, evaluate every variant. Raises
-    ``CannotFit`` when the family cannot, or when the train split is outside the unit's
-    ``min_train_rows``..``max_train_rows``."""
-    refusal = spec.size_refusal(len(train.items))
-    if refusal:
-        raise CannotFit(refusal)
-    recommender = spec.recommender(popularity.n_items)
+@dataclass(frozen=True, kw_only=True)
+class UnitData:
+    """What a grid unit of either use case fits on and is scored against: the fit's inputs, the
+    validation split, and how a variant's lists become its validation figures."""
+
+    inputs: FitInputs
+    validation: EvaluationSplit
+    n_items: int
+    score: Callable[[TopK], dict[str, float]]  # a variant's figures from its lists
+    depth: int  # how long a list is scored
+    headline: str  # the figure each variant's log line shows
+
+    @classmethod
+    def next_track(
+        cls,
+        train: Sequences,
+        validation: EvaluationSplit,
+        popularity: Popularity,
+        ks: tuple[int, ...] = DEFAULT_KS,
+    ) -> UnitData:
+        """Next-track: lists filled from popularity as served, scored at every cut-off."""
+        return cls(
+            inputs=FitInputs(train=train),
+            validation=validation,
+            n_items=popularity.n_items,
+            score=lambda top: evaluate_lists(top, validation, popularity, ks)[0],
+            depth=max(ks),
+            headline=f"hit_rate_at_{max(ks)}",
+        )
+
+
+@dataclass(frozen=True)
+class ScoredVariant:
+    model: Recommender  # the fitted model with the variant's scoring
+    variant: dict[str, Any]
+    metrics: dict[str, float]
+    top: TopK  # its unfilled lists for the validation queries
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FittedUnit:
+    model: Recommender
+    fit_seconds: float
+    variants: list[ScoredVariant]
+
+    @property
+    def facts(self) -> dict[str, float]:
+        return {k: v for k, v in self.model.training.items() if isinstance(v, float)}
+
+
+def fit_and_score(spec: CandidateSpec, data: UnitData, log: Log = no_log) -> FittedUnit:
+    """Fit ``spec``'s model once on ``data``, then score every scoring variant on its
+    validation split."""
+    model = spec.recommender(data.n_items)
     started = time.perf_counter()
-    recommender.fit(train, log)
+    model.fit_inputs(data.inputs, log)
     fit_seconds = time.perf_counter() - started
-    model_key = f"{prefix}/{spec.unit_name}"
-    recommender.save(store.writable(model_key))
-    store.commit(model_key)
-    facts = {k: v for k, v in recommender.training.items() if isinstance(v, float)}
     log(f"{spec.unit_name}: fitted in {fit_seconds:.1f} s; scoring {len(spec.variants)} variants")
-    results = []
-    evaluation_started = time.perf_counter()
+    scored = []
     for done, variant in enumerate(spec.variants, start=1):
-        model = recommender.with_scoring(**variant) if variant else recommender
+        view = model.with_scoring(**variant) if variant else model
         started = time.perf_counter()
-        top = model.top_k(validation.queries, max(ks))
-        metrics, _ = evaluate_lists(top, validation, popularity, ks)
+        top = view.top_k(data.validation.queries, data.depth)
+        metrics = data.score(top)
         seconds = time.perf_counter() - started
-        lists_key = f"{model_key}__lists/{done}"  # the second stage builds on them
-        top.save(store.writable(lists_key))
-        store.commit(lists_key)
-        elapsed = time.perf_counter() - evaluation_started
-        left = elapsed / done * (len(spec.variants) - done)
+        scored.append(ScoredVariant(view, dict(variant), metrics, top, seconds))
+        left = sum(s.seconds for s in scored) / done * (len(spec.variants) - done)
         log(
-            f"{model.name}: hit rate@{max(ks)} {metrics[f'hit_rate_at_{max(ks)}']:.4f} "
-            f"({done}/{len(spec.variants)}, {len(validation) / seconds:,.0f} queries/s, "
+            f"{view.name}: {data.headline} {metrics[data.headline]:.4f} "
+            f"({done}/{len(spec.variants)}, {len(data.validation) / seconds:,.0f} queries/s, "
             f"~{left:.0f} s left)"
         )
+    return FittedUnit(model, fit_seconds, scored)
+
+
+def run_unit(
+    spec: CandidateSpec, data: UnitData, store: ArtifactStore, prefix: str, log: Log = no_log
+) -> list[CandidateResult]:
+    """A grid unit of either use case: fit once, save as ``<prefix>/<unit>`` in ``store``,
+    score every variant and keep its lists (the second stage builds on them). Raises
+    ``CannotFit`` when the family cannot, or when the train split is outside the unit's
+    ``min_train_rows``..``max_train_rows``."""
+    refusal = spec.size_refusal(len(data.inputs.train.items))
+    if refusal:
+        raise CannotFit(refusal)
+    unit = fit_and_score(spec, data, log)
+    model_key = f"{prefix}/{spec.unit_name}"
+    unit.model.save(store.writable(model_key))
+    store.commit(model_key)
+    results = []
+    for done, scored in enumerate(unit.variants, start=1):
+        lists_key = f"{model_key}__lists/{done}"
+        scored.top.save(store.writable(lists_key))
+        store.commit(lists_key)
         results.append(
             CandidateResult(
-                name=model.name,
+                name=scored.model.name,
                 family=spec.family,
                 unit=spec.unit_name,
-                params=TypeAdapter(type(model.params)).dump_python(model.params, mode="json"),
-                variant=dict(variant),
+                params=refit_params(scored.model),
+                variant=scored.variant,
                 model_key=model_key,
-                metrics=metrics,
-                fit_seconds=fit_seconds,
-                eval_seconds=seconds,
+                metrics=scored.metrics,
+                fit_seconds=unit.fit_seconds,
+                eval_seconds=scored.seconds,
                 baseline=spec.baseline,
-                facts=facts,
+                facts=unit.facts,
                 lists_key=lists_key,
             )
         )
     return results
+
+
+def refit_params(model: Recommender) -> dict[str, Any]:
+    """The params that retrain ``model`` on more data (for a two-tower that stopped early: as
+    many epochs as it kept), every scoring variant's included."""
+    params = model.refit_params()
+    return TypeAdapter(type(params)).dump_python(params, mode="json")

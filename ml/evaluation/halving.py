@@ -20,17 +20,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ml.artifacts import ArtifactStore
-from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import (
     CandidateResult,
     CandidateSpec,
-    evaluate_lists,
-    run_candidate,
+    UnitData,
+    fit_and_score,
+    run_unit,
     unique_label_shares,
 )
-from ml.evaluation.metrics import DEFAULT_KS
 from ml.recommenders.base import Log, TopK, no_log
-from ml.recommenders.popularity import Popularity
 from ml.sequences import Sequences
 
 
@@ -48,6 +46,10 @@ class Rung:
     def train(self, train: Sequences) -> Sequences:
         """The rung's train playlists: a seeded sample of ``share`` of them, in their order."""
         return train.sample(self.share, self.seed)
+
+    def data(self, data: UnitData) -> UnitData:
+        """``data`` with the rung's train playlists."""
+        return replace(data, inputs=replace(data.inputs, train=self.train(data.inputs.train)))
 
     def screened(
         self, specs: Iterable[CandidateSpec], train_rows: int, budgeted: bool = False
@@ -109,27 +111,17 @@ class RungReferences:
 
 
 def fit_references(
-    specs: list[CandidateSpec],
-    rung: Rung,
-    train: Sequences,
-    validation: EvaluationSplit,
-    popularity: Popularity,
-    ks: tuple[int, ...] = DEFAULT_KS,
-    log: Log = no_log,
+    specs: list[CandidateSpec], rung: Rung, data: UnitData, log: Log = no_log
 ) -> RungReferences:
-    """Each spec (its first scoring variant) fitted on the rung's train, scored on
-    ``validation``; its lists (unfilled, ``max(ks)`` long) kept."""
-    sample = rung.train(train)
+    """Each spec (its first scoring variant) fitted on the rung's share of ``data``'s train,
+    scored on its validation split; its lists (unfilled, as deep as ``data`` scores) kept."""
+    at_rung = rung.data(data)
     references = []
     for spec in specs:
-        model = spec.recommender(popularity.n_items)
-        model.fit(sample, log)
-        model = model.with_scoring(**spec.variants[0])
-        top = model.top_k(validation.queries, max(ks))
-        metrics, _ = evaluate_lists(top, validation, popularity, ks)
-        references.append(Reference(model.name, spec.family, metrics, top))
-        log(f"rung reference {model.name}: {rung.metric} {metrics[rung.metric]:.4f}")
-    return RungReferences(references, validation.labels, popularity.n_items)
+        (scored,) = fit_and_score(replace(spec, variants=spec.variants[:1]), at_rung, log).variants
+        references.append(Reference(scored.model.name, spec.family, scored.metrics, scored.top))
+        log(f"rung reference {scored.model.name}: {rung.metric} {scored.metrics[rung.metric]:.4f}")
+    return RungReferences(references, data.validation.labels, data.n_items)
 
 
 @dataclass(frozen=True)
@@ -149,26 +141,23 @@ class RungEntry:
 def screen_candidate(
     spec: CandidateSpec,
     rung: Rung,
-    train: Sequences,
-    validation: EvaluationSplit,
-    popularity: Popularity,
+    data: UnitData,
     store: ArtifactStore,
     prefix: str,
-    ks: tuple[int, ...] = DEFAULT_KS,
     log: Log = no_log,
 ) -> RungEntry:
-    """``run_candidate`` on the rung's share of ``train``, with the best variant's lists. The
+    """``run_unit`` on the rung's share of ``data``'s train, with the best variant's lists. The
     rung stands in for the full fit, so the unit's size limits are not checked against the
     share (``Rung.screened`` checked them against the whole split): a unit meant for large
     data is screened, not refused for the sample's size."""
-    sample = rung.train(train)
+    at_rung = rung.data(data)
     unlimited = replace(spec, min_train_rows=None, max_train_rows=None)
-    results = run_candidate(unlimited, sample, validation, popularity, store, prefix, ks, log)
+    results = run_unit(unlimited, at_rung, store, prefix, log)
     best = max(results, key=lambda r: r.metrics[rung.metric]).load(store)
     top_key = f"{prefix}/{spec.unit_name}__best_lists"
-    best.top_k(validation.queries, max(ks)).save(store.writable(top_key))
+    best.top_k(data.validation.queries, data.depth).save(store.writable(top_key))
     store.commit(top_key)
-    return RungEntry(results, len(sample.items), top_key)
+    return RungEntry(results, len(at_rung.inputs.train.items), top_key)
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,14 @@ benchmark and the pipeline.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pydantic import TypeAdapter
-
-from ml.artifacts import ArtifactStore
 from ml.datasets.user_items import UserItemsFold
-from ml.evaluation.candidates import CandidateResult, CandidateSpec
+from ml.evaluation.candidates import CandidateSpec, UnitData, fit_and_score, refit_params
 from ml.evaluation.metrics import ranking_metrics
 from ml.evaluation.ranking import R, ranked
 from ml.recommenders.base import EpochCallback, FitInputs, Log, Recommender, no_log
-from ml.recommenders.families import create
 
 KS = (10,)
 SELECTION_METRIC = "ndcg_at_10"
@@ -35,40 +30,30 @@ class FoldResult:
     facts: dict[str, float]  # the family's own figures (best epoch...)
 
 
-def fit_on_fold(
-    model: Recommender,
-    fold: UserItemsFold,
-    log: Log = no_log,
-    on_epoch: EpochCallback | None = None,
-    early_stopping: bool = True,
-) -> float:
-    """Fit on the fold's train; seconds taken. The two-tower also gets the interactions' times,
-    the item features and, with ``early_stopping``, the fold's evaluation split to stop on."""
-    started = time.perf_counter()
+def unit_data(
+    fold: UserItemsFold, on_epoch: EpochCallback | None = None, early_stopping: bool = True
+) -> UnitData:
+    """A fold as a grid unit's data: the two-tower also gets the interactions' times, the item
+    features and, with ``early_stopping``, the fold's evaluation split to stop on; every
+    variant is scored at 10 on the evaluation split (NDCG, hit rate, recall, MRR, coverage)."""
+    evaluation = fold.evaluation
+    assert evaluation is not None, f"fold {fold.name} has no evaluation split"
     features, _ = fold.item_features()
     inputs = FitInputs(
         train=fold.train,
         times=fold.train_times,
         item_features=features,
-        validation=fold.evaluation if early_stopping else None,
+        validation=evaluation if early_stopping else None,
         on_epoch=on_epoch,
     )
-    model.fit_inputs(inputs, log)
-    return time.perf_counter() - started
-
-
-def evaluate_on_fold(model: Recommender, fold: UserItemsFold) -> dict[str, float]:
-    """NDCG, hit rate, recall, MRR and coverage at 10 on the fold's evaluation split."""
-    assert fold.evaluation is not None, f"fold {fold.name} has no evaluation split"
-    top = model.top_k(fold.evaluation.queries, max(KS))
-    return ranking_metrics(top.ids, fold.evaluation.labels, model.n_items, KS)
-
-
-def refit_params(model: Recommender) -> dict[str, Any]:
-    """The params that retrain ``model`` on more data (for a two-tower that stopped early: as
-    many epochs as it kept)."""
-    params = model.refit_params()
-    return TypeAdapter(type(params)).dump_python(params, mode="json")
+    return UnitData(
+        inputs=inputs,
+        validation=evaluation,
+        n_items=fold.n_items,
+        score=lambda top: ranking_metrics(top.ids, evaluation.labels, fold.n_items, KS),
+        depth=max(KS),
+        headline=SELECTION_METRIC,
+    )
 
 
 def run_on_fold(
@@ -81,16 +66,15 @@ def run_on_fold(
     variants: list[dict[str, Any]] | None = None,
 ) -> tuple[Recommender, list[FoldResult]]:
     """Fit once, then score every ranking-only variant (``[{}]``: the params as given)."""
-    model = create(family, params, fold.n_items)
-    seconds = fit_on_fold(model, fold, log, on_epoch, early_stopping)
-    facts = {k: v for k, v in model.training.items() if isinstance(v, float)}
-    results = []
-    for variant in variants or [{}]:
-        view = model.with_scoring(**variant) if variant else model
-        metrics = evaluate_on_fold(view, fold)
-        results.append(FoldResult(view.name, family, refit_params(view), metrics, seconds, facts))
-        log(f"{fold.name} {view.name}: NDCG@10 {metrics['ndcg_at_10']:.4f}")
-    return model, results
+    spec = CandidateSpec(family, params, variants or [{}])
+    unit = fit_and_score(spec, unit_data(fold, on_epoch, early_stopping), log)
+    results = [
+        FoldResult(
+            s.model.name, family, refit_params(s.model), s.metrics, unit.fit_seconds, unit.facts
+        )
+        for s in unit.variants
+    ]
+    return unit.model, results
 
 
 def best(results: list[R], min_coverage: float = 0.0, metric: str = SELECTION_METRIC) -> R:
@@ -127,38 +111,3 @@ def refit_and_test(
         chosen.family, chosen.params, test_fold, log, early_stopping=False
     )
     return model, result
-
-
-def run_unit(
-    spec: CandidateSpec,
-    fold: UserItemsFold,
-    store: ArtifactStore,
-    prefix: str,
-    log: Log = no_log,
-    on_epoch: EpochCallback | None = None,
-) -> list[CandidateResult]:
-    """A grid unit on the validation fold, as next-track's ``run_candidate``: fit once (early
-    stopping on validation for the two-tower, ``on_epoch`` told each epoch's figures), save as
-    ``<prefix>/<unit>`` in ``store``, score every variant. Raises ``CannotFit``."""
-    model, fold_results = run_on_fold(
-        spec.family, spec.params, fold, log, on_epoch, variants=spec.variants
-    )
-    model_key = f"{prefix}/{spec.unit_name}"
-    model.save(store.writable(model_key))
-    store.commit(model_key)
-    return [
-        CandidateResult(
-            name=result.name,
-            family=spec.family,
-            unit=spec.unit_name,
-            params=result.params,  # what a refit uses (a two-tower's kept epochs)
-            variant=dict(variant),
-            model_key=model_key,
-            metrics=result.metrics,
-            fit_seconds=result.fit_seconds,
-            eval_seconds=0.0,
-            baseline=spec.baseline,
-            facts=result.facts,
-        )
-        for variant, result in zip(spec.variants, fold_results, strict=True)
-    ]

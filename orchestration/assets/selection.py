@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from ml.evaluation.candidates import CandidateResult
+from ml.evaluation.selection import EvidenceFloor, baseline_gate
 from ml.registry import log_to_run
 from orchestration.assets.grid import UnitOutcome
 from orchestration.assets.registration import logged_metrics
@@ -15,6 +16,7 @@ from orchestration.metadata import for_display, mlflow_plot, rows_table
 from orchestration.resources import MlflowResource
 from orchestration.settings import WORKER_NAME
 from orchestration.storage import RunStorage
+from orchestration.use_case import UseCase
 
 
 @dataclass(kw_only=True)
@@ -207,3 +209,38 @@ def report_selected(
             }
         )
     )
+
+
+def baseline_gate_check(use_case: UseCase) -> dg.AssetChecksDefinition:
+    """The blocking gate on the use case's selection: the selected model must be at least as
+    good as every baseline on validation at each of the selection's gate metrics (a tie passes
+    if the selection says so), on at least its minimum number of validation queries. A model
+    that does not is never registered: a baseline that wins is reported, not deployed."""
+    asset = use_case.asset_key("candidate_metrics")
+    noun = use_case.query_noun
+
+    @dg.asset_check(asset=asset, name="beats_baselines", blocking=True)
+    def beats_baselines(selection: Selection) -> dg.AssetCheckResult:
+        """The selected model is at least as good as every baseline on validation at each gate
+        metric; the description names each metric it fails and against which baseline."""
+        setting = f"{asset.to_user_string()}.config.min_validation_{noun}"
+        floor = EvidenceFloor(selection.min_validation_queries, f"validation {noun}", setting)
+        selected = selection.selected
+        gate = baseline_gate(
+            selected, selection.baselines, selection.gate_metrics, floor, selection.ties_pass
+        )
+        metrics = selection.gate_metrics
+        figures = {f"selected_validation_{m}": selected.metrics[m] for m in metrics}
+        for baseline in selection.baselines:
+            figures |= {
+                f"{baseline.family}_baseline_validation_{m}": baseline.metrics[m] for m in metrics
+            }
+        return dg.AssetCheckResult(
+            passed=gate.passed,
+            metadata=for_display(
+                {f"validation_{noun}": int(selected.metrics["queries"]), **figures}
+            ),
+            description=gate.description,
+        )
+
+    return beats_baselines

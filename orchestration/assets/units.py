@@ -51,8 +51,7 @@ def log_unit_runs(
             {
                 **{f"validation_{k}": v for k, v in result.metrics.items()},
                 "fit_seconds": result.fit_seconds,
-                # A user-items unit times its fit only.
-                **({"eval_seconds": result.eval_seconds} if result.eval_seconds else {}),
+                "eval_seconds": result.eval_seconds,
                 "catalogue_size": float(catalogue_size),
                 **result.facts,
             },

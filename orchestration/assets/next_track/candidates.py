@@ -3,7 +3,7 @@ scoring variant on the validation queries (see orchestration/assets/grid.py for 
 
 import dagster as dg
 
-from ml.evaluation.candidates import CandidateSpec, run_candidate
+from ml.evaluation.candidates import CandidateSpec, UnitData, run_unit
 from ml.evaluation.halving import Rung, fit_references, screen_candidate
 from ml.evaluation.next_track_selection import METRIC_KS
 from ml.evaluation.report import table_rows
@@ -62,22 +62,15 @@ def fit_and_log(
     data = dataset.load(storage)
     validation = dataset.sampled_validation(data)
     popularity = Popularity.from_counts(data.catalogue.train_counts)
-    inputs = {
-        "train": data.train,
-        "validation": validation,
-        "popularity": popularity,
-        "store": storage,
-        "prefix": prefix,
-        "ks": METRIC_KS,
-        "log": context.log.info,
-    }
+    unit_data = UnitData.next_track(data.train, validation, popularity, METRIC_KS)
+    log = context.log.info
     try:
         if rung:
-            at_rung = screen_candidate(spec=spec, rung=rung, **inputs)
+            at_rung = screen_candidate(spec, rung, unit_data, storage, prefix, log)
             results = at_rung.results
         else:
             at_rung = None
-            results = run_candidate(spec=spec, **inputs)
+            results = run_unit(spec, unit_data, storage, prefix, log)
     except CannotFit as e:
         context.log.warning(f"skipped {spec.unit_name}: {e}")
         return UnitOutcome(spec.unit_name, spec.family, skipped=str(e))
@@ -118,15 +111,10 @@ def rung_references(
         )
         return RungHandle(rung)
     data = next_track_dataset.load(storage)
-    references = fit_references(
-        specs=RUNG_REFERENCES,
-        rung=rung,
-        train=data.train,
-        validation=next_track_dataset.sampled_validation(data),
-        popularity=Popularity.from_counts(data.catalogue.train_counts),
-        ks=METRIC_KS,
-        log=context.log.info,
-    )
+    validation = next_track_dataset.sampled_validation(data)
+    popularity = Popularity.from_counts(data.catalogue.train_counts)
+    unit_data = UnitData.next_track(data.train, validation, popularity, METRIC_KS)
+    references = fit_references(RUNG_REFERENCES, rung, unit_data, context.log.info)
     key = run_key(context.run.run_id, "rung_references")
     references.save(storage.writable(key))
     storage.commit(key)

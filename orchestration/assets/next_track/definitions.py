@@ -25,7 +25,6 @@ from orchestration.assets.next_track.serving import (
 )
 from orchestration.checks import (
     registered_model_is_fresh,
-    selected_model_beats_baselines,
     validation_labels_known,
 )
 from orchestration.factory import use_case_definitions
@@ -52,7 +51,6 @@ def next_track_definitions() -> dg.Definitions:
         ],
         asset_checks=[
             validation_labels_known,
-            selected_model_beats_baselines,
             registered_model_is_fresh,
             track_recommendations_dbt_tests,
         ],

@@ -34,6 +34,7 @@ NEXT_TRACK = UseCase(
     task="Next track of a playlist: given a playlist's tracks (keys `artist|||title` or "
     '"artist - title"), the k tracks most likely to come next, each with artist, title and '
     "score.",
+    query_noun="queries",
     promotion_metric=f"hit_rate_at_{PROMOTION_K}",
     reported_metrics=REPORTED_METRICS,
     pyfunc=next_track_pyfunc,

@@ -144,11 +144,7 @@ def second_stage(config: SelectionConfig) -> SecondStage:
     )
 
 
-@dg.asset(
-    kinds={"mlflow"},
-    description="The selected candidate scored once on test beside the baselines (by query "
-    "length too: a table and a plot), saved as the bundle the MLflow model ships (any family).",
-)
+@dg.asset(kinds={"mlflow"})
 def next_track_selected_model(
     context: dg.AssetExecutionContext,
     next_track_candidate_metrics: Selection,
@@ -156,6 +152,8 @@ def next_track_selected_model(
     storage: RunStorage,
     mlflow: MlflowResource,
 ) -> SelectedModel:
+    """The selected candidate scored once on test beside the baselines (by query length too: a
+    table and a plot), saved as the bundle the MLflow model ships (any family)."""
     selection, dataset = next_track_candidate_metrics, next_track_dataset
     data = dataset.load(storage)
     length_plot = run_key(context.run.run_id, "plots", "test_by_query_length.png")

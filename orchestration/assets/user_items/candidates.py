@@ -4,9 +4,9 @@ ranking variant (see orchestration/assets/grid.py for the steps)."""
 
 import dagster as dg
 
-from ml.evaluation.candidates import CandidateSpec
+from ml.evaluation.candidates import CandidateSpec, run_unit
 from ml.evaluation.report import USER_ITEMS_COLUMNS, table_rows
-from ml.evaluation.user_items import run_unit
+from ml.evaluation.user_items import unit_data
 from ml.recommenders.base import CannotFit
 from orchestration.assets.grid import UnitOutcome, candidate_grid
 from orchestration.assets.units import epoch_run, log_unit_runs, unit_metadata
@@ -30,7 +30,7 @@ def fit_user_items_unit(
     prefix = run_key(context.run.run_id, "user_items_candidates")
     try:
         with epoch_run(context, mlflow, EXPERIMENT, spec, dataset.fingerprint) as on_epoch:
-            results = run_unit(spec, fold, storage, prefix, context.log.info, on_epoch)
+            results = run_unit(spec, unit_data(fold, on_epoch), storage, prefix, context.log.info)
     except CannotFit as e:
         context.log.warning(f"skipped {spec.unit_name}: {e}")
         return UnitOutcome(spec.unit_name, spec.family, skipped=str(e))

@@ -15,10 +15,7 @@ from orchestration.assets.user_items.registry import (
     user_items_registered_model,
     user_items_selected_model,
 )
-from orchestration.assets.user_items.selection import (
-    user_items_candidate_metrics,
-    user_items_model_beats_popularity,
-)
+from orchestration.assets.user_items.selection import user_items_candidate_metrics
 from orchestration.assets.user_items.serving import (
     user_recommendations,
     user_recommendations_dbt_tests,
@@ -40,5 +37,5 @@ def user_items_definitions() -> dg.Definitions:
             user_items_registered_model,
             user_recommendations,
         ],
-        asset_checks=[user_items_model_beats_popularity, user_recommendations_dbt_tests],
+        asset_checks=[user_recommendations_dbt_tests],
     )

@@ -102,6 +102,7 @@ USER_ITEMS = UseCase(
     model_name="user-items",
     task="Items for a user: given a user id (and optionally recent items), the k items "
     "they have not interacted with that they are most likely to want, with their titles.",
+    query_noun="users",
     promotion_metric=PROMOTION_METRIC,
     reported_metrics=("ndcg_at_10", "hit_rate_at_10", "coverage_at_10"),
     pyfunc=user_items_pyfunc,

@@ -5,7 +5,6 @@ import dagster as dg
 from ml.evaluation.candidates import CandidateResult
 from ml.evaluation.ranking import ranked
 from ml.evaluation.report import USER_ITEMS_COLUMNS, plot_validation_bars, table_rows
-from ml.evaluation.selection import EvidenceFloor, baseline_gate
 from ml.evaluation.user_items import best
 from ml.recommenders.base import Log
 from orchestration.assets.grid import UnitOutcome
@@ -117,26 +116,3 @@ def user_items_candidate_metrics(
     )
     report_selection(context, report, mlflow, storage)
     return selection
-
-
-@dg.asset_check(asset=user_items_candidate_metrics, blocking=True)
-def user_items_model_beats_popularity(
-    user_items_candidate_metrics: Selection,
-) -> dg.AssetCheckResult:
-    """The selected model must beat popularity on the validation metric (NDCG@10), measured on
-    at least min_validation_users users; blocking, so a model that does not is never
-    registered."""
-    selection = user_items_candidate_metrics
-    floor = EvidenceFloor(
-        selection.min_validation_queries,
-        "validation users",
-        "user_items_candidate_metrics.config.min_validation_users",
-    )
-    gate = baseline_gate(
-        selection.selected, selection.baselines, [selection.metric], floor, ties_pass=False
-    )
-    return dg.AssetCheckResult(
-        passed=gate.passed,
-        metadata={"validation_users": int(selection.selected.metrics["queries"])},
-        description=gate.description,
-    )
