@@ -1,6 +1,7 @@
 """Materialize one asset alone, as hooli-data-eng-pipelines tests its assets: the hand-overs it
 reads are given values, its resources are the test's (temporary folders, a fresh MLflow store)."""
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -97,4 +98,20 @@ def register_alone(
     assert "Promotion: no champion yet." in version.description
     assert version.tags["candidate"] == run[f"{use_case}_selected_model"].candidate
     assert version.tags["data_fingerprint"] == run[f"{use_case}_dataset"].fingerprint
+    assert_champion_downloads_from_the_resource(resources["mlflow"], registered.name, version)
     return version
+
+
+def assert_champion_downloads_from_the_resource(mlflow_resource, name: str, version) -> None:
+    """The serving tables' download of the champion reads the resource's registry, not the
+    process-wide MLflow URI (pointed here at an empty store; conftest restores it)."""
+    import mlflow
+
+    from orchestration.assets.champion_tables import champion_bundle
+
+    with tempfile.TemporaryDirectory() as folder:
+        mlflow.set_tracking_uri(f"sqlite:///{folder}/elsewhere.db")
+        bundle, built_from = champion_bundle(mlflow_resource, name, Path(folder) / "champion")
+    assert built_from.model_version == version.version
+    assert built_from.data_fingerprint == version.tags["data_fingerprint"]
+    assert bundle.info["candidate"] == version.tags["candidate"]

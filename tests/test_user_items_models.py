@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.user_items import FoldResult, best
-from ml.recommenders.base import CannotFit, Queries
+from ml.recommenders.base import CannotFit, FitInputs, Queries
 from ml.recommenders.ease import Ease, EaseParams
 from ml.recommenders.families import load_recommender
 from ml.recommenders.two_tower import TwoTower, TwoTowerParams
@@ -65,7 +65,9 @@ def test_two_tower_ranks_the_held_out_item_of_its_group_first():
     )
     seen = []
     model = TwoTower(TwoTowerParams(**FAST, patience=0), n_items=10)
-    model.fit(train, validation=validation, on_epoch=lambda e, m: seen.append((e, m)))
+    model.fit_inputs(
+        FitInputs(train=train, validation=validation, on_epoch=lambda e, m: seen.append((e, m)))
+    )
     top = model.top_k(Queries(train, users), 1)
     assert (top.ids[:, 0] == answers).all()
     assert [e for e, _ in seen] == list(range(1, 41))
@@ -94,7 +96,7 @@ def test_two_tower_early_stopping_keeps_the_best_epoch_for_the_refit():
         "validation", Queries(train, np.arange(len(train))), Sequences.from_lists([[UNKNOWN]] * 24)
     )
     model = TwoTower(TwoTowerParams(**FAST, patience=2), n_items=10)
-    model.fit(train, validation=validation)
+    model.fit_inputs(FitInputs(train=train, validation=validation))
     assert model.training["best_epoch"] == 1.0 and model.training["epochs_run"] == 3.0
     assert model.refit_params().epochs == 1
 
@@ -106,7 +108,7 @@ def test_two_tower_item_features_join_the_item_tower():
     model = TwoTower(TwoTowerParams(**{**FAST, "epochs": 80}, item_features=True), n_items=10)
     with pytest.raises(ValueError, match="item_features needs an items x features matrix"):
         model.fit(train)
-    model.fit(train, item_features=features)
+    model.fit_inputs(FitInputs(train=train, item_features=features))
     assert (model.top_k(Queries(train, np.arange(len(train))), 1).ids[:, 0] == answers).all()
     assert model.name.endswith("_feat_s0")
 
@@ -116,7 +118,7 @@ def test_two_tower_recency_prior_adds_decayed_popularity_when_ranking():
     times = np.zeros(len(train.items))
     times[train.items == 9] = 28 * 86_400.0  # item 9's interactions are 28 days newer
     model = TwoTower(TwoTowerParams(**{**FAST, "epochs": 2}, prior_half_life_days=14), n_items=10)
-    model.fit(train, times=times)
+    model.fit_inputs(FitInputs(train=train, times=times))
     age_days = (times.max() - times) / 86_400
     expected = np.log1p(np.bincount(train.items, weights=0.5 ** (age_days / 14), minlength=10))
     assert np.allclose(model.recent_log_counts, expected)
@@ -149,7 +151,9 @@ def test_two_tower_recency_weights_need_times():
     model = TwoTower(TwoTowerParams(**{**FAST, "epochs": 2}, half_life_days=7), n_items=10)
     with pytest.raises(ValueError, match="half_life_days needs the interactions' times"):
         model.fit(train)
-    model.fit(train, times=np.arange(len(train.items), dtype=np.float64) * 86_400)
+    model.fit_inputs(
+        FitInputs(train=train, times=np.arange(len(train.items), dtype=np.float64) * 86_400)
+    )
     assert model.training["epochs_run"] == 2.0
 
 

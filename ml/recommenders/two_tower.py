@@ -44,11 +44,9 @@ import scipy.sparse as sp
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.metrics import ranking_metrics
 from ml.recommenders.base import (
     CannotFit,
-    EpochCallback,
     FitInputs,
     Log,
     Queries,
@@ -124,21 +122,17 @@ class TwoTower(Recommender):
         self.recent_log_counts = np.zeros(n_items, dtype=np.float32)  # the recency prior's term
         self.log_counts = np.zeros(n_items, dtype=np.float32)  # the popularity penalty's term
 
-    def fit(
-        self,
-        train: Sequences,
-        log: Log = no_log,
-        validation: EvaluationSplit | None = None,
-        on_epoch: EpochCallback | None = None,
-        times: np.ndarray | None = None,
-        item_features: sp.csr_matrix | None = None,
-    ) -> None:
-        """Row i of ``train`` is user i's items, ``times`` their epoch seconds (needed with
-        ``half_life_days``), ``item_features`` items x features (needed with
-        ``item_features=True``). With ``validation``, stop early on its NDCG@10."""
+    def fit(self, train: Sequences, log: Log = no_log) -> None:
+        self.fit_inputs(FitInputs(train=train), log)
+
+    def fit_inputs(self, inputs: FitInputs, log: Log = no_log) -> None:
+        """Row i of ``inputs.train`` is user i's items, ``inputs.times`` their epoch seconds
+        (needed with ``half_life_days``), ``inputs.item_features`` items x features (needed with
+        ``item_features=True``). With ``inputs.validation``, stop early on its NDCG@10, telling
+        ``inputs.on_epoch`` each epoch's figures."""
         from ml.recommenders.two_tower_training import Trainer  # torch only where it trains
 
-        p = self.params
+        p, train, times, validation = self.params, inputs.train, inputs.times, inputs.validation
         if len(train.items) == 0 or self.n_items < 2:
             raise CannotFit(f"{self.name}: needs interactions and at least two items")
         self.training = {}
@@ -147,7 +141,7 @@ class TwoTower(Recommender):
         self.log_counts = np.log1p(counts).astype(np.float32)
         started = time.perf_counter()
         best, best_weights, since_best, epoch = -np.inf, None, 0, 0
-        features = self._features(item_features)
+        features = self._features(inputs.item_features)
         with Trainer(p, train, self.n_items, self._recency_weights(times), features) as trainer:
             for epoch in range(1, p.epochs + 1):
                 metrics = {"train_loss": trainer.epoch()}
@@ -156,8 +150,8 @@ class TwoTower(Recommender):
                     top = self.top_k(validation.queries, max(VALIDATION_KS))
                     found = ranking_metrics(top.ids, validation.labels, self.n_items, VALIDATION_KS)
                     metrics.update((k, v) for k, v in found.items() if k != "queries")
-                if on_epoch is not None:
-                    on_epoch(epoch, metrics)
+                if inputs.on_epoch is not None:
+                    inputs.on_epoch(epoch, metrics)
                 log(f"{self.name} epoch {epoch}: {_format(metrics)}")
                 if validation is None:
                     continue
@@ -203,12 +197,6 @@ class TwoTower(Recommender):
                 f"{self.n_items} rows in fit, got {shape}"
             )
         return sp.csr_matrix(item_features, dtype=np.float32)
-
-    def fit_inputs(self, inputs: FitInputs, log: Log = no_log) -> None:
-        self.fit(
-            inputs.train, log, inputs.validation, inputs.on_epoch, inputs.times,
-            inputs.item_features,
-        )  # fmt: skip
 
     def refit_params(self) -> TwoTowerParams:
         """These params with the epochs early stopping kept (all of them without validation)."""

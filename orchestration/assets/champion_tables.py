@@ -41,10 +41,13 @@ def champion_bundle(
     champion = current_champion(mlflow.client(), model_name)
     if champion is None:
         raise dg.Failure(f"no {model_name} champion registered yet", allow_retries=False)
+    # The registry is the resource's too: a models:/ URI is otherwise resolved in the
+    # process-wide registry ($MLFLOW_TRACKING_URI, else ./mlruns), not where it was registered.
     local = mlflow_lib.artifacts.download_artifacts(
         f"models:/{model_name}/{champion.version}",
         dst_path=str(into),
         tracking_uri=mlflow.tracking_uri,
+        registry_uri=mlflow.tracking_uri,
     )
     bundle = load_bundle(Path(local) / "artifacts" / "bundle")
     return bundle, BuiltFrom(model_name, str(champion.version), bundle.info["data_fingerprint"])
