@@ -34,11 +34,7 @@ raw_counts as (
 ),
 
 staged as (
-    select
-        count(*) as rows_clean,
-        count(distinct playlist_key) as playlists_clean,
-        count(distinct track_key) as tracks_clean
-    from {{ ref('stg_playlist_events') }}
+    {{ clean_counts(ref('stg_playlist_events'), {'playlists': 'playlist_key', 'tracks': 'track_key'}) }}
 ),
 
 splits as (

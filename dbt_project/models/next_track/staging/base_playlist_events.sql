@@ -24,10 +24,7 @@ with source as (
 trimmed as (
     select
         row_id,
-        {{ clean_name('user_id') }} as user_id,
-        {{ clean_name('artist') }} as artist,
-        {{ clean_name('track') }} as track,
-        {{ clean_name('playlist') }} as playlist
+        {{- clean_names(['user_id', 'artist', 'track', 'playlist']) }}
     from source
 ),
 

@@ -4,8 +4,7 @@
 -- + rows_repeated + rows_clean, and rows_clean = rows_of_users_below_min + rows.
 with source as (
     select
-        {{ clean_name('user_id') }} as user_id,
-        {{ clean_name('item_id') }} as item_id,
+        {{- clean_names(['user_id', 'item_id']) }},
         timestamp,
         row_id
     from {{ source('raw_user_items', 'interactions') }}
@@ -27,11 +26,7 @@ raw_counts as (
 ),
 
 staged as (
-    select
-        count(*) as rows_clean,
-        count(distinct user_id) as users_clean,
-        count(distinct item_id) as items_clean
-    from {{ ref('stg_interactions') }}
+    {{ clean_counts(ref('stg_interactions'), {'users': 'user_id', 'items': 'item_id'}) }}
 ),
 
 kept as (

@@ -14,8 +14,7 @@ with source as (
 trimmed as (
     select
         row_id,
-        {{ clean_name('user_id') }} as user_id,
-        {{ clean_name('item_id') }} as item_id,
+        {{- clean_names(['user_id', 'item_id']) }},
         cast(timestamp as timestamp) as timestamp,
         cast(rating as double) as rating
     from source
