@@ -112,6 +112,6 @@ def assert_champion_downloads_from_the_resource(mlflow_resource, name: str, vers
     with tempfile.TemporaryDirectory() as folder:
         mlflow.set_tracking_uri(f"sqlite:///{folder}/elsewhere.db")
         bundle, built_from = champion_bundle(mlflow_resource, name, Path(folder) / "champion")
-    assert built_from.model_version == version.version
+    assert built_from.model_version == str(version.version)
     assert built_from.data_fingerprint == version.tags["data_fingerprint"]
     assert bundle.info["candidate"] == version.tags["candidate"]

@@ -41,13 +41,11 @@ def champion_bundle(
     champion = current_champion(mlflow.client(), model_name)
     if champion is None:
         raise dg.Failure(f"no {model_name} champion registered yet", allow_retries=False)
-    # The registry is the resource's too: a models:/ URI is otherwise resolved in the
-    # process-wide registry ($MLFLOW_TRACKING_URI, else ./mlruns), not where it was registered.
+    # Resolved by the resource's client: MLflow resolves a models:/ URI in the process-wide
+    # registry ($MLFLOW_TRACKING_URI, else ./mlruns) whatever registry_uri it is given.
+    stored_at = mlflow.client().get_model_version_download_uri(model_name, champion.version)
     local = mlflow_lib.artifacts.download_artifacts(
-        f"models:/{model_name}/{champion.version}",
-        dst_path=str(into),
-        tracking_uri=mlflow.tracking_uri,
-        registry_uri=mlflow.tracking_uri,
+        stored_at, dst_path=str(into), tracking_uri=mlflow.tracking_uri
     )
     bundle = load_bundle(Path(local) / "artifacts" / "bundle")
     return bundle, BuiltFrom(model_name, str(champion.version), bundle.info["data_fingerprint"])
