@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -284,36 +284,42 @@ class ScoredVariant:
 class FittedUnit:
     model: Recommender
     fit_seconds: float
-    variants: list[ScoredVariant]
 
     @property
     def facts(self) -> dict[str, float]:
         return {k: v for k, v in self.model.training.items() if isinstance(v, float)}
 
 
-def fit_and_score(spec: CandidateSpec, data: UnitData, log: Log = no_log) -> FittedUnit:
-    """Fit ``spec``'s model once on ``data``, then score every scoring variant on its
-    validation split."""
+def fit_unit(spec: CandidateSpec, data: UnitData, log: Log = no_log) -> FittedUnit:
+    """``spec``'s model fitted once on ``data``."""
     model = spec.recommender(data.n_items)
     started = time.perf_counter()
     model.fit_inputs(data.inputs, log)
     fit_seconds = time.perf_counter() - started
     log(f"{spec.unit_name}: fitted in {fit_seconds:.1f} s; scoring {len(spec.variants)} variants")
-    scored = []
+    return FittedUnit(model, fit_seconds)
+
+
+def scored_variants(
+    unit: FittedUnit, spec: CandidateSpec, data: UnitData, log: Log = no_log
+) -> Iterator[ScoredVariant]:
+    """Each of ``spec``'s scoring variants of the fitted model scored on ``data``'s validation
+    split, one at a time: a caller keeps the lists it needs, not every variant's at once."""
+    seconds_so_far = 0.0
     for done, variant in enumerate(spec.variants, start=1):
-        view = model.with_scoring(**variant) if variant else model
+        view = unit.model.with_scoring(**variant) if variant else unit.model
         started = time.perf_counter()
         top = view.top_k(data.validation.queries, data.depth)
         metrics = data.score(top)
         seconds = time.perf_counter() - started
-        scored.append(ScoredVariant(view, dict(variant), metrics, top, seconds))
-        left = sum(s.seconds for s in scored) / done * (len(spec.variants) - done)
+        seconds_so_far += seconds
+        left = seconds_so_far / done * (len(spec.variants) - done)
         log(
             f"{view.name}: {data.headline} {metrics[data.headline]:.4f} "
             f"({done}/{len(spec.variants)}, {len(data.validation) / seconds:,.0f} queries/s, "
             f"~{left:.0f} s left)"
         )
-    return FittedUnit(model, fit_seconds, scored)
+        yield ScoredVariant(view, dict(variant), metrics, top, seconds)
 
 
 def run_unit(
@@ -326,12 +332,12 @@ def run_unit(
     refusal = spec.size_refusal(len(data.inputs.train.items))
     if refusal:
         raise CannotFit(refusal)
-    unit = fit_and_score(spec, data, log)
+    unit = fit_unit(spec, data, log)
     model_key = f"{prefix}/{spec.unit_name}"
     unit.model.save(store.writable(model_key))
     store.commit(model_key)
     results = []
-    for done, scored in enumerate(unit.variants, start=1):
+    for done, scored in enumerate(scored_variants(unit, spec, data, log), start=1):
         lists_key = f"{model_key}__lists/{done}"
         scored.top.save(store.writable(lists_key))
         store.commit(lists_key)

@@ -24,8 +24,9 @@ from ml.evaluation.candidates import (
     CandidateResult,
     CandidateSpec,
     UnitData,
-    fit_and_score,
+    fit_unit,
     run_unit,
+    scored_variants,
     unique_label_shares,
 )
 from ml.recommenders.base import Log, TopK, no_log
@@ -118,7 +119,8 @@ def fit_references(
     at_rung = rung.data(data)
     references = []
     for spec in specs:
-        (scored,) = fit_and_score(replace(spec, variants=spec.variants[:1]), at_rung, log).variants
+        first = replace(spec, variants=spec.variants[:1])
+        (scored,) = scored_variants(fit_unit(first, at_rung, log), first, at_rung, log)
         references.append(Reference(scored.model.name, spec.family, scored.metrics, scored.top))
         log(f"rung reference {scored.model.name}: {rung.metric} {scored.metrics[rung.metric]:.4f}")
     return RungReferences(references, data.validation.labels, data.n_items)

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ml.datasets.user_items import UserItemsFold
-from ml.evaluation.candidates import CandidateSpec, UnitData, fit_and_score, refit_params
+from ml.evaluation.candidates import (
+    CandidateSpec,
+    UnitData,
+    fit_unit,
+    refit_params,
+    scored_variants,
+)
 from ml.evaluation.metrics import ranking_metrics
 from ml.evaluation.ranking import R, ranked
 from ml.recommenders.base import EpochCallback, FitInputs, Log, Recommender, no_log
@@ -67,12 +73,13 @@ def run_on_fold(
 ) -> tuple[Recommender, list[FoldResult]]:
     """Fit once, then score every ranking-only variant (``[{}]``: the params as given)."""
     spec = CandidateSpec(family, params, variants or [{}])
-    unit = fit_and_score(spec, unit_data(fold, on_epoch, early_stopping), log)
+    data = unit_data(fold, on_epoch, early_stopping)
+    unit = fit_unit(spec, data, log)
     results = [
         FoldResult(
             s.model.name, family, refit_params(s.model), s.metrics, unit.fit_seconds, unit.facts
         )
-        for s in unit.variants
+        for s in scored_variants(unit, spec, data, log)
     ]
     return unit.model, results
 

@@ -3,6 +3,7 @@ scoring variant on the validation queries (see orchestration/assets/grid.py for 
 
 import dagster as dg
 
+from ml.datasets.next_track import NextTrackData
 from ml.evaluation.candidates import CandidateSpec, UnitData, run_unit
 from ml.evaluation.halving import Rung, fit_references, screen_candidate
 from ml.evaluation.next_track_selection import METRIC_KS
@@ -47,6 +48,13 @@ RUNG_REFERENCES = [
 ]
 
 
+def grid_unit_data(dataset: DatasetHandle, data: NextTrackData) -> UnitData:
+    """What every grid unit and rung reference of a run fits on and is scored against: train,
+    the run's validation sample, popularity filling the lists."""
+    popularity = Popularity.from_counts(data.catalogue.train_counts)
+    return UnitData.next_track(data.train, dataset.sampled_validation(data), popularity, METRIC_KS)
+
+
 def fit_and_log(
     context: dg.OpExecutionContext,
     spec: CandidateSpec,
@@ -60,9 +68,7 @@ def fit_and_log(
     prefix = run_key(context.run.run_id, "rungs" if rung else "candidates")
     storage.ensure_space(prefix)  # before the fit, not after it
     data = dataset.load(storage)
-    validation = dataset.sampled_validation(data)
-    popularity = Popularity.from_counts(data.catalogue.train_counts)
-    unit_data = UnitData.next_track(data.train, validation, popularity, METRIC_KS)
+    unit_data = grid_unit_data(dataset, data)
     log = context.log.info
     try:
         if rung:
@@ -76,7 +82,7 @@ def fit_and_log(
         return UnitOutcome(spec.unit_name, spec.family, skipped=str(e))
     share = rung.share if rung else None
     log_unit_runs(
-        context, mlflow, EXPERIMENT, spec, results, dataset.fingerprint, popularity.n_items, share
+        context, mlflow, EXPERIMENT, spec, results, dataset.fingerprint, unit_data.n_items, share
     )
     rows = table_rows(results, 100, None)
     train_rows = at_rung.train_rows if at_rung else len(data.train.items)
@@ -85,7 +91,7 @@ def fit_and_log(
         "train_rows": train_rows,
         "train_rows_per_second": train_rows / max(results[0].fit_seconds, 1e-9),
         "eval_seconds": eval_seconds,
-        "queries_per_second": len(validation) * len(results) / max(eval_seconds, 1e-9),
+        "queries_per_second": len(unit_data.validation) * len(results) / max(eval_seconds, 1e-9),
     }
     context.add_output_metadata(unit_metadata(results, rows, "hit_rate_at_100", facts))
     return UnitOutcome(spec.unit_name, spec.family, results, rung=at_rung)
@@ -111,9 +117,7 @@ def rung_references(
         )
         return RungHandle(rung)
     data = next_track_dataset.load(storage)
-    validation = next_track_dataset.sampled_validation(data)
-    popularity = Popularity.from_counts(data.catalogue.train_counts)
-    unit_data = UnitData.next_track(data.train, validation, popularity, METRIC_KS)
+    unit_data = grid_unit_data(next_track_dataset, data)
     references = fit_references(RUNG_REFERENCES, rung, unit_data, context.log.info)
     key = run_key(context.run.run_id, "rung_references")
     references.save(storage.writable(key))
