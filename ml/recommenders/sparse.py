@@ -39,39 +39,40 @@ def nearby_pairs(
     max_distance: int,
     weight_of_distance: Callable[[int], float],
     both_directions: bool = False,
-    block_entries: int = 40_000_000,
+    block_entries: int = 10_000_000,
 ) -> Iterator[tuple[int, sp.csr_matrix]]:
     """Items x items, summed over every pair where track b follows track a within
     ``max_distance`` positions of one sequence: ``weight_of_distance(d)`` at (a, b), and at
     (b, a) too when ``both_directions``. Yields ``(first_row, rows)``: blocks of consecutive
     rows (source tracks), each built from about ``block_entries`` pairs, so that memory stays
-    at a block's pairs and its caller can prune a block before the next is built. One COO
-    build per block (scipy sums duplicates in C) instead of adding a matrix per distance."""
-    items = np.array(sequences.items)  # in memory: read once per distance and block
-    rows = sequences.row_of_each_item()
-    distances = [d for d in range(1, max_distance + 1) if d < len(items)]
-
-    def pairs(d: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        same = rows[:-d] == rows[d:]
-        a, b = items[:-d][same], items[d:][same]
-        return [(a, b), (b, a)] if both_directions else [(a, b)]
-
-    # Pairs per source track; recomputing a distance's pairs costs less than holding them all.
-    per_item = np.zeros(n_items, dtype=np.int64)
-    for d in distances:
-        for source, _ in pairs(d):
-            per_item += np.bincount(source, minlength=n_items)
+    at a block's pairs and its caller can prune a block before the next is built. The positions
+    are sorted by track once, so a block reads only its own tracks' positions (not every pair
+    once per block), and one COO build per block sums the duplicates in C."""
+    items = np.array(sequences.items)  # in memory: gathered once per distance and block
+    position = sequences.position_of_each_item()
+    after = sequences.age_of_each_item()  # tracks after each position in its sequence
+    reach = max(0, min(max_distance, len(items) - 1))  # distances 1..reach
+    pairs_at = np.minimum(after, reach)
+    if both_directions:
+        pairs_at += np.minimum(position, reach)
+    per_item = np.bincount(items, weights=pairs_at, minlength=n_items).astype(np.int64)
+    by_track = np.argsort(items, kind="stable")
+    track_starts = np.r_[0, np.cumsum(np.bincount(items, minlength=n_items))]
     cumulative = np.cumsum(per_item)
     total = int(cumulative[-1]) if n_items else 0
     cuts = np.searchsorted(cumulative, np.arange(1, -(-total // block_entries)) * block_entries)
     bounds = np.r_[0, np.unique(np.r_[cuts, n_items])]  # one block at least
     for first, last in itertools.pairwise(bounds):
+        at = by_track[track_starts[first] : track_starts[last]]
+        source = items[at] - first
         sources, targets, weights = [], [], []
-        for d in distances:
-            for source, target in pairs(d):
-                inside = (source >= first) & (source < last)
-                sources.append(source[inside] - first)
-                targets.append(target[inside])
+        for d in range(1, reach + 1):
+            directions = [(after[at] >= d, d)]
+            if both_directions:
+                directions.append((position[at] >= d, -d))
+            for valid, step in directions:
+                sources.append(source[valid])
+                targets.append(items[at[valid] + step])
                 weights.append(np.full(len(sources[-1]), weight_of_distance(d)))
         block = sp.coo_matrix(
             (_joined(weights, np.float64), (_joined(sources), _joined(targets))),
