@@ -64,12 +64,12 @@ def nearby_pairs(
     bounds = np.r_[0, np.unique(np.r_[cuts, n_items])]  # one block at least
     for first, last in itertools.pairwise(bounds):
         at = by_track[track_starts[first] : track_starts[last]]
-        source = items[at] - first
+        source, after_at, position_at = items[at] - first, after[at], position[at]
         sources, targets, weights = [], [], []
         for d in range(1, reach + 1):
-            directions = [(after[at] >= d, d)]
+            directions = [(after_at >= d, d)]
             if both_directions:
-                directions.append((position[at] >= d, -d))
+                directions.append((position_at >= d, -d))
             for valid, step in directions:
                 sources.append(source[valid])
                 targets.append(items[at[valid] + step])
