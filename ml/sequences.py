@@ -112,6 +112,11 @@ class Sequences:
         order = np.argsort(rows, kind="stable")
         return Sequences.from_lengths(items[order], self.lengths + other.lengths)
 
+    def extend(self, other: Sequences) -> Sequences:
+        """These sequences, then ``other``'s."""
+        items = np.concatenate([self.items, other.items])
+        return Sequences.from_lengths(items, np.concatenate([self.lengths, other.lengths]))
+
     def slice(self, start: int, stop: int) -> Sequences:
         """Rows start..stop-1, sharing memory with this one."""
         offsets = self.offsets[start : stop + 1]

@@ -287,6 +287,17 @@ class SelectionConfig(dg.Config):
     )
 
 
+class SelectedModelConfig(dg.Config):
+    refit: bool = Field(
+        default=True,
+        description="Refit the selected model and the baselines on train + validation before "
+        "scoring them once on test and shipping the selected one, as the user-items use case "
+        "does: a family refits with the params validation chose; a reranker or hybrid keeps "
+        "what it learned on validation and refits its components. Off: test and the bundle use "
+        "the models fitted on train alone (no second fit).",
+    )
+
+
 class ServingTableConfig(dg.Config):
     k: int = Field(default=10, ge=1, le=1_000, description="Recommendations kept per key.")
     batch: int = Field(default=20_000, ge=1, description="Keys scored at once (memory bound).")
@@ -309,6 +320,7 @@ OP_CONFIGS: dict[str, type[dg.Config]] = {
     "next_track_dataset": DatasetConfig,
     "next_track_candidate_metrics": SelectionConfig,
     "user_items_candidate_metrics": UserItemsSelectionConfig,
+    "next_track_selected_model": SelectedModelConfig,
     "track_recommendations": TrackTableConfig,
     "user_recommendations": ServingTableConfig,
 }

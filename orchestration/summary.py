@@ -133,7 +133,8 @@ def print_summary(
             print(line)
     selected = meta("next_track_selected_model")
     if selected:
-        print(f"\n== test split, scored once: {selected['candidate']} and the baselines ==")
+        refit = " (each refit on train + validation)" if "refit_playlists" in selected else ""
+        print(f"\n== test split, scored once: {selected['candidate']} and the baselines{refit} ==")
         print("\n".join(test_lines(handover(selected))))
         print(
             f"bundle {selected['bundle_megabytes']:.1f} MB, "

@@ -2,12 +2,15 @@
 sets where the right answer is computed by hand."""
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 from pydantic import ValidationError
 
 from ml.artifacts import LocalArtifacts
+from ml.catalogue import Catalogue
 from ml.datasets.evaluation_split import EvaluationSplit
+from ml.datasets.next_track import NextTrackData
 from ml.evaluation.candidates import (
     CandidateResult,
     CandidateSpec,
@@ -53,6 +56,23 @@ def test_sequences_slices_ages_and_the_last_n():
     assert s.slice(1, 3).to_lists() == [[], [4, -1]]
     csr = s.to_csr(5)
     assert csr.toarray()[2].tolist() == [0, 0, 0, 0, 1]
+    extended = s.extend(Sequences.from_lists([[0], [2, 2]]))
+    assert extended.to_lists() == [[1, 2, 3], [], [4, -1], [0], [2, 2]]
+
+
+def test_the_refit_train_is_train_then_whole_validation_playlists_without_unknowns():
+    train = Sequences.from_lists([[0, 1, 2], [2, 3]])
+    validation = EvaluationSplit(
+        "validation",
+        Queries(Sequences.from_lists([[3, -1, 4], [-1]])),
+        Sequences.from_lists([[1], [-1]]),
+    )
+    empty = EvaluationSplit("test", Queries(Sequences.empty(0)), Sequences.empty(0))
+    catalogue = Catalogue(pa.table({"key": list("abcde"), "train_count": [1, 1, 2, 1, 0]}))
+    data = NextTrackData(catalogue, train, validation, empty, "", pa.table({}))
+    refit = data.train_and_validation()
+    assert refit.sequences.to_lists() == [[0, 1, 2], [2, 3], [3, 4, 1], []]
+    assert refit.dropped_plays == 3
 
 
 def test_popularity_ranks_by_train_count_ties_by_id_and_skips_heard():

@@ -285,6 +285,11 @@ def test_champion_is_registered_with_test_metrics_tags_and_lineage(pipeline_run)
     assert r"selected on validation ndcg\_at\_10 (hit\_rate\_at\_100 breaking ties)" in (
         champion.description
     )
+    # test figures and the bundle come from models refit on train + validation
+    assert "Test: each model refit on train + validation first." in champion.description
+    summary = dataset["summary"]
+    refit_playlists = summary["train_playlists"] + summary["validation_queries"]
+    assert run.data.metrics["refit_playlists"] == refit_playlists
     assert run.data.tags["dagster_run_id"] == pipeline_run.run_id
     assert run.inputs.dataset_inputs[0].dataset.digest == dataset["fingerprint"]
     parent = client.get_run(run.data.tags["mlflow.parentRunId"])

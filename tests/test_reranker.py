@@ -173,6 +173,21 @@ def _catalogue():
     return Catalogue(pa.table({"key": keys, "train_count": np.zeros(N_ITEMS, np.int64)}))
 
 
+def test_a_refit_keeps_the_ranker_and_relearns_components_and_counts(fitted, tmp_path):
+    """What the test split and the bundle get: fit again on more playlists, a reranker keeps
+    the ranker validation taught it and relearns its components and train counts."""
+    train, validation, reranker, _ = fitted
+    reranker.save(tmp_path / "reranker")
+    refit = load_recommender(tmp_path / "reranker")
+    more = train.extend(validation.queries.history.append(validation.labels).known())
+    refit.fit(more)
+    plays = np.bincount(more.items, minlength=N_ITEMS)
+    assert refit.booster.model_to_string() == reranker.booster.model_to_string()
+    assert refit.statistics.counts.tolist() == plays.tolist()
+    assert refit.parts[0].counts.tolist() == plays.tolist()  # the popularity component
+    assert refit.statistics.transitions.sum() > reranker.statistics.transitions.sum()
+
+
 def test_vectors_of_a_model_left_out_still_give_the_cosines_and_round_trip(fitted, tmp_path):
     """Word2Vec may be left out of the pool (its list finds nothing the others miss) while its
     vectors still describe each pair: the reranker keeps them, saved with it."""

@@ -29,6 +29,14 @@ TEST_KEYS_FILE = "test_keys.parquet"
 
 
 @dataclass(frozen=True)
+class RefitTrain:
+    sequences: Sequences
+    # Validation plays of tracks train never saw: the catalogue is train's, so no model can
+    # learn them; left out (and reported), their neighbours become adjacent.
+    dropped_plays: int
+
+
+@dataclass(frozen=True)
 class NextTrackData:
     catalogue: Catalogue
     train: Sequences
@@ -36,6 +44,13 @@ class NextTrackData:
     test: EvaluationSplit
     fingerprint: str  # sha256 of everything the models see: same fingerprint, same input
     test_keys: pa.Table  # test queries and labels as track keys: any model can be re-scored
+
+    def train_and_validation(self) -> RefitTrain:
+        """Train's playlists, then each validation playlist whole (query and label): what the
+        selected model and the baselines are refit on before test."""
+        whole = self.validation.queries.history.append(self.validation.labels)
+        known = whole.known()
+        return RefitTrain(self.train.extend(known), len(whole.items) - len(known.items))
 
     def summary(self) -> dict:
         unknown = {

@@ -35,7 +35,7 @@ from ml.evaluation.selection import (
     first_meeting_baselines,
     next_track_ranked,
 )
-from ml.recommenders.base import Log, TopK, no_log
+from ml.recommenders.base import Log, Recommender, TopK, no_log
 from ml.recommenders.popularity import Popularity
 
 # The hit rates, MRRs and NDCGs every next-track candidate is measured at.
@@ -199,21 +199,52 @@ def select_next_track(
 class TestFigures:
     metrics: dict[str, dict[str, float]]  # name -> test metrics (selected and baselines)
     by_query_length: list[dict]  # the table by query length (1-2, 3-5, 6-10, 11+ tracks)
+    selected: Recommender  # the first model, as scored on test: refit, when asked
+    refit: dict[str, float]  # what the refit learned from and took; empty without one
 
 
 def score_on_test(
-    models: list[CandidateResult], data: NextTrackData, store: ArtifactStore, plot: Path
+    models: list[CandidateResult],
+    data: NextTrackData,
+    store: ArtifactStore,
+    plot: Path,
+    *,
+    refit: bool,
+    log: Log = no_log,
 ) -> TestFigures:
     """Each of ``models`` scored once on test, also by query length (the table, and its hit
-    rate@10 plot at ``plot``)."""
+    rate@10 plot at ``plot``). With ``refit``, each first learns again from train + validation
+    with what validation chose: a family refits with its params; a second stage keeps what it
+    learned on validation (the ranker, the hybrid's weights) and refits its components."""
     popularity = Popularity.from_counts(data.catalogue.train_counts)
     test: EvaluationSplit = data.test
-    metrics, by_length = {}, {}
+    train = data.train_and_validation() if refit else None
+    if train is not None:
+        log(
+            f"refitting on train + validation: {len(train.sequences):,} playlists; "
+            f"{train.dropped_plays:,} validation plays of tracks train never saw left out"
+        )
+    metrics, by_length, refit_seconds = {}, {}, 0.0
+    selected = None
     for result in models:
-        metrics[result.name], top = evaluate(result.load(store), test, popularity, METRIC_KS)
+        model = result.load(store)
+        if train is not None:
+            began = time.perf_counter()
+            model.fit(train.sequences, log)
+            refit_seconds += time.perf_counter() - began
+        if selected is None:  # the first; the baselines' models are let go once scored
+            selected = model
+        metrics[result.name], top = evaluate(model, test, popularity, METRIC_KS)
         by_length[result.name] = metrics_by_query_length(
             top.ids, test.queries.history, test.labels, len(data.catalogue), METRIC_KS
         )
     rows = query_length_rows(by_length, REPORTED_METRICS)
     plot_by_query_length(rows, "hit_rate_at_10", plot)
-    return TestFigures(metrics=metrics, by_query_length=rows)
+    facts = {}
+    if train is not None:
+        facts = {
+            "refit_playlists": float(len(train.sequences)),
+            "refit_dropped_plays": float(train.dropped_plays),
+            "refit_seconds": refit_seconds,
+        }
+    return TestFigures(metrics=metrics, by_query_length=rows, selected=selected, refit=facts)

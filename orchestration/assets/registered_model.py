@@ -41,6 +41,8 @@ def version_description(
         f"baselines, {gate} {baselines} on validation {', '.join(selection.gate_metrics)}. "
         f"Promotion: {reason}."
     )
+    if "refit_seconds" in selected.facts:
+        headline += " Test: each model refit on train + validation first."
     rows = [
         {
             "model": name,

@@ -8,6 +8,7 @@ from ml.evaluation.next_track_selection import (
     PLOT_FILES,
     NextTrackSelection,
     SecondStage,
+    TestFigures,
     score_on_test,
     select_next_track,
 )
@@ -34,7 +35,7 @@ from orchestration.assets.selection import (
     selected_model,
     tested,
 )
-from orchestration.config import SelectionConfig
+from orchestration.config import SelectedModelConfig, SelectionConfig
 from orchestration.metadata import rows_table
 from orchestration.resources import MlflowResource
 from orchestration.storage import RunStorage, run_key
@@ -147,25 +148,32 @@ def second_stage(config: SelectionConfig) -> SecondStage:
 @dg.asset(kinds={"mlflow"})
 def next_track_selected_model(
     context: dg.AssetExecutionContext,
+    config: SelectedModelConfig,
     next_track_candidate_metrics: Selection,
     next_track_dataset: DatasetHandle,
     storage: RunStorage,
     mlflow: MlflowResource,
 ) -> SelectedModel:
-    """The selected candidate scored once on test beside the baselines (by query length too: a
-    table and a plot), saved as the bundle the MLflow model ships (any family)."""
+    """The selected candidate and the baselines refit on train + validation (the run config's
+    choice) and scored once on test (by query length too: a table and a plot); the selected one
+    saved as the bundle the MLflow model ships (any family)."""
     selection, dataset = next_track_candidate_metrics, next_track_dataset
     data = dataset.load(storage)
     length_plot = run_key(context.run.run_id, "plots", "test_by_query_length.png")
     test = score_on_test(
-        [selection.selected, *selection.baselines], data, storage, storage.writable(length_plot)
+        [selection.selected, *selection.baselines],
+        data,
+        storage,
+        storage.writable(length_plot),
+        refit=config.refit,
+        log=context.log.info,
     )
-    selected = saved_bundle(selection, dataset, data, test.metrics, storage, context.run.run_id)
+    selected = saved_bundle(selection, dataset, data, test, storage, context.run.run_id)
     rows = candidate_table(tested(selection, test.metrics), selection.metric, selected.candidate)
     shown_plot = log_plotted_table(
         context, mlflow, storage, EXPERIMENT, length_plot, test.by_query_length
     )
-    metadata = {"test_queries": len(data.test), **shown_plot}
+    metadata = {"test_queries": len(data.test), **shown_plot, **test.refit}
     metadata |= {"test_by_query_length": rows_table(test.by_query_length)}
     metadata |= {"serving_latency_ms_p50": selected.facts["latency_ms_p50"]}
     report_selected(context, selected, rows, storage, metadata)
@@ -176,20 +184,19 @@ def saved_bundle(
     selection: Selection,
     dataset: DatasetHandle,
     data: NextTrackData,
-    test: dict[str, dict[str, float]],
+    test: TestFigures,
     storage: RunStorage,
     run_id: str,
 ) -> SelectedModel:
-    """The selected model saved as the bundle the MLflow model ships (any family), with its
-    size and in-process serving latency."""
-    chosen = selection.selected
-    model = chosen.load(storage)
+    """The selected model as scored on test, saved as the bundle the MLflow model ships (any
+    family), with its size and in-process serving latency."""
+    model = test.selected
     bundle_key = run_key(run_id, "bundle")
-    facts = {"use_case": "next_track", "candidate": chosen.name, "lineage": dataset.source}
+    facts = {"use_case": "next_track", "candidate": selection.selected.name}
+    facts |= {"lineage": dataset.source, "refit_on_validation": bool(test.refit)}
     facts |= {"data_fingerprint": dataset.fingerprint, "raw_fingerprint": dataset.raw_fingerprint}
     bundle = save_bundle(storage.writable(bundle_key), model, data.catalogue, facts)
     storage.commit(bundle_key)
     latency = serving_latency_ms(model, 200, data.test.queries.history)
-    return selected_model(
-        selection, test, bundle_key, bundle_bytes(bundle), {"latency_ms_p50": latency}
-    )
+    facts = {"latency_ms_p50": latency, **test.refit}
+    return selected_model(selection, test.metrics, bundle_key, bundle_bytes(bundle), facts)
