@@ -8,6 +8,7 @@ import pytest
 from ml.artifacts import LocalArtifacts
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, ScoredComponents, evaluate_lists
+from ml.evaluation.next_track_selection import refit
 from ml.evaluation.reranking import build_reranker
 from ml.recommenders.base import ItemVectors, Queries, TopK
 from ml.recommenders.families import create, load_recommender
@@ -186,6 +187,21 @@ def test_a_refit_keeps_the_ranker_and_relearns_components_and_counts(fitted, tmp
     assert refit.statistics.counts.tolist() == plays.tolist()
     assert refit.parts[0].counts.tolist() == plays.tolist()  # the popularity component
     assert refit.statistics.transitions.sum() > reranker.statistics.transitions.sum()
+
+
+def test_a_baseline_with_the_fit_of_a_refit_component_shares_that_refit(fitted, tmp_path):
+    """The popularity baseline has the fit of the reranker's popularity component: the refit
+    reuses it, and it ranks as its own refit would."""
+    train, validation, reranker, _ = fitted
+    reranker.save(tmp_path / "reranker")
+    more = train.extend(validation.queries.history.append(validation.labels).known())
+    selected = refit(load_recommender(tmp_path / "reranker"), more, [])
+    baseline = refit(create("popularity", {}, N_ITEMS), more, selected.fitted_models())
+    assert baseline.counts is selected.parts[0].counts
+    alone = create("popularity", {}, N_ITEMS)
+    alone.fit(more)
+    queries = validation.queries
+    assert np.array_equal(baseline.top_k(queries, 10).ids, alone.top_k(queries, 10).ids)
 
 
 def test_vectors_of_a_model_left_out_still_give_the_cosines_and_round_trip(fitted, tmp_path):

@@ -37,6 +37,7 @@ from ml.evaluation.selection import (
 )
 from ml.recommenders.base import Log, Recommender, TopK, no_log
 from ml.recommenders.popularity import Popularity
+from ml.sequences import Sequences
 
 # The hit rates, MRRs and NDCGs every next-track candidate is measured at.
 METRIC_KS = (1, 5, 10, 20, 50, 100)
@@ -225,15 +226,15 @@ def score_on_test(
             f"{train.dropped_plays:,} validation plays of tracks train never saw left out"
         )
     metrics, by_length, refit_seconds = {}, {}, 0.0
-    selected = None
+    selected, refitted = None, []
     for result in models:
         model = result.load(store)
         if train is not None:
             began = time.perf_counter()
-            model.fit(train.sequences, log)
+            model = refit(model, train.sequences, refitted, log)
             refit_seconds += time.perf_counter() - began
         if selected is None:  # the first; the baselines' models are let go once scored
-            selected = model
+            selected, refitted = model, model.fitted_models()
         metrics[result.name], top = evaluate(model, test, popularity, METRIC_KS)
         by_length[result.name] = metrics_by_query_length(
             top.ids, test.queries.history, test.labels, len(data.catalogue), METRIC_KS
@@ -248,3 +249,17 @@ def score_on_test(
             "refit_seconds": refit_seconds,
         }
     return TestFigures(metrics=metrics, by_query_length=rows, selected=selected, refit=facts)
+
+
+def refit(
+    model: Recommender, train: Sequences, refitted: list[Recommender], log: Log = no_log
+) -> Recommender:
+    """``model`` fitted again on ``train``; or, when one of ``refitted`` has its family and fit
+    (a baseline that is also a component of the selected model), that fit ranking as ``model``
+    does: the same model, without fitting it twice."""
+    for other in refitted:
+        if other.family == model.family and other.params.fit_name == model.params.fit_name:
+            log(f"{model.name}: shares the refit of {other.name}")
+            return other.with_scoring(**model.scoring_params())
+    model.fit(train, log)
+    return model

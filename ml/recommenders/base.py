@@ -175,6 +175,14 @@ class Recommender(ABC):
         """The model's item embeddings, for families that learn some (a reranker's features)."""
         return None
 
+    def fitted_models(self) -> list[Recommender]:
+        """This model and those its fit fits (a second stage's components)."""
+        return [self]
+
+    def scoring_params(self) -> dict[str, Any]:
+        """The params that only change how a fitted model ranks (``with_scoring``'s)."""
+        return {name: getattr(self.params, name) for name in scoring_fields(self.Params)}
+
     @abstractmethod
     def fit(self, train: Sequences, log: Log = no_log) -> None:
         """Learn from the train sequences (item ids < n_items; no unknowns)."""

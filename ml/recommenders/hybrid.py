@@ -68,6 +68,9 @@ class Hybrid(Recommender):
         hybrid.parts = parts
         return hybrid
 
+    def fitted_models(self) -> list[Recommender]:
+        return [self, *self.parts]
+
     def fit(self, train: Sequences, log: Log = no_log) -> None:
         for part in self.parts:
             part.fit(train, log)

@@ -111,6 +111,9 @@ class Reranker(Recommender):
         components = [f"{p.family}" for p in self.parts]
         return feature_names(components, self.vectors is not None)
 
+    def fitted_models(self) -> list[Recommender]:
+        return [self, *self.parts]
+
     def fit(self, train: Sequences, log: Log = no_log) -> None:
         """The components and the train counts the features read; the ranker itself learns
         from labelled queries (``learn``)."""
