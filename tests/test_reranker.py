@@ -8,7 +8,7 @@ import pytest
 from ml.artifacts import LocalArtifacts
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, ScoredComponents, evaluate_lists
-from ml.evaluation.next_track_selection import refit
+from ml.evaluation.next_track_selection import refit_model
 from ml.evaluation.reranking import build_reranker
 from ml.recommenders.base import ItemVectors, Queries, TopK
 from ml.recommenders.families import create, load_recommender
@@ -195,8 +195,8 @@ def test_a_baseline_with_the_fit_of_a_refit_component_shares_that_refit(fitted, 
     train, validation, reranker, _ = fitted
     reranker.save(tmp_path / "reranker")
     more = train.extend(validation.queries.history.append(validation.labels).known())
-    selected = refit(load_recommender(tmp_path / "reranker"), more, [])
-    baseline = refit(create("popularity", {}, N_ITEMS), more, selected.fitted_models())
+    selected = refit_model(load_recommender(tmp_path / "reranker"), more, [])
+    baseline = refit_model(create("popularity", {}, N_ITEMS), more, selected.fitted_models())
     assert baseline.counts is selected.parts[0].counts
     alone = create("popularity", {}, N_ITEMS)
     alone.fit(more)

@@ -231,7 +231,7 @@ def score_on_test(
         model = result.load(store)
         if train is not None:
             began = time.perf_counter()
-            model = refit(model, train.sequences, refitted, log)
+            model = refit_model(model, train.sequences, refitted, log)
             refit_seconds += time.perf_counter() - began
         if selected is None:  # the first; the baselines' models are let go once scored
             selected, refitted = model, model.fitted_models()
@@ -251,7 +251,7 @@ def score_on_test(
     return TestFigures(metrics=metrics, by_query_length=rows, selected=selected, refit=facts)
 
 
-def refit(
+def refit_model(
     model: Recommender, train: Sequences, refitted: list[Recommender], log: Log = no_log
 ) -> Recommender:
     """``model`` fitted again on ``train``; or, when one of ``refitted`` has its family and fit
