@@ -20,7 +20,7 @@ from ml.evaluation.candidates import (
 )
 from ml.evaluation.metrics import ranking_metrics
 from ml.evaluation.selection import build_hybrid, finalists, next_track_ranked
-from ml.recommenders.base import CannotFit, Queries, TopK
+from ml.recommenders.base import CannotFit, Queries, TopK, run_concurrently
 from ml.recommenders.families import create, load_recommender
 from ml.recommenders.hybrid import CandidateUnion, Hybrid, merged_scores, search_weights
 from ml.recommenders.popularity import Popularity
@@ -219,6 +219,29 @@ def test_hybrid_sums_per_query_normalised_scores_and_round_trips(tmp_path):
     lists = [part.top_k(probe, 5) for part in hybrid.parts]
     assert np.array_equal(hybrid.top_k_of(lists, probe, 4).ids, hybrid.top_k(probe, 4).ids)
     assert np.array_equal(hybrid.top_k_of(lists, probe, 4).scores, hybrid.top_k(probe, 4).scores)
+
+
+def test_a_second_stage_fits_its_components_at_once_as_one_by_one():
+    """A hybrid (and a reranker) fit their components on threads at once: each learns what it
+    learns alone, and a component's error reaches the caller."""
+    train, probe = encode(TOY), queries(["a"], ["x", "b"], ["c", "a"], ["y"])
+    rules = SequentialRules(SequentialRulesParams(max_distance=3), len(KEYS))
+    popular = Popularity(n_items=len(KEYS))
+    hybrid = Hybrid.of([rules, popular], [1.0, 0.5], depth=5)
+    hybrid.fit(train)
+    alone = [SequentialRules(SequentialRulesParams(max_distance=3), len(KEYS)),
+             Popularity(n_items=len(KEYS))]  # fmt: skip
+    for model in alone:
+        model.fit(train)
+    expected = Hybrid.of(alone, [1.0, 0.5], depth=5).top_k(probe, 4)
+    assert np.array_equal(hybrid.top_k(probe, 4).ids, expected.ids)
+    assert np.array_equal(hybrid.top_k(probe, 4).scores, expected.scores)
+
+    def cannot() -> None:
+        raise CannotFit("no playlists")
+
+    with pytest.raises(CannotFit, match="no playlists"):
+        run_concurrently([lambda: None, cannot])
 
 
 def test_weight_search_prefers_the_component_that_finds_the_labels():

@@ -258,6 +258,19 @@ def _mark_pool_thread() -> None:
     _in_pool.scoring = True
 
 
+def run_concurrently(jobs: list[Callable[[], None]]) -> None:
+    """Independent ``jobs`` (a second stage's component fits) on ``SCORING_THREADS`` threads:
+    numpy, scipy and gensim release the GIL in their loops, so the fits share the cores. Each
+    job writes only its own state, so what they learn does not depend on the thread count."""
+    if len(jobs) < 2 or SCORING_THREADS < 2 or getattr(_in_pool, "scoring", False):
+        for job in jobs:
+            job()
+        return
+    with ThreadPoolExecutor(SCORING_THREADS, initializer=_mark_pool_thread) as pool:
+        for done in [pool.submit(job) for job in jobs]:
+            done.result()  # raises a job's error
+
+
 def scoring_fields(params_type: type) -> set[str]:
     return {
         name

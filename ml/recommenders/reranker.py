@@ -13,6 +13,7 @@ grows with the number of queries, not with the catalogue.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +34,7 @@ from ml.recommenders.base import (
     TopK,
     first_item_vectors,
     no_log,
+    run_concurrently,
 )
 from ml.recommenders.reranker_features import (
     Pool,
@@ -117,9 +119,8 @@ class Reranker(Recommender):
     def fit(self, train: Sequences, log: Log = no_log) -> None:
         """The components and the train counts the features read; the ranker itself learns
         from labelled queries (``learn``)."""
-        for part in self.parts:
-            part.fit(train, log)
-        self.fit_statistics(train)
+        jobs = [partial(part.fit, train, log) for part in self.parts]
+        run_concurrently([*jobs, partial(self.fit_statistics, train)])
 
     def fit_statistics(self, train: Sequences) -> None:
         p = self.params
