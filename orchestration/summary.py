@@ -122,10 +122,12 @@ def print_summary(
     selection = meta("next_track_candidate_metrics")
     if selection:
         sample, queries = selection["validation_sample"], selection["validation_queries"]
+        finalists = selection.get("finalist_sample") or queries
+        rescored = "all" if finalists >= queries else f"{finalists:,}"
         metric, tiebreak = selection["selection_metric"], selection["selection_tiebreak"]
         print(
-            f"\n== validation ({sample:,} of {queries:,} queries; finalists re-scored on all; "
-            f"selected on {metric}, ties: {tiebreak}) =="
+            f"\n== validation ({sample:,} of {queries:,} queries; finalists re-scored on "
+            f"{rescored}; selected on {metric}, ties: {tiebreak}) =="
         )
         print("\n".join(validation_lines(handover(selection)["rows"])))
         line = skipped_line(selection.get("candidates_skipped") or {})

@@ -5,6 +5,7 @@ the warehouse hold, what they wrote is in the run store, and a bad input fails t
 the message that names it."""
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -144,6 +145,31 @@ def test_next_track_dataset_alone_encodes_the_warehouse_split(synthetic_warehous
     metadata = result.asset_materializations_for_node("next_track_dataset")[0].metadata
     assert metadata["dataset"].value == str(tmp_path / handle.key)
     assert metadata["validation_sample"].value == sizes["validation"]  # fewer than the default
+
+
+def test_the_finalists_sample_holds_the_candidates_sample(synthetic_warehouse, tmp_path):
+    storage = run_store(tmp_path, synthetic_warehouse / "warehouse.duckdb", WAREHOUSE_KEY)
+    config = {"validation_sample": 20, "finalist_sample": 50}
+    handle = materialize_alone(next_track_dataset, storage, config).output_for_node(
+        "next_track_dataset"
+    )
+    data = handle.load(storage)
+    assert len(data.validation) > 50
+    cut, sample_rows = handle.selection_data(data)
+    assert (len(cut.validation), len(sample_rows)) == (50, 20)
+    sampled = handle.sampled_validation(data)  # what every grid step scored
+    assert cut.validation.take(sample_rows).labels.to_lists() == sampled.labels.to_lists()
+    assert cut.validation.take(sample_rows).queries.history.to_lists() == (
+        sampled.queries.history.to_lists()
+    )
+    histories = {tuple(h) for h in data.validation.queries.history.to_lists()}
+    assert {tuple(h) for h in cut.validation.queries.history.to_lists()} <= histories
+    assert cut.train is data.train and cut.test is data.test  # only validation is cut
+    # Re-drawn the same, and all of validation once the sample is as large as the split.
+    again, _ = handle.selection_data(data)
+    assert again.validation.labels.to_lists() == cut.validation.labels.to_lists()
+    whole = replace(handle, finalist_sample=len(data.validation))
+    assert whole.selection_data(data)[0] is data
 
 
 def test_next_track_dataset_alone_refuses_an_empty_validation_split(synthetic_warehouse, tmp_path):

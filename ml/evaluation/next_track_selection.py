@@ -85,7 +85,8 @@ def select_next_track(
     log: Log = no_log,
 ) -> NextTrackSelection:
     """Selects among ``results`` (the grid's, scored on ``data.validation``'s ``sample_rows``)
-    on ``metric``. Models are saved under ``key(name)`` in ``store``, plots at
+    on ``metric``; the finalists, the baselines and the reranker are scored on all of
+    ``data.validation``. Models are saved under ``key(name)`` in ``store``, plots at
     ``plot_path(name)``."""
     results = list(results)
     popularity = Popularity.from_counts(data.catalogue.train_counts)
@@ -140,7 +141,7 @@ def select_next_track(
     sampled = len(sample) < len(data.validation)
 
     def on_all_validation(result: CandidateResult) -> CandidateResult:
-        # The reranker was measured on the whole split already, out of sample.
+        # The reranker was measured on all of it already, out of sample.
         if sampled and result.name not in tops:
             began = time.perf_counter()
             result.metrics, tops[result.name] = evaluate(
@@ -148,7 +149,7 @@ def select_next_track(
             )
             result.eval_seconds = time.perf_counter() - began
             log(
-                f"re-scored {result.name} on all {len(data.validation):,} validation queries: "
+                f"re-scored {result.name} on {len(data.validation):,} validation queries: "
                 f"{metric} {result.metrics[metric]:.4f} in {result.eval_seconds:.0f} s"
             )
         return result

@@ -1,6 +1,6 @@
 """next_track_dataset: the warehouse split encoded once per run for every candidate to share."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dagster as dg
 import numpy as np
@@ -36,6 +36,8 @@ class DatasetHandle:
     validation_queries: int
     seed: int
     summary: dict
+    # validation queries the finalists are scored on (0 = all: handles saved before it)
+    finalist_sample: int = 0
 
     def load(self, storage: RunStorage) -> NextTrackData:
         return NextTrackData.load(storage.stage(self.key))
@@ -48,6 +50,21 @@ class DatasetHandle:
     def validation_sample_rows(self, data: NextTrackData) -> np.ndarray:
         """The rows of the validation split ``sampled_validation`` keeps, ascending."""
         return data.validation.sample_rows(self.validation_sample, self.seed)
+
+    def selection_data(self, data: NextTrackData) -> tuple[NextTrackData, np.ndarray]:
+        """``data`` with its validation split cut to the finalists' sample, and the rows of the
+        validation sample within it. The finalists' sample holds the validation sample and a
+        seeded draw of the other queries, ``finalist_sample`` in all, in their order."""
+        sample = self.validation_sample_rows(data)
+        n = len(data.validation)
+        if not self.finalist_sample or self.finalist_sample >= n:
+            return data, sample
+        others = np.setdiff1d(np.arange(n), sample)
+        drawn = np.random.default_rng([self.seed, 1]).choice(
+            len(others), max(self.finalist_sample - len(sample), 0), replace=False
+        )
+        rows = np.sort(np.concatenate([sample, others[drawn]]))
+        return replace(data, validation=data.validation.take(rows)), np.searchsorted(rows, sample)
 
 
 @dg.asset(
@@ -68,12 +85,14 @@ def next_track_dataset(
     key = step.save("dataset", {"": data}, next_track_problem(data))
     summary, seconds = data.summary(), step.seconds()
     sample = min(config.validation_sample or len(data.validation), len(data.validation))
+    finalists = min(config.finalist_sample or len(data.validation), len(data.validation))
     context.add_output_metadata(
         step.metadata(
             key,
             {
                 **{k: v for k, v in summary.items() if not isinstance(v, dict)},
                 "validation_sample": sample,
+                "finalist_sample": max(finalists, sample),
                 "seconds": seconds,
                 "rows_per_second": summary["train_rows"] / seconds if seconds else 0.0,
                 "raw_fingerprint": build["raw_fingerprint"],
@@ -92,6 +111,7 @@ def next_track_dataset(
         validation_queries=len(data.validation),
         seed=config.seed,
         summary=summary,
+        finalist_sample=max(finalists, sample),
     )
 
 

@@ -69,11 +69,11 @@ def next_track_candidate_metrics(
 ) -> Selection:
     dataset, run_id = next_track_dataset, context.run.run_id
     grid = GridResults.of([*word2vec, *sequential_rules, *neighbourhood, *slist, *baselines])
-    data = dataset.load(storage)
+    data, sample_rows = dataset.selection_data(dataset.load(storage))
     chosen = select_next_track(
         grid.results,
         data,
-        dataset.validation_sample_rows(data),
+        sample_rows,
         metric=config.metric,
         second_stage=second_stage(config),
         store=storage,
@@ -81,14 +81,13 @@ def next_track_candidate_metrics(
         plot_path=lambda name: storage.writable(run_key(run_id, "plots", PLOT_FILES[name])),
         log=context.log.info,
     )
-    report = selection_report(dataset, len(data.validation), config, chosen, grid, run_id)
+    report = selection_report(dataset, config, chosen, grid, run_id)
     report_selection(context, report, mlflow, storage)
     return report.selection
 
 
 def selection_report(
     dataset: DatasetHandle,
-    validation_queries: int,
     config: SelectionConfig,
     chosen: NextTrackSelection,
     grid: GridResults,
@@ -96,6 +95,7 @@ def selection_report(
 ) -> SelectionReport:
     """The hand-over of the selection, and what it logs and shows."""
     metric, selected = config.metric, chosen.selected
+    validation_queries = dataset.validation_queries
     selection = Selection(
         metric=metric,
         tiebreak=tiebreak_of(metric),
@@ -129,6 +129,7 @@ def selection_report(
             "candidates_evaluated": len(chosen.results),
             "candidates_skipped": dg.MetadataValue.json(grid.skipped),
             "validation_sample": dataset.validation_sample,
+            "finalist_sample": dataset.finalist_sample or validation_queries,
             "validation_queries": validation_queries,
         },
     )
