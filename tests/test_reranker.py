@@ -91,6 +91,15 @@ def test_out_of_fold_lists_never_depend_on_the_labels_they_are_scored_on(fitted)
     assert not np.array_equal(relearned.ids[~fold], learned.ids[~fold])
 
 
+def test_the_train_counts_log_how_many_pairs_they_hold(fitted):
+    train, _, reranker, _ = fitted
+    again, messages = Reranker.of(reranker.parts, reranker.artists, **_params(reranker)), []
+    again.fit_statistics(train, messages.append)
+    pairs = again.statistics.transitions.nnz + again.statistics.cooccurrence.nnz
+    assert pairs > 0
+    assert any(f"{pairs:,} pairs within {again.params.window} positions" in m for m in messages)
+
+
 def _params(reranker: Reranker) -> dict:
     fields = ("depth", "prefixes", "folds", "seed")
     return {name: getattr(reranker.params, name) for name in fields}

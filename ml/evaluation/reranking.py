@@ -48,7 +48,7 @@ def build_reranker(
     reranker = Reranker.of(
         components.models, catalogue.artist_codes(), vectors, depth=max(depth, max(ks))
     )
-    reranker.fit_statistics(train)
+    reranker.fit_statistics(train, log)
     try:
         learned = reranker.learn(components.lists, validation.take(sample_rows), log)
     except CannotFit as e:

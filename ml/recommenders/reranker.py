@@ -13,6 +13,7 @@ grows with the number of queries, not with the catalogue.
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -120,12 +121,17 @@ class Reranker(Recommender):
         """The components and the train counts the features read; the ranker itself learns
         from labelled queries (``learn``)."""
         jobs = [partial(part.fit, train, log) for part in self.parts]
-        run_concurrently([*jobs, partial(self.fit_statistics, train)])
+        run_concurrently([*jobs, partial(self.fit_statistics, train, log)])
 
-    def fit_statistics(self, train: Sequences) -> None:
-        p = self.params
+    def fit_statistics(self, train: Sequences, log: Log = no_log) -> None:
+        p, started = self.params, time.perf_counter()
         self.statistics = TrainStatistics.of(
             train, self.n_items, self.artists, p.window, p.keep_per_row
+        )
+        pairs = self.statistics.transitions.nnz + self.statistics.cooccurrence.nnz
+        log(
+            f"{self.name}: train counts, {pairs:,} pairs within {p.window} positions, "
+            f"in {time.perf_counter() - started:.0f} s"
         )
 
     def component_lists(self, queries: Queries) -> list[TopK]:
