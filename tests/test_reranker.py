@@ -97,7 +97,8 @@ def test_the_train_counts_log_how_many_pairs_they_hold(fitted):
     again.fit_statistics(train, messages.append)
     pairs = again.statistics.transitions.nnz + again.statistics.cooccurrence.nnz
     assert pairs > 0
-    assert any(f"{pairs:,} pairs within {again.params.window} positions" in m for m in messages)
+    window = again.params.window
+    assert any(f"{pairs:,} pairs (next track, within {window} positions)" in m for m in messages)
 
 
 def _params(reranker: Reranker) -> dict:

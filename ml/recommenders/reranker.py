@@ -130,7 +130,7 @@ class Reranker(Recommender):
         )
         pairs = self.statistics.transitions.nnz + self.statistics.cooccurrence.nnz
         log(
-            f"{self.name}: train counts, {pairs:,} pairs within {p.window} positions, "
+            f"{self.name}: train counts, {pairs:,} pairs (next track, within {p.window} positions) "
             f"in {time.perf_counter() - started:.0f} s"
         )
 
