@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from ml.sorted_sets import unique
+
 UNKNOWN = -1
 
 
@@ -131,7 +133,7 @@ class Sequences:
         """row * n_items + item of every known item of each sequence (sorted, unique): the heard
         items to exclude, or the labels to find."""
         keep = self.items != UNKNOWN
-        return np.unique(self.row_of_each_item()[keep] * n_items + self.items[keep])
+        return unique(self.row_of_each_item()[keep] * n_items + self.items[keep])
 
     def known(self) -> Sequences:
         """Every sequence without its unknown (-1) entries."""

@@ -31,6 +31,7 @@ from ml.recommenders.base import (
 from ml.recommenders.families import create, family_class, load_recommender
 from ml.recommenders.popularity import Popularity
 from ml.sequences import Sequences
+from ml.sorted_sets import isin, unique
 
 
 @dataclass(frozen=True)
@@ -154,12 +155,12 @@ def unique_label_shares(lists: list[TopK], labels: Sequences, n_items: int) -> l
     found = []
     for top in lists:
         keys = top.item_keys(n_items)
-        found.append(np.unique(keys[np.isin(keys, wanted)]))
+        found.append(unique(keys[isin(keys, wanted)]))
     shares = []
     for j, mine in enumerate(found):
         others = [f for i, f in enumerate(found) if i != j]
         alone = np.setdiff1d(mine, np.concatenate(others)) if others else mine
-        shares.append(len(np.unique(alone // n_items)) / max(len(labels), 1))
+        shares.append(len(unique(alone // n_items)) / max(len(labels), 1))
     return shares
 
 

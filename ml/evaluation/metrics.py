@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ml.sequences import UNKNOWN, Sequences
+from ml.sorted_sets import isin, unique
 
 DEFAULT_KS = (10, 20, 100)
 
@@ -26,7 +27,7 @@ def relevance(top_ids: np.ndarray, labels: Sequences, n_items: int) -> np.ndarra
     label_keys = labels.known_item_keys(n_items)
     rows = np.arange(len(top_ids), dtype=np.int64)[:, None]
     keys = rows * n_items + top_ids
-    return np.isin(keys, label_keys) & (top_ids != UNKNOWN)
+    return isin(keys, label_keys) & (top_ids != UNKNOWN)
 
 
 def ranking_metrics(
@@ -61,7 +62,7 @@ def ranking_metrics(
             metrics[f"{name}_at_{k}_stderr"] = float(values.std() / np.sqrt(len(values)))
         shown = top_ids[:, :k]
         metrics[f"coverage_at_{k}"] = (
-            len(np.unique(shown[shown != UNKNOWN])) / n_items if n_items else 0.0
+            len(unique(shown[shown != UNKNOWN])) / n_items if n_items else 0.0
         )
     return metrics
 
@@ -106,7 +107,7 @@ def warm_and_popularity_metrics(
     warm_items = train_counts > 0
     label_items = labels.items
     is_warm_label = (label_items >= 0) & warm_items[np.maximum(label_items, 0)]
-    warm_rows = np.unique(labels.row_of_each_item()[is_warm_label])
+    warm_rows = unique(labels.row_of_each_item()[is_warm_label])
     warm_labels = Sequences.from_lengths(
         np.where(is_warm_label, label_items, UNKNOWN).astype(np.int32), labels.lengths
     )

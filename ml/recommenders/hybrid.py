@@ -23,6 +23,7 @@ from pydantic.dataclasses import dataclass
 from ml.recommenders.base import Log, Queries, Recommender, TopK, no_log, run_concurrently
 from ml.recommenders.topk import combine, normalise_rows, top_k_sparse
 from ml.sequences import UNKNOWN, Sequences
+from ml.sorted_sets import isin, unique
 
 WEIGHT_LEVELS = (0.0, 0.25, 0.5, 1.0)
 
@@ -158,8 +159,8 @@ class CandidateUnion:
             keep = items != UNKNOWN
             keys_per_list.append(rows[keep] * n_items + items[keep])
             scores_per_list.append(np.where(np.isfinite(scores[keep]), scores[keep], 0.0))
-        keys = np.unique(np.concatenate(keys_per_list))
-        labelled = np.isin(keys, labels.known_item_keys(n_items))
+        keys = unique(np.concatenate(keys_per_list))
+        labelled = isin(keys, labels.known_item_keys(n_items))
         # A query none of whose candidates is relevant scores 0 under every weighting: only the
         # queries with a relevant candidate are kept (a fraction of the entries at scale).
         has_label = np.zeros(len(labels), dtype=bool)

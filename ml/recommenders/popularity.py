@@ -9,6 +9,7 @@ from pydantic.dataclasses import dataclass
 
 from ml.recommenders.base import Log, Queries, Recommender, TopK, no_log
 from ml.sequences import UNKNOWN, Sequences
+from ml.sorted_sets import isin
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def _first_k_not_in(
     """Per row, the first k entries of ``ids`` that the row has not heard."""
     n = len(ids)
     keys = np.arange(n, dtype=np.int64)[:, None] * n_items + ids
-    free = ~np.isin(keys, batch.history.known_item_keys(n_items))
+    free = ~isin(keys, batch.history.known_item_keys(n_items))
     order = np.argsort(~free, axis=1, kind="stable")[:, :k]
     chosen = np.take_along_axis(ids, order, axis=1).astype(np.int32)
     valid = np.take_along_axis(free, order, axis=1)

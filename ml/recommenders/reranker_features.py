@@ -20,6 +20,7 @@ from ml.recommenders.base import ItemVectors, Queries, TopK
 from ml.recommenders.sparse import keep_top_per_row, nearby_pairs, product
 from ml.recommenders.topk import normalise_rows
 from ml.sequences import UNKNOWN, Sequences
+from ml.sorted_sets import isin, unique
 
 RECENT = (1, 3, 5)  # the last tracks transitions and co-occurrence are counted from
 COSINE_BLOCK = 262_144  # (query, candidate) pairs whose vectors are gathered at once
@@ -69,8 +70,8 @@ class Pool:
 
     @classmethod
     def of(cls, lists: list[TopK], history: Sequences, n_items: int) -> Pool:
-        keys = np.unique(np.concatenate([top.item_keys(n_items) for top in lists]))
-        keys = keys[~np.isin(keys, history.known_item_keys(n_items))]
+        keys = unique(np.concatenate([top.item_keys(n_items) for top in lists]))
+        keys = keys[~isin(keys, history.known_item_keys(n_items))]
         return cls(keys // n_items, keys % n_items, len(history))
 
     def keys(self, n_items: int) -> np.ndarray:
@@ -78,7 +79,7 @@ class Pool:
 
     def labelled(self, labels: Sequences, n_items: int) -> np.ndarray:
         """1 for the entries that are a relevant item of their query, else 0."""
-        return np.isin(self.keys(n_items), labels.known_item_keys(n_items)).astype(np.float32)
+        return isin(self.keys(n_items), labels.known_item_keys(n_items)).astype(np.float32)
 
     def take(self, entries: np.ndarray) -> Pool:
         return Pool(self.rows[entries], self.items[entries], self.n_queries)

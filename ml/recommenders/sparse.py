@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from ml.recommenders.topk import best_k_positions
 from ml.sequences import Sequences
+from ml.sorted_sets import unique
 
 
 def keep_top_per_row(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
@@ -112,7 +113,7 @@ def product(left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
     the rows of ``right`` that ``left`` uses hold fewer entries than ``right`` has columns, only
     those rows are taken and their columns renumbered before multiplying."""
     left, right = sp.csr_matrix(left), sp.csr_matrix(right)
-    used = np.unique(left.indices)
+    used = unique(left.indices)
     touched = int((right.indptr[used + 1] - right.indptr[used]).sum())
     if touched >= right.shape[1]:
         return sp.csr_matrix(left @ right)
