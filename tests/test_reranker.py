@@ -5,11 +5,13 @@ save/load round trip."""
 import numpy as np
 import pytest
 
+import ml.recommenders.reranker as reranker_module
 from ml.artifacts import LocalArtifacts
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, ScoredComponents, evaluate_lists
 from ml.evaluation.next_track_selection import refit_model
 from ml.evaluation.reranking import build_reranker
+from ml.recommenders import base
 from ml.recommenders.base import ItemVectors, Queries, TopK
 from ml.recommenders.families import create, load_recommender
 from ml.recommenders.popularity import Popularity
@@ -99,6 +101,23 @@ def test_the_train_counts_log_how_many_pairs_they_hold(fitted):
     assert pairs > 0
     window = again.params.window
     assert any(f"{pairs:,} pairs (next track, within {window} positions)" in m for m in messages)
+
+
+def test_what_the_ranker_learns_is_the_same_on_one_thread_and_several(fitted, monkeypatch):
+    """The cut queries are pooled several batches at a time on threads; the sample drawn from
+    them, and so the ranker, must not depend on how many."""
+    train, validation, reranker, _ = fitted
+    monkeypatch.setattr(reranker_module, "CUT_BATCH", 50)  # 300 queries x 2 cuts: 12 batches
+    learned = {}
+    for threads in (1, 4):
+        monkeypatch.setattr(base, "SCORING_THREADS", threads)
+        monkeypatch.setattr(reranker_module, "SCORING_THREADS", threads)
+        again = Reranker.of(reranker.parts, reranker.artists, **_params(reranker))
+        again.fit_statistics(train)
+        learned[threads] = again.learn(again.component_lists(validation.queries), validation)
+        assert again.training["ranker_training_queries"] > 300
+    np.testing.assert_array_equal(learned[4].ids, learned[1].ids)
+    np.testing.assert_array_equal(learned[4].scores, learned[1].scores)
 
 
 def _params(reranker: Reranker) -> dict:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,6 +39,8 @@ PARAMS_FILE = "recommender.json"
 # grid, which would leave a core idle (docs/constants.md).
 SCORING_THREADS = min(4, os.cpu_count() or 1)  # each holds a batch
 _in_pool = threading.local()
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def ranking_only(default: Any, **constraints: Any) -> Any:
@@ -247,11 +249,17 @@ def batched(queries: Queries, size: int, k: int, batch_top_k: Callable[[Queries]
     scored on ``SCORING_THREADS`` threads (scipy and numpy release the GIL in their loops): the
     result does not depend on the thread count."""
     batches = [queries.slice(s, min(s + size, len(queries))) for s in range(0, len(queries), size)]
-    if len(batches) < 2 or SCORING_THREADS < 2 or getattr(_in_pool, "scoring", False):
-        return TopK.concatenate([batch_top_k(batch) for batch in batches], k)
-    # A hybrid's components score inside a pool thread: one pool, not one per level.
+    return TopK.concatenate(map_concurrently(batch_top_k, batches), k)
+
+
+def map_concurrently(function: Callable[[T], R], items: list[T]) -> list[R]:
+    """``function`` of each of ``items``, in order, on ``SCORING_THREADS`` threads (numpy and
+    scipy release the GIL in their loops); in a thread of such a pool, one item after another:
+    one pool, not one per level (a hybrid's components score inside a pool thread)."""
+    if len(items) < 2 or SCORING_THREADS < 2 or getattr(_in_pool, "scoring", False):
+        return [function(item) for item in items]
     with ThreadPoolExecutor(SCORING_THREADS, initializer=_mark_pool_thread) as pool:
-        return TopK.concatenate(list(pool.map(batch_top_k, batches)), k)
+        return list(pool.map(function, items))
 
 
 def _mark_pool_thread() -> None:
@@ -262,13 +270,7 @@ def run_concurrently(jobs: list[Callable[[], None]]) -> None:
     """Independent ``jobs`` (a second stage's component fits) on ``SCORING_THREADS`` threads:
     numpy, scipy and gensim release the GIL in their loops, so the fits share the cores. Each
     job writes only its own state, so what they learn does not depend on the thread count."""
-    if len(jobs) < 2 or SCORING_THREADS < 2 or getattr(_in_pool, "scoring", False):
-        for job in jobs:
-            job()
-        return
-    with ThreadPoolExecutor(SCORING_THREADS, initializer=_mark_pool_thread) as pool:
-        for done in [pool.submit(job) for job in jobs]:
-            done.result()  # raises a job's error
+    map_concurrently(lambda job: job(), jobs)  # raises a job's error
 
 
 def scoring_fields(params_type: type) -> set[str]:

@@ -34,6 +34,7 @@ from ml.recommenders.base import (
     Recommender,
     TopK,
     first_item_vectors,
+    map_concurrently,
     no_log,
     run_concurrently,
 )
@@ -45,6 +46,7 @@ from ml.recommenders.reranker_features import (
 )
 from ml.recommenders.topk import top_k_sparse
 from ml.sequences import UNKNOWN, Sequences
+from ml.sorted_sets import isin
 
 BOOSTER_FILE = "ranker.txt"
 VECTORS_FILE, VECTOR_ROWS_FILE = "vectors.npy", "vector_rows.npy"
@@ -196,19 +198,31 @@ class Reranker(Recommender):
         p = self.params
         rng = np.random.default_rng([p.seed, p.folds + 2])
         rows, items, features, labels = [], [], [], []
-        for start in range(0, len(split), CUT_BATCH):
-            batch = split.take(np.arange(start, min(start + CUT_BATCH, len(split))))
-            lists = self.component_lists(batch.queries)
-            pool, x = pool_features(lists, batch.queries, self.statistics, self.vectors)
-            y = pool.labelled(batch.labels, self.n_items)
-            has_label = np.bincount(pool.rows, weights=y, minlength=len(batch)) > 0
-            keep = sampled_entries(pool.rows, y, p.negatives, rng) & has_label[pool.rows]
-            rows.append(pool.rows[keep] + start)
-            items.append(pool.items[keep])
-            features.append(x[keep])
-            labels.append(y[keep])
+        starts = range(0, len(split), CUT_BATCH)
+        # SCORING_THREADS batches pooled at once, then sampled in order: the draws, and so the
+        # sample, do not depend on the thread count.
+        for group in (
+            starts[i : i + SCORING_THREADS] for i in range(0, len(starts), SCORING_THREADS)
+        ):
+            pooled = map_concurrently(partial(self._labelled_pool, split), list(group))
+            for start, (pool, x, y) in zip(group, pooled, strict=True):
+                has_label = np.bincount(pool.rows, weights=y, minlength=pool.n_queries) > 0
+                keep = sampled_entries(pool.rows, y, p.negatives, rng) & has_label[pool.rows]
+                rows.append(pool.rows[keep] + start)
+                items.append(pool.items[keep])
+                features.append(x[keep])
+                labels.append(y[keep])
         pool = Pool(np.concatenate(rows), np.concatenate(items), len(split))
         return pool, np.concatenate(features), np.concatenate(labels)
+
+    def _labelled_pool(
+        self, split: EvaluationSplit, start: int
+    ) -> tuple[Pool, np.ndarray, np.ndarray]:
+        """Pool, features and labels of ``split``'s batch of queries from ``start``."""
+        batch = split.take(np.arange(start, min(start + CUT_BATCH, len(split))))
+        lists = self.component_lists(batch.queries)
+        pool, x = pool_features(lists, batch.queries, self.statistics, self.vectors)
+        return pool, x, pool.labelled(batch.labels, self.n_items)
 
     def _train(
         self,
@@ -235,7 +249,7 @@ class Reranker(Recommender):
         kept = sampled_entries(pool.rows, labels, p.negatives, rng) & queries[pool.rows]
         sets = []
         for part in (chosen[~stopping], chosen[stopping]):
-            entries = np.flatnonzero(kept & np.isin(pool.rows, part))
+            entries = np.flatnonzero(kept & isin(pool.rows, part))
             groups = np.bincount(pool.rows[entries], minlength=pool.n_queries)
             sets.append((features[entries], labels[entries], groups[groups > 0]))
         (x, y, group), (x_stop, y_stop, group_stop) = sets
