@@ -25,9 +25,9 @@ from ml.recommenders.families import create, load_recommender
 from ml.recommenders.hybrid import CandidateUnion, Hybrid, merged_scores, search_weights
 from ml.recommenders.popularity import Popularity
 from ml.recommenders.sequential_rules import SequentialRules, SequentialRulesParams
-from ml.recommenders.topk import top_k_sparse
+from ml.recommenders.topk import top_k_dense, top_k_sparse
 from ml.recommenders.word2vec import TUTORIAL, Word2Vec, Word2VecParams, write_corpus
-from ml.sequences import Sequences
+from ml.sequences import UNKNOWN, Sequences
 
 KEYS = ["a", "b", "c", "d", "e", "x", "y"]
 ID = {k: i for i, k in enumerate(KEYS)}
@@ -446,3 +446,27 @@ def test_selecting_on_ndcg_at_10_prefers_the_better_top_ten_and_breaks_ties_by_h
         "session_knn:k100",
         "hybrid:1*a+1*b",
     ]
+
+
+def test_dense_top_k_equals_a_full_sort_also_for_rows_the_model_cannot_score():
+    """Wide blocks take the bound shortcut; rows that are -inf throughout, or finite in fewer
+    than k columns, or only past the sampled columns, list what a full sort lists."""
+    rng = np.random.default_rng(3)
+    n_items, k = 4_000, 20
+    block = rng.random((6, n_items), dtype=np.float32)
+    block[1] = -np.inf  # a query the model does not know
+    block[2, 7:] = -np.inf  # finite in fewer than k columns
+    block[3, :] = -np.inf
+    block[3, -30:] = rng.random(30, dtype=np.float32)  # finite only past the sampled columns
+    block[4, ::2] = 0.5  # ties, broken by the lower id
+    history = Sequences.from_lists([[5], [], [0, 3], [], [], [n_items - 1]])
+    ids, scores = top_k_dense(block.copy(), k, history)
+    heard = block.copy()
+    for row, items in enumerate(history.to_lists()):
+        heard[row, items] = -np.inf
+    order = np.lexsort((np.tile(np.arange(n_items), (6, 1)), -heard), axis=1)[:, :k]
+    want_scores = np.take_along_axis(heard, order, axis=1)
+    want_ids = np.where(np.isfinite(want_scores), order, UNKNOWN)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_array_equal(scores, want_scores)
+    assert (ids[1] == UNKNOWN).all() and (ids[2] >= 0).sum() == 5 and (ids[3] >= 0).sum() == 20

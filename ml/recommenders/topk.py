@@ -91,10 +91,22 @@ def _top_k_columns(block: np.ndarray, k: int) -> np.ndarray:
     bounds = np.partition(block[:, :sample], sample - k, axis=1)[:, sample - k]
     top = np.empty((len(block), k), dtype=np.int64)
     for r, (row, bound) in enumerate(zip(block, bounds, strict=True)):
-        candidates = np.flatnonzero(row >= bound)
+        # A bound of -inf (a query the model does not know) would partition the whole row.
+        candidates = np.flatnonzero(row >= bound) if bound > -np.inf else _finite_then_any(row, k)
         values = row[candidates]
         top[r] = candidates[np.argpartition(values, len(values) - k)[len(values) - k :]]
     return top
+
+
+def _finite_then_any(row: np.ndarray, k: int) -> np.ndarray:
+    """Columns of ``row``'s finite values, then of as many others as make ``k``: the -inf ones
+    are listed as unknown, so which of them fill the list does not change it."""
+    finite = np.flatnonzero(row > -np.inf)
+    if len(finite) >= k:
+        return finite
+    # The first len(finite) + k columns hold at least k that are not finite.
+    others = np.flatnonzero(~(row[: len(finite) + k] > -np.inf))[: k - len(finite)]
+    return np.concatenate([finite, others])
 
 
 def normalise_rows(scores: np.ndarray) -> np.ndarray:
