@@ -450,7 +450,8 @@ def test_selecting_on_ndcg_at_10_prefers_the_better_top_ten_and_breaks_ties_by_h
 
 def test_dense_top_k_equals_a_full_sort_also_for_rows_the_model_cannot_score():
     """Wide blocks take the bound shortcut; rows that are -inf throughout, or finite in fewer
-    than k columns, or only past the sampled columns, list what a full sort lists."""
+    than k columns, or only past the sampled columns (with ties at the k-th value), list what a
+    full sort lists."""
     rng = np.random.default_rng(3)
     n_items, k = 4_000, 20
     block = rng.random((6, n_items), dtype=np.float32)
@@ -458,6 +459,8 @@ def test_dense_top_k_equals_a_full_sort_also_for_rows_the_model_cannot_score():
     block[2, 7:] = -np.inf  # finite in fewer than k columns
     block[3, :] = -np.inf
     block[3, -30:] = rng.random(30, dtype=np.float32)  # finite only past the sampled columns
+    block[3, -30:-10] = 0.25  # and tied at the k-th value: the lower ids first
+    block[3, -10:] += 1.0
     block[4, ::2] = 0.5  # ties, broken by the lower id
     history = Sequences.from_lists([[5], [], [0, 3], [], [], [n_items - 1]])
     ids, scores = top_k_dense(block.copy(), k, history)

@@ -259,7 +259,9 @@ def map_concurrently(function: Callable[[T], R], items: list[T]) -> list[R]:
     if len(items) < 2 or SCORING_THREADS < 2 or getattr(_in_pool, "scoring", False):
         return [function(item) for item in items]
     with ThreadPoolExecutor(SCORING_THREADS, initializer=_mark_pool_thread) as pool:
-        return list(pool.map(function, items))
+        # Every item runs even when one raises (map would cancel those not yet started).
+        futures = [pool.submit(function, item) for item in items]
+        return [future.result() for future in futures]
 
 
 def _mark_pool_thread() -> None:

@@ -204,8 +204,11 @@ class Reranker(Recommender):
         for group in (
             starts[i : i + SCORING_THREADS] for i in range(0, len(starts), SCORING_THREADS)
         ):
-            pooled = map_concurrently(partial(self._labelled_pool, split), list(group))
-            for start, (pool, x, y) in zip(group, pooled, strict=True):
+            for start, (pool, x, y) in zip(
+                group,
+                map_concurrently(partial(self._labelled_pool, split), list(group)),
+                strict=True,
+            ):
                 has_label = np.bincount(pool.rows, weights=y, minlength=pool.n_queries) > 0
                 keep = sampled_entries(pool.rows, y, p.negatives, rng) & has_label[pool.rows]
                 rows.append(pool.rows[keep] + start)

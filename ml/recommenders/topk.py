@@ -91,10 +91,13 @@ def _top_k_columns(block: np.ndarray, k: int) -> np.ndarray:
     bounds = np.partition(block[:, :sample], sample - k, axis=1)[:, sample - k]
     top = np.empty((len(block), k), dtype=np.int64)
     for r, (row, bound) in enumerate(zip(block, bounds, strict=True)):
-        # A bound of -inf (a query the model does not know) would partition the whole row.
-        candidates = np.flatnonzero(row >= bound) if bound > -np.inf else _finite_then_any(row, k)
-        values = row[candidates]
-        top[r] = candidates[np.argpartition(values, len(values) - k)[len(values) - k :]]
+        if bound > -np.inf:
+            candidates = np.flatnonzero(row >= bound)
+            values = row[candidates]
+            top[r] = candidates[np.argpartition(values, len(values) - k)[len(values) - k :]]
+        else:  # a query the model does not know: partitioning the whole row cost the most
+            candidates = _finite_then_any(row, k)
+            top[r] = candidates[best_k_positions(row[candidates], k)]
     return top
 
 
