@@ -73,6 +73,13 @@ def progress_text(
     if kind == "STEP_FAILURE":  # the whole error: it is what the user came to read
         error = event.event_specific_data.error
         return f"FAILED {step}: {error.message.strip() if error else message}"
+    if kind == "PIPELINE_FAILURE":
+        # A run failed from outside (the daemon, the code server, the dead-run sensor) logs its
+        # reason in the event's message only: the log entry's own message is empty.
+        data = event.event_specific_data
+        error = data.error if data is not None else None
+        reason = event.message or message
+        return f"FAILED run: {reason}" + (f"\n{error.message.strip()}" if error else "")
     if kind == "ASSET_CHECK_EVALUATION":
         evaluation = event.event_specific_data
         return one_line(f"check failed {evaluation.check_name}: {evaluation.description}")

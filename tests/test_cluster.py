@@ -107,8 +107,30 @@ def pipeline_run(cluster, tmp_path_factory):
     submitter_data = tmp_path_factory.mktemp("submitter") / "data"
     process = start_run(state, submitter_data)
     out, err = process.communicate(timeout=900)
-    assert process.returncode == 0, err[-3000:]
+    assert process.returncode == 0, why_the_run_failed(state, instance, out, err)
     return latest_run_id(instance), out, err, submitter_data
+
+
+def why_the_run_failed(state, instance, out: str, err: str) -> str:
+    """The console's ends, the run's last run-level events (what failed it from outside says
+    so there, an engine error with its stack) and the services' log lines that speak of
+    failures."""
+    events = []
+    for entry in instance.all_logs(latest_run_id(instance)):
+        event = entry.dagster_event
+        if event is not None and entry.step_key is None:
+            error = getattr(event.event_specific_data, "error", None)
+            events.append(f"{event.event_type_value}: {event.message}")
+            events.extend([error.to_string()] if error else [])
+    words = ("error", "fail", "exit", "heartbeat", "dead", "kill", "traceback", "signal")
+    lines = [
+        f"{log.name}: {line}"
+        for log in sorted((Path(state.folder) / "logs").glob("*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if any(word in line.lower() for word in words)
+    ]
+    consoles = [f"stdout:\n{out[-1500:]}", f"stderr:\n{err[-1500:]}"]
+    return "\n".join([*consoles, "run events:", *events[-12:], "service logs:", *lines[-40:]])
 
 
 def test_the_pipeline_runs_on_the_cluster_with_the_embedded_console(pipeline_run):
@@ -235,7 +257,7 @@ def test_a_worker_killed_mid_fit_hands_its_step_to_another_and_the_run_succeeds(
     (child,) = [pid for pid in all_pids() if parent_of(pid) == main]
     os.kill(child, signal.SIGKILL)
     out, err = process.communicate(timeout=900)
-    assert process.returncode == 0, err[-3000:]
+    assert process.returncode == 0, why_the_run_failed(state, instance, out, err)
     taken = workers_of_steps(instance, run_id)[fit]
     assert len(taken) == 2, taken  # the killed attempt, then the redelivered one
     log = (Path(state.folder) / "logs" / f"{victim}.log").read_text()

@@ -115,3 +115,15 @@ def test_a_long_info_message_is_cut_at_a_word_boundary():
     body = line.split(" ", 1)[1]
     assert body.endswith(" ...") and len(body) <= console.MAX_MESSAGE_CHARACTERS
     assert set(body.removesuffix(" ...").split()) <= set(text.split())
+
+
+def test_a_run_failed_from_outside_says_why_on_the_cluster_console():
+    """The daemon, the code server and the dead-run sensor fail a run with
+    ``report_run_failed``: the log entry's own message is empty, the reason is the event's."""
+    reason = "Marked failed: run worker process 4242 is gone (killed?)"
+    with dg.instance_for_test() as instance:
+        run = instance.create_run_for_job(console_job)
+        instance.report_run_failed(run, reason)
+        followed = io.StringIO()
+        follow(instance, run.run_id, logging.INFO, "the run's page", out=followed)
+    assert f"ERROR FAILED run: {reason}" in followed.getvalue()
