@@ -15,6 +15,7 @@ import time
 from typing import TextIO
 
 import dagster as dg
+from dagster._utils.error import SerializableErrorInfo
 
 SHOWN_EVENTS = {"STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY", "STEP_SKIPPED"}
 MAX_MESSAGE_CHARACTERS = 240  # a step's message below WARNING: one line
@@ -57,6 +58,15 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def error_text(error: SerializableErrorInfo) -> str:
+    """An error's message; for an exception a step raised (not a dg.Failure), Dagster's wrapper
+    ("Error occurred while executing op ...") and the exception's own message under it."""
+    text = error.message.strip()
+    if error.cls_name == "DagsterExecutionStepExecutionError" and error.cause is not None:
+        text += "\n" + error.cause.message.strip()
+    return text
+
+
 def progress_text(
     event, step_key: str | None, message: str, run_id: str, where: str = "make ui, Runs"
 ) -> str:
@@ -72,12 +82,13 @@ def progress_text(
         return f"done   {step} in {event.event_specific_data.duration_ms / 1000:.1f} s"
     if kind == "STEP_FAILURE":  # the whole error: it is what the user came to read
         error = event.event_specific_data.error
-        return f"FAILED {step}: {error.message.strip() if error else message}"
+        return f"FAILED {step}: {error_text(error) if error else message}"
     if kind == "PIPELINE_FAILURE":
         # A run failed from outside (the daemon, the code server, the dead-run sensor) logs its
-        # reason in the event's message only: the log entry's own message is empty.
+        # reason in the event's message only: the log entry's own message is empty. A failed
+        # step's error is in the run's too, and was shown with the step.
         data = event.event_specific_data
-        error = data.error if data is not None else None
+        error = data.error if data is not None and not data.first_step_failure_event else None
         reason = event.message or message
         return f"FAILED run: {reason}" + (f"\n{error.message.strip()}" if error else "")
     if kind == "ASSET_CHECK_EVALUATION":

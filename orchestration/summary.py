@@ -7,6 +7,7 @@ import json
 
 import dagster as dg
 
+from orchestration.console import error_text
 from orchestration.lineage import materialized_in_run
 from orchestration.storage import RunStorage
 
@@ -228,7 +229,7 @@ def print_table(table: dict, name: str, keys: str) -> None:
 def print_failure(events: list[dg.DagsterEvent]) -> None:
     for event in events:
         if event.is_step_failure:
-            print(f"FAILED {event.step_key}: {event.event_specific_data.error.message}")
+            print(f"FAILED {event.step_key}: {error_text(event.event_specific_data.error)}")
     for event in events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data

@@ -18,8 +18,9 @@ from ml.recommenders.base import CannotFit
 from ml.recommenders.popularity import Popularity
 from ml.sequences import Sequences
 from orchestration import console
-from orchestration.cluster.submit import follow
+from orchestration.cluster.submit import failure_events, follow
 from orchestration.config import WORD2VEC_GRID, CandidateConfig
+from orchestration.summary import print_failure
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DBT_SELECTION_NOTE = "A dbt subsetted execution is not being performed. Using the default dbt"
@@ -79,14 +80,20 @@ def console_job() -> None:
     says_things()
 
 
-def test_console_wraps_warnings_whole_and_keeps_integration_notes_off(monkeypatch):
-    terminal = io.StringIO()
-    monkeypatch.setattr(console, "TERMINAL", terminal)
+AT_INFO = {"loggers": {"progress_console": {"config": {"log_level": "INFO"}}}}
+
+
+@pytest.fixture
+def terminal(monkeypatch) -> io.StringIO:
+    """What `make run`'s console prints."""
+    shown = io.StringIO()
+    monkeypatch.setattr(console, "TERMINAL", shown)
+    return shown
+
+
+def test_console_wraps_warnings_whole_and_keeps_integration_notes_off(terminal):
     with dg.instance_for_test() as instance:
-        result = console_job.execute_in_process(
-            run_config={"loggers": {"progress_console": {"config": {"log_level": "INFO"}}}},
-            instance=instance,
-        )
+        result = console_job.execute_in_process(run_config=AT_INFO, instance=instance)
         event_log = [entry.user_message for entry in instance.all_logs(result.run_id)]
         followed = io.StringIO()  # the cluster's console: the same run read from the event log
         follow(instance, result.run_id, logging.INFO, "the run's page", out=followed)
@@ -127,3 +134,33 @@ def test_a_run_failed_from_outside_says_why_on_the_cluster_console():
         followed = io.StringIO()
         follow(instance, run.run_id, logging.INFO, "the run's page", out=followed)
     assert f"ERROR FAILED run: {reason}" in followed.getvalue()
+
+
+@dg.op
+def fails() -> None:
+    raise ValueError("the input has no track_key column")
+
+
+@dg.job(logger_defs={"progress_console": console.progress_console})
+def failing_job() -> None:
+    fails()
+
+
+def test_a_failed_step_s_error_is_shown_once(terminal, capsys):
+    """An exception a step raises is named under Dagster's wrapper, on both consoles and in the
+    failure summary; the run's failure carries the same error, and its line only names the
+    failed steps."""
+    with dg.instance_for_test() as instance:
+        result = failing_job.execute_in_process(
+            run_config=AT_INFO, instance=instance, raise_on_error=False
+        )
+        followed = io.StringIO()
+        follow(instance, result.run_id, logging.INFO, "the run's page", out=followed)
+        print_failure(failure_events(instance, result.run_id))
+    assert not result.success
+    assert "the input has no track_key column" in capsys.readouterr().out
+    for shown in (terminal.getvalue(), followed.getvalue()):
+        assert shown.count("the input has no track_key column") == 1, shown
+        assert shown.count('Error occurred while executing op "fails"') == 1, shown
+        assert "FAILED fails:" in shown
+        assert "FAILED run: " in shown and "Steps failed: ['fails']" in shown
