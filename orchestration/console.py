@@ -12,10 +12,12 @@ import os
 import sys
 import textwrap
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import dagster as dg
-from dagster._utils.error import SerializableErrorInfo
+
+if TYPE_CHECKING:
+    from dagster._utils.error import SerializableErrorInfo
 
 SHOWN_EVENTS = {"STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY", "STEP_SKIPPED"}
 MAX_MESSAGE_CHARACTERS = 240  # a step's message below WARNING: one line
@@ -90,7 +92,7 @@ def progress_text(
         data = event.event_specific_data
         error = data.error if data is not None and not data.first_step_failure_event else None
         reason = event.message or message
-        return f"FAILED run: {reason}" + (f"\n{error.message.strip()}" if error else "")
+        return f"FAILED run: {reason}" + (f"\n{error_text(error)}" if error else "")
     if kind == "ASSET_CHECK_EVALUATION":
         evaluation = event.event_specific_data
         return one_line(f"check failed {evaluation.check_name}: {evaluation.description}")
