@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from orchestration.cluster.state import BUCKET, DATABASE_USER, REPO_ROOT, ClusterState
@@ -108,14 +109,26 @@ def spawn(
 
 def stop_group(pid: int, first: signal.Signals = signal.SIGTERM) -> None:
     """Stop the process group ``pid`` leads: ``first``, then SIGKILL after STOP_SECONDS."""
+    _stop(partial(os.killpg, pid), partial(group_alive, pid), first)
+
+
+def stop_process(pid: int) -> None:
+    """Stop process ``pid`` alone, whatever group it is in: SIGTERM, then SIGKILL after
+    STOP_SECONDS."""
+    _stop(partial(os.kill, pid), partial(alive, pid), signal.SIGTERM)
+
+
+def _stop(
+    send: Callable[[signal.Signals], None], running: Callable[[], bool], first: signal.Signals
+) -> None:
     for sig, wait in ((first, STOP_SECONDS), (signal.SIGKILL, 5)):
         try:
-            os.killpg(pid, sig)
+            send(sig)
         except ProcessLookupError:
             return
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if not group_alive(pid):
+            if not running():
                 return
             time.sleep(0.2)
 
