@@ -115,8 +115,9 @@ def why_the_run_failed(state, instance, out: str, err: str) -> str:
     """The console's ends, the run's last run-level events (what failed it from outside says
     so there, an engine error with its stack) and the services' log lines that speak of
     failures."""
-    events = []
-    for entry in instance.all_logs(latest_run_id(instance)):
+    runs = instance.get_runs(limit=1)
+    events = [] if runs else ["none: no run was submitted"]
+    for entry in instance.all_logs(runs[0].run_id) if runs else []:
         event = entry.dagster_event
         if event is not None and entry.step_key is None:
             error = getattr(event.event_specific_data, "error", None)
