@@ -24,3 +24,18 @@ def test_down_stops_a_stray_process_that_leads_no_group(tmp_path):
     finally:
         stray.kill()
         stray.wait()
+
+
+def test_down_spares_the_shell_it_runs_in(tmp_path):
+    """A shell that sourced cluster.env carries the cluster's folder too; it is not stopped."""
+    ClusterState.new(tmp_path, workers=1).save()
+    down_here = (
+        "from pathlib import Path; from orchestration.cluster.lifecycle import down; "
+        f"print(down(Path({str(tmp_path)!r})))"
+    )
+    environment = {**os.environ, "NEXT_TRACK_CLUSTER_DIR": str(tmp_path), "DOWN": down_here}
+    shell = subprocess.run(
+        ["sh", "-c", f'{sys.executable} -c "$DOWN"; echo survived'],
+        env=environment, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shell.stdout.split() == ["[]", "survived"], shell.stderr

@@ -52,10 +52,8 @@ def down(folder: Path) -> list[str]:
         # PostgreSQL's fast shutdown is SIGINT (SIGTERM waits for every client to leave).
         first = signal.SIGINT if name == "postgres" else signal.SIGTERM
         services.stop_group(state.pids[name], first)
-    # A leftover need not lead a process group (a worker's child, say): each is stopped alone.
     leftovers = services.processes_of(state.folder)
-    for pid in leftovers:
-        services.stop_process(pid)
+    services.stop_processes(leftovers, state.folder)
     stopped = list(names)
     state.pids = {}
     state.save()

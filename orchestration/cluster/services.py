@@ -3,9 +3,11 @@ by PID in the state, and is stopped through it; every one listens on 127.0.0.1 o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
+import select
 import shlex
 import shutil
 import signal
@@ -14,11 +16,10 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 from orchestration.cluster.state import BUCKET, DATABASE_USER, REPO_ROOT, ClusterState
-from orchestration.processes import alive, all_pids, group_members
+from orchestration.processes import alive, all_pids, group_members, parent_of
 
 BIN = Path(sys.executable).parent
 POSTGRES_BIN = Path(os.environ.get("NEXT_TRACK_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
@@ -109,28 +110,47 @@ def spawn(
 
 def stop_group(pid: int, first: signal.Signals = signal.SIGTERM) -> None:
     """Stop the process group ``pid`` leads: ``first``, then SIGKILL after STOP_SECONDS."""
-    _stop(partial(os.killpg, pid), partial(group_alive, pid), first)
-
-
-def stop_process(pid: int) -> None:
-    """Stop process ``pid`` alone, whatever group it is in: SIGTERM, then SIGKILL after
-    STOP_SECONDS."""
-    _stop(partial(os.kill, pid), partial(alive, pid), signal.SIGTERM)
-
-
-def _stop(
-    send: Callable[[signal.Signals], None], running: Callable[[], bool], first: signal.Signals
-) -> None:
     for sig, wait in ((first, STOP_SECONDS), (signal.SIGKILL, 5)):
         try:
-            send(sig)
+            os.killpg(pid, sig)
         except ProcessLookupError:
             return
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if not running():
+            if not group_alive(pid):
                 return
             time.sleep(0.2)
+
+
+def stop_processes(pids: list[int], cluster_folder: str) -> None:
+    """Stop processes of this cluster each alone, whatever group it is in (a worker's child need
+    not lead one), all at once: SIGTERM, then SIGKILL to those left after STOP_SECONDS. Each is
+    held by a pidfd opened before its environment is read again, so a pid that a stranger took
+    after the process ended is never signalled nor waited for."""
+    held = []
+    for pid in pids:
+        try:
+            handle = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        if carries(pid, cluster_folder):
+            held.append(handle)
+        else:
+            os.close(handle)
+    try:
+        for sig, wait in ((signal.SIGTERM, STOP_SECONDS), (signal.SIGKILL, 5)):
+            for handle in held:
+                with contextlib.suppress(ProcessLookupError):  # it has exited already
+                    signal.pidfd_send_signal(handle, sig)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                # A pidfd reads as ready once its process has exited.
+                if len(select.select(held, [], [], 0)[0]) == len(held):
+                    return
+                time.sleep(0.2)
+    finally:
+        for handle in held:
+            os.close(handle)
 
 
 def group_alive(pgid: int) -> bool:
@@ -416,17 +436,30 @@ def start_workers(state: ClusterState) -> None:
 
 
 def processes_of(cluster_folder: str) -> list[int]:
-    """Processes (other than this one) whose environment names this cluster's folder: all
-    that its services and workers started, whatever process group they moved to."""
-    marker = f"NEXT_TRACK_CLUSTER_DIR={cluster_folder}".encode()
-    found = []
-    for pid in all_pids():
-        if pid == os.getpid():
-            continue
-        try:
-            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if marker in environment and alive(pid):
-            found.append(pid)
+    """Processes whose environment names this cluster's folder: all that its services and
+    workers started, whatever process group they moved to; not this one nor its ancestors (a
+    shell that sourced cluster.env runs ``make cluster-down``)."""
+    callers = ancestors(os.getpid())
+    return [
+        pid
+        for pid in all_pids()
+        if pid not in callers and carries(pid, cluster_folder) and alive(pid)
+    ]
+
+
+def carries(pid: int, cluster_folder: str) -> bool:
+    """Whether process ``pid``'s environment names this cluster's folder."""
+    try:
+        environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"NEXT_TRACK_CLUSTER_DIR={cluster_folder}".encode() in environment
+
+
+def ancestors(pid: int) -> set[int]:
+    """``pid`` and every process above it."""
+    found = set()
+    while pid and pid not in found:
+        found.add(pid)
+        pid = parent_of(pid) or 0
     return found
