@@ -115,9 +115,10 @@ def why_the_run_failed(state, instance, out: str, err: str) -> str:
     """The console's ends, the run's last run-level events (what failed it from outside says
     so there, an engine error with its stack) and the services' log lines that speak of
     failures."""
-    runs = instance.get_runs(limit=1)
+    runs = instance.get_runs(limit=1)  # the newest; none if the first make run failed early
     events = [] if runs else ["none: no run was submitted"]
-    for entry in instance.all_logs(runs[0].run_id) if runs else []:
+    entries = instance.all_logs(runs[0].run_id) if runs else []
+    for entry in entries:
         event = entry.dagster_event
         if event is not None and entry.step_key is None:
             error = getattr(event.event_specific_data, "error", None)
