@@ -27,6 +27,15 @@ def parent_of(pid: int) -> int | None:
     return None if fields is None else int(fields[1])
 
 
+def ancestors(pid: int) -> set[int]:
+    """``pid`` and every process above it."""
+    found = set()
+    while pid and pid not in found:
+        found.add(pid)
+        pid = parent_of(pid) or 0
+    return found
+
+
 def started_at(pid: int) -> float | None:
     """Unix seconds at which process ``pid`` started; None when it does not exist."""
     fields = stat_fields(pid)

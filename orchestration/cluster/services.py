@@ -16,10 +16,11 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from orchestration.cluster.state import BUCKET, DATABASE_USER, REPO_ROOT, ClusterState
-from orchestration.processes import alive, all_pids, group_members, parent_of
+from orchestration.processes import alive, all_pids, ancestors, group_members
 
 BIN = Path(sys.executable).parent
 POSTGRES_BIN = Path(os.environ.get("NEXT_TRACK_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
@@ -110,16 +111,7 @@ def spawn(
 
 def stop_group(pid: int, first: signal.Signals = signal.SIGTERM) -> None:
     """Stop the process group ``pid`` leads: ``first``, then SIGKILL after STOP_SECONDS."""
-    for sig, wait in ((first, STOP_SECONDS), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not group_alive(pid):
-                return
-            time.sleep(0.2)
+    escalate(partial(os.killpg, pid), lambda: not group_alive(pid), first)
 
 
 def stop_processes(pids: list[int], cluster_folder: str) -> None:
@@ -137,20 +129,37 @@ def stop_processes(pids: list[int], cluster_folder: str) -> None:
             held.append(handle)
         else:
             os.close(handle)
+
+    def send(sig: signal.Signals) -> None:
+        for handle in held:
+            with contextlib.suppress(ProcessLookupError):  # it has exited already
+                signal.pidfd_send_signal(handle, sig)
+
+    def all_exited() -> bool:  # a pidfd reads as ready once its process has exited
+        return len(select.select(held, [], [], 0)[0]) == len(held)
+
     try:
-        for sig, wait in ((signal.SIGTERM, STOP_SECONDS), (signal.SIGKILL, 5)):
-            for handle in held:
-                with contextlib.suppress(ProcessLookupError):  # it has exited already
-                    signal.pidfd_send_signal(handle, sig)
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                # A pidfd reads as ready once its process has exited.
-                if len(select.select(held, [], [], 0)[0]) == len(held):
-                    return
-                time.sleep(0.2)
+        escalate(send, all_exited, signal.SIGTERM)
     finally:
         for handle in held:
             os.close(handle)
+
+
+def escalate(
+    send: Callable[[signal.Signals], None], stopped: Callable[[], bool], first: signal.Signals
+) -> None:
+    """``send(first)``, then ``send(SIGKILL)`` if not ``stopped()`` within STOP_SECONDS; no
+    such process (ProcessLookupError) counts as stopped."""
+    for sig, wait in ((first, STOP_SECONDS), (signal.SIGKILL, 5)):
+        try:
+            send(sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if stopped():
+                return
+            time.sleep(0.2)
 
 
 def group_alive(pgid: int) -> bool:
@@ -454,12 +463,3 @@ def carries(pid: int, cluster_folder: str) -> bool:
     except OSError:
         return False
     return f"NEXT_TRACK_CLUSTER_DIR={cluster_folder}".encode() in environment
-
-
-def ancestors(pid: int) -> set[int]:
-    """``pid`` and every process above it."""
-    found = set()
-    while pid and pid not in found:
-        found.add(pid)
-        pid = parent_of(pid) or 0
-    return found
