@@ -16,9 +16,8 @@ from __future__ import annotations
 import time
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import lightgbm as lgb
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
@@ -47,6 +46,9 @@ from ml.recommenders.reranker_features import (
 from ml.recommenders.topk import top_k_sparse
 from ml.sequences import UNKNOWN, Sequences
 from ml.sorted_sets import isin
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 BOOSTER_FILE = "ranker.txt"
 VECTORS_FILE, VECTOR_ROWS_FILE = "vectors.npy", "vector_rows.npy"
@@ -239,6 +241,10 @@ class Reranker(Recommender):
         them; each query keeps its positives and up to ``negatives`` sampled negatives. Draws
         from random stream ``stream`` of the seed: one per ranker, so that no ranker's draws
         depend on the queries another learned from."""
+        # Imported where used: at the top, it and scikit-learn (which it imports) would load
+        # in every process that loads the definitions, the UI's and each run's.
+        import lightgbm as lgb
+
         p = self.params
         rng = np.random.default_rng([p.seed, stream])
         chosen = np.flatnonzero(queries)
@@ -307,6 +313,8 @@ class Reranker(Recommender):
             np.save(folder / VECTORS_FILE, self.vectors.unit)
 
     def load_state(self, folder: Path) -> None:
+        import lightgbm as lgb
+
         from ml.recommenders.families import load_recommender  # the registry imports this module
 
         n = len(self.params.components)
