@@ -10,7 +10,12 @@ from orchestration.io_manager import RunStoreIOManager
 from orchestration.project import dbt_project
 from orchestration.resources import MlflowResource
 from orchestration.run_health import dead_run_sensor
-from orchestration.settings import DBT_EXECUTABLE, MAX_PARALLEL_STEPS, PROFILE
+from orchestration.settings import (
+    DBT_EXECUTABLE,
+    MAX_PARALLEL_STEPS,
+    PROFILE,
+    STEP_PRELOAD_MODULES,
+)
 from orchestration.storage import RunStorage
 
 
@@ -26,7 +31,7 @@ def executor() -> dg.ExecutorDefinition:
     return dg.multiprocess_executor.configured(
         {
             "max_concurrent": MAX_PARALLEL_STEPS,
-            "start_method": {"forkserver": {"preload_modules": [__name__]}},
+            "start_method": {"forkserver": {"preload_modules": STEP_PRELOAD_MODULES}},
         }
     )
 

@@ -2,6 +2,11 @@
 ``dagster-dbt project prepare-and-package --file orchestration/project.py`` can build the manifest
 before the definitions (which need it at import) are loaded."""
 
+import hashlib
+import os
+from importlib.metadata import version
+from pathlib import Path
+
 from dagster_dbt import DbtProject
 
 from orchestration.settings import DBT_PROFILES_DIR, DBT_PROJECT_DIR, DBT_TARGET
@@ -11,3 +16,57 @@ dbt_project = DbtProject(
 )
 # Under `dagster dev` only: re-parse so edits to the SQL show up without a manual step.
 dbt_project.prepare_if_dev()
+
+# Folders of the project that dbt writes, not reads.
+GENERATED = ("target", "logs", "dbt_packages")
+INPUTS_FILE = "manifest_inputs.sha256"  # beside the manifest: what it was parsed from
+# Folders the project reads and the manifest does not hold (the warehouse's file name, which
+# names the database, comes from NEXT_TRACK_WAREHOUSE or is fixed): each run may have its own.
+FOLDER_VARIABLES = ("NEXT_TRACK_DATA_DIR", "NEXT_TRACK_SERVING_DIR")
+
+
+def prepare(project: DbtProject = dbt_project) -> bool:
+    """Parse ``project`` into its manifest (``dbt parse``), unless this manifest was parsed
+    here from the same inputs: the files of the project and of its profiles, dbt's version,
+    and the environment variables dbt and the project read (``DBT_*``, ``NEXT_TRACK_*`` but
+    the data folders, which the manifest does not hold: a run in a folder of its own parses
+    nothing again). A
+    manifest another command wrote since (``dbt build`` by hand) is parsed again. True when
+    it parsed."""
+    manifest = Path(project.manifest_path)
+    stamp = manifest.with_name(INPUTS_FILE)
+    inputs = manifest_inputs(project)
+    if stamp.exists() and stamp.read_text() == stamped(inputs, manifest):
+        return False
+    stamp.unlink(missing_ok=True)  # a parse that fails leaves no stamp to trust
+    project.preparer.prepare(project)
+    stamp.write_text(stamped(inputs, manifest))
+    return True
+
+
+def stamped(inputs: str, manifest: Path) -> str:
+    """The inputs' digest and the manifest file's identity: size and modification time."""
+    if not manifest.exists():
+        return ""
+    status = manifest.stat()
+    return f"{inputs} {status.st_size} {status.st_mtime_ns}\n"
+
+
+def manifest_inputs(project: DbtProject) -> str:
+    digest = hashlib.sha256()
+    for package in ("dbt-core", "dbt-duckdb"):
+        digest.update(f"{package}=={version(package)}\n".encode())
+    for name in sorted(os.environ):
+        if name.startswith(("DBT_", "NEXT_TRACK_")) and name not in FOLDER_VARIABLES:
+            digest.update(f"{name}={os.environ[name]}\n".encode())
+    project_dir, profiles_dir = Path(project.project_dir), Path(project.profiles_dir)
+    files = [
+        path
+        for path in project_dir.rglob("*")
+        if path.relative_to(project_dir).parts[0] not in GENERATED
+    ]
+    for path in sorted([*files, *profiles_dir.rglob("*")]):
+        if path.is_file():
+            digest.update(f"{path}\n".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import sys
 import time
@@ -26,8 +28,9 @@ import yaml
 from ml.sources import SourceError
 from orchestration.config import RawSourceConfig, run_config_errors
 from orchestration.instance import open_instance
-from orchestration.project import dbt_project
+from orchestration.project import prepare
 from orchestration.run_health import fail_dead_runs
+from orchestration.settings import PROFILE, STEP_PRELOAD_MODULES
 from orchestration.storage import RunStorage
 
 JOBS = {"next_track": "next_track_pipeline", "user_items": "user_items_pipeline"}
@@ -159,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"running {JOBS[use_case]} (source: {source})", flush=True)
     started = time.perf_counter()
     with stdout_kept_in_run_logs():
-        dbt_project.preparer.prepare(dbt_project)
+        prepare()  # before the forkserver imports the definitions, which read the manifest
+        start_step_forkserver()
         result = dg.execute_job(dg.reconstructable(job), instance=instance, run_config=config)
     with result:
         seconds = time.perf_counter() - started
@@ -170,6 +174,18 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print_summary(instance, result.run_id, seconds, RunStorage())
     return 0
+
+
+def start_step_forkserver() -> None:
+    """The forkserver the multi-process executor forks step processes from, started now: it
+    imports the definitions while this process loads the job, not after. The executor finds it
+    running (multiprocessing keeps one per process). It inherits this process's environment and
+    file descriptors as they are now, as it would when the executor started it."""
+    if PROFILE == "cluster":  # steps are Celery tasks
+        return
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["dagster._core.executor.multiprocess", *STEP_PRELOAD_MODULES])
+    multiprocessing.forkserver.ensure_running()
 
 
 def run_on_cluster(args: argparse.Namespace, use_case: str, config: dict) -> int:

@@ -64,6 +64,8 @@ WAREHOUSE_POOL = "duckdb_warehouse"
 REGISTRY_POOL = "model_registry"
 # Steps run at once by the multi-process executor (the candidate grid fans out to this many).
 MAX_PARALLEL_STEPS = int(os.environ.get("NEXT_TRACK_MAX_PARALLEL_STEPS", "2"))
+# What the forkserver the step processes fork from imports, once per run.
+STEP_PRELOAD_MODULES = ["orchestration.definitions"]
 
 MLFLOW_DIR = DATA_DIR / "mlflow"
 MLFLOW_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{MLFLOW_DIR}/mlflow.db")

@@ -49,9 +49,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     dbt_project/target/manifest.json while another's run reads it would be a torn read."""
     if hasattr(session.config, "workerinput"):
         return
-    from orchestration.project import dbt_project
+    from orchestration.project import prepare
 
-    dbt_project.preparer.prepare(dbt_project)
+    prepare()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,50 @@
+"""`make run` parses the dbt project only when something the manifest is parsed from changed."""
+
+import json
+import shutil
+from pathlib import Path
+
+from dagster_dbt import DbtProject
+
+from orchestration.project import GENERATED, prepare
+from orchestration.settings import DBT_PROFILES_DIR, DBT_PROJECT_DIR
+
+
+def nodes(manifest: Path) -> str:
+    """The manifest without what every parse changes: its metadata and creation times."""
+    document = json.loads(manifest.read_text())
+    document.pop("metadata")
+    text = json.dumps(document, sort_keys=True, indent=0)
+    return "\n".join(line for line in text.splitlines() if '"created_at"' not in line)
+
+
+def test_the_manifest_is_parsed_again_only_when_its_inputs_change(tmp_path, monkeypatch):
+    project_dir = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns(*GENERATED))
+    project = DbtProject(project_dir=project_dir, profiles_dir=DBT_PROFILES_DIR)
+    monkeypatch.delenv("NEXT_TRACK_WAREHOUSE", raising=False)
+    monkeypatch.setenv("NEXT_TRACK_DATA_DIR", str(tmp_path / "data"))
+    manifest = Path(project.manifest_path)
+
+    assert prepare(project) and manifest.exists()
+    parsed_at, parsed = manifest.stat().st_mtime_ns, nodes(manifest)
+    assert not prepare(project)
+    assert manifest.stat().st_mtime_ns == parsed_at
+
+    # Another data folder: nothing to parse, and a parse would write the same manifest.
+    monkeypatch.setenv("NEXT_TRACK_DATA_DIR", str(tmp_path / "another"))
+    assert not prepare(project)
+    project.preparer.prepare(project)  # as another command (`dbt parse` by hand) would
+    assert nodes(manifest) == parsed
+    assert prepare(project)  # a manifest this did not parse is parsed again
+    assert not prepare(project)
+
+    model = next(project_dir.glob("models/**/*.sql"))
+    model.write_text(model.read_text() + "\n-- edited\n")
+    assert prepare(project)
+    assert not prepare(project)
+
+    # The warehouse's file name is the database every relation of the manifest names.
+    monkeypatch.setenv("NEXT_TRACK_WAREHOUSE", str(tmp_path / "other.duckdb"))
+    assert prepare(project)
+    assert '"database": "other"' in manifest.read_text()
