@@ -30,9 +30,8 @@ def prepare(project: DbtProject = dbt_project) -> bool:
     here from the same inputs: the files of the project and of its profiles, dbt's version,
     and the environment variables dbt and the project read (``DBT_*``, ``NEXT_TRACK_*`` but
     the data folders, which the manifest does not hold: a run in a folder of its own parses
-    nothing again). A
-    manifest another command wrote since (``dbt build`` by hand) is parsed again. True when
-    it parsed."""
+    nothing again). A manifest another command wrote since (``dbt build`` by hand) is parsed
+    again. True when it parsed."""
     manifest = Path(project.manifest_path)
     stamp = manifest.with_name(INPUTS_FILE)
     inputs = manifest_inputs(project)
@@ -59,13 +58,12 @@ def manifest_inputs(project: DbtProject) -> str:
     for name in sorted(os.environ):
         if name.startswith(("DBT_", "NEXT_TRACK_")) and name not in FOLDER_VARIABLES:
             digest.update(f"{name}={os.environ[name]}\n".encode())
-    project_dir, profiles_dir = Path(project.project_dir), Path(project.profiles_dir)
-    files = [
-        path
-        for path in project_dir.rglob("*")
-        if path.relative_to(project_dir).parts[0] not in GENERATED
-    ]
-    for path in sorted([*files, *profiles_dir.rglob("*")]):
+    project_dir = Path(project.project_dir)
+    # dbt's own folders are skipped, not walked: every run adds files to target/.
+    read = [path for path in project_dir.iterdir() if path.name not in GENERATED]
+    folders = [*read, Path(project.profiles_dir)]
+    files = [*read, *(path for folder in folders if folder.is_dir() for path in folder.rglob("*"))]
+    for path in sorted(set(files)):
         if path.is_file():
             digest.update(f"{path}\n".encode())
             digest.update(path.read_bytes())
