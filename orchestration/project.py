@@ -2,14 +2,15 @@
 ``dagster-dbt project prepare-and-package --file orchestration/project.py`` can build the manifest
 before the definitions (which need it at import) are loaded."""
 
+import fcntl
 import hashlib
 import os
 from importlib.metadata import version
 from pathlib import Path
 
-from dagster_dbt import DbtProject
+from dagster_dbt import DbtCliResource, DbtProject
 
-from orchestration.settings import DBT_PROFILES_DIR, DBT_PROJECT_DIR, DBT_TARGET
+from orchestration.settings import DBT_EXECUTABLE, DBT_PROFILES_DIR, DBT_PROJECT_DIR, DBT_TARGET
 
 dbt_project = DbtProject(
     project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROFILES_DIR, target=DBT_TARGET
@@ -20,6 +21,9 @@ dbt_project.prepare_if_dev()
 # Folders of the project that dbt writes, not reads.
 GENERATED = ("target", "logs", "dbt_packages")
 INPUTS_FILE = "manifest_inputs.sha256"  # beside the manifest: what it was parsed from
+LOCK_FILE = "manifest_inputs.lock"
+# dbt-adapters holds the macros every manifest lists (dbt's global project).
+DBT_PACKAGES = ("dbt-core", "dbt-adapters", "dbt-duckdb")
 # Folders the project reads and the manifest does not hold (the warehouse's file name, which
 # names the database, comes from NEXT_TRACK_WAREHOUSE or is fixed): each run may have its own.
 FOLDER_VARIABLES = ("NEXT_TRACK_DATA_DIR", "NEXT_TRACK_SERVING_DIR")
@@ -33,13 +37,20 @@ def prepare(project: DbtProject = dbt_project) -> bool:
     nothing again). A manifest another command wrote since (``dbt build`` by hand) is parsed
     again. True when it parsed."""
     manifest = Path(project.manifest_path)
+    manifest.parent.mkdir(parents=True, exist_ok=True)
     stamp = manifest.with_name(INPUTS_FILE)
-    inputs = manifest_inputs(project)
-    if stamp.exists() and stamp.read_text() == stamped(inputs, manifest):
-        return False
-    stamp.unlink(missing_ok=True)  # a parse that fails leaves no stamp to trust
-    project.preparer.prepare(project)
-    stamp.write_text(stamped(inputs, manifest))
+    # Checked, parsed and stamped under one lock: two runs at once never stamp each other's
+    # manifest. Not project.preparer.prepare, whose guard skips the parse when another process
+    # wrote the manifest meanwhile, whatever that one was parsed from.
+    with manifest.with_name(LOCK_FILE).open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        inputs = manifest_inputs(project)
+        if stamp.exists() and stamp.read_text() == stamped(inputs, manifest):
+            return False
+        stamp.unlink(missing_ok=True)  # a parse that fails leaves no stamp to trust
+        dbt = DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE)
+        dbt.cli(["parse", "--quiet"], target_path=project.target_path).wait()
+        stamp.write_text(stamped(inputs, manifest))
     return True
 
 
@@ -53,7 +64,7 @@ def stamped(inputs: str, manifest: Path) -> str:
 
 def manifest_inputs(project: DbtProject) -> str:
     digest = hashlib.sha256()
-    for package in ("dbt-core", "dbt-duckdb"):
+    for package in DBT_PACKAGES:
         digest.update(f"{package}=={version(package)}\n".encode())
     for name in sorted(os.environ):
         if name.startswith(("DBT_", "NEXT_TRACK_")) and name not in FOLDER_VARIABLES:

@@ -19,9 +19,10 @@ def nodes(manifest: Path) -> str:
 
 
 def test_the_manifest_is_parsed_again_only_when_its_inputs_change(tmp_path, monkeypatch):
-    project_dir = tmp_path / "dbt_project"
+    project_dir, profiles_dir = tmp_path / "dbt_project", tmp_path / "profiles"
     shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns(*GENERATED))
-    project = DbtProject(project_dir=project_dir, profiles_dir=DBT_PROFILES_DIR)
+    shutil.copytree(DBT_PROFILES_DIR, profiles_dir)
+    project = DbtProject(project_dir=project_dir, profiles_dir=profiles_dir)
     monkeypatch.delenv("NEXT_TRACK_WAREHOUSE", raising=False)
     monkeypatch.setenv("NEXT_TRACK_DATA_DIR", str(tmp_path / "data"))
     manifest = Path(project.manifest_path)
@@ -40,9 +41,10 @@ def test_the_manifest_is_parsed_again_only_when_its_inputs_change(tmp_path, monk
     assert not prepare(project)
 
     model = next(project_dir.glob("models/**/*.sql"))
-    model.write_text(model.read_text() + "\n-- edited\n")
-    assert prepare(project)
-    assert not prepare(project)
+    for edited, comment in ((model, "-- edited"), (profiles_dir / "profiles.yml", "# edited")):
+        edited.write_text(f"{edited.read_text()}\n{comment}\n")
+        assert prepare(project)
+        assert not prepare(project)
 
     # The warehouse's file name is the database every relation of the manifest names.
     monkeypatch.setenv("NEXT_TRACK_WAREHOUSE", str(tmp_path / "other.duckdb"))
