@@ -45,7 +45,7 @@ install-cluster: $(VENV)/.installed-cluster
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 
 prepare: install
-	$(BIN)/dagster-dbt project prepare-and-package --file orchestration/project.py >/dev/null
+	$(BIN)/python -c 'from orchestration.project import prepare; prepare()' >/dev/null
 
 # PROFILE=cluster: submit to the services `make cluster-up` started (their environment: the
 # generated cluster.env, credentials included).

@@ -5,6 +5,8 @@ before the definitions (which need it at import) are loaded."""
 import fcntl
 import hashlib
 import os
+import shutil
+import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -22,6 +24,7 @@ dbt_project.prepare_if_dev()
 GENERATED = ("target", "logs", "dbt_packages")
 INPUTS_FILE = "manifest_inputs.sha256"  # beside the manifest: what it was parsed from
 LOCK_FILE = "manifest_inputs.lock"
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 # dbt-adapters holds the macros every manifest lists (dbt's global project).
 DBT_PACKAGES = ("dbt-core", "dbt-adapters", "dbt-duckdb")
 # Folders the project reads and the manifest does not hold (the warehouse's file name, which
@@ -48,10 +51,25 @@ def prepare(project: DbtProject = dbt_project) -> bool:
         if stamp.exists() and stamp.read_text() == stamped(inputs, manifest):
             return False
         stamp.unlink(missing_ok=True)  # a parse that fails leaves no stamp to trust
-        dbt = DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE)
-        dbt.cli(["parse", "--quiet"], target_path=project.target_path).wait()
+        parse_atomically(project, manifest)
         stamp.write_text(stamped(inputs, manifest))
     return True
+
+
+def parse_atomically(project: DbtProject, manifest: Path) -> None:
+    """``dbt parse`` into a scratch folder (from the last parse's partial-parse state), then the
+    new manifest renamed over the old: a process loading the definitions meanwhile (a step, a
+    Celery worker) reads the one or the other, never a half-written file, as it would when dbt
+    wrote it in place."""
+    target = manifest.parent
+    with tempfile.TemporaryDirectory(dir=target, prefix=".parse-") as scratch:
+        partial = target / PARTIAL_PARSE_FILE
+        if partial.exists():
+            shutil.copy2(partial, scratch)
+        dbt = DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE)
+        dbt.cli(["parse", "--quiet"], target_path=Path(scratch)).wait()
+        for name in (PARTIAL_PARSE_FILE, manifest.name):
+            os.replace(Path(scratch) / name, target / name)
 
 
 def stamped(inputs: str, manifest: Path) -> str:

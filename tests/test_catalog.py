@@ -17,6 +17,7 @@ from ml.sources.canonical import CANONICAL_SCHEMA
 from ml.sources.interactions import ingest_interactions
 from ml.sources.synthetic import SyntheticSpec
 from tests.servers import free_port, server
+from tests.test_dbt import own_dbt_artifacts
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW_COLUMNS = {
@@ -60,7 +61,7 @@ def test_dbt_docs_list_the_raw_source_with_its_columns(tmp_path):
         [dict(zip(CANONICAL_SCHEMA.names, row, strict=True)) for row in rows], CANONICAL_SCHEMA
     ), raw)  # fmt: skip
     target = tmp_path / "target"
-    env = {**os.environ, "NEXT_TRACK_DATA_DIR": str(tmp_path / "data")}
+    env = {**os.environ, **own_dbt_artifacts(tmp_path / "data")}
     dbt = ["dbt", "--project-dir", "dbt_project", "--profiles-dir", "profiles"]
     # As a user does: a build registers the raw views (the on-run-start hook), then the docs.
     for command in (
@@ -99,7 +100,7 @@ def test_make_docs_serves_every_source_with_its_columns_on_localhost(tmp_path):
     user-items ones, and serves the site on 127.0.0.1."""
     data = tmp_path / "data"
     ingest(None, data / "raw" / "playlist_events.parquet", synthetic=SyntheticSpec(300))
-    env = {**os.environ, "NEXT_TRACK_DATA_DIR": str(data)}
+    env = {**os.environ, **own_dbt_artifacts(data)}
     build = subprocess.run(
         ["dbt", "build", "--project-dir", "dbt_project", "--profiles-dir", "profiles"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False,

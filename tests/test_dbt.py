@@ -17,15 +17,23 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def dbt_build(data_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    """Exactly the README's command, from the repository root, with the data folder moved."""
+    """Exactly the README's command, from the repository root, with the data folder and dbt's
+    artifacts moved (dbt_project/target/manifest.json is the one the definitions load: a
+    pipeline in another test would read it half-written)."""
     return subprocess.run(
         ["dbt", "build", "--project-dir", "dbt_project", "--profiles-dir", "profiles", *extra],
         cwd=REPO_ROOT,
-        env={**os.environ, "NEXT_TRACK_DATA_DIR": str(data_dir)},
+        env={**os.environ, **own_dbt_artifacts(data_dir)},
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def own_dbt_artifacts(data_dir: Path) -> dict[str, str]:
+    """The environment of a dbt command run by hand on ``data_dir``, writing its target folder
+    there."""
+    return {"NEXT_TRACK_DATA_DIR": str(data_dir), "DBT_TARGET_PATH": str(data_dir / "target")}
 
 
 def query(data_dir: Path, sql: str) -> list[tuple]:
