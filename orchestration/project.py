@@ -17,9 +17,6 @@ from orchestration.settings import DBT_EXECUTABLE, DBT_PROFILES_DIR, DBT_PROJECT
 dbt_project = DbtProject(
     project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROFILES_DIR, target=DBT_TARGET
 )
-# Under `dagster dev` only: re-parse so edits to the SQL show up without a manual step.
-dbt_project.prepare_if_dev()
-
 # Folders of the project that dbt writes, not reads.
 GENERATED = ("target", "logs", "dbt_packages")
 INPUTS_FILE = "manifest_inputs.sha256"  # beside the manifest: what it was parsed from
@@ -97,3 +94,10 @@ def manifest_inputs(project: DbtProject) -> str:
             digest.update(f"{path}\n".encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+# Under `dagster dev` only (`make ui`): parse when the SQL changed, so edits show up without a
+# manual step. Not dagster-dbt's prepare_if_dev, which parses on every import of this module and
+# writes the manifest in place.
+if dbt_project.preparer.using_dagster_dev():
+    prepare()
