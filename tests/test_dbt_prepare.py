@@ -28,6 +28,7 @@ def test_the_manifest_is_parsed_again_only_when_its_inputs_change(tmp_path, monk
     manifest = Path(project.manifest_path)
 
     assert prepare(project) and manifest.exists()
+    assert not list(manifest.parent.glob(".parse-*"))  # parsed aside, renamed into place
     parsed_at, parsed = manifest.stat().st_mtime_ns, nodes(manifest)
     assert not prepare(project)
     assert manifest.stat().st_mtime_ns == parsed_at
