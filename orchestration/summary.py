@@ -123,8 +123,12 @@ def print_summary(
     selection = meta("next_track_candidate_metrics")
     if selection:
         sample, queries = selection["validation_sample"], selection["validation_queries"]
-        finalists = selection.get("finalist_sample") or queries
+        finalists = (
+            selection.get("finalists_measured_on") or selection.get("finalist_sample") or queries
+        )
         rescored = "all" if finalists >= queries else f"{finalists:,}"
+        if finalists <= sample < queries:
+            rescored = "none (the sample decided)"
         metric, tiebreak = selection["selection_metric"], selection["selection_tiebreak"]
         print(
             f"\n== validation ({sample:,} of {queries:,} queries; finalists re-scored on "

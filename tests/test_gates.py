@@ -2,15 +2,20 @@
 or be at least as good as each on every gate metric (next-track), on an evaluation set large
 enough to tell them apart, its size and standard errors in the description."""
 
+import numpy as np
 import pytest
 
+from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult
+from ml.evaluation.next_track_selection import sample_decides
 from ml.evaluation.selection import (
     GATE_METRICS,
     EvidenceFloor,
     baseline_gate,
     first_meeting_baselines,
 )
+from ml.recommenders.base import Queries, TopK
+from ml.sequences import Sequences
 
 USERS = EvidenceFloor(50, "validation users", "min_validation_users")
 
@@ -150,3 +155,52 @@ def test_when_no_finalist_meets_the_baselines_the_grids_last_track_rule_does():
     assert measured == ["reranker:lambdarank", "sequential_rules:w10_last1_strict"]
     gate = baseline_gate(selected, [POPULARITY, LAST_TRACK], GATE_METRICS, QUERIES, True)
     assert gate.passed is True
+
+
+def _sample_with_lists(hits: dict[str, np.ndarray]) -> tuple[EvaluationSplit, dict[str, TopK]]:
+    """400 queries whose label is track 1; each named list holds it at rank 1 where ``hits``
+    says, else two other tracks."""
+    n = 400
+    split = EvaluationSplit(
+        "validation", Queries(Sequences.from_lists([[0]] * n)), Sequences.from_lists([[1]] * n)
+    )
+    tops = {}
+    for name, hit in hits.items():
+        ids = np.tile(np.array([[2, 3]], dtype=np.int32), (n, 1))
+        ids[hit, 0] = 1
+        tops[name] = TopK(ids, np.ones((n, 2), dtype=np.float32))
+    return split, tops
+
+
+def test_the_sample_decides_for_one_finalist_clearly_ahead_of_every_baseline():
+    """Then the finalists are not re-scored on more queries: more could not change the
+    selection. A second finalist, or a baseline within two standard errors, and they are."""
+    finalist = next_track("reranker:lambdarank", 0.5, 0.5, 0.5)
+    queries = np.arange(400)
+    split, tops = _sample_with_lists(
+        {
+            finalist.name: queries % 2 == 0,  # hit rate 0.5
+            LAST_TRACK.name: queries % 4 == 0,  # 0.25, every one of its hits the finalist's too
+            POPULARITY.name: queries % 8 == 0,
+        }
+    )
+    lists_of = lambda result: tops[result.name]  # noqa: E731
+    said = []
+    decides = sample_decides([finalist], [POPULARITY, LAST_TRACK], split, lists_of, 6, said.append)
+    assert decides is True
+    assert said == [
+        "the sample decides: reranker:lambdarank, the one finalist, is ahead of every baseline "
+        "on hit_rate_at_10, hit_rate_at_100, mrr_at_100 by over 2 standard errors on its 400 "
+        "queries; the finalists are not re-scored on more"
+    ]
+    other = next_track("hybrid:h", 0.49, 0.5, 0.5)
+    assert not sample_decides([finalist, other], [POPULARITY, LAST_TRACK], split, lists_of, 6)
+    # The rule hits where the finalist does but on 3 queries: +0.0075, under 2 errors of 0.0043.
+    _, close = _sample_with_lists({"rule": (queries % 2 == 0) & (queries >= 6)})
+    tops[LAST_TRACK.name] = close["rule"]
+    said.clear()
+    assert not sample_decides([finalist], [POPULARITY, LAST_TRACK], split, lists_of, 6, said.append)
+    assert said[0].startswith(
+        "reranker:lambdarank is not clearly ahead on the sample (hit_rate_at_10 against "
+        "sequential_rules:w10_last1_strict: +0.0075 ± 0.0043;"
+    )

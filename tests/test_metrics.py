@@ -8,6 +8,7 @@ import pytest
 from ml.evaluation.metrics import (
     hit_rate_curve,
     metrics_by_query_length,
+    paired_difference,
     ranking_metrics,
     warm_and_popularity_metrics,
 )
@@ -58,6 +59,18 @@ def test_curve_and_standard_errors():
     assert metrics["hit_rate_at_3_stderr"] == pytest.approx(np.sqrt(2 / 3 * 1 / 3 / 3))
     ndcg = np.array([1.0, 0.5, 0.0])  # A at rank 1, rank 3, nowhere
     assert metrics["ndcg_at_3_stderr"] == pytest.approx(ndcg.std() / np.sqrt(3))
+
+
+def test_a_paired_difference_and_its_standard_error_on_the_same_queries():
+    labels = Sequences.from_lists([[A], [A], [A], [A]])
+    mine = np.array([[A, B], [B, A], [A, B], [X, Y]], dtype=np.int32)  # MRR 1, 1/2, 1, 0
+    theirs = np.array([[B, A], [B, A], [X, Y], [X, Y]], dtype=np.int32)  # 1/2, 1/2, 0, 0
+    difference, error = paired_difference(mine, theirs, labels, 6, "mrr_at_2")
+    per_query = np.array([0.5, 0.0, 1.0, 0.0])
+    assert difference == pytest.approx(per_query.mean())
+    assert error == pytest.approx(per_query.std() / 2)
+    # What both find alike cancels: the same lists differ by exactly 0, with no error.
+    assert paired_difference(mine, mine, labels, 6, "hit_rate_at_1") == (0.0, 0.0)
 
 
 def test_lists_too_short_for_k_are_refused():

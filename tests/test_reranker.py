@@ -10,7 +10,7 @@ from ml.artifacts import LocalArtifacts
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, ScoredComponents, evaluate_lists
 from ml.evaluation.next_track_selection import refit_model
-from ml.evaluation.reranking import build_reranker
+from ml.evaluation.reranking import build_reranker, on_validation
 from ml.recommenders import base
 from ml.recommenders.base import ItemVectors, Queries, TopK
 from ml.recommenders.families import create, load_recommender
@@ -173,18 +173,20 @@ def test_the_reranker_round_trips_and_is_measured_out_of_sample(fitted, tmp_path
     sample_rows = np.arange(0, len(validation), 2)
     counts = Popularity.from_counts(np.bincount(train.items, minlength=N_ITEMS))
     scored = ScoredComponents.of([component], store, validation.take(sample_rows), N_ITEMS)
-    result, top, _ = build_reranker(
-        scored, train=train, catalogue=_catalogue(), validation=validation,
-        sample_rows=sample_rows, popularity=counts, store=store, key="reranker", ks=(1, 10),
-        depth=N_ITEMS,
+    built = build_reranker(
+        scored, train=train, catalogue=_catalogue(), sample=validation.take(sample_rows),
+        popularity=counts, store=store, key="reranker", ks=(1, 10), depth=N_ITEMS,
     )  # fmt: skip
-    assert result.metrics["queries"] == len(validation)
+    assert built.result.metrics["queries"] == len(sample_rows)  # the sample, out of fold
+    metrics, top = on_validation(built, validation, sample_rows, counts, (1, 10))
+    assert metrics["queries"] == len(validation)
+    assert np.array_equal(top.ids[sample_rows], built.top.ids)
     rest = np.setdiff1d(np.arange(len(validation)), sample_rows)
     # Queries outside the sample: the served ranker, which is what a reload serves.
     reloaded = load_recommender(store.stage("reranker"))
     served = reloaded.top_k(validation.take(rest).queries, 10)
     assert np.array_equal(top.ids[rest], served.ids)
-    assert result.metrics["hit_rate_at_1"] > 0.95 * findable(validation)
+    assert metrics["hit_rate_at_1"] > 0.95 * findable(validation)
 
 
 def findable(split: EvaluationSplit) -> float:

@@ -43,20 +43,9 @@ def ranking_metrics(
     n_relevant = labels.lengths.astype(np.float64)
     if (n_relevant == 0).any():
         raise ValueError("every query needs at least one label")
-    discount = 1.0 / np.log2(np.arange(2, top_ids.shape[1] + 2))
     metrics: dict[str, float] = {"queries": float(len(labels))}
     for k in ks:
-        hits = relevant[:, :k]
-        any_hit = hits.any(axis=1)
-        first = np.where(any_hit, hits.argmax(axis=1) + 1, 0)
-        ideal = np.cumsum(discount[:k])[np.minimum(n_relevant, k).astype(np.int64) - 1]
-        per_query = {
-            "hit_rate": any_hit.astype(np.float64),
-            "recall": hits.sum(axis=1) / n_relevant,
-            "mrr": np.where(any_hit, 1.0 / np.maximum(first, 1), 0.0),
-            "ndcg": (hits * discount[:k]).sum(axis=1) / ideal,
-        }
-        for name, values in per_query.items():
+        for name, values in _per_query(relevant, n_relevant, k).items():
             metrics[f"{name}_at_{k}"] = float(values.mean())
             # Of the mean over queries: for a hit rate, the binomial sqrt(p (1 - p) / n).
             metrics[f"{name}_at_{k}_stderr"] = float(values.std() / np.sqrt(len(values)))
@@ -65,6 +54,37 @@ def ranking_metrics(
             len(unique(shown[shown != UNKNOWN])) / n_items if n_items else 0.0
         )
     return metrics
+
+
+def _per_query(relevant: np.ndarray, n_relevant: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Each query's hit rate, recall, MRR and NDCG at ``k``."""
+    discount = 1.0 / np.log2(np.arange(2, relevant.shape[1] + 2))
+    hits = relevant[:, :k]
+    any_hit = hits.any(axis=1)
+    first = np.where(any_hit, hits.argmax(axis=1) + 1, 0)
+    ideal = np.cumsum(discount[:k])[np.minimum(n_relevant, k).astype(np.int64) - 1]
+    return {
+        "hit_rate": any_hit.astype(np.float64),
+        "recall": hits.sum(axis=1) / n_relevant,
+        "mrr": np.where(any_hit, 1.0 / np.maximum(first, 1), 0.0),
+        "ndcg": (hits * discount[:k]).sum(axis=1) / ideal,
+    }
+
+
+def paired_difference(
+    top_ids: np.ndarray, other_ids: np.ndarray, labels: Sequences, n_items: int, metric: str
+) -> tuple[float, float]:
+    """The mean over queries of ``metric`` (e.g. "mrr_at_100") for ``top_ids`` less
+    ``other_ids``' on the same queries, and the standard error of that mean: paired, so what
+    both lists find alike cancels out."""
+    name, k = metric.rsplit("_at_", 1)
+    n_relevant = labels.lengths.astype(np.float64)
+    mine, theirs = (
+        _per_query(relevance(ids, labels, n_items), n_relevant, int(k))[name]
+        for ids in (top_ids, other_ids)
+    )
+    difference = mine - theirs
+    return float(difference.mean()), float(difference.std() / np.sqrt(len(difference)))
 
 
 def hit_rate_curve(top_ids: np.ndarray, labels: Sequences, n_items: int) -> np.ndarray:

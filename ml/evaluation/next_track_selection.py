@@ -1,12 +1,14 @@
 """The next-track selection on validation: a second stage (reranker, hybrid) over each family's
-best, the finalists re-scored on the whole split, the first at least as good as every baseline
-selected; its table and plots. Then the selected model on test beside the baselines."""
+best, the finalists re-scored on the whole split unless the sample already decides, the first
+at least as good as every baseline selected; its table and plots. Then the selected model on
+test beside the baselines."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,12 @@ import numpy as np
 from ml.artifacts import ArtifactStore
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.datasets.next_track import NextTrackData
-from ml.evaluation.candidates import CandidateResult, ScoredComponents, evaluate
+from ml.evaluation.candidates import (
+    CandidateResult,
+    ScoredComponents,
+    evaluate,
+    evaluate_lists,
+)
 from ml.evaluation.metrics import hit_rate_curve, metrics_by_query_length
 from ml.evaluation.report import (
     plot_by_query_length,
@@ -23,7 +30,7 @@ from ml.evaluation.report import (
     plot_validation_bars,
     query_length_rows,
 )
-from ml.evaluation.reranking import build_reranker
+from ml.evaluation.reranking import build_reranker, on_validation
 from ml.evaluation.selection import (
     GATE_METRICS,
     REPORTED_METRICS,
@@ -34,6 +41,7 @@ from ml.evaluation.selection import (
     finalists,
     first_meeting_baselines,
     next_track_ranked,
+    not_clearly_ahead,
 )
 from ml.recommenders.base import Log, Recommender, TopK, no_log
 from ml.recommenders.popularity import Popularity
@@ -41,6 +49,9 @@ from ml.sequences import Sequences
 
 # The hit rates, MRRs and NDCGs every next-track candidate is measured at.
 METRIC_KS = (1, 5, 10, 20, 50, 100)
+# How far (standard errors of the paired difference) the one finalist must lead every baseline
+# on the validation sample for the selection not to re-score it and them on more queries.
+DECIDING_MARGIN_SE = 2.0
 # name -> file of each plot the selection writes.
 PLOT_FILES = {
     "reranker_feature_importance": "reranker_gain.png",
@@ -69,6 +80,7 @@ class NextTrackSelection:
     rows: list[dict]  # the validation table
     plots: list[str]  # the names (PLOT_FILES) of the plots written
     passed_over: list[str]  # why each better-ranked candidate was not selected
+    measured_on: int  # validation queries the selected model and the baselines were compared on
     components: dict  # the second stage's families: kept, and each one's unique label share
 
 
@@ -85,14 +97,15 @@ def select_next_track(
     log: Log = no_log,
 ) -> NextTrackSelection:
     """Selects among ``results`` (the grid's, scored on ``data.validation``'s ``sample_rows``)
-    on ``metric``; the finalists, the baselines and the reranker are scored on all of
-    ``data.validation``. Models are saved under ``key(name)`` in ``store``, plots at
-    ``plot_path(name)``."""
+    on ``metric``; the finalists and the baselines are re-scored on all of ``data.validation``
+    unless the sample already decides (``sample_decides``). Models are saved under
+    ``key(name)`` in ``store``, plots at ``plot_path(name)``."""
     results = list(results)
     popularity = Popularity.from_counts(data.catalogue.train_counts)
     sample = data.validation.take(sample_rows)
     s = second_stage
-    tops: dict[str, TopK] = {}
+    sample_tops: dict[tuple[str, str], TopK] = {}  # filled lists on the sample
+    on_validation_of: dict[tuple[str, str], Callable[[], tuple[dict[str, float], TopK]]] = {}
     plots = []
     depths = [s.hybrid_depth] * s.hybrid + [s.reranker_depth] * s.reranker
     best = ScoredComponents.of(
@@ -103,12 +116,11 @@ def select_next_track(
     )
     components = best.contributing(sample.labels, len(data.catalogue), s.min_unique_share, log)
     if s.reranker:
-        reranked = build_reranker(
+        built = build_reranker(
             components,
             train=data.train,
             catalogue=data.catalogue,
-            validation=data.validation,
-            sample_rows=sample_rows,
+            sample=sample,
             popularity=popularity,
             store=store,
             key=key("reranker"),
@@ -117,11 +129,14 @@ def select_next_track(
             vectors=best.item_vectors(),
             log=log,
         )
-        if reranked is not None:
-            reranker, tops[reranker.name], model = reranked
-            results.append(reranker)
+        if built is not None:
+            results.append(built.result)
+            sample_tops[_key(built.result)] = built.top
+            on_validation_of[_key(built.result)] = partial(
+                on_validation, built, data.validation, sample_rows, popularity, METRIC_KS
+            )
             plots.append("reranker_feature_importance")
-            plot_feature_importances(model.importances(), plot_path(plots[-1]))
+            plot_feature_importances(built.model.importances(), plot_path(plots[-1]))
     if s.hybrid:
         hybrid = build_hybrid(
             components,
@@ -138,44 +153,54 @@ def select_next_track(
             log(f"hybrid {hybrid.name}: {metric} {hybrid.metrics[metric]:.4f}")
             results.append(hybrid)
     contenders = finalists([r for r in results if not r.baseline], metric, s.finalists)
-    sampled = len(sample) < len(data.validation)
 
-    def on_all_validation(result: CandidateResult) -> CandidateResult:
-        # The reranker was measured on all of it already, out of sample.
-        if sampled and result.name not in tops:
-            began = time.perf_counter()
-            result.metrics, tops[result.name] = evaluate(
-                result.load(store), data.validation, popularity, METRIC_KS
+    def on_sample(result: CandidateResult) -> TopK:
+        if _key(result) not in sample_tops:
+            kept = result.scored_lists(store, len(sample), max(METRIC_KS))
+            _, sample_tops[_key(result)] = (
+                evaluate(result.load(store), sample, popularity, METRIC_KS)
+                if kept is None
+                else evaluate_lists(kept, sample, popularity, METRIC_KS)
             )
-            result.eval_seconds = time.perf_counter() - began
+        return sample_tops[_key(result)]
+
+    baselines = [r for r in results if r.baseline]
+    split, tops = data.validation, {}
+    if len(sample) == len(data.validation) or sample_decides(
+        contenders, baselines, sample, on_sample, len(data.catalogue), log
+    ):
+        split, tops = sample, sample_tops
+
+    def measured(result: CandidateResult) -> CandidateResult:
+        """``result`` with its figures on ``split``: re-scored there if it was on the sample."""
+        if split is not sample and _key(result) not in tops:
+            began = time.perf_counter()
+            rescore = on_validation_of.get(_key(result)) or partial(
+                evaluate, result.load(store), split, popularity, METRIC_KS
+            )
+            result.metrics, tops[_key(result)] = rescore()
+            result.eval_seconds += time.perf_counter() - began
             log(
-                f"re-scored {result.name} on {len(data.validation):,} validation queries: "
-                f"{metric} {result.metrics[metric]:.4f} in {result.eval_seconds:.0f} s"
+                f"re-scored {result.name} on {len(split):,} validation queries: "
+                f"{metric} {result.metrics[metric]:.4f} in {time.perf_counter() - began:.0f} s"
             )
         return result
 
-    baselines = [on_all_validation(r) for r in results if r.baseline]
+    baselines = [measured(r) for r in baselines]
     for result in contenders:
-        on_all_validation(result)
+        measured(result)
     # Finalists first; should none be at least as good as both baselines, the other candidates
     # in order (the grid's plain last-track rule ties that baseline).
     finalist_names = {r.name for r in contenders}
     others = [r for r in results if not r.baseline and r.name not in finalist_names]
     ranking = next_track_ranked(contenders, metric) + next_track_ranked(others, metric)
-    selected, passed_over = first_meeting_baselines(
-        ranking, baselines, GATE_METRICS, on_all_validation
-    )
+    selected, passed_over = first_meeting_baselines(ranking, baselines, GATE_METRICS, measured)
     for reason in passed_over:
         log(f"passed over, not at least as good as every baseline: {reason}")
     curves = {}
     for result in [selected, *baselines]:
-        if result.name not in tops:  # the sample was all of validation: scored there already
-            _, tops[result.name] = evaluate(
-                result.load(store), data.validation, popularity, METRIC_KS
-            )
-        curves[result.name] = hit_rate_curve(
-            tops[result.name].ids, data.validation.labels, len(data.catalogue)
-        )
+        top = on_sample(result) if split is sample else tops[_key(result)]
+        curves[result.name] = hit_rate_curve(top.ids, split.labels, len(data.catalogue))
     rows = candidate_table(results, metric, selected.name)
     title = "validation hit rate@K: selected model and baselines"
     plot_hit_rate_curves(curves, plot_path("hit_rate_at_k"), title)
@@ -187,6 +212,7 @@ def select_next_track(
         rows=rows,
         plots=[*plots, "hit_rate_at_k", "validation"],
         passed_over=passed_over,
+        measured_on=len(split),
         components={
             "kept": [r.name for r in components.results],
             "unique_label_share": [  # best family first (a list keeps the order)
@@ -195,6 +221,46 @@ def select_next_track(
             ],
         },
     )
+
+
+def _key(result: CandidateResult) -> tuple[str, str]:
+    """A result's lists: its name alone is not enough (a baseline and a grid candidate can share
+    one), nor its model (a model's scoring variants share it)."""
+    return result.model_key, result.name
+
+
+def sample_decides(
+    contenders: list[CandidateResult],
+    baselines: list[CandidateResult],
+    sample: EvaluationSplit,
+    lists_of: Callable[[CandidateResult], TopK],
+    n_items: int,
+    log: Log = no_log,
+) -> bool:
+    """Whether the validation sample alone decides the selection: one finalist, ahead of every
+    baseline on each gate metric by more than ``DECIDING_MARGIN_SE`` standard errors of the
+    paired difference there. More queries could not then change what is selected, nor whether
+    it passes the gate, only narrow its figures' error bars."""
+    if len(contenders) != 1:
+        return False
+    (only,) = contenders
+    close = not_clearly_ahead(
+        lists_of(only),
+        {b.name: lists_of(b) for b in baselines},
+        sample,
+        n_items,
+        GATE_METRICS,
+        DECIDING_MARGIN_SE,
+    )
+    if close:
+        log(f"{only.name} is not clearly ahead on the sample ({'; '.join(close)}): re-scoring")
+        return False
+    log(
+        f"the sample decides: {only.name}, the one finalist, is ahead of every baseline on "
+        f"{', '.join(GATE_METRICS)} by over {DECIDING_MARGIN_SE:g} standard errors on its "
+        f"{len(sample):,} queries; the finalists are not re-scored on more"
+    )
+    return True
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,14 +1,16 @@
 """The reranker as a candidate: learned on the validation sample, scored out of sample.
 
 Its figures must not come from queries it learned from. On the sample, each query is ranked by
-the fold's ranker that did not see it (``Reranker.learn``); the rest of the validation split,
-which it never saw, is ranked by the served ranker. The lists of both make one set of figures
-over the whole validation split, comparable with every other candidate's.
+the fold's ranker that did not see it (``Reranker.learn``): its figures there are comparable with
+every other candidate's, scored on the same sample. Should the selection need the finalists on
+more of the validation split, the rest of it, which the reranker never saw, is ranked by the
+served ranker (``on_validation``): the lists of both make one set of figures.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,13 +24,20 @@ from ml.recommenders.reranker import Reranker
 from ml.sequences import Sequences
 
 
+@dataclass(frozen=True)
+class LearnedReranker:
+    result: CandidateResult  # its figures on the validation sample, out of fold
+    top: TopK  # the filled lists they were measured on
+    model: Reranker
+    learned: TopK  # its out-of-fold lists for the sample's queries, unfilled
+
+
 def build_reranker(
     components: ScoredComponents,
     *,
     train: Sequences,
     catalogue: Catalogue,
-    validation: EvaluationSplit,
-    sample_rows: np.ndarray,
+    sample: EvaluationSplit,
     popularity: Popularity,
     store: ArtifactStore,
     key: str,
@@ -36,12 +45,11 @@ def build_reranker(
     depth: int,
     vectors: ItemVectors | None = None,
     log: Log = no_log,
-) -> tuple[CandidateResult, TopK, Reranker] | None:
-    """A reranker over ``components`` (fitted candidates and their lists for ``validation``'s
-    ``sample_rows``, at least ``depth`` long), learned on those rows and saved as ``key`` in
-    ``store``; its validation result with the filled lists it was measured on. ``vectors`` (else
-    a component's) give the cosine features. None, with the reason logged, when it cannot
-    learn."""
+) -> LearnedReranker | None:
+    """A reranker over ``components`` (fitted candidates and their lists for the validation
+    ``sample``, at least ``depth`` long), learned on the sample and saved as ``key`` in
+    ``store``, with its out-of-fold figures there. ``vectors`` (else a component's) give the
+    cosine features. None, with the reason logged, when it cannot learn."""
     if not components.models:
         return None
     started = time.perf_counter()
@@ -50,7 +58,7 @@ def build_reranker(
     )
     reranker.fit_statistics(train, log)
     try:
-        learned = reranker.learn(components.lists, validation.take(sample_rows), log)
+        learned = reranker.learn(components.lists, sample, log)
     except CannotFit as e:
         log(f"no reranker: {e}")
         return None
@@ -58,8 +66,7 @@ def build_reranker(
     reranker.save(store.writable(key))
     store.commit(key)
     started = time.perf_counter()
-    top = out_of_sample_lists(reranker, learned, validation, sample_rows, max(ks))
-    metrics, filled = evaluate_lists(top, validation, popularity, ks)
+    metrics, filled = evaluate_lists(learned.head(max(ks)), sample, popularity, ks)
     result = CandidateResult.of_second_stage(
         reranker,
         model_key=key,
@@ -67,7 +74,20 @@ def build_reranker(
         fit_seconds=fit_seconds + sum(c.fit_seconds for c in components.results),
         eval_seconds=time.perf_counter() - started,
     )
-    return result, filled, reranker
+    return LearnedReranker(result, filled, reranker, learned)
+
+
+def on_validation(
+    learned: LearnedReranker,
+    validation: EvaluationSplit,
+    sample_rows: np.ndarray,
+    popularity: Popularity,
+    ks: tuple[int, ...],
+) -> tuple[dict[str, float], TopK]:
+    """The reranker's figures and filled lists on all of ``validation``, whose ``sample_rows``
+    it learned on: out of fold there, the served ranker's elsewhere."""
+    top = out_of_sample_lists(learned.model, learned.learned, validation, sample_rows, max(ks))
+    return evaluate_lists(top, validation, popularity, ks)
 
 
 def out_of_sample_lists(

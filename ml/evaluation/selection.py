@@ -11,9 +11,10 @@ from typing import Literal, get_args
 from ml.artifacts import ArtifactStore
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, ScoredComponents, evaluate_lists
+from ml.evaluation.metrics import paired_difference
 from ml.evaluation.ranking import ranked
 from ml.evaluation.report import markdown_code, table_rows
-from ml.recommenders.base import Log, no_log
+from ml.recommenders.base import Log, TopK, no_log
 from ml.recommenders.hybrid import Hybrid, search_weights
 from ml.recommenders.popularity import Popularity
 
@@ -55,6 +56,26 @@ def finalists(results: list[CandidateResult], metric: str, most: int) -> list[Ca
         for r in ranking
         if best[metric] - r.metrics[metric] <= 2 * (best[error] ** 2 + r.metrics[error] ** 2) ** 0.5
     ]
+
+
+def not_clearly_ahead(
+    top: TopK,
+    baselines: dict[str, TopK],
+    split: EvaluationSplit,
+    n_items: int,
+    metrics: Sequence[str],
+    margin_se: float,
+) -> list[str]:
+    """Where lists ``top`` are not ahead of a baseline's (name -> lists, all for ``split``'s
+    queries) on one of ``metrics`` by more than ``margin_se`` standard errors of the paired
+    difference; empty when they are ahead of every baseline on every one."""
+    close = []
+    for metric in metrics:
+        for name, other in baselines.items():
+            difference, error = paired_difference(top.ids, other.ids, split.labels, n_items, metric)
+            if difference <= margin_se * error:
+                close.append(f"{metric} against {name}: {difference:+.4f} ± {error:.4f}")
+    return close
 
 
 def candidate_table(

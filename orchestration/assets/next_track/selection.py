@@ -50,10 +50,11 @@ from orchestration.storage import RunStorage, run_key
         "baselines": dg.AssetIn(next_track_baseline_candidates.key),
     },
     kinds={"mlflow"},
-    description="Every candidate and baseline on validation, a hybrid of each family's best, "
-    "the finalists re-scored on the whole validation split, and the winner: the table and the "
-    "hit rate@K plot that say why it won (selected on the run config's metric, NDCG@10 by "
-    "default).",
+    description="Every candidate and baseline on validation, a reranker and a hybrid of each "
+    "family's best, the finalists re-scored on the finalist sample (unless one finalist leads "
+    "every baseline on the validation sample by over two standard errors), and the winner: "
+    "the table and the hit rate@K plot that say why it won (selected on the run config's "
+    "metric, NDCG@10 by default).",
 )
 def next_track_candidate_metrics(
     context: dg.AssetExecutionContext,
@@ -130,6 +131,7 @@ def selection_report(
             "candidates_skipped": dg.MetadataValue.json(grid.skipped),
             "validation_sample": dataset.validation_sample,
             "finalist_sample": dataset.finalist_sample or validation_queries,
+            "finalists_measured_on": chosen.measured_on,
             "validation_queries": validation_queries,
         },
     )
