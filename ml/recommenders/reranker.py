@@ -60,7 +60,7 @@ CUT_BATCH = 2_048  # training-only queries pooled at once
 class RerankerParams:
     components: list[str]  # component names, for people; their models are the state
     depth: Annotated[int, Field(ge=1, le=10_000)] = 100  # candidates each component proposes
-    negatives: Annotated[int, Field(ge=1)] = 100  # sampled per training query
+    negatives: Annotated[int, Field(ge=1)] = 30  # sampled per training query
     folds: Annotated[int, Field(ge=2, le=20)] = 3
     rounds: Annotated[int, Field(ge=1)] = 500  # at most; early stopping picks fewer
     learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
