@@ -88,8 +88,8 @@ class DatasetConfig(dg.Config):
         description="Validation queries the finalists and the baselines are re-scored on (a "
         "seeded sample holding validation_sample; 0 = all): a hit rate's standard error on "
         "50,000 is at most 0.0023. Not when one finalist leads every baseline on the gate's "
-        "metrics by over two standard errors on validation_sample: more queries would not "
-        "change the selection.",
+        "metrics by over two standard errors on validation_sample: more queries would be "
+        "unlikely to change the selection.",
     )
     seed: int = Field(default=0, description="Seed of the validation sample.")
 

@@ -173,8 +173,8 @@ def _sample_with_lists(hits: dict[str, np.ndarray]) -> tuple[EvaluationSplit, di
 
 
 def test_the_sample_decides_for_one_finalist_clearly_ahead_of_every_baseline():
-    """Then the finalists are not re-scored on more queries: more could not change the
-    selection. A second finalist, or a baseline within two standard errors, and they are."""
+    """Then the finalists are not re-scored on more queries, which would be unlikely to change
+    the selection. A second finalist, or a baseline within two standard errors, and they are."""
     finalist = next_track("reranker:lambdarank", 0.5, 0.5, 0.5)
     queries = np.arange(400)
     split, tops = _sample_with_lists(

@@ -239,8 +239,8 @@ def sample_decides(
 ) -> bool:
     """Whether the validation sample alone decides the selection: one finalist, ahead of every
     baseline on each gate metric by more than ``DECIDING_MARGIN_SE`` standard errors of the
-    paired difference there. More queries could not then change what is selected, nor whether
-    it passes the gate, only narrow its figures' error bars."""
+    paired difference there. More queries would then be unlikely to change what is selected
+    or whether it passes the gate; they would narrow its figures' error bars."""
     if len(contenders) != 1:
         return False
     (only,) = contenders
