@@ -263,8 +263,9 @@ class SelectionConfig(dg.Config):
         default=5,
         ge=1,
         le=100,
-        description="Best candidates re-scored on all of validation when it was sampled; of "
-        "these, only those within two standard errors of the best on the sample.",
+        description="Best candidates re-scored on the finalist sample when validation was "
+        "sampled; of these, only those within two standard errors of the best on the sample "
+        "(none when the sample decides: dataset config finalist_sample).",
     )
     hybrid: bool = Field(default=True, description="Also try a hybrid of each family's best.")
     min_validation_queries: int = Field(

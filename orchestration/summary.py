@@ -127,7 +127,7 @@ def print_summary(
             selection.get("finalists_measured_on") or selection.get("finalist_sample") or queries
         )
         rescored = "all" if finalists >= queries else f"{finalists:,}"
-        if finalists <= sample < queries:
+        if selection.get("sample_decided"):
             rescored = "none (the sample decided)"
         metric, tiebreak = selection["selection_metric"], selection["selection_tiebreak"]
         print(

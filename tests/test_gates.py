@@ -158,17 +158,18 @@ def test_when_no_finalist_meets_the_baselines_the_grids_last_track_rule_does():
 
 
 def _sample_with_lists(hits: dict[str, np.ndarray]) -> tuple[EvaluationSplit, dict[str, TopK]]:
-    """400 queries whose label is track 1; each named list holds it at rank 1 where ``hits``
-    says, else two other tracks."""
+    """400 queries whose label is track 1; each named list, 100 long, holds it at rank 1 where
+    ``hits`` says, else two other tracks and nothing more."""
     n = 400
     split = EvaluationSplit(
         "validation", Queries(Sequences.from_lists([[0]] * n)), Sequences.from_lists([[1]] * n)
     )
     tops = {}
     for name, hit in hits.items():
-        ids = np.tile(np.array([[2, 3]], dtype=np.int32), (n, 1))
+        ids = np.full((n, 100), -1, dtype=np.int32)
+        ids[:, :2] = [2, 3]
         ids[hit, 0] = 1
-        tops[name] = TopK(ids, np.ones((n, 2), dtype=np.float32))
+        tops[name] = TopK(ids, np.where(ids >= 0, 1.0, -np.inf).astype(np.float32))
     return split, tops
 
 
@@ -195,6 +196,10 @@ def test_the_sample_decides_for_one_finalist_clearly_ahead_of_every_baseline():
     ]
     other = next_track("hybrid:h", 0.49, 0.5, 0.5)
     assert not sample_decides([finalist, other], [POPULARITY, LAST_TRACK], split, lists_of, 6)
+    # The hybrid's weights were searched on the sample: its lead there is not held out.
+    tops[other.name] = tops[finalist.name]
+    assert not sample_decides([other], [POPULARITY, LAST_TRACK], split, lists_of, 6)
+    assert not sample_decides([finalist], [], split, lists_of, 6)  # nothing to be ahead of
     # The rule hits where the finalist does but on 3 queries: +0.0075, under 2 errors of 0.0043.
     _, close = _sample_with_lists({"rule": (queries % 2 == 0) & (queries >= 6)})
     tops[LAST_TRACK.name] = close["rule"]

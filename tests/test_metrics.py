@@ -71,6 +71,8 @@ def test_a_paired_difference_and_its_standard_error_on_the_same_queries():
     assert error == pytest.approx(per_query.std() / 2)
     # What both find alike cancels: the same lists differ by exactly 0, with no error.
     assert paired_difference(mine, mine, labels, 6, "hit_rate_at_1") == (0.0, 0.0)
+    with pytest.raises(ValueError, match="lists have 2 items; mrr_at_10 needs 10"):
+        paired_difference(mine, theirs, labels, 6, "mrr_at_10")
 
 
 def test_lists_too_short_for_k_are_refused():

@@ -78,6 +78,10 @@ def paired_difference(
     ``other_ids``' on the same queries, and the standard error of that mean: paired, so what
     both lists find alike cancels out."""
     name, k = metric.rsplit("_at_", 1)
+    if min(top_ids.shape[1], other_ids.shape[1]) < int(k):
+        raise ValueError(
+            f"lists have {min(top_ids.shape[1], other_ids.shape[1])} items; {metric} needs {k}"
+        )
     n_relevant = labels.lengths.astype(np.float64)
     mine, theirs = (
         _per_query(relevance(ids, labels, n_items), n_relevant, int(k))[name]

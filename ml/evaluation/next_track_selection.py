@@ -69,18 +69,20 @@ class SecondStage:
     reranker: bool
     reranker_depth: int
     min_unique_share: float  # a family's list alone must find this share of labels
-    finalists: int  # re-scored on the whole validation split
+    finalists: int  # re-scored on the finalist sample, unless the validation sample decides
+    min_queries: int  # the gate's floor: the sample decides only from this many queries
 
 
 @dataclass(frozen=True, kw_only=True)
 class NextTrackSelection:
     selected: CandidateResult
-    baselines: list[CandidateResult]  # on the whole validation split
+    baselines: list[CandidateResult]  # on the queries the selected model was compared on
     results: list[CandidateResult]  # every candidate, baseline and second-stage model
     rows: list[dict]  # the validation table
     plots: list[str]  # the names (PLOT_FILES) of the plots written
     passed_over: list[str]  # why each better-ranked candidate was not selected
     measured_on: int  # validation queries the selected model and the baselines were compared on
+    sample_decided: bool  # whether the sample decided, with nothing re-scored (``sample_decides``)
     components: dict  # the second stage's families: kept, and each one's unique label share
 
 
@@ -166,9 +168,12 @@ def select_next_track(
 
     baselines = [r for r in results if r.baseline]
     split, tops = data.validation, {}
-    if len(sample) == len(data.validation) or sample_decides(
-        contenders, baselines, sample, on_sample, len(data.catalogue), log
-    ):
+    decided = (
+        len(sample) < len(data.validation)
+        and len(sample) >= s.min_queries
+        and sample_decides(contenders, baselines, sample, on_sample, len(data.catalogue), log)
+    )
+    if decided or len(sample) == len(data.validation):
         split, tops = sample, sample_tops
 
     def measured(result: CandidateResult) -> CandidateResult:
@@ -179,7 +184,7 @@ def select_next_track(
                 evaluate, result.load(store), split, popularity, METRIC_KS
             )
             result.metrics, tops[_key(result)] = rescore()
-            result.eval_seconds += time.perf_counter() - began
+            result.eval_seconds = time.perf_counter() - began
             log(
                 f"re-scored {result.name} on {len(split):,} validation queries: "
                 f"{metric} {result.metrics[metric]:.4f} in {time.perf_counter() - began:.0f} s"
@@ -213,6 +218,7 @@ def select_next_track(
         plots=[*plots, "hit_rate_at_k", "validation"],
         passed_over=passed_over,
         measured_on=len(split),
+        sample_decided=decided,
         components={
             "kept": [r.name for r in components.results],
             "unique_label_share": [  # best family first (a list keeps the order)
@@ -237,11 +243,13 @@ def sample_decides(
     n_items: int,
     log: Log = no_log,
 ) -> bool:
-    """Whether the validation sample alone decides the selection: one finalist, ahead of every
-    baseline on each gate metric by more than ``DECIDING_MARGIN_SE`` standard errors of the
-    paired difference there. More queries would then be unlikely to change what is selected
-    or whether it passes the gate; they would narrow its figures' error bars."""
-    if len(contenders) != 1:
+    """Whether the validation sample alone decides the selection: one finalist, whose figures
+    there were not fitted on it (the hybrid's weights are searched on the sample; the
+    reranker's figures are out of fold), ahead of every baseline on each gate metric by more
+    than ``DECIDING_MARGIN_SE`` standard errors of the paired difference there. More queries
+    would then be unlikely to change what is selected or whether it passes the gate; they would
+    narrow its figures' error bars."""
+    if len(contenders) != 1 or not baselines or contenders[0].family == "hybrid":
         return False
     (only,) = contenders
     close = not_clearly_ahead(

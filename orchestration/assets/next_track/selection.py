@@ -132,6 +132,7 @@ def selection_report(
             "validation_sample": dataset.validation_sample,
             "finalist_sample": dataset.finalist_sample or validation_queries,
             "finalists_measured_on": chosen.measured_on,
+            "sample_decided": chosen.sample_decided,
             "validation_queries": validation_queries,
         },
     )
@@ -145,6 +146,7 @@ def second_stage(config: SelectionConfig) -> SecondStage:
         reranker_depth=config.reranker_depth,
         min_unique_share=config.min_unique_share,
         finalists=config.finalists,
+        min_queries=config.min_validation_queries,
     )
 
 
