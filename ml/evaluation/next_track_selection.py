@@ -40,8 +40,8 @@ from ml.evaluation.selection import (
     cutoff_of,
     finalists,
     first_meeting_baselines,
+    leads,
     next_track_ranked,
-    not_clearly_ahead,
 )
 from ml.recommenders.base import Log, Recommender, TopK, no_log
 from ml.recommenders.popularity import Popularity
@@ -252,21 +252,19 @@ def sample_decides(
     if len(contenders) != 1 or not baselines or contenders[0].family == "hybrid":
         return False
     (only,) = contenders
-    close = not_clearly_ahead(
-        lists_of(only),
-        {b.name: lists_of(b) for b in baselines},
-        sample,
-        n_items,
-        GATE_METRICS,
-        DECIDING_MARGIN_SE,
+    found = leads(
+        lists_of(only), {b.name: lists_of(b) for b in baselines}, sample, n_items, GATE_METRICS
     )
+    close = [str(lead) for lead in found if lead.standard_errors <= DECIDING_MARGIN_SE]
     if close:
         log(f"{only.name} is not clearly ahead on the sample ({'; '.join(close)}): re-scoring")
         return False
+    closest = min(found, key=lambda lead: lead.standard_errors)
     log(
         f"the sample decides: {only.name}, the one finalist, is ahead of every baseline on "
         f"{', '.join(GATE_METRICS)} by over {DECIDING_MARGIN_SE:g} standard errors on its "
-        f"{len(sample):,} queries; the finalists are not re-scored on more"
+        f"{len(sample):,} queries (the closest: {closest}, {closest.standard_errors:.1f} "
+        "standard errors); the finalists are not re-scored on more"
     )
     return True
 

@@ -3,6 +3,7 @@ and the gate it must pass (beat every baseline)."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -58,24 +59,39 @@ def finalists(results: list[CandidateResult], metric: str, most: int) -> list[Ca
     ]
 
 
-def not_clearly_ahead(
+@dataclass(frozen=True)
+class Lead:
+    """How far one model's lists are ahead of a baseline's on one metric, on the same queries."""
+
+    metric: str
+    baseline: str
+    difference: float  # the mean per-query difference
+    error: float  # its standard error (paired)
+
+    @property
+    def standard_errors(self) -> float:
+        if self.error > 0:
+            return self.difference / self.error
+        return math.inf if self.difference > 0 else -math.inf
+
+    def __str__(self) -> str:
+        return f"{self.metric} against {self.baseline}: {self.difference:+.4f} ± {self.error:.4f}"
+
+
+def leads(
     top: TopK,
     baselines: dict[str, TopK],
     split: EvaluationSplit,
     n_items: int,
     metrics: Sequence[str],
-    margin_se: float,
-) -> list[str]:
-    """Where lists ``top`` are not ahead of a baseline's (name -> lists, all for ``split``'s
-    queries) on one of ``metrics`` by more than ``margin_se`` standard errors of the paired
-    difference; empty when they are ahead of every baseline on every one."""
-    close = []
-    for metric in metrics:
-        for name, other in baselines.items():
-            difference, error = paired_difference(top.ids, other.ids, split.labels, n_items, metric)
-            if difference <= margin_se * error:
-                close.append(f"{metric} against {name}: {difference:+.4f} ± {error:.4f}")
-    return close
+) -> list[Lead]:
+    """The lead of lists ``top`` over each baseline's (name -> lists, all for ``split``'s
+    queries) on each of ``metrics``."""
+    return [
+        Lead(metric, name, *paired_difference(top.ids, other.ids, split.labels, n_items, metric))
+        for metric in metrics
+        for name, other in baselines.items()
+    ]
 
 
 def candidate_table(
