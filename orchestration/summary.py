@@ -97,6 +97,23 @@ def test_lines(chosen: dict, metrics=METRICS) -> list[str]:
     return metric_table(rows, metrics)
 
 
+def validation_heading(selection: dict) -> str:
+    """The validation section's heading from ``next_track_candidate_metrics``' metadata: how
+    many queries the candidates and the finalists were measured on, and what selected."""
+    sample, queries = selection["validation_sample"], selection["validation_queries"]
+    finalists = (
+        selection.get("finalists_measured_on") or selection.get("finalist_sample") or queries
+    )
+    rescored = "all" if finalists >= queries else f"{finalists:,}"
+    if selection.get("sample_decided"):
+        rescored = "none (the sample decided)"
+    metric, tiebreak = selection["selection_metric"], selection["selection_tiebreak"]
+    return (
+        f"== validation ({sample:,} of {queries:,} queries; finalists re-scored on "
+        f"{rescored}; selected on {metric}, ties: {tiebreak}) =="
+    )
+
+
 def print_summary(
     instance: dg.DagsterInstance,
     run_id: str,
@@ -122,18 +139,7 @@ def print_summary(
         )
     selection = meta("next_track_candidate_metrics")
     if selection:
-        sample, queries = selection["validation_sample"], selection["validation_queries"]
-        finalists = (
-            selection.get("finalists_measured_on") or selection.get("finalist_sample") or queries
-        )
-        rescored = "all" if finalists >= queries else f"{finalists:,}"
-        if selection.get("sample_decided"):
-            rescored = "none (the sample decided)"
-        metric, tiebreak = selection["selection_metric"], selection["selection_tiebreak"]
-        print(
-            f"\n== validation ({sample:,} of {queries:,} queries; finalists re-scored on "
-            f"{rescored}; selected on {metric}, ties: {tiebreak}) =="
-        )
+        print(f"\n{validation_heading(selection)}")
         print("\n".join(validation_lines(handover(selection)["rows"])))
         line = skipped_line(selection.get("candidates_skipped") or {})
         if line:

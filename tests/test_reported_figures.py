@@ -113,3 +113,28 @@ def test_the_summary_names_the_use_cases_asset_that_holds_the_candidates_it_hide
     for use_case in ("next_track", "user_items"):
         last = summary.validation_lines(rows, use_case=use_case)[-1]
         assert last == f"  ... and 3 more candidates (the UI: {use_case}_candidate_metrics; MLflow)"
+
+
+def test_the_validation_heading_says_on_how_many_queries_the_finalists_were_measured():
+    """From next_track_candidate_metrics' metadata: the sample decided (nothing re-scored), the
+    finalists re-scored on part of validation, or on all of it."""
+    base = {
+        "validation_sample": 10_000,
+        "validation_queries": 45_366,
+        "selection_metric": "ndcg_at_10",
+        "selection_tiebreak": "hit_rate_at_100",
+    }
+    decided = base | {"finalists_measured_on": 10_000, "sample_decided": True}
+    part = {**base, "validation_queries": 199_928, "finalists_measured_on": 50_000}
+    whole = base | {"finalists_measured_on": 45_366, "sample_decided": False}
+    ties = "selected on ndcg_at_10, ties: hit_rate_at_100) =="
+    assert summary.validation_heading(decided) == (
+        f"== validation (10,000 of 45,366 queries; finalists re-scored on none (the sample "
+        f"decided); {ties}"
+    )
+    assert summary.validation_heading(part) == (
+        f"== validation (10,000 of 199,928 queries; finalists re-scored on 50,000; {ties}"
+    )
+    assert summary.validation_heading(whole) == (
+        f"== validation (10,000 of 45,366 queries; finalists re-scored on all; {ties}"
+    )
