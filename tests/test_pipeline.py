@@ -89,6 +89,15 @@ def test_raw_and_dbt_tables(pipeline_run):
     assert Path(meta["path"].value).parent.parent.name == pipeline_run.run_id  # run's own file
 
 
+def test_a_passing_dbt_build_leaves_no_target_folder_behind(pipeline_run):
+    """dagster-dbt's folder for the run's build (target/<op>-<run id[:7]>-<id>) is removed once
+    its artifacts are read: one per run would pile up."""
+    from orchestration.project import dbt_project
+
+    assert (dbt_project.project_dir / "target" / "manifest.json").exists()  # the right folder
+    assert not list((dbt_project.project_dir / "target").glob(f"*-{pipeline_run.run_id[:7]}-*"))
+
+
 def test_summary_says_why_the_table_holds_fewer_tracks_than_the_data(pipeline_run, capsys):
     """`make run`'s summary of this run: the data's tracks line, the table's, and the reason."""
     from orchestration.storage import RunStorage

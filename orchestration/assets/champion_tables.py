@@ -15,7 +15,7 @@ from dagster_dbt import DbtCliResource
 from ml.registry import current_champion
 from ml.serving.batch import lookup_ms, write_table
 from ml.serving.bundle import Bundle, load_bundle
-from orchestration.assets.dbt import environment
+from orchestration.assets.dbt import environment, remove_target
 from orchestration.metadata import for_display
 from orchestration.project import dbt_project
 from orchestration.resources import MlflowResource
@@ -122,9 +122,14 @@ def dbt_source_tests(
         for r in results
         if r["status"] != "pass"
     ]
+    if results and not failed:
+        remove_target(invocation)
     return dg.AssetCheckResult(
         passed=bool(results) and not failed,
-        metadata=for_display({"tests": len(results), "failed": dg.MetadataValue.json(failed)}),
+        metadata=for_display(
+            {"tests": len(results), "failed": dg.MetadataValue.json(failed)}
+            | ({"dbt_target": str(invocation.target_path)} if failed or not results else {})
+        ),
         description=f"{len(results) - len(failed)}/{len(results)} dbt tests passed"
         + (f"; failed: {'; '.join(failed)}" if failed else ""),
     )

@@ -9,6 +9,7 @@ SQL-only `dbt build` rewrites the published copy, never a run's own file.
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ import duckdb
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
+    DbtCliInvocation,
     DbtCliResource,
     dbt_assets,
 )
@@ -144,9 +146,13 @@ def build_and_publish(
         raise dg.Failure(
             description="dbt build failed, so nothing was published (the last good warehouse "
             f"{storage.location(published)} is unchanged): "
-            + " | ".join(failures or ["see the dbt log"])
+            + " | ".join(failures or [f"see the dbt log in {invocation.target_path}"])
             + (f" | counts of the failed build: {counts}" if counts else ""),
-            metadata={"failures": dg.MetadataValue.json(failures), "build": str(build)},
+            metadata={
+                "failures": dg.MetadataValue.json(failures),
+                "build": str(build),
+                "dbt_target": str(invocation.target_path),
+            },
             allow_retries=False,
         )
     seconds = time.perf_counter() - started
@@ -154,6 +160,14 @@ def build_and_publish(
     storage.publish(key, published)
     context.log.info(f"published {storage.location(key)} as {storage.location(published)}")
     yield from with_row_counts(events, invocation.manifest, build, storage.location(key), seconds)
+    remove_target(invocation)
+
+
+def remove_target(invocation: DbtCliInvocation) -> None:
+    """dagster-dbt gives every invocation a target folder of its own (``target/<op>-<run>-<id>``,
+    a manifest and logs: megabytes each); once a passing one's artifacts are read it goes, or
+    every run would leave one behind. A failing one's stays, its dbt.log named in the failure."""
+    shutil.rmtree(invocation.target_path, ignore_errors=True)
 
 
 @contextmanager
