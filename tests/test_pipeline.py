@@ -629,3 +629,40 @@ def test_one_grid_unit_runs_alone_and_scores_as_in_the_run(pipeline_run, tmp_pat
     (before,) = [o for o in run["sequential_rules_candidates"] if o.unit == alone.unit]
     assert alone.skipped is None and len(alone.results) == len(unit["variants"])
     assert {r.name: r.metrics for r in alone.results} == {r.name: r.metrics for r in before.results}
+
+
+def test_a_unit_refused_at_this_size_gets_no_step_and_is_reported_skipped(pipeline_run):
+    """A rules unit capped at one train row: the plan refuses it, so no step fits it (none to
+    spawn at full scale for a unit that would only say so), and the grid's outcome, its
+    metadata and the summary's line still say why; the other units fit as before. Last in the
+    module: its run counts towards the run folders kept (``KEEP_RUNS``), and the tests above read
+    the module's run's folder."""
+    from orchestration.definitions import defs
+    from orchestration.summary import skipped_line
+
+    grid = SMALL_GRID[BUDGETED_GRID]["config"]["candidates"]
+    capped = {"family": "sequential_rules", "params": {"max_distance": 20}, "max_train_rows": 1}
+    config = {"candidates": [*grid, capped]}
+    result = defs.resolve_job_def("next_track_pipeline").execute_in_process(
+        run_config={
+            "ops": {
+                "rung_references": {"config": {"min_train_rows": 10**9}},  # no screening
+                BUDGETED_GRID: {"config": config},
+            }
+        },
+        instance=dg.DagsterInstance.get(),
+        asset_selection=[dg.AssetKey("rung_references"), dg.AssetKey(BUDGETED_GRID)],
+    )
+    outcomes = {o.unit: o for o in result.output_for_node(BUDGETED_GRID)}
+    refused = outcomes["sequential_rules__w20_keep500"]
+    assert " train rows > max_train_rows 1: this unit costs too much" in refused.skipped
+    steps = {e.step_key for e in result.all_events if e.step_key}
+    assert not [key for key in steps if "w20" in key]
+    assert any("__fit[sequential_rules__w10_keep500]" in key for key in steps)
+    assert outcomes["sequential_rules__w10_keep500"].results
+    event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(BUDGETED_GRID))
+    skipped = event.asset_materialization.metadata["skipped"].value
+    assert skipped == {refused.unit: refused.skipped}
+    assert skipped_line(skipped) == (
+        "  grid units not fitted in full: 1 (1 skipped at this size; why: candidates_skipped)"
+    )

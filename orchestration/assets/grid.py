@@ -66,12 +66,14 @@ class RungHandle:
 
 @dataclass(frozen=True)
 class GridPlan:
-    """The grid's units, the rung some of them go through first (None: no screening), and in a
-    budgeted run the grid's deadline (``time.time()`` seconds), which screens and fits share."""
+    """The grid's units, the rung some of them go through first (None: no screening), in a
+    budgeted run the grid's deadline (``time.time()`` seconds), which screens and fits share,
+    and the outcomes of the units refused at this size (no step of their own)."""
 
     specs: list[CandidateSpec]
     rung: RungHandle | None = None
     deadline: float | None = None
+    refused: list[UnitOutcome] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,15 @@ class RungVerdicts:
         return replace(self.at_rung[spec.unit_name], skipped=why)
 
 
+def size_refused(specs: list[CandidateSpec], train_rows: int) -> list[UnitOutcome]:
+    """An outcome for each unit that does not run on ``train_rows`` rows, saying why."""
+    return [
+        UnitOutcome(spec.unit_name, spec.family, skipped=why)
+        for spec in specs
+        if (why := spec.size_refusal(train_rows)) is not None
+    ]
+
+
 def run_started(context: dg.OpExecutionContext) -> float:
     """When the run started (``time.time()`` seconds): a budget counts from there."""
     return context.instance.get_run_record_by_id(context.run_id).start_time or time.time()
@@ -106,7 +117,7 @@ def run_started(context: dg.OpExecutionContext) -> float:
 
 def rung_verdicts(plan: GridPlan, screened: list[UnitOutcome], storage: RunStorage) -> RungVerdicts:
     if plan.rung is None:
-        return RungVerdicts([], [])
+        return RungVerdicts([], plan.refused)
     entries = {o.unit: o.rung for o in screened if o.rung}
     rung, budget = plan.rung.rung, plan.rung.budget
     decisions = decide(entries, plan.rung.references(storage), rung, storage)
@@ -117,7 +128,7 @@ def rung_verdicts(plan: GridPlan, screened: list[UnitOutcome], storage: RunStora
     ]
     return RungVerdicts(
         decisions,
-        stopped + [o for o in screened if o.skipped],
+        stopped + [o for o in screened if o.skipped] + plan.refused,
         # Only a budgeted run reorders its fits; otherwise the grid's order and priority stand.
         {s.unit: s.estimate for s in schedule(decisions, entries, rung.share)} if budget else {},
         budget,
@@ -167,26 +178,34 @@ def candidate_grid(
     @dg.op(
         name=f"{name}__plan",
         ins={"dataset": dg.In(handle_type), "rung": dg.In(default_value=None)},
-        out={"units": dg.DynamicOut(CandidateSpec), "plan": dg.Out(GridPlan, is_required=False)},
+        out={
+            "units": dg.DynamicOut(CandidateSpec),
+            "plan": dg.Out(GridPlan, is_required=False),
+            "refused": dg.Out(list[UnitOutcome], is_required=False),
+        },
         tags=tags,
     )
     def plan(context: dg.OpExecutionContext, config: Grid, dataset, rung: RungHandle | None):
-        """``units``: what the next steps take: in a grid that cannot screen, every unit; in
-        one that can, those screened first (none when the run does not screen), ``promote``
-        sending the others on."""
-        specs = planned_specs(config)
+        """``units``: what the next steps take: in a grid that cannot screen, every unit that
+        can run at this size (``refused``: the others); in one that can, those screened first
+        (none when the run does not screen), ``promote`` sending the others on."""
+        specs, train_rows = planned_specs(config), dataset.grid_train_rows
         screened = []
         if rung and rung.key:
-            budgeted = rung.budget is not None
-            screened = rung.rung.screened(specs, dataset.summary["train_rows"], budgeted)
-        for spec in screened if screening else specs:
+            screened = rung.rung.screened(specs, train_rows, rung.budget is not None)
+        refused = size_refused(specs, train_rows)
+        for outcome in refused:
+            context.log.warning(f"skipped {outcome.unit}: {outcome.skipped}")
+        held = {o.unit for o in refused}  # no step of their own; ``promote`` holds them too
+        for spec in screened if screening else [s for s in specs if s.unit_name not in held]:
             yield dg.DynamicOutput(spec, output_name="units", mapping_key=spec.unit_name)
         if screening:  # a grid that cannot screen has no step that takes the plan
             budget = rung.budget if screened else None
             deadline = budget.deadline(run_started(context)) if budget else None
-            yield dg.Output(
-                GridPlan(specs, rung if screened else None, deadline), output_name="plan"
-            )
+            rung = rung if screened else None
+            yield dg.Output(GridPlan(specs, rung, deadline, refused), output_name="plan")
+        else:
+            yield dg.Output(refused, output_name="refused")
         said = f", {len(screened)} first at the rung" if screened else ""
         context.log.info(f"{name}: {len(specs)} units{said}")
 
@@ -268,7 +287,10 @@ def candidate_grid(
         }
 
     @dg.op(name=f"{name}__collect")
-    def collect(context: dg.OpExecutionContext, outcomes: list[UnitOutcome]) -> list[UnitOutcome]:
+    def collect(
+        context: dg.OpExecutionContext, fitted: list[UnitOutcome], refused: list[UnitOutcome]
+    ) -> list[UnitOutcome]:
+        outcomes = fitted + refused
         context.add_output_metadata(collected_metadata(outcomes))
         return outcomes
 
@@ -326,8 +348,8 @@ def candidate_grid(
             config=dg.ConfigMapping(config_fn=route, config_schema=Grid.to_config_schema()),
         )
         def grid_asset(dataset) -> list[UnitOutcome]:
-            units, _ = plan(dataset)
-            return collect(units.map(lambda spec: fit(dataset, spec)).collect())
+            units, _, refused = plan(dataset)
+            return collect(units.map(lambda spec: fit(dataset, spec)).collect(), refused)
 
         return grid_asset
 
@@ -338,7 +360,7 @@ def candidate_grid(
         config=dg.ConfigMapping(config_fn=route, config_schema=Grid.to_config_schema()),
     )
     def screened_grid_asset(dataset, rung) -> list[UnitOutcome]:
-        units, grid_plan = plan(dataset, rung)
+        units, grid_plan, _ = plan(dataset, rung)
         screened = units.map(lambda spec: screen(dataset, spec, grid_plan)).collect()
         promoted, verdicts = promote(grid_plan, screened)
         fitted = promoted.map(lambda spec: fit(dataset, spec, verdicts)).collect()

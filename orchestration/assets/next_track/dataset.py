@@ -39,6 +39,11 @@ class DatasetHandle:
     # validation queries the finalists are scored on (0 = all: handles saved before it)
     finalist_sample: int = 0
 
+    @property
+    def grid_train_rows(self) -> int:
+        """The train rows a grid unit fits on."""
+        return self.summary["train_rows"]
+
     def load(self, storage: RunStorage) -> NextTrackData:
         return NextTrackData.load(storage.stage(self.key))
 

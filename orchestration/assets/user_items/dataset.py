@@ -33,6 +33,11 @@ class UserItemsDatasetHandle:
     def fold(self, storage: RunStorage, name: str) -> UserItemsFold:
         return UserItemsFold.load(storage.stage(f"{self.key}/{name}"))
 
+    @property
+    def grid_train_rows(self) -> int:
+        """The train rows a grid unit fits on: the validation fold's."""
+        return self.summary["validation"]["train_rows"]
+
 
 @dg.asset(
     deps=[INTERACTION_SPLITS, DIM_ITEMS],
