@@ -631,12 +631,14 @@ def test_one_grid_unit_runs_alone_and_scores_as_in_the_run(pipeline_run, tmp_pat
     assert {r.name: r.metrics for r in alone.results} == {r.name: r.metrics for r in before.results}
 
 
-def test_a_unit_refused_at_this_size_gets_no_step_and_is_reported_skipped(pipeline_run):
+@pytest.mark.parametrize("screening", [False, True], ids=["unscreened", "screened"])
+def test_a_unit_refused_at_this_size_gets_no_step_and_is_reported_skipped(pipeline_run, screening):
     """A rules unit capped at one train row: the plan refuses it, so no step fits it (none to
     spawn at full scale for a unit that would only say so), and the grid's outcome, its
-    metadata and the summary's line still say why; the other units fit as before. Last in the
-    module: its run counts towards the run folders kept (``KEEP_RUNS``), and the tests above read
-    the module's run's folder."""
+    metadata and the summary's line still say why; the other units fit as before, with the
+    grid's rung (successive halving stops the one-successor unit there) or without it. Last in
+    the module: its runs count towards the run folders kept (``KEEP_RUNS``), and the tests above
+    read the module's run's folder."""
     from orchestration.definitions import defs
     from orchestration.summary import skipped_line
 
@@ -646,7 +648,7 @@ def test_a_unit_refused_at_this_size_gets_no_step_and_is_reported_skipped(pipeli
     result = defs.resolve_job_def("next_track_pipeline").execute_in_process(
         run_config={
             "ops": {
-                "rung_references": {"config": {"min_train_rows": 10**9}},  # no screening
+                "rung_references": {"config": {"min_train_rows": 0 if screening else 10**9}},
                 BUDGETED_GRID: {"config": config},
             }
         },
@@ -659,10 +661,14 @@ def test_a_unit_refused_at_this_size_gets_no_step_and_is_reported_skipped(pipeli
     steps = {e.step_key for e in result.all_events if e.step_key}
     assert not [key for key in steps if "w20" in key]
     assert any("__fit[sequential_rules__w10_keep500]" in key for key in steps)
+    assert any("__screen[sequential_rules__w10_keep1]" in key for key in steps) == screening
     assert outcomes["sequential_rules__w10_keep500"].results
     event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(BUDGETED_GRID))
     skipped = event.asset_materialization.metadata["skipped"].value
-    assert skipped == {refused.unit: refused.skipped}
+    stopped = {"sequential_rules__w10_keep1": outcomes["sequential_rules__w10_keep1"].skipped}
+    assert skipped == {refused.unit: refused.skipped} | (stopped if screening else {})
     assert skipped_line(skipped) == (
-        "  grid units not fitted in full: 1 (1 skipped at this size; why: candidates_skipped)"
+        "  grid units not fitted in full: "
+        + ("2 (successive halving stopped 1 at its rung, " if screening else "1 (")
+        + "1 skipped at this size; why: candidates_skipped)"
     )

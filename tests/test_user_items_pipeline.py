@@ -191,7 +191,8 @@ def test_selection_and_registration_each_run_alone_on_the_runs_hand_overs(user_i
 
 def test_one_grid_unit_runs_alone_and_scores_as_in_the_run(user_items_run, tmp_path):
     """The user-items grid materialized alone with the run's EASE unit, on the run's dataset:
-    the same validation figures."""
+    the same validation figures; beside it a unit capped at one train row, refused by the plan
+    (no step of its own) and reported skipped with why."""
     from orchestration.assets.grid import UnitOutcome
     from orchestration.assets.user_items.candidates import user_items_candidates
     from orchestration.assets.user_items.dataset import UserItemsDatasetHandle
@@ -208,7 +209,12 @@ def test_one_grid_unit_runs_alone_and_scores_as_in_the_run(user_items_run, tmp_p
     (ease,) = [c for c in SMALL_USER_ITEMS_GRID if c["family"] == "ease"]
     inputs = {"user_items_dataset": run["user_items_dataset"]}
     resources = fresh_resources(tmp_path)
-    (alone,) = run_alone(user_items_candidates, inputs, resources, {"candidates": [ease]})
+    capped = {"family": "ease", "params": {"l2": 50.0}, "max_train_rows": 1}
+    alone, refused = run_alone(
+        user_items_candidates, inputs, resources, {"candidates": [ease, capped]}
+    )
+    assert refused.unit == "ease__l2_50" and not refused.results
+    assert " train rows > max_train_rows 1: this unit costs too much" in refused.skipped
     (before,) = [o for o in run["user_items_candidates"] if o.unit == alone.unit]
     assert alone.skipped is None and [r.name for r in alone.results] == [
         r.name for r in before.results

@@ -79,7 +79,8 @@ class GridPlan:
 @dataclass(frozen=True)
 class RungVerdicts:
     """What ``promote`` decided: each screened unit's decision, an outcome for each one that
-    goes no further (stopped, with the figures why, or unable to fit even at the rung), the
+    goes no further (stopped, with the figures why, unable to fit even at the rung, or refused
+    at this size by the plan), the
     full fits in the order they are sent on with their estimated seconds, and, in a budgeted
     run, the grid's deadline and each unit's outcome at the rung (what stands in for a full fit
     that does not start)."""
@@ -207,6 +208,7 @@ def candidate_grid(
         else:
             yield dg.Output(refused, output_name="refused")
         said = f", {len(screened)} first at the rung" if screened else ""
+        said += f", {len(refused)} refused at this size" if refused else ""
         context.log.info(f"{name}: {len(specs)} units{said}")
 
     @dg.op(
