@@ -80,10 +80,9 @@ class GridPlan:
 class RungVerdicts:
     """What ``promote`` decided: each screened unit's decision, an outcome for each one that
     goes no further (stopped, with the figures why, unable to fit even at the rung, or refused
-    at this size by the plan), the
-    full fits in the order they are sent on with their estimated seconds, and, in a budgeted
-    run, the grid's deadline and each unit's outcome at the rung (what stands in for a full fit
-    that does not start)."""
+    at this size by the plan), the full fits in the order they are sent on with their estimated
+    seconds, and, in a budgeted run, the grid's deadline and each unit's outcome at the rung
+    (what stands in for a full fit that does not start)."""
 
     decisions: list[RungDecision]
     stopped: list[UnitOutcome]
