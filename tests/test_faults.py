@@ -131,6 +131,12 @@ def test_a_failed_build_names_its_cause_and_keeps_the_last_good_warehouse(good_b
     assert "NoneType" not in message
     after = published_state()
     assert {t: after[t] for t in PUBLISHED_TABLES} == {t: before[t] for t in PUBLISHED_TABLES}
+    # The failed command's dbt target folder stays, for its dbt.log, and the failure names it.
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    target = Path(failure.event_specific_data.user_failure_data.metadata["dbt_target"].value)
+    assert target.name.startswith(f"next_track_dbt_models-{result.run_id[:7]}-")
+    assert (target / "dbt.log").is_file()
+    shutil.rmtree(target)
 
 
 def test_a_build_out_of_duckdbs_memory_names_the_limit_to_raise(good_build, monkeypatch):
