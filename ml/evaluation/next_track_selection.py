@@ -187,7 +187,7 @@ def select_next_track(
             result.eval_seconds = time.perf_counter() - began
             log(
                 f"re-scored {result.name} on {len(split):,} validation queries: "
-                f"{metric} {result.metrics[metric]:.4f} in {time.perf_counter() - began:.0f} s"
+                f"{metric} {result.metrics[metric]:.4f} in {result.eval_seconds:.0f} s"
             )
         return result
 
