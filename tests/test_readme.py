@@ -1,6 +1,6 @@
 """The README as a guide that stays true: its first commands are `make run` and `make test`, its
-asset tables name every asset the Definitions hold, and every page under docs/ it links to
-exists."""
+asset tables name every asset the Definitions hold, every run-config field it and docs/ name
+exists, and every page under docs/ it links to exists."""
 
 import re
 from pathlib import Path
@@ -34,6 +34,26 @@ def test_the_asset_tables_name_every_asset_of_the_definitions(prepared_dbt_proje
     assert {"base_playlist_events", "next_track_build", "user_recommendations"} <= assets
     assert sorted(assets - named) == []
     assert sorted(named - assets) == []  # nor one that is not in the graph
+
+
+def test_every_run_config_field_named_in_the_docs_exists(prepared_dbt_project):
+    """``<step>.config.<field>``, as the launchpad's run config nests it, for a step and a
+    field of the Definitions."""
+    from orchestration.definitions import defs
+
+    schemas = {
+        asset.node_def.name: asset.node_def.config_schema
+        for asset in defs.get_repository_def().assets_defs_by_key.values()
+    }
+    fields = {
+        step: set(schema.config_type.fields)
+        for step, schema in schemas.items()
+        if schema and hasattr(schema.config_type, "fields")
+    }
+    pages = [README, *(p.read_text(encoding="utf-8") for p in (REPO_ROOT / "docs").glob("*.md"))]
+    named = {m for page in pages for m in re.findall(r"`(\w+)\.config\.(\w+)`", page)}
+    assert len(named) >= 5
+    assert sorted((step, f) for step, f in named if f not in fields.get(step, ())) == []
 
 
 def test_every_docs_link_resolves():

@@ -11,9 +11,11 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -62,83 +64,97 @@ def warehouse_for_run(storage: RunStorage, run_id: str, published: str = WAREHOU
     return build if storage.exists(build) else published
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    select="path:models/next_track",
-    name="next_track_dbt_models",
-    dagster_dbt_translator=TRANSLATOR,
-    pool=WAREHOUSE_POOL,
-)
-def next_track_dbt_models(
-    context: dg.AssetExecutionContext,
-    dbt: DbtCliResource,
-    config: DbtBuildConfig,
-    storage: RunStorage,
-):
+@dataclass(frozen=True, kw_only=True)
+class DbtBuild:
+    """What one use case's ``dbt build`` needs from its run: the key it publishes, dbt's
+    arguments, and the environment naming its raw inputs (read by the dbt sources)."""
+
+    published: str
+    arguments: list[str]
+    env: dict[str, str]
+
+
+def dbt_models(
+    use_case: str,
+    config_type: type[dg.Config],
+    build_for_run: Callable[[dg.AssetExecutionContext, Any, RunStorage], DbtBuild],
+) -> dg.AssetsDefinition:
+    """The models under ``models/<use_case>`` as one asset per model, built in one step,
+    ``<use_case>_dbt_models``, with its run config of type ``config_type``: ``build_for_run``
+    says what this run builds, ``build_and_publish`` builds and publishes it."""
+
+    @dbt_assets(
+        manifest=dbt_project.manifest_path,
+        project=dbt_project,
+        select=f"path:models/{use_case}",
+        name=f"{use_case}_dbt_models",
+        dagster_dbt_translator=TRANSLATOR,
+        pool=WAREHOUSE_POOL,
+    )
+    def models(
+        context: dg.AssetExecutionContext,
+        dbt: DbtCliResource,
+        config: config_type,  # Dagster reads the run config schema from this annotation
+        storage: RunStorage,
+    ):
+        yield from build_and_publish(context, dbt, storage, build_for_run(context, config, storage))
+
+    return models
+
+
+def next_track_build(
+    context: dg.AssetExecutionContext, config: DbtBuildConfig, storage: RunStorage
+) -> DbtBuild:
+    """The playlist rows this run ingested, its id and their fingerprint (the build record)."""
     run_id = context.run.run_id
     raw, raw_metadata = key_for_run(
         context.instance, raw_playlist_events.key, run_id, "raw_key", RAW_EVENTS_KEY
     )
-    fingerprint = str(raw_metadata.get("raw_fingerprint", "unknown"))
-    yield from build_and_publish(
-        context,
-        dbt,
-        storage,
-        WAREHOUSE_KEY,
-        ["--vars", json.dumps(config.model_dump())],
-        NEXT_TRACK_RAW_PLAYLISTS=str(storage.stage(raw)),
-        NEXT_TRACK_BUILD_ID=run_id,
-        NEXT_TRACK_RAW_FINGERPRINT=fingerprint,
+    return DbtBuild(
+        published=WAREHOUSE_KEY,
+        arguments=["--vars", json.dumps(config.model_dump())],
+        env={
+            "NEXT_TRACK_RAW_PLAYLISTS": str(storage.stage(raw)),
+            "NEXT_TRACK_BUILD_ID": run_id,
+            "NEXT_TRACK_RAW_FINGERPRINT": str(raw_metadata.get("raw_fingerprint", "unknown")),
+        },
     )
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    select="path:models/user_items",
-    name="user_items_dbt_models",
-    dagster_dbt_translator=TRANSLATOR,
-    pool=WAREHOUSE_POOL,
-)
-def user_items_dbt_models(
-    context: dg.AssetExecutionContext,
-    dbt: DbtCliResource,
-    config: UserItemsDbtConfig,
-    storage: RunStorage,
-):
-    run_id = context.run.run_id
+def user_items_build(
+    context: dg.AssetExecutionContext, config: UserItemsDbtConfig, storage: RunStorage
+) -> DbtBuild:
+    """The interactions this run ingested and the items table written beside them."""
     interactions, _ = key_for_run(
-        context.instance, RAW_INTERACTIONS, run_id, "raw_key", RAW_INTERACTIONS_KEY
+        context.instance, RAW_INTERACTIONS, context.run.run_id, "raw_key", RAW_INTERACTIONS_KEY
     )
     items = str(Path(interactions).with_name(ITEMS_FILE))
-    yield from build_and_publish(
-        context,
-        dbt,
-        storage,
-        USER_ITEMS_WAREHOUSE_KEY,
-        ["--target", "user_items", "--vars", json.dumps(config.dbt_vars())],
-        NEXT_TRACK_RAW_INTERACTIONS=str(storage.stage(interactions)),
-        NEXT_TRACK_RAW_ITEMS=str(storage.stage(items)),
+    return DbtBuild(
+        published=USER_ITEMS_WAREHOUSE_KEY,
+        arguments=["--target", "user_items", "--vars", json.dumps(config.dbt_vars())],
+        env={
+            "NEXT_TRACK_RAW_INTERACTIONS": str(storage.stage(interactions)),
+            "NEXT_TRACK_RAW_ITEMS": str(storage.stage(items)),
+        },
     )
+
+
+next_track_dbt_models = dbt_models("next_track", DbtBuildConfig, next_track_build)
+user_items_dbt_models = dbt_models("user_items", UserItemsDbtConfig, user_items_build)
 
 
 def build_and_publish(
-    context: dg.AssetExecutionContext,
-    dbt: DbtCliResource,
-    storage: RunStorage,
-    published: str,
-    arguments: list[str],
-    **env: str,
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, storage: RunStorage, spec: DbtBuild
 ) -> Iterator:
     """``dbt build`` into this run's own file (``runs/<run id>/<published>``); commit it to the
     run store, and publish a copy as ``published`` only if everything passed."""
+    published = spec.published
     key = run_key(context.run.run_id, published)
     build = storage.writable(key)
     build.unlink(missing_ok=True)  # a re-executed step starts from an empty build
     started = time.perf_counter()
-    with environment(NEXT_TRACK_WAREHOUSE=str(build), **env):
-        invocation = dbt.cli(["build", *arguments], context=context, raise_on_error=False)
+    with environment(NEXT_TRACK_WAREHOUSE=str(build), **spec.env):
+        invocation = dbt.cli(["build", *spec.arguments], context=context, raise_on_error=False)
         events = list(invocation.stream())
     if not invocation.is_successful():
         failures = failed_nodes(invocation.get_artifact("run_results.json"), invocation.manifest)
