@@ -1,13 +1,12 @@
 """The one Dagster code location (workspace.yaml points here)."""
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from orchestration.assets.next_track.definitions import next_track_definitions
 from orchestration.assets.user_items.definitions import user_items_definitions
 from orchestration.console import console_logger, keep_integration_notes_at_debug, progress_console
 from orchestration.io_manager import RunStoreIOManager
-from orchestration.project import dbt_project
+from orchestration.project import DbtCli, dbt_project
 from orchestration.resources import MlflowResource
 from orchestration.run_health import dead_run_sensor
 from orchestration.settings import (
@@ -50,7 +49,7 @@ defs = dg.Definitions.merge(
         # Dagster's console (pool waits shown) for UI runs; the compact one for `make run`.
         loggers={"console": console_logger, "progress_console": progress_console},
         resources={
-            "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+            "dbt": DbtCli(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
             "mlflow": MlflowResource(),
             "storage": storage,
             "io_manager": RunStoreIOManager(storage=storage),

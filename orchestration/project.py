@@ -6,11 +6,15 @@ import fcntl
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Sequence
+from functools import cached_property
 from importlib.metadata import version
 from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
+from packaging.version import Version
 
 from orchestration.settings import DBT_EXECUTABLE, DBT_PROFILES_DIR, DBT_PROJECT_DIR, DBT_TARGET
 
@@ -27,6 +31,24 @@ DBT_PACKAGES = ("dbt-core", "dbt-adapters", "dbt-duckdb")
 # Folders the project reads and the manifest does not hold (the warehouse's file name, which
 # names the database, comes from NEXT_TRACK_WAREHOUSE or is fixed): each run may have its own.
 FOLDER_VARIABLES = ("NEXT_TRACK_DATA_DIR", "NEXT_TRACK_SERVING_DIR")
+
+
+class DbtCli(DbtCliResource):
+    """dagster-dbt's dbt resource without two things it does before every dbt command, in the
+    step's process, that this project does not use: run ``dbt --version`` in a subprocess (the
+    dbt beside this interpreter is the installed dbt-core, whose version is known here), and
+    load dbt's macros to open an adapter, which only ``fetch_row_counts`` and
+    ``fetch_column_metadata`` read (the row counts are taken after dbt exits, in
+    orchestration/assets/dbt.py). Each took seconds per dbt command (docs/benchmarks.md)."""
+
+    @cached_property
+    def _cli_version(self) -> Version:
+        if Path(self.dbt_executable).parent == Path(sys.executable).parent:
+            return Version(version("dbt-core"))
+        return super()._cli_version
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
+        return None
 
 
 def prepare(project: DbtProject = dbt_project) -> bool:
@@ -63,7 +85,7 @@ def parse_atomically(project: DbtProject, manifest: Path) -> None:
         partial = target / PARTIAL_PARSE_FILE
         if partial.exists():
             shutil.copy2(partial, scratch)
-        dbt = DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE)
+        dbt = DbtCli(project_dir=project, dbt_executable=DBT_EXECUTABLE)
         dbt.cli(["parse", "--quiet"], target_path=Path(scratch)).wait()
         for name in (PARTIAL_PARSE_FILE, manifest.name):
             os.replace(Path(scratch) / name, target / name)
