@@ -67,7 +67,8 @@ def warehouse_for_run(storage: RunStorage, run_id: str, published: str = WAREHOU
 @dataclass(frozen=True, kw_only=True)
 class DbtBuild:
     """What one use case's ``dbt build`` needs from its run: the key it publishes, dbt's
-    arguments, and the environment naming its raw inputs (read by the dbt sources)."""
+    arguments (target, vars), and the environment its models read (the raw files the run
+    ingested; for next-track also the run's id and the raw data's fingerprint)."""
 
     published: str
     arguments: list[str]
@@ -94,7 +95,9 @@ def dbt_models(
     def models(
         context: dg.AssetExecutionContext,
         dbt: DbtCliResource,
-        config: config_type,  # Dagster reads the run config schema from this annotation
+        # Dagster reads the run config's schema from this annotation: it must stay the class
+        # itself (no `from __future__ import annotations` in this module).
+        config: config_type,
         storage: RunStorage,
     ):
         yield from build_and_publish(context, dbt, storage, build_for_run(context, config, storage))
@@ -102,7 +105,7 @@ def dbt_models(
     return models
 
 
-def next_track_build(
+def next_track_dbt_build(
     context: dg.AssetExecutionContext, config: DbtBuildConfig, storage: RunStorage
 ) -> DbtBuild:
     """The playlist rows this run ingested, its id and their fingerprint (the build record)."""
@@ -121,7 +124,7 @@ def next_track_build(
     )
 
 
-def user_items_build(
+def user_items_dbt_build(
     context: dg.AssetExecutionContext, config: UserItemsDbtConfig, storage: RunStorage
 ) -> DbtBuild:
     """The interactions this run ingested and the items table written beside them."""
@@ -139,8 +142,8 @@ def user_items_build(
     )
 
 
-next_track_dbt_models = dbt_models("next_track", DbtBuildConfig, next_track_build)
-user_items_dbt_models = dbt_models("user_items", UserItemsDbtConfig, user_items_build)
+next_track_dbt_models = dbt_models("next_track", DbtBuildConfig, next_track_dbt_build)
+user_items_dbt_models = dbt_models("user_items", UserItemsDbtConfig, user_items_dbt_build)
 
 
 def build_and_publish(
