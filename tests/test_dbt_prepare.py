@@ -79,3 +79,31 @@ def test_a_dbt_command_spawns_no_version_check_and_opens_no_adapter(
     written = json.loads((tmp_path / "manifest.json").read_text())
     assert "model.next_track.playlist_splits" in written["nodes"]
     assert f"installed: {dbt._cli_version}" in said.stdout
+
+
+def test_a_dbt_elsewhere_is_asked_its_version(prepared_dbt_project, tmp_path, monkeypatch):
+    """A dbt executable not beside this interpreter may be another install: its version is the
+    one it reports (dagster-dbt's own check), not the installed dbt-core's."""
+    import dagster_dbt.core.resource
+
+    from orchestration.project import DbtCli
+    from orchestration.settings import DBT_EXECUTABLE
+
+    elsewhere = tmp_path / "bin" / "dbt"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text('#!/bin/sh\necho "Core:\n  - installed: 1.10.9"\n')
+    elsewhere.chmod(0o755)
+    asked = []
+    check_output = dagster_dbt.core.resource.check_output
+    monkeypatch.setattr(
+        dagster_dbt.core.resource,
+        "check_output",
+        lambda args, **kw: asked.append(args) or check_output(args, **kw),
+    )
+    assert (
+        str(DbtCli(project_dir=prepared_dbt_project, dbt_executable=str(elsewhere))._cli_version)
+        == "1.10.9"
+    )
+    assert asked == [[str(elsewhere), "--version"]]
+    beside = DbtCli(project_dir=prepared_dbt_project, dbt_executable=DBT_EXECUTABLE)
+    assert beside._cli_version.major == 1 and len(asked) == 1

@@ -98,6 +98,52 @@ def test_a_passing_dbt_build_leaves_no_target_folder_behind(pipeline_run):
     assert not list((dbt_project.project_dir / "target").glob(f"*-{pipeline_run.run_id[:7]}-*"))
 
 
+def test_the_serving_tables_dbt_tests_keep_their_folder_only_when_they_fail(
+    pipeline_run, tmp_path, monkeypatch
+):
+    """The table's dbt tests, run again on copies of the run's published table and warehouse:
+    passing, dagster-dbt's folder for the command (target/<id>) is removed; with a track
+    recommended after itself they fail, and the folder stays, with its dbt.log, named in the
+    check's metadata."""
+    import duckdb
+
+    from orchestration.assets.champion_tables import dbt_source_tests
+    from orchestration.definitions import defs
+    from orchestration.settings import SERVING_FOLDER, WAREHOUSE_KEY
+    from orchestration.storage import RunStorage
+
+    table = f"{SERVING_FOLDER}/track_recommendations.duckdb"
+    for key in (WAREHOUSE_KEY, table):
+        (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(RunStorage().stage(key), tmp_path / key)
+    copies = RunStorage(url=tmp_path.as_uri())
+    dbt, invocations = defs.resources["dbt"], []
+    cli = type(dbt).cli
+
+    def recorded(self, *args, **kwargs):
+        invocations.append(cli(self, *args, **kwargs))
+        return invocations[-1]
+
+    monkeypatch.setattr(type(dbt), "cli", recorded)
+    check = ("serving_next_track", "track_recommendations", WAREHOUSE_KEY)
+
+    passed = dbt_source_tests(dbt, copies, *check)
+    assert passed.passed and "dbt_target" not in passed.metadata
+    assert not invocations[0].target_path.exists()
+
+    with duckdb.connect(str(tmp_path / table)) as connection:
+        connection.execute("update track_recommendations set next_track_key = track_key")
+    failed = dbt_source_tests(dbt, copies, *check)
+    # the test by name and what it requires, not by the hash that ends its unique id
+    assert re.search(
+        r"\d/\d dbt tests passed; failed: test source_expression_is_true_", failed.description
+    )
+    assert "(requires: next_track_key != track_key): fail: Got " in failed.description
+    kept = Path(failed.metadata["dbt_target"].value)
+    assert kept == invocations[1].target_path and (kept / "dbt.log").exists()
+    shutil.rmtree(kept)
+
+
 def test_summary_says_why_the_table_holds_fewer_tracks_than_the_data(pipeline_run, capsys):
     """`make run`'s summary of this run: the data's tracks line, the table's, and the reason."""
     from orchestration.storage import RunStorage

@@ -15,7 +15,7 @@ from dagster_dbt import DbtCliResource
 from ml.registry import current_champion
 from ml.serving.batch import lookup_ms, write_table
 from ml.serving.bundle import Bundle, load_bundle
-from orchestration.assets.dbt import environment, remove_target
+from orchestration.assets.dbt import environment, failure_line, remove_target
 from orchestration.metadata import for_display
 from orchestration.project import dbt_project
 from orchestration.resources import MlflowResource
@@ -117,11 +117,7 @@ def dbt_source_tests(
         for r in invocation.get_artifact("run_results.json")["results"]
         if r["unique_id"].startswith("test.")
     ]
-    failed = [
-        f"{r['unique_id'].split('.')[-1]}: {r.get('message') or r['status']}"
-        for r in results
-        if r["status"] != "pass"
-    ]
+    failed = [failure_line(r, invocation.manifest) for r in results if r["status"] != "pass"]
     if results and not failed:
         remove_target(invocation)
     return dg.AssetCheckResult(

@@ -205,23 +205,28 @@ def environment(**values: str) -> Iterator[None]:
 
 
 def failed_nodes(run_results: dict, manifest: dict) -> list[str]:
-    """One line per failed model or test: what it is, what it checks, what dbt said."""
-    lines = []
-    for result in run_results.get("results", []):
-        if result.get("status") not in ("error", "fail", "runtime error"):
-            continue
-        unique_id = result["unique_id"]
-        node = manifest["nodes"].get(unique_id, {})
-        kwargs = (node.get("test_metadata") or {}).get("kwargs", {})
-        checks = kwargs.get("arguments", kwargs).get("expression") if kwargs else None
-        what = f"{node.get('resource_type', 'node')} {node.get('name', unique_id)}"
-        if checks:
-            what += f" (requires: {' '.join(str(checks).split())})"
-        message = result.get("message") or ""
-        if OUT_OF_MEMORY in message:
-            message += f" ({memory_advice()})"
-        lines.append(f"{what}: {result.get('status')}: {message}".strip())
-    return lines
+    """One line per failed model or test (``failure_line``)."""
+    return [
+        failure_line(result, manifest)
+        for result in run_results.get("results", [])
+        if result.get("status") in ("error", "fail", "runtime error")
+    ]
+
+
+def failure_line(result: dict, manifest: dict) -> str:
+    """What a model or test of dbt's ``run_results`` is (its name, not the hash that ends its
+    unique id), what it checks, and what dbt said."""
+    unique_id = result["unique_id"]
+    node = manifest["nodes"].get(unique_id, {})
+    kwargs = (node.get("test_metadata") or {}).get("kwargs", {})
+    checks = kwargs.get("arguments", kwargs).get("expression") if kwargs else None
+    what = f"{node.get('resource_type', 'node')} {node.get('name', unique_id)}"
+    if checks:
+        what += f" (requires: {' '.join(str(checks).split())})"
+    message = result.get("message") or ""
+    if OUT_OF_MEMORY in message:
+        message += f" ({memory_advice()})"
+    return f"{what}: {result.get('status')}: {message}".strip()
 
 
 def memory_advice() -> str:
