@@ -22,6 +22,14 @@ from ml.recommenders.base import Queries
 from ml.recommenders.popularity import Popularity
 from ml.sequences import Sequences
 from orchestration.assets.grid import RungVerdicts, UnitOutcome
+from orchestration.config import (
+    NEIGHBOURHOOD_GRID,
+    SEQUENTIAL_RULES_GRID,
+    SLIST_GRID,
+    WORD2VEC_GRID,
+    CandidateConfig,
+    HalvingConfig,
+)
 
 N_ITEMS = 200
 
@@ -143,6 +151,20 @@ def test_only_families_with_several_units_runnable_at_this_size_are_screened():
     assert rung.screened([lone, *pair], train_rows=1_000) == pair
     # the other rules unit cannot run at this size, so the first has no rival
     assert rung.screened([lone, pair[0], too_big], train_rows=1_000) == []
+
+
+def test_at_full_kaggle_scale_the_default_grids_fit_one_unit_a_family_and_screen_none():
+    """On the full Kaggle-shaped file's 8.9M train rows each family has one unit that runs (the
+    rules within 20 positions do not run there), so the rung screens nothing; at 10% of it
+    (885,016 train rows) the rules' two units are screened."""
+    rung = HalvingConfig().rung(0)
+    for grid in (WORD2VEC_GRID, SEQUENTIAL_RULES_GRID, NEIGHBOURHOOD_GRID, SLIST_GRID):
+        specs = [CandidateConfig(**unit).spec() for unit in grid]
+        runnable = [s for s in specs if s.size_refusal(8_924_118) is None]
+        assert len(runnable) == len({s.family for s in runnable}) > 0
+        assert rung.screened(specs, 8_924_118) == []
+    rules_units = [CandidateConfig(**unit).spec() for unit in SEQUENTIAL_RULES_GRID]
+    assert len(rules_units) == 2 and rung.screened(rules_units, 885_016) == rules_units
 
 
 def test_a_budgeted_run_screens_every_unit_that_can_run_at_any_size():
