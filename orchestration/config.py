@@ -264,7 +264,8 @@ class SelectionConfig(dg.Config):
         ge=1,
         le=100,
         description="Best candidates re-scored on the finalist sample when validation was "
-        "sampled; of these, only those within two standard errors of the best on the sample "
+        "sampled; of these, only those within two standard errors of the best on the sample, "
+        "then within two of the paired difference with the best on the sample's queries "
         "(none when the sample decides: dataset config finalist_sample).",
     )
     hybrid: bool = Field(default=True, description="Also try a hybrid of each family's best.")

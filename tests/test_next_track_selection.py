@@ -13,9 +13,17 @@ from ml.artifacts import LocalArtifacts
 from ml.catalogue import Catalogue
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.datasets.next_track import NextTrackData
-from ml.evaluation.candidates import CandidateSpec, UnitData, evaluate, run_unit
+from ml.evaluation.candidates import (
+    CandidateResult,
+    CandidateSpec,
+    UnitData,
+    evaluate,
+    evaluate_lists,
+    run_unit,
+)
 from ml.evaluation.next_track_selection import METRIC_KS, SecondStage, select_next_track
-from ml.recommenders.base import Queries
+from ml.evaluation.selection import finalists
+from ml.recommenders.base import Queries, TopK
 from ml.recommenders.popularity import Popularity
 from ml.sequences import UNKNOWN, Sequences
 from orchestration.assets.next_track.candidates import BASELINES
@@ -137,3 +145,40 @@ def test_a_re_scored_reranker_is_measured_on_its_out_of_sample_lists(tmp_path, m
     reranker = next(r for r in chosen.results if r.family == "reranker")
     assert calls == [(reranker.name, 600, SAMPLE)]
     assert any(line.startswith(f"re-scored {reranker.name} on 600") for line in said)
+
+
+def test_finalists_close_on_their_own_errors_but_not_on_the_paired_one_are_not_re_scored():
+    """Three lists over the same 400 queries: the best finds the label first on 160; the second
+    loses 20 of those (0.05 behind at NDCG@10, within two of each side's own standard errors
+    combined, ~0.069, but 4.6 standard errors of the paired difference); the third loses 2
+    (1.4 paired standard errors). ``finalists`` keeps all three; ``close_on_sample`` drops the
+    second and says why."""
+    n, n_items = 400, 1_000
+    labels = Sequences.from_lists([[i] for i in range(n)])
+    split = EvaluationSplit("validation", Queries(Sequences.from_lists([[999]] * n)), labels)
+    popularity = Popularity.from_counts(np.ones(n_items, dtype=np.int64))
+
+    def lists(missed: int) -> TopK:
+        ids = (np.arange(n)[:, None] + 500 + np.arange(100)[None, :]) % 998
+        ids[: 160 - missed, 0] = np.arange(160 - missed)  # the label, first
+        return TopK(ids.astype(np.int32), np.tile(-np.arange(100, dtype=np.float32), (n, 1)))
+
+    tops, results = {}, []
+    for name, missed in (("best:a", 0), ("far:b", 20), ("near:c", 2)):
+        metrics, tops[name] = evaluate_lists(lists(missed), split, popularity, METRIC_KS)
+        results.append(CandidateResult(name, name, "u", {}, {}, name, metrics, 0.0, 0.0))
+    assert [r.name for r in finalists(results, "ndcg_at_10", 5)] == ["best:a", "near:c", "far:b"]
+    said: list[str] = []
+    close = selection.close_on_sample(
+        finalists(results, "ndcg_at_10", 5),
+        split,
+        lambda result: tops[result.name],
+        n_items,
+        "ndcg_at_10",
+        said.append,
+    )
+    assert [r.name for r in close] == ["best:a", "near:c"]
+    assert said == [
+        "far:b is no finalist: best:a leads it on the sample by 4.6 standard errors of the "
+        "paired difference (ndcg_at_10 against far:b: +0.0500 ± 0.0109)"
+    ]

@@ -154,7 +154,6 @@ def select_next_track(
         if hybrid is not None:
             log(f"hybrid {hybrid.name}: {metric} {hybrid.metrics[metric]:.4f}")
             results.append(hybrid)
-    contenders = finalists([r for r in results if not r.baseline], metric, s.finalists)
 
     def on_sample(result: CandidateResult) -> TopK:
         if _key(result) not in sample_tops:
@@ -166,6 +165,10 @@ def select_next_track(
             )
         return sample_tops[_key(result)]
 
+    contenders = finalists([r for r in results if not r.baseline], metric, s.finalists)
+    if len(sample) < len(data.validation):  # finalists would be re-scored: only the close ones
+        n_items = len(data.catalogue)
+        contenders = close_on_sample(contenders, sample, on_sample, n_items, metric, log)
     baselines = [r for r in results if r.baseline]
     split, tops = data.validation, {}
     decided = (
@@ -233,6 +236,35 @@ def _key(result: CandidateResult) -> tuple[str, str]:
     """A result's lists: its name alone is not enough (a baseline and a grid candidate can share
     one), nor its model (a model's scoring variants share it)."""
     return result.model_key, result.name
+
+
+def close_on_sample(
+    contenders: list[CandidateResult],
+    sample: EvaluationSplit,
+    lists_of: Callable[[CandidateResult], TopK],
+    n_items: int,
+    metric: str,
+    log: Log = no_log,
+) -> list[CandidateResult]:
+    """The best of ``contenders`` (best first) and those of the others it does not lead on
+    ``metric`` by over ``DECIDING_MARGIN_SE`` standard errors of the paired difference on the
+    sample. ``finalists`` takes each side's own standard error, as if the lists were scored on
+    different queries; on the same queries what both lists find alike cancels out, so the
+    paired error is the smaller and the fairer one."""
+    if len(contenders) < 2:
+        return contenders
+    best, *others = contenders
+    close = [best]
+    for other in others:
+        (lead,) = leads(lists_of(best), {other.name: lists_of(other)}, sample, n_items, [metric])
+        if lead.standard_errors <= DECIDING_MARGIN_SE:
+            close.append(other)
+        else:
+            log(
+                f"{other.name} is no finalist: {best.name} leads it on the sample by "
+                f"{lead.standard_errors:.1f} standard errors of the paired difference ({lead})"
+            )
+    return close
 
 
 def sample_decides(
