@@ -344,8 +344,10 @@ def test_the_hybrid_leaves_out_what_its_weight_search_weighs_zero(tmp_path):
     both = EvaluationSplit("validation", queries(["x"], []), encode([["a"], ["b"]]))
     said = []
     scored = ScoredComponents.of(components, store, both, 5)
-    hybrid = build_hybrid(scored, both, popular, store, "h", 1, 5, (1,), said.append)
-    assert hybrid is not None and hybrid.metrics["hit_rate_at_1"] == 1.0
+    built = build_hybrid(scored, both, popular, store, "h", 1, 5, (1,), said.append)
+    assert built is not None
+    hybrid, lists = built
+    assert hybrid.metrics["hit_rate_at_1"] == 1.0 and lists.ids[:, 0].tolist() == [0, 1]
     assert hybrid.params["components"] == [rules.name, popular.name]
     assert all(w > 0 for w in hybrid.params["weights"])
     assert sorted(p.name for p in (tmp_path / "h").iterdir() if p.is_dir()) == [

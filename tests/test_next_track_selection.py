@@ -74,18 +74,24 @@ def toy_data() -> NextTrackData:
     return NextTrackData(catalogue, train, validation, empty, "", pa.table({}))
 
 
-def select(tmp_path, second_stage: SecondStage, said: list[str]) -> selection.NextTrackSelection:
-    """The baselines and the rule that backs off, scored on the sample (the first 200 validation
-    queries) as the grid scores them, then selected."""
+def select(
+    tmp_path,
+    second_stage: SecondStage,
+    said: list[str],
+    candidates: tuple[CandidateSpec, ...] = (BACKS_OFF,),
+    sample: int = SAMPLE,
+) -> selection.NextTrackSelection:
+    """The baselines and ``candidates`` (the rule that backs off), scored on the sample (the
+    first ``sample`` validation queries) as the grid scores them, then selected."""
     data = toy_data()
     store = LocalArtifacts(tmp_path / "store")
-    sample_rows = np.arange(SAMPLE)
+    sample_rows = np.arange(sample)
     popularity = Popularity.from_counts(data.catalogue.train_counts)
     unit_data = UnitData.next_track(
         data.train, data.validation.take(sample_rows), popularity, METRIC_KS
     )
     results = [
-        r for spec in [*BASELINES, BACKS_OFF] for r in run_unit(spec, unit_data, store, "grid")
+        r for spec in [*BASELINES, *candidates] for r in run_unit(spec, unit_data, store, "grid")
     ]
     return select_next_track(
         results,
@@ -150,9 +156,9 @@ def test_a_re_scored_reranker_is_measured_on_its_out_of_sample_lists(tmp_path, m
 def test_finalists_close_on_their_own_errors_but_not_on_the_paired_one_are_not_re_scored():
     """Three lists over the same 400 queries: the best finds the label first on 160; the second
     loses 20 of those (0.05 behind at NDCG@10, within two of each side's own standard errors
-    combined, ~0.069, but 4.6 standard errors of the paired difference); the third loses 2
+    combined, ~0.068, but 4.6 standard errors of the paired difference); the third loses 2
     (1.4 paired standard errors). ``finalists`` keeps all three; ``close_on_sample`` drops the
-    second and says why."""
+    second and says why, unless the best is a hybrid."""
     n, n_items = 400, 1_000
     labels = Sequences.from_lists([[i] for i in range(n)])
     split = EvaluationSplit("validation", Queries(Sequences.from_lists([[999]] * n)), labels)
@@ -168,17 +174,55 @@ def test_finalists_close_on_their_own_errors_but_not_on_the_paired_one_are_not_r
         metrics, tops[name] = evaluate_lists(lists(missed), split, popularity, METRIC_KS)
         results.append(CandidateResult(name, name, "u", {}, {}, name, metrics, 0.0, 0.0))
     assert [r.name for r in finalists(results, "ndcg_at_10", 5)] == ["best:a", "near:c", "far:b"]
+
+    def lists_of(result: CandidateResult) -> TopK:
+        return tops[result.name]
+
     said: list[str] = []
     close = selection.close_on_sample(
-        finalists(results, "ndcg_at_10", 5),
-        split,
-        lambda result: tops[result.name],
-        n_items,
-        "ndcg_at_10",
-        said.append,
+        finalists(results, "ndcg_at_10", 5), split, lists_of, n_items, "ndcg_at_10", said.append
     )
     assert [r.name for r in close] == ["best:a", "near:c"]
+    # a hybrid's lead was searched on the sample: it drops no one
+    hybrid_first = [replace(results[0], family="hybrid"), *results[1:]]
+    assert selection.close_on_sample(hybrid_first, split, lists_of, n_items, "ndcg_at_10") == (
+        hybrid_first
+    )
     assert said == [
         "far:b is no finalist: best:a leads it on the sample by 4.6 standard errors of the "
         "paired difference (ndcg_at_10 against far:b: +0.0500 ± 0.0109)"
     ]
+
+
+def test_a_finalist_close_only_by_each_sides_own_errors_is_not_re_scored(tmp_path):
+    """Three variants of the rule that backs off, all within two combined standard errors of
+    the best on the 200 sampled queries: the one 2.5 standard errors of the paired difference
+    behind is dropped and never re-scored; the one 1.9 behind is re-scored beside the best. On
+    a sample that is the whole split nothing is re-scored, so no finalist is dropped."""
+    rules = replace(
+        BACKS_OFF,
+        variants=[
+            {"last_n": 1, "skip_unknown": True},
+            {"last_n": 2, "recency_decay": 0.5, "skip_unknown": True},
+            {"last_n": 2, "recency_decay": 0.3, "skip_unknown": True},
+        ],
+    )
+    stage = replace(SECOND_STAGE, finalists=3)
+    said: list[str] = []
+    chosen = select(tmp_path / "sampled", stage, said, (rules,))
+    dropped = [line for line in said if " is no finalist: " in line]
+    assert len(dropped) == 1 and dropped[0].startswith(
+        "sequential_rules:w10_last2_d0.5 is no finalist: sequential_rules:w10_last1 leads it on "
+        "the sample by 2.5 standard errors of the paired difference"
+    )
+    re_scored = {line.split(" on ")[0] for line in said if line.startswith("re-scored ")}
+    assert "re-scored sequential_rules:w10_last2_d0.5" not in re_scored
+    assert {
+        "re-scored sequential_rules:w10_last1",
+        "re-scored sequential_rules:w10_last2_d0.3",
+    } <= re_scored
+    assert not chosen.sample_decided and chosen.measured_on == 600
+    said.clear()
+    whole = select(tmp_path / "whole", stage, said, (rules,), sample=600)
+    assert whole.measured_on == 600 and not whole.sample_decided
+    assert not [line for line in said if " is no finalist: " in line or "re-scored" in line]

@@ -52,6 +52,9 @@ METRIC_KS = (1, 5, 10, 20, 50, 100)
 # How far (standard errors of the paired difference) the one finalist must lead every baseline
 # on the validation sample for the selection not to re-score it and them on more queries.
 DECIDING_MARGIN_SE = 2.0
+# How far (standard errors of the paired difference on the sample) the best may lead another
+# finalist for that one still to be re-scored beside it.
+FINALIST_MARGIN_SE = 2.0
 # name -> file of each plot the selection writes.
 PLOT_FILES = {
     "reranker_feature_importance": "reranker_gain.png",
@@ -140,7 +143,7 @@ def select_next_track(
             plots.append("reranker_feature_importance")
             plot_feature_importances(built.model.importances(), plot_path(plots[-1]))
     if s.hybrid:
-        hybrid = build_hybrid(
+        built_hybrid = build_hybrid(
             components,
             sample,
             popularity,
@@ -151,7 +154,8 @@ def select_next_track(
             METRIC_KS,
             log,
         )
-        if hybrid is not None:
+        if built_hybrid is not None:
+            hybrid, sample_tops[_key(built_hybrid[0])] = built_hybrid
             log(f"hybrid {hybrid.name}: {metric} {hybrid.metrics[metric]:.4f}")
             results.append(hybrid)
 
@@ -165,18 +169,18 @@ def select_next_track(
             )
         return sample_tops[_key(result)]
 
+    n_items, sampled = len(data.catalogue), len(sample) < len(data.validation)
     contenders = finalists([r for r in results if not r.baseline], metric, s.finalists)
-    if len(sample) < len(data.validation):  # finalists would be re-scored: only the close ones
-        n_items = len(data.catalogue)
+    if sampled:  # more queries are at stake: only the finalists close to the best on the sample
         contenders = close_on_sample(contenders, sample, on_sample, n_items, metric, log)
     baselines = [r for r in results if r.baseline]
     split, tops = data.validation, {}
     decided = (
-        len(sample) < len(data.validation)
+        sampled
         and len(sample) >= s.min_queries
-        and sample_decides(contenders, baselines, sample, on_sample, len(data.catalogue), log)
+        and sample_decides(contenders, baselines, sample, on_sample, n_items, log)
     )
-    if decided or len(sample) == len(data.validation):
+    if decided or not sampled:
         split, tops = sample, sample_tops
 
     def measured(result: CandidateResult) -> CandidateResult:
@@ -247,17 +251,18 @@ def close_on_sample(
     log: Log = no_log,
 ) -> list[CandidateResult]:
     """The best of ``contenders`` (best first) and those of the others it does not lead on
-    ``metric`` by over ``DECIDING_MARGIN_SE`` standard errors of the paired difference on the
+    ``metric`` by over ``FINALIST_MARGIN_SE`` standard errors of the paired difference on the
     sample. ``finalists`` takes each side's own standard error, as if the lists were scored on
     different queries; on the same queries what both lists find alike cancels out, so the
-    paired error is the smaller and the fairer one."""
-    if len(contenders) < 2:
+    paired error is the smaller and the fairer one. A hybrid in the lead drops no one: its
+    weights were searched on the sample, so its lead there is biased upward."""
+    if len(contenders) < 2 or contenders[0].family == "hybrid":
         return contenders
     best, *others = contenders
     close = [best]
     for other in others:
         (lead,) = leads(lists_of(best), {other.name: lists_of(other)}, sample, n_items, [metric])
-        if lead.standard_errors <= DECIDING_MARGIN_SE:
+        if lead.standard_errors <= FINALIST_MARGIN_SE:
             close.append(other)
         else:
             log(

@@ -122,10 +122,11 @@ def build_hybrid(
     depth: int,
     ks: tuple[int, ...],
     log: Log = no_log,
-) -> CandidateResult | None:
+) -> tuple[CandidateResult, TopK] | None:
     """Weights over the best candidate of each family (``components``, scored on
     ``validation``), searched there (hit rate@k, MRR@k breaking ties: ``k`` the selection
-    metric's K), the hybrid saved as ``key`` in ``store``; None when fewer than two families
+    metric's K), the hybrid saved as ``key`` in ``store``, with its lists on ``validation``
+    (filled as ``evaluate``'s, ``max(ks)`` long); None when fewer than two families
     have a candidate or the search weighs all but one zero (the hybrid would rank exactly as that
     one model does). A component weighed zero is left out: it never changes the ranking, yet
     would be scored at every query and shipped in the bundle."""
@@ -148,14 +149,15 @@ def build_hybrid(
     store.commit(key)
     started = time.perf_counter()
     top = hybrid.top_k_of([lists[i] for i in kept], validation.queries, max(ks))
-    metrics, _ = evaluate_lists(top, validation, popularity, ks)
-    return CandidateResult.of_second_stage(
+    metrics, filled = evaluate_lists(top, validation, popularity, ks)
+    result = CandidateResult.of_second_stage(
         hybrid,
         model_key=key,
         metrics=metrics,
         fit_seconds=fit_seconds + sum(c.fit_seconds for c in components.results),
         eval_seconds=time.perf_counter() - started,
     )
+    return result, filled
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ class SequentialRules(Recommender):
 
 # Rules within 20 positions were stopped at successive halving's rung in every run that screened
 # them (10% of the Kaggle-shaped file to the full MPD); at full Kaggle scale the rung and the
-# screens cost about what stopping them saved, so beyond this size the unit does not run.
+# screens cost about what stopping them saved, so over this many train rows it does not run.
 WIDE_WINDOW_MAX_TRAIN_ROWS = 5_000_000
 DEFAULT_GRID = [
     {
