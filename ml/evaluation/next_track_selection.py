@@ -44,6 +44,7 @@ from ml.evaluation.selection import (
     next_track_ranked,
 )
 from ml.recommenders.base import Log, Recommender, TopK, no_log
+from ml.recommenders.hybrid import Hybrid
 from ml.recommenders.popularity import Popularity
 from ml.sequences import Sequences
 
@@ -242,6 +243,12 @@ def _key(result: CandidateResult) -> tuple[str, str]:
     return result.model_key, result.name
 
 
+def searched_on_sample(result: CandidateResult) -> bool:
+    """Whether ``result``'s figures on the validation sample are in-sample: the hybrid's weights
+    are searched there (the reranker's figures there are out of fold)."""
+    return result.family == Hybrid.family
+
+
 def close_on_sample(
     contenders: list[CandidateResult],
     sample: EvaluationSplit,
@@ -256,7 +263,7 @@ def close_on_sample(
     different queries; on the same queries what both lists find alike cancels out, so the
     paired error is the smaller and the fairer one. A hybrid in the lead drops no one: its
     weights were searched on the sample, so its lead there is biased upward."""
-    if len(contenders) < 2 or contenders[0].family == "hybrid":
+    if len(contenders) < 2 or searched_on_sample(contenders[0]):
         return contenders
     best, *others = contenders
     close = [best]
@@ -286,7 +293,7 @@ def sample_decides(
     than ``DECIDING_MARGIN_SE`` standard errors of the paired difference there. More queries
     would then be unlikely to change what is selected or whether it passes the gate; they would
     narrow its figures' error bars."""
-    if len(contenders) != 1 or not baselines or contenders[0].family == "hybrid":
+    if len(contenders) != 1 or not baselines or searched_on_sample(contenders[0]):
         return False
     (only,) = contenders
     found = leads(
