@@ -3,6 +3,7 @@
 import os
 import subprocess
 import unicodedata
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -57,7 +58,10 @@ def is_placeholder(name: str) -> bool:
 
 def yes_song_names(folder: Path) -> list[tuple[str, str]]:
     songs = [line.split("\t") for line in (folder / "song_hash.txt").read_text().splitlines()]
-    return [(artist.strip(), title.replace("\\/", "/").strip()) for _, title, artist in songs]
+    return [
+        (artist.replace("\\/", "/").strip(), title.replace("\\/", "/").strip())
+        for _, title, artist in songs
+    ]
 
 
 def yes_playlists(folder: Path) -> list[list[tuple[str, str]]]:
@@ -115,6 +119,13 @@ def test_sequences_keep_source_order_and_keys_are_unique(yes_warehouse, shared_d
     )[0]
     distinct_tracks = len({track for tracks in playlists for track in tracks})
     assert duplicates == (0, 0, distinct_tracks)
+
+
+def test_track_counts_are_the_playlists_holding_each_track(yes_warehouse, shared_data):
+    """dim_tracks counts a track once per playlist (yes_small repeats tracks within playlists)."""
+    held = Counter(track for tracks in yes_playlists(shared_data / "yes_small") for track in tracks)
+    rows = query(yes_warehouse, "select artist, title, occurrences, playlists from dim_tracks")
+    assert {(a, t): (o, p) for a, t, o, p in rows} == {track: (n, n) for track, n in held.items()}
 
 
 def test_placeholder_songs_of_yes_small_are_missing_names(yes_warehouse, shared_data):
