@@ -228,7 +228,13 @@ def print_registered(registered: dict) -> None:
 
 
 def print_table(table: dict, name: str, keys: str) -> None:
-    if table:
+    if table and "kept_from_run" in table:
+        print(
+            f"{name}: kept, built by run {table['kept_from_run']} from champion version "
+            f"{table['champion_version']} ({table[keys]:,} {keys}), which is still the champion; "
+            f"{table['path']}"
+        )
+    elif table:
         print(
             f"{name}: {table['dagster/row_count']:,} rows for {table[keys]:,} {keys} in "
             f"{table['build_seconds']:.1f} s, lookup {table['lookup_ms_p50']:.2f} ms (median); "

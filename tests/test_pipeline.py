@@ -474,11 +474,20 @@ def test_a_model_that_does_not_beat_sequential_rules_is_never_registered(pipelin
 def test_a_retrain_that_does_not_beat_the_champion_becomes_challenger(pipeline_run):
     """The same data and grid again: training is reproducible, so the new version ties the
     champion on the same test split, and a tie does not replace it."""
+    from orchestration.settings import SERVING_DIR
+
     client = MlflowClient()
     champion_before = client.get_model_version_by_alias(MODEL, CHAMPION)
+    table = SERVING_DIR / "track_recommendations.duckdb"
+    written = table.stat().st_mtime_ns
     result = run_job({**SYNTHETIC, **SMALL_GRID})
     challenger = client.get_model_version_by_alias(MODEL, CHALLENGER)
     assert client.get_model_version_by_alias(MODEL, CHAMPION).version == champion_before.version
+    # The champion's serving table depends on nothing the run changed: kept, not scored again.
+    (materialized,) = result.asset_materializations_for_node("track_recommendations")
+    assert "kept_from_run" in materialized.metadata
+    assert materialized.metadata["champion_version"].value == str(champion_before.version)
+    assert table.stat().st_mtime_ns == written
     assert int(challenger.version) > int(champion_before.version)
     assert challenger.tags["promotion"].startswith("does not beat champion")
     registered = handover(result.run_id, "next_track_registered_model")
@@ -493,6 +502,39 @@ def test_a_retrain_that_does_not_beat_the_champion_becomes_challenger(pipeline_r
     ].value
     logged = client.get_run(champion_before.run_id).data.metrics["test_hit_rate_at_100"]
     assert rescored == display_number(logged)  # rounded for the UI
+
+
+def test_the_serving_table_is_scored_again_when_its_k_changes(pipeline_run):
+    """The same champion with another k is another table: built, not kept; and built again
+    when k changes back (the later tests read the table at k 10)."""
+    import duckdb
+
+    from orchestration.assets.next_track.serving import track_recommendations
+    from orchestration.definitions import defs
+    from orchestration.settings import SERVING_DIR
+
+    def tabled_at(k: int) -> dg.AssetMaterialization:
+        result = dg.materialize(
+            [track_recommendations],
+            instance=dg.DagsterInstance.get(),
+            resources=defs.resources,
+            run_config={
+                "ops": {"track_recommendations": {"config": {"k": k, "max_tracks": TABLED_TRACKS}}}
+            },
+        )
+        (materialized,) = result.asset_materializations_for_node("track_recommendations")
+        return materialized
+
+    for k in (5, 10):
+        materialized = tabled_at(k)
+        assert "kept_from_run" not in materialized.metadata
+        path = SERVING_DIR / "track_recommendations.duckdb"
+        with duckdb.connect(str(path), read_only=True) as connection:
+            counts = connection.execute(
+                "select count(*), count(distinct track_key) from track_recommendations"
+            ).fetchone()
+        assert counts == (k * TABLED_TRACKS, TABLED_TRACKS)
+    assert "kept_from_run" in tabled_at(10).metadata
 
 
 def test_served_model_answers_like_the_loaded_one(pipeline_run, tmp_path):

@@ -3,13 +3,15 @@ DuckDB table for lookups; its dbt source tests run as the asset's check."""
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
+from mlflow.entities.model_registry import ModelVersion
 
+from ml.registry import current_champion
 from ml.serving.batch import NEXT_TRACK_SCHEMA, most_played, next_track_batches
 from orchestration.assets.champion_tables import champion_bundle, dbt_source_tests, serving_table
 from orchestration.assets.next_track.registry import MODEL_NAME, next_track_registered_model
 from orchestration.config import TrackTableConfig
 from orchestration.resources import MlflowResource
-from orchestration.settings import WAREHOUSE_KEY
+from orchestration.settings import SERVING_FOLDER, WAREHOUSE_KEY
 from orchestration.storage import RunStorage, run_key
 
 TABLE = "track_recommendations"
@@ -28,6 +30,10 @@ def track_recommendations(
     mlflow: MlflowResource,
     storage: RunStorage,
 ) -> dg.MaterializeResult:
+    champion = current_champion(mlflow.client(), MODEL_NAME)
+    kept = kept_table(context, config, champion, storage)
+    if kept is not None:
+        return kept
     run_id = context.run.run_id
     bundle, built_from = champion_bundle(
         mlflow, MODEL_NAME, storage.writable(run_key(run_id, "champion"))
@@ -51,8 +57,50 @@ def track_recommendations(
         "tracks",
         built_from,
         config.k,
-        {"catalogue_tracks": len(plays), "share_of_train_plays": share},
+        {
+            "catalogue_tracks": len(plays),
+            "share_of_train_plays": share,
+            "max_tracks": config.max_tracks,
+            # the version champion_bundle loaded names the table's rows; were the champion
+            # promoted in between, the pair names no version and the next run rebuilds
+            "champion_run_id": champion.run_id if champion else "",
+        },
     )
+
+
+def kept_table(
+    context: dg.AssetExecutionContext,
+    config: TrackTableConfig,
+    champion: ModelVersion | None,
+    storage: RunStorage,
+) -> dg.MaterializeResult | None:
+    """The last materialization again, when the table it published is still there and was built
+    from the current ``champion`` (its version and MLflow run) with this ``k`` and
+    ``max_tracks``: the table depends on nothing else, so a run whose model was not promoted
+    does not score it again. None when any of these differs."""
+    last = context.instance.get_latest_materialization_event(context.asset_key)
+    if last is None or champion is None:
+        return None
+    before = {k: v.value for k, v in last.asset_materialization.metadata.items()}
+    published = f"{SERVING_FOLDER}/{TABLE}.duckdb"
+    now = {
+        "champion_version": str(champion.version),
+        "champion_run_id": champion.run_id,
+        "k": config.k,
+        "max_tracks": config.max_tracks,
+        "path": storage.location(published),
+    }
+    if any(before.get(key) != value for key, value in now.items()):
+        return None
+    if not storage.exists(published):
+        return None
+    built_in = before.get("kept_from_run", last.run_id)
+    context.log.info(
+        f"kept the table run {built_in} built from champion version "
+        f"{before['champion_version']}: the champion, k and max_tracks are the same"
+    )
+    metadata = last.asset_materialization.metadata
+    return dg.MaterializeResult(metadata={**metadata, "kept_from_run": built_in})
 
 
 @dg.asset_check(asset=track_recommendations, blocking=False)
