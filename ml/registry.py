@@ -6,6 +6,7 @@ experiment per use case, of kind model training; aliases (champion, challenger),
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -243,6 +244,15 @@ def log_and_register(
             model.card.name, info.model_uri, run_id=run.info.run_id, model_id=info.model_id
         )
     return run.info.run_id, str(version.version)
+
+
+def code_fingerprint() -> str:
+    """The ml package's Python sources, hashed: the code a registered model ships with and the
+    code that scores the serving tables."""
+    digest = hashlib.sha256()
+    for path in sorted(ML_PACKAGE.rglob("*.py")):
+        digest.update(str(path.relative_to(ML_PACKAGE)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def current_champion(client: MlflowClient, model_name: str):

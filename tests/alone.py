@@ -107,11 +107,15 @@ def assert_champion_downloads_from_the_resource(mlflow_resource, name: str, vers
     process-wide MLflow URI (pointed here at an empty store; conftest restores it)."""
     import mlflow
 
+    from ml.registry import current_champion
     from orchestration.assets.champion_tables import champion_bundle
 
     with tempfile.TemporaryDirectory() as folder:
         mlflow.set_tracking_uri(f"sqlite:///{folder}/elsewhere.db")
-        bundle, built_from = champion_bundle(mlflow_resource, name, Path(folder) / "champion")
+        champion = current_champion(mlflow_resource.client(), name)
+        bundle, built_from = champion_bundle(
+            mlflow_resource, name, champion, Path(folder) / "champion"
+        )
     assert built_from.model_version == str(version.version)
     assert built_from.data_fingerprint == version.tags["data_fingerprint"]
     assert bundle.info["candidate"] == version.tags["candidate"]

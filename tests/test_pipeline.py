@@ -43,7 +43,8 @@ def grid(word2vec: list[dict], rules: list[dict], second_stage: bool = True) -> 
 
 
 def run_job(ops: dict, raise_on_error: bool = True, **kwargs):
-    """Every run of this module tables TABLED_TRACKS tracks (a later run rewrites the table)."""
+    """Every run of this module tables TABLED_TRACKS tracks (a later run whose champion is
+    another rewrites the table; one that keeps the champion keeps it)."""
     from orchestration.definitions import defs
 
     return defs.resolve_job_def("next_track_pipeline").execute_in_process(
@@ -505,8 +506,9 @@ def test_a_retrain_that_does_not_beat_the_champion_becomes_challenger(pipeline_r
 
 
 def test_the_serving_table_is_scored_again_when_its_k_changes(pipeline_run):
-    """The same champion with another k is another table: built, not kept; and built again
-    when k changes back (the later tests read the table at k 10)."""
+    """The same champion with another k is another table: built, not kept; built again when k
+    changes back (the later tests read the table at k 10), then kept; and built again when the
+    published file is not the one its materialization recorded."""
     import duckdb
 
     from orchestration.assets.next_track.serving import track_recommendations
@@ -525,16 +527,26 @@ def test_the_serving_table_is_scored_again_when_its_k_changes(pipeline_run):
         (materialized,) = result.asset_materializations_for_node("track_recommendations")
         return materialized
 
-    for k in (5, 10):
-        materialized = tabled_at(k)
-        assert "kept_from_run" not in materialized.metadata
+    def rows_and_tracks() -> tuple[int, int]:
         path = SERVING_DIR / "track_recommendations.duckdb"
         with duckdb.connect(str(path), read_only=True) as connection:
-            counts = connection.execute(
+            return connection.execute(
                 "select count(*), count(distinct track_key) from track_recommendations"
             ).fetchone()
-        assert counts == (k * TABLED_TRACKS, TABLED_TRACKS)
-    assert "kept_from_run" in tabled_at(10).metadata
+
+    try:
+        assert "kept_from_run" not in tabled_at(5).metadata
+        assert rows_and_tracks() == (5 * TABLED_TRACKS, TABLED_TRACKS)
+    finally:
+        assert "kept_from_run" not in tabled_at(10).metadata
+    assert rows_and_tracks() == (10 * TABLED_TRACKS, TABLED_TRACKS)
+    kept = tabled_at(10).metadata
+    assert "kept_from_run" in kept and "build_seconds" not in kept
+    # A published file that is not the one the materialization recorded is built again.
+    with duckdb.connect(str(SERVING_DIR / "track_recommendations.duckdb")) as connection:
+        connection.execute("delete from track_recommendations where rank = 10")
+    assert "kept_from_run" not in tabled_at(10).metadata
+    assert rows_and_tracks() == (10 * TABLED_TRACKS, TABLED_TRACKS)
 
 
 def test_served_model_answers_like_the_loaded_one(pipeline_run, tmp_path):

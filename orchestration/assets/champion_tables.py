@@ -11,8 +11,8 @@ import dagster as dg
 import mlflow as mlflow_lib
 import pyarrow as pa
 from dagster_dbt import DbtCliResource
+from mlflow.entities.model_registry import ModelVersion
 
-from ml.registry import current_champion
 from ml.serving.batch import lookup_ms, write_table
 from ml.serving.bundle import Bundle, load_bundle
 from orchestration.assets.dbt import environment, failure_line, remove_target
@@ -35,10 +35,10 @@ class BuiltFrom:
 
 
 def champion_bundle(
-    mlflow: MlflowResource, model_name: str, into: Path
+    mlflow: MlflowResource, model_name: str, champion: ModelVersion | None, into: Path
 ) -> tuple[Bundle, BuiltFrom]:
-    """The current champion's bundle, downloaded from the registry, and what it is."""
-    champion = current_champion(mlflow.client(), model_name)
+    """The ``champion``'s bundle (``current_champion``'s), downloaded from the registry, and
+    what it is."""
     if champion is None:
         raise dg.Failure(f"no {model_name} champion registered yet", allow_retries=False)
     # Resolved by the resource's client: MLflow resolves a models:/ URI in the process-wide
@@ -74,10 +74,11 @@ def serving_table(
     path = storage.writable(built)
     started = time.perf_counter()
     rows = write_table(path, table, batches, schema, key, asdict(built_from))
-    storage.commit(built)
-    storage.publish(built, published)
     seconds = time.perf_counter() - started
     sample = keys[:: max(1, len(keys) // LOOKUP_SAMPLE)]
+    lookup = lookup_ms(path, table, key, sample)
+    storage.commit(built)
+    storage.publish(built, published)  # after all that can fail: kept_table trusts the file
     return dg.MaterializeResult(
         metadata=for_display(
             {
@@ -87,7 +88,7 @@ def serving_table(
                 "champion_version": built_from.model_version,
                 "data_fingerprint": built_from.data_fingerprint,
                 "build_seconds": seconds,
-                "lookup_ms_p50": lookup_ms(path, table, key, sample),
+                "lookup_ms_p50": lookup,
                 "path": storage.location(published),
                 "worker": WORKER_NAME,
                 **(facts or {}),

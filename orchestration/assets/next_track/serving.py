@@ -2,16 +2,17 @@
 DuckDB table for lookups; its dbt source tests run as the asset's check."""
 
 import dagster as dg
+import duckdb
 from dagster_dbt import DbtCliResource
 from mlflow.entities.model_registry import ModelVersion
 
-from ml.registry import current_champion
+from ml.registry import code_fingerprint, current_champion
 from ml.serving.batch import NEXT_TRACK_SCHEMA, most_played, next_track_batches
 from orchestration.assets.champion_tables import champion_bundle, dbt_source_tests, serving_table
 from orchestration.assets.next_track.registry import MODEL_NAME, next_track_registered_model
 from orchestration.config import TrackTableConfig
 from orchestration.resources import MlflowResource
-from orchestration.settings import SERVING_FOLDER, WAREHOUSE_KEY
+from orchestration.settings import SERVING_FOLDER, WAREHOUSE_KEY, WORKER_NAME
 from orchestration.storage import RunStorage, run_key
 
 TABLE = "track_recommendations"
@@ -36,7 +37,7 @@ def track_recommendations(
         return kept
     run_id = context.run.run_id
     bundle, built_from = champion_bundle(
-        mlflow, MODEL_NAME, storage.writable(run_key(run_id, "champion"))
+        mlflow, MODEL_NAME, champion, storage.writable(run_key(run_id, "champion"))
     )
     plays = bundle.popularity.counts
     tracks = most_played(bundle.popularity, config.max_tracks)
@@ -61,9 +62,8 @@ def track_recommendations(
             "catalogue_tracks": len(plays),
             "share_of_train_plays": share,
             "max_tracks": config.max_tracks,
-            # the version champion_bundle loaded names the table's rows; were the champion
-            # promoted in between, the pair names no version and the next run rebuilds
-            "champion_run_id": champion.run_id if champion else "",
+            "champion_run_id": champion.run_id,
+            "scoring_code": code_fingerprint(),
         },
     )
 
@@ -74,10 +74,11 @@ def kept_table(
     champion: ModelVersion | None,
     storage: RunStorage,
 ) -> dg.MaterializeResult | None:
-    """The last materialization again, when the table it published is still there and was built
-    from the current ``champion`` (its version and MLflow run) with this ``k`` and
-    ``max_tracks``: the table depends on nothing else, so a run whose model was not promoted
-    does not score it again. None when any of these differs."""
+    """The last materialization again, when nothing the table depends on changed: the
+    ``champion`` (its version and MLflow run), ``k``, ``max_tracks``, the ml package's code that
+    scored it, and the published file, still the one that materialization wrote (its rows and
+    the version every row names). A retrain that was not promoted does not score it again.
+    None when any of these differs."""
     last = context.instance.get_latest_materialization_event(context.asset_key)
     if last is None or champion is None:
         return None
@@ -88,19 +89,33 @@ def kept_table(
         "champion_run_id": champion.run_id,
         "k": config.k,
         "max_tracks": config.max_tracks,
+        "scoring_code": code_fingerprint(),
         "path": storage.location(published),
     }
     if any(before.get(key) != value for key, value in now.items()):
         return None
     if not storage.exists(published):
         return None
+    with duckdb.connect(str(storage.stage(published)), read_only=True) as connection:
+        rows, versions = connection.execute(
+            f"select count(*), list(distinct model_version) from {TABLE}"
+        ).fetchone()
+    if rows != before["dagster/row_count"] or versions != [now["champion_version"]]:
+        return None
     built_in = before.get("kept_from_run", last.run_id)
     context.log.info(
         f"kept the table run {built_in} built from champion version "
-        f"{before['champion_version']}: the champion, k and max_tracks are the same"
+        f"{before['champion_version']}: the champion, k, max_tracks and the scoring code are "
+        "the same"
     )
-    metadata = last.asset_materialization.metadata
-    return dg.MaterializeResult(metadata={**metadata, "kept_from_run": built_in})
+    # The build's own figures (its time, lookup latency, worker) are not this run's.
+    stale = {"build_seconds", "lookup_ms_p50", "worker"}
+    metadata = {
+        key: value for key, value in last.asset_materialization.metadata.items() if key not in stale
+    }
+    return dg.MaterializeResult(
+        metadata={**metadata, "kept_from_run": built_in, "worker": WORKER_NAME}
+    )
 
 
 @dg.asset_check(asset=track_recommendations, blocking=False)

@@ -5,6 +5,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from ml.datasets.user_items import read_interacting_users, read_user_histories
+from ml.registry import current_champion
 from ml.serving.batch import USER_ITEMS_SCHEMA, user_bases, user_items_batches, user_rows
 from orchestration.assets.champion_tables import champion_bundle, dbt_source_tests, serving_table
 from orchestration.assets.user_items.registry import MODEL_NAME, user_items_registered_model
@@ -33,7 +34,8 @@ def user_recommendations(
 ) -> dg.MaterializeResult:
     run_id = context.run.run_id
     into = storage.writable(run_key(run_id, "user_items_champion"))
-    bundle, built_from = champion_bundle(mlflow, MODEL_NAME, into)
+    champion = current_champion(mlflow.client(), MODEL_NAME)
+    bundle, built_from = champion_bundle(mlflow, MODEL_NAME, champion, into)
     warehouse = storage.stage(USER_ITEMS_WAREHOUSE_KEY)
     users = read_interacting_users(warehouse)
     # Fresher than the bundle's own copy: what each user has now is never recommended.
