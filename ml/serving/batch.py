@@ -149,6 +149,16 @@ def write_table(
     return rows
 
 
+def built_from_values(path: Path, name: str, column: str) -> tuple[int, list[str]]:
+    """Table ``name``'s rows at ``path`` and the distinct values of one of the columns
+    ``write_table`` added (what the table was built from)."""
+    with duckdb.connect(str(path), read_only=True) as connection:
+        rows, values = connection.execute(
+            f"select count(*), list(distinct {column} order by {column}) from {name}"
+        ).fetchone()
+    return rows, values
+
+
 NEXT_TRACK_SCHEMA = pa.schema(
     [
         ("track_key", pa.string()),

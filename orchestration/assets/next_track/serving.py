@@ -2,12 +2,16 @@
 DuckDB table for lookups; its dbt source tests run as the asset's check."""
 
 import dagster as dg
-import duckdb
 from dagster_dbt import DbtCliResource
 from mlflow.entities.model_registry import ModelVersion
 
 from ml.registry import code_fingerprint, current_champion
-from ml.serving.batch import NEXT_TRACK_SCHEMA, most_played, next_track_batches
+from ml.serving.batch import (
+    NEXT_TRACK_SCHEMA,
+    built_from_values,
+    most_played,
+    next_track_batches,
+)
 from orchestration.assets.champion_tables import champion_bundle, dbt_source_tests, serving_table
 from orchestration.assets.next_track.registry import MODEL_NAME, next_track_registered_model
 from orchestration.config import TrackTableConfig
@@ -96,10 +100,7 @@ def kept_table(
         return None
     if not storage.exists(published):
         return None
-    with duckdb.connect(str(storage.stage(published)), read_only=True) as connection:
-        rows, versions = connection.execute(
-            f"select count(*), list(distinct model_version) from {TABLE}"
-        ).fetchone()
+    rows, versions = built_from_values(storage.stage(published), TABLE, "model_version")
     if rows != before["dagster/row_count"] or versions != [now["champion_version"]]:
         return None
     built_in = before.get("kept_from_run", last.run_id)
