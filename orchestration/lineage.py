@@ -7,12 +7,20 @@ from __future__ import annotations
 import dagster as dg
 
 
-def latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey, label: str) -> str | None:
+def latest_materialization(
+    instance: dg.DagsterInstance, key: dg.AssetKey
+) -> tuple[str, dict] | None:
+    """The run and the metadata (values) of ``key``'s latest materialization; None if never."""
     event = instance.get_latest_materialization_event(key)
     if event is None or event.asset_materialization is None:
         return None
-    value = event.asset_materialization.metadata.get(label)
-    return None if value is None else str(value.value)
+    return event.run_id, {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey, label: str) -> str | None:
+    latest = latest_materialization(instance, key)
+    value = None if latest is None else latest[1].get(label)
+    return None if value is None else str(value)
 
 
 def materialized_in_run(instance: dg.DagsterInstance, key: dg.AssetKey, run_id: str) -> dict:
@@ -34,7 +42,7 @@ def key_for_run(
     materialization, else ``fallback``; with that materialization's metadata."""
     metadata = materialized_in_run(instance, key, run_id)
     if label not in metadata:
-        event = instance.get_latest_materialization_event(key)
-        if event is not None and event.asset_materialization is not None:
-            metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        latest = latest_materialization(instance, key)
+        if latest is not None:
+            metadata = latest[1]
     return str(metadata.get(label, fallback)), metadata

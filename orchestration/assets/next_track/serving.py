@@ -15,6 +15,7 @@ from ml.serving.batch import (
 from orchestration.assets.champion_tables import champion_bundle, dbt_source_tests, serving_table
 from orchestration.assets.next_track.registry import MODEL_NAME, next_track_registered_model
 from orchestration.config import TrackTableConfig
+from orchestration.lineage import latest_materialization
 from orchestration.resources import MlflowResource
 from orchestration.settings import SERVING_FOLDER, WAREHOUSE_KEY, WORKER_NAME
 from orchestration.storage import RunStorage, run_key
@@ -83,10 +84,10 @@ def kept_table(
     scored it, and the published file, still the one that materialization wrote (its rows and
     the version every row names). A retrain that was not promoted does not score it again.
     None when any of these differs."""
-    last = context.instance.get_latest_materialization_event(context.asset_key)
-    if last is None or champion is None:
+    latest = latest_materialization(context.instance, context.asset_key)
+    if latest is None or champion is None:
         return None
-    before = {k: v.value for k, v in last.asset_materialization.metadata.items()}
+    last_run, before = latest
     published = f"{SERVING_FOLDER}/{TABLE}.duckdb"
     now = {
         "champion_version": str(champion.version),
@@ -103,7 +104,7 @@ def kept_table(
     rows, versions = built_from_values(storage.stage(published), TABLE, "model_version")
     if rows != before["dagster/row_count"] or versions != [now["champion_version"]]:
         return None
-    built_in = before.get("kept_from_run", last.run_id)
+    built_in = before.get("kept_from_run", last_run)
     context.log.info(
         f"kept the table run {built_in} built from champion version "
         f"{before['champion_version']}: the champion, k, max_tracks and the scoring code are "
@@ -111,9 +112,7 @@ def kept_table(
     )
     # The build's own figures (its time, lookup latency, worker) are not this run's.
     stale = {"build_seconds", "lookup_ms_p50", "worker"}
-    metadata = {
-        key: value for key, value in last.asset_materialization.metadata.items() if key not in stale
-    }
+    metadata = {key: value for key, value in before.items() if key not in stale}
     return dg.MaterializeResult(
         metadata={**metadata, "kept_from_run": built_in, "worker": WORKER_NAME}
     )
