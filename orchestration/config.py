@@ -355,6 +355,12 @@ RENAMED_OPS = {
 }
 
 
+def grid_candidates(run_config: dict, asset: str) -> list[dict]:
+    """A grid asset's units as ``run_config`` sets them, else its default."""
+    ops = run_config.get("ops", {}) or {}
+    return ((ops.get(asset) or {}).get("config") or {}).get("candidates", GRID_ASSETS[asset])
+
+
 def run_config_errors(run_config: dict) -> list[str]:
     """Every error of every op's config in ``run_config``, as readable lines naming the field."""
     ops = run_config.get("ops", {}) or {}
@@ -365,9 +371,8 @@ def run_config_errors(run_config: dict) -> list[str]:
             config_class(**values)
         except ValidationError as e:
             errors.extend(_lines(op_name, e))
-    for asset, default in GRID_ASSETS.items():
-        candidates = ((ops.get(asset) or {}).get("config") or {}).get("candidates", default)
-        for i, candidate in enumerate(candidates):
+    for asset in GRID_ASSETS:
+        for i, candidate in enumerate(grid_candidates(run_config, asset)):
             where = f"{asset}.candidates.{i}"
             try:
                 CandidateConfig(**candidate).spec().validate()

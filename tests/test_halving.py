@@ -167,6 +167,24 @@ def test_at_full_kaggle_scale_the_default_grids_fit_one_unit_a_family_and_screen
     assert len(rules_units) == 2 and rung.screened(rules_units, 885_016) == rules_units
 
 
+def test_rung_references_are_fitted_only_for_a_run_whose_grids_screen():
+    """With the default grids nothing is screened at full scale, so the references are not
+    fitted; a run config that gives a grid two units of a family that run there screens them;
+    at 10% the defaults screen."""
+    from orchestration.assets.next_track.candidates import grids_screen
+
+    rung = HalvingConfig().rung(0)
+    assert not grids_screen({}, rung, 8_924_118)
+    assert grids_screen({}, rung, 885_016)
+    two_rules = [
+        {"family": "sequential_rules", "params": {"max_distance": 10}},
+        {"family": "sequential_rules", "params": {"max_distance": 10, "keep_per_item": 1}},
+    ]
+    config = {"ops": {"sequential_rules_candidates": {"config": {"candidates": two_rules}}}}
+    assert grids_screen(config, rung, 8_924_118)
+    assert not grids_screen(config, rung, rung.min_train_rows - 1)
+
+
 def test_a_budgeted_run_screens_every_unit_that_can_run_at_any_size():
     """The rung is where a unit's time estimate comes from: with a budget, lone units and
     splits under ``min_train_rows`` are screened too; a unit refused at this size is not."""

@@ -505,12 +505,14 @@ def test_a_retrain_that_does_not_beat_the_champion_becomes_challenger(pipeline_r
     assert rescored == display_number(logged)  # rounded for the UI
 
 
-def test_the_serving_table_is_scored_again_when_its_k_changes(pipeline_run):
+def test_the_serving_table_is_scored_again_when_its_k_changes(pipeline_run, monkeypatch):
     """The same champion with another k is another table: built, not kept; built again when k
-    changes back (the later tests read the table at k 10), then kept; and built again when the
-    published file is not the one its materialization recorded."""
+    changes back (the later tests read the table at k 10), then kept; built again when the
+    published file is not the one its materialization recorded, and when the code that scores
+    it changed."""
     import duckdb
 
+    from orchestration.assets.next_track import serving
     from orchestration.assets.next_track.serving import track_recommendations
     from orchestration.definitions import defs
     from orchestration.settings import SERVING_DIR
@@ -547,6 +549,12 @@ def test_the_serving_table_is_scored_again_when_its_k_changes(pipeline_run):
         connection.execute("delete from track_recommendations where rank = 10")
     assert "kept_from_run" not in tabled_at(10).metadata
     assert rows_and_tracks() == (10 * TABLED_TRACKS, TABLED_TRACKS)
+    # Another hash of the ml package's sources: a scoring fix must not keep the old table.
+    monkeypatch.setattr(serving, "code_fingerprint", lambda: "another version of ml")
+    rebuilt = tabled_at(10).metadata
+    assert "kept_from_run" not in rebuilt and "build_seconds" in rebuilt
+    assert rebuilt["scoring_code"].value == "another version of ml"
+    assert "kept_from_run" in tabled_at(10).metadata
 
 
 def test_served_model_answers_like_the_loaded_one(pipeline_run, tmp_path):

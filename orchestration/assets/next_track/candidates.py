@@ -13,13 +13,7 @@ from ml.recommenders.popularity import Popularity
 from orchestration.assets.grid import RungHandle, UnitOutcome, candidate_grid
 from orchestration.assets.next_track.dataset import DatasetHandle, next_track_dataset
 from orchestration.assets.units import log_unit_runs, unit_metadata
-from orchestration.config import (
-    NEIGHBOURHOOD_GRID,
-    SEQUENTIAL_RULES_GRID,
-    SLIST_GRID,
-    WORD2VEC_GRID,
-    HalvingConfig,
-)
+from orchestration.config import GRID_ASSETS, CandidateConfig, HalvingConfig, grid_candidates
 from orchestration.metadata import for_display
 from orchestration.resources import MlflowResource
 from orchestration.storage import RunStorage, run_key
@@ -46,6 +40,26 @@ RUNG_REFERENCES = [
         [{"last_n": 10, "recency_decay": 0.8}],
     ),
 ]
+
+
+# The grids whose units can go through the rung (each made by ``next_track_grid`` below).
+SCREENED_GRIDS = (
+    "track_embeddings",
+    "sequential_rules_candidates",
+    "neighbourhood_candidates",
+    "slist_candidates",
+)
+
+
+def grids_screen(run_config: dict, rung: Rung, train_rows: int) -> bool:
+    """Whether a grid of this run has units to screen at ``train_rows`` (as ``run_config`` sets
+    the grids, else their defaults); when none has, the rung's references would be fitted for
+    nothing (at full Kaggle scale every family runs one unit)."""
+    return any(
+        rung.screened([CandidateConfig(**c).spec() for c in grid_candidates(run_config, grid)],
+                      train_rows)
+        for grid in SCREENED_GRIDS
+    )  # fmt: skip
 
 
 def grid_unit_data(dataset: DatasetHandle, data: NextTrackData) -> UnitData:
@@ -98,10 +112,11 @@ def fit_and_log(
 
 
 @dg.asset(
-    description="Successive halving's yardstick: on a train split large enough to screen, "
-    "cheap reference units (the last-track rule, session-kNN on the last track, SLIST) fitted "
-    "on the rung's share of train and scored on the validation sample; below, the rung alone "
-    "(nothing screened) unless the run has a time budget.",
+    description="Successive halving's yardstick: when a grid has units to screen (a family "
+    "with two that run on a train split of at least min_train_rows), cheap reference units (the "
+    "last-track rule, session-kNN on the last track, SLIST) fitted on the rung's share of train "
+    "and scored on the validation sample; otherwise the rung alone (nothing screened) unless "
+    "the run has a time budget.",
 )
 def rung_references(
     context: dg.AssetExecutionContext,
@@ -110,10 +125,16 @@ def rung_references(
     storage: RunStorage,
 ) -> RungHandle:
     rung, budget = config.rung(next_track_dataset.seed), config.budget()
-    train_rows = next_track_dataset.summary["train_rows"]
-    if train_rows < rung.min_train_rows and budget is None:
+    train_rows = next_track_dataset.grid_train_rows
+    if budget is None and train_rows < rung.min_train_rows:
         context.log.info(
             f"no screening: {train_rows:,} train rows < min_train_rows {rung.min_train_rows:,}"
+        )
+        return RungHandle(rung)
+    if budget is None and not grids_screen(context.run.run_config, rung, train_rows):
+        context.log.info(
+            f"no screening: no grid has two units of one family that run at {train_rows:,} "
+            "train rows, so no reference is fitted"
         )
         return RungHandle(rung)
     data = next_track_dataset.load(storage)
@@ -130,12 +151,11 @@ def rung_references(
     return RungHandle(rung, key, budget)
 
 
-def next_track_grid(
-    name: str, default: list[dict], description: str, priority: int = 0
-) -> dg.AssetsDefinition:
+def next_track_grid(name: str, description: str, priority: int = 0) -> dg.AssetsDefinition:
+    assert name in SCREENED_GRIDS, f"{name}: a grid that screens is one rung_references knows"
     return candidate_grid(
         name=name,
-        default=default,
+        default=GRID_ASSETS[name],
         description=description,
         dataset=next_track_dataset,
         handle_type=DatasetHandle,
@@ -150,27 +170,23 @@ def next_track_grid(
 # core; started last, they ran alone while a core idled (docs/constants.md).
 track_embeddings = next_track_grid(
     "track_embeddings",
-    WORD2VEC_GRID,
     "Word2Vec track embeddings, one step per hyperparameter set, each scored with every query "
     "variant (in-in and input-to-output, last track or recency-weighted playlist) on validation.",
     priority=1,
 )
 sequential_rules_candidates = next_track_grid(
     "sequential_rules_candidates",
-    SEQUENTIAL_RULES_GRID,
     "Sequential rules over the last n tracks of the playlist, weighted by recency.",
 )
 
 neighbourhood_candidates = next_track_grid(
     "neighbourhood_candidates",
-    NEIGHBOURHOOD_GRID,
     "Item co-occurrence kNN and the session-kNN family (SKNN, V-SKNN, STAN, VSTAN) on sparse "
     "matrices.",
 )
 
 slist_candidates = next_track_grid(
     "slist_candidates",
-    SLIST_GRID,
     "SLIST (Choi et al., WWW 2021): one linear item-item model of what playlists hold and what "
     "follows what, in closed form, over the most played tracks.",
 )
