@@ -32,7 +32,7 @@ class UseCase:
     query_noun: str  # what a validation query is: "queries" (playlists), "users"
     promotion_metric: str  # a version must beat the champion's test_<metric>
     reported_metrics: tuple[str, ...]  # the test columns of a version's description
-    pyfunc: ModuleType  # SIGNATURE and example_input(bundle); logged from its file
+    pyfunc: ModuleType  # SIGNATURE and example_input(bundle folder); logged from its file
     training_table: str  # the warehouse table a version trained on (its MLflow dataset)
     # The champion's promotion figure on this run's test split: (pyfunc, dataset, storage).
     rescore: Callable[[Any, Any, RunStorage], float]

@@ -197,7 +197,7 @@ def test_the_registered_pyfunc_answers_as_in_process_without_torch(bundle_dir, r
     mlflow.set_tracking_uri(tracking_uri)  # conftest puts every test back on the session's
     name = f"user-items-{bundle_dir.parent.name}"
     bundle = load_bundle(bundle_dir)
-    example = user_items_pyfunc.example_input(bundle)
+    example = user_items_pyfunc.example_input(bundle_dir)
     client = MlflowClient(tracking_uri)
     parent = client.create_run(experiment).info.run_id
     model = LoggedModel(

@@ -103,6 +103,19 @@ def load_bundle(folder: Path) -> Bundle:
     return bundle
 
 
+def first_keys(folder: Path, n: int) -> list[str]:
+    """The first ``n`` catalogue keys of the bundle at ``folder``, its model left unread."""
+    return Catalogue.load(folder).keys.slice(0, n).to_pylist()
+
+
+def first_user(folder: Path) -> str | None:
+    """The first user a user-items bundle at ``folder`` knows (None: it carries no users)."""
+    path = folder / USERS_FILE
+    if not path.exists():
+        return None
+    return pq.read_table(path, columns=["user_id"]).column("user_id")[0].as_py()
+
+
 def bundle_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 

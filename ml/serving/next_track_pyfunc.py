@@ -26,7 +26,7 @@ from mlflow.types.schema import AnyType
 
 from ml.recommenders.base import Queries
 from ml.sequences import Sequences
-from ml.serving.bundle import Bundle, load_bundle
+from ml.serving.bundle import Bundle, first_keys, load_bundle
 from ml.serving.lookup import TrackLookup
 from ml.serving.requests import (
     DEFAULT_K,
@@ -63,10 +63,10 @@ SIGNATURE = ModelSignature(
 )
 
 
-def example_input(bundle: Bundle) -> pd.DataFrame:
+def example_input(bundle_dir: Path) -> pd.DataFrame:
     """The input example logged with the model: a playlist of the catalogue's first three
-    tracks."""
-    return pd.DataFrame({"tracks": [bundle.catalogue.key_list()[:3]]})
+    tracks (read from the bundle's catalogue; MLflow loads the whole model to try it)."""
+    return pd.DataFrame({"tracks": [first_keys(bundle_dir, 3)]})
 
 
 def parse_queries(model_input: pd.DataFrame) -> list[list[str]]:

@@ -24,7 +24,7 @@ from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import AnyType
 
 from ml.sequences import Sequences
-from ml.serving.bundle import Bundle, load_bundle
+from ml.serving.bundle import Bundle, first_keys, first_user, load_bundle
 from ml.serving.lookup import ExactLookup
 from ml.serving.requests import (
     DEFAULT_K,
@@ -149,15 +149,16 @@ def recommend_frame(
     return frame[OUTPUT_COLUMNS]
 
 
-def example_input(bundle: Bundle) -> pd.DataFrame:
+def example_input(bundle_dir: Path) -> pd.DataFrame:
     """The input example logged with the model: a known user alone, an unknown user with a
     history, an anonymous history. Its nulls make both columns optional in the signature."""
-    if bundle.users is None:
-        raise ValueError("this bundle carries no users: it is not a user-items bundle")
-    items = bundle.catalogue.key_list()[:3]
+    user = first_user(bundle_dir)
+    if user is None:
+        raise ValueError(f"{bundle_dir} carries no users: it is not a user-items bundle")
+    items = first_keys(bundle_dir, 3)
     return pd.DataFrame(
         {
-            "user_id": [bundle.users[0].as_py(), "a-user-the-model-never-saw", None],
+            "user_id": [user, "a-user-the-model-never-saw", None],
             "history": [None, items[:2], items[2:]],
         }
     )

@@ -7,7 +7,6 @@ import dagster as dg
 
 from ml.evaluation.report import markdown_description
 from ml.registry import LoggedModel, log_and_register, log_to_run, training_dataset
-from ml.serving.bundle import load_bundle
 from orchestration.assets.registration import (
     RegisteredModel,
     Registration,
@@ -71,7 +70,7 @@ def logged_model(
         pyfunc_file=Path(use_case.pyfunc.__file__),
         bundle_dir=bundle_dir,
         signature=use_case.pyfunc.SIGNATURE,
-        example_input=use_case.pyfunc.example_input(load_bundle(bundle_dir)),
+        example_input=use_case.pyfunc.example_input(bundle_dir),
         run_name=f"selected: {selected.candidate}",
         params={"family": selected.family, **selected.params},
         metrics={**metrics, "bundle_megabytes": selected.bundle_bytes / 1e6, **selected.facts},
