@@ -55,11 +55,11 @@ def grids_screen(run_config: dict, rung: Rung, train_rows: int) -> bool:
     """Whether a grid of this run has units to screen at ``train_rows`` (as ``run_config`` sets
     the grids, else their defaults); when none has, the rung's references would be fitted for
     nothing (at full Kaggle scale every family runs one unit)."""
-    return any(
-        rung.screened([CandidateConfig(**c).spec() for c in grid_candidates(run_config, grid)],
-                      train_rows)
-        for grid in SCREENED_GRIDS
-    )  # fmt: skip
+    for grid in SCREENED_GRIDS:
+        specs = [CandidateConfig(**c).spec() for c in grid_candidates(run_config, grid)]
+        if rung.screened(specs, train_rows):
+            return True
+    return False
 
 
 def grid_unit_data(dataset: DatasetHandle, data: NextTrackData) -> UnitData:

@@ -37,7 +37,8 @@ def track_recommendations(
     storage: RunStorage,
 ) -> dg.MaterializeResult:
     champion = current_champion(mlflow.client(), MODEL_NAME)
-    kept = kept_table(context, config, champion, storage)
+    scoring_code = code_fingerprint()
+    kept = kept_table(context, config, champion, scoring_code, storage)
     if kept is not None:
         return kept
     run_id = context.run.run_id
@@ -68,7 +69,7 @@ def track_recommendations(
             "share_of_train_plays": share,
             "max_tracks": config.max_tracks,
             "champion_run_id": champion.run_id,
-            "scoring_code": code_fingerprint(),
+            "scoring_code": scoring_code,
         },
     )
 
@@ -77,13 +78,14 @@ def kept_table(
     context: dg.AssetExecutionContext,
     config: TrackTableConfig,
     champion: ModelVersion | None,
+    scoring_code: str,
     storage: RunStorage,
 ) -> dg.MaterializeResult | None:
     """The last materialization again, when nothing the table depends on changed: the
     ``champion`` (its version and MLflow run), ``k``, ``max_tracks``, the ml package's code that
-    scored it, and the published file, still the one that materialization wrote (its rows and
-    the version every row names). A retrain that was not promoted does not score it again.
-    None when any of these differs."""
+    scores it (``scoring_code``, its ``code_fingerprint``), and the published file, still the
+    one that materialization wrote (its rows and the version every row names). A retrain that
+    was not promoted does not score it again. None when any of these differs."""
     latest = latest_materialization(context.instance, context.asset_key)
     if latest is None or champion is None:
         return None
@@ -94,7 +96,7 @@ def kept_table(
         "champion_run_id": champion.run_id,
         "k": config.k,
         "max_tracks": config.max_tracks,
-        "scoring_code": code_fingerprint(),
+        "scoring_code": scoring_code,
         "path": storage.location(published),
     }
     if any(before.get(key) != value for key, value in now.items()):
