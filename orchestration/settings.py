@@ -64,8 +64,18 @@ WAREHOUSE_POOL = "duckdb_warehouse"
 REGISTRY_POOL = "model_registry"
 # Steps run at once by the multi-process executor (the candidate grid fans out to this many).
 MAX_PARALLEL_STEPS = int(os.environ.get("NEXT_TRACK_MAX_PARALLEL_STEPS", "2"))
-# What the forkserver the step processes fork from imports, once per run.
-STEP_PRELOAD_MODULES = ["orchestration.definitions"]
+# What the forkserver the step processes fork from imports, once per run: the definitions, and
+# what step processes import to open the instance (SQLite storages: SQLAlchemy, Alembic) and
+# MLflow's SQL store, which each of them would otherwise import afresh. A module that is not
+# there is skipped (multiprocessing ignores a preload's ImportError).
+STEP_PRELOAD_MODULES = [
+    "orchestration.definitions",
+    "orchestration.instance",
+    "dagster._core.instance.factory",
+    "dagster._core.storage.sqlite_storage",
+    "dagster._core.storage.local_compute_log_manager",
+    "mlflow.store.tracking.sqlalchemy_store",
+]
 
 MLFLOW_DIR = DATA_DIR / "mlflow"
 MLFLOW_TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{MLFLOW_DIR}/mlflow.db")
