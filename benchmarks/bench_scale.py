@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -274,11 +275,15 @@ class StepEvents:
     end: float | None = None
     status: str = "UNFINISHED"
     assets: list[tuple[str, float]] = field(default_factory=list)  # (asset, materialized at)
+    # Its process's start: the executor launching it to the process announcing itself.
+    worker_launched: float | None = None
+    worker_started: float | None = None
 
 
 def read_step_events(dagster_home: Path) -> tuple[dict[str, StepEvents], dict]:
     """Every step of every run in this Dagster instance (a fresh one holds the bench's runs
-    only), by whatever key the job gives it; and the runs' own span."""
+    only), by whatever key the job gives it; and the runs' own span and their step processes'
+    start (the median and the sum over the steps)."""
     import dagster as dg  # only here: --compare needs no Dagster
 
     instance = dg.DagsterInstance.from_config(str(dagster_home))
@@ -306,8 +311,25 @@ def read_step_events(dagster_home: Path) -> tuple[dict[str, StepEvents], dict]:
                 step.end, step.status = entry.timestamp, kind.value.removeprefix("STEP_")
             elif kind is kinds.ASSET_MATERIALIZATION:
                 step.assets.append((event.asset_key.to_user_string(), entry.timestamp))
+            elif kind is kinds.STEP_WORKER_STARTING:
+                step.worker_launched = entry.timestamp
+            elif kind is kinds.STEP_WORKER_STARTED:
+                step.worker_started = entry.timestamp
     span = max(run_ends) - min(run_starts) if run_starts and run_ends else None
-    return steps, {"dagster_runs": len(runs), "dagster_run_seconds": span}
+    process_starts = [
+        step.worker_started - step.worker_launched
+        for step in steps.values()
+        if step.worker_launched is not None and step.worker_started is not None
+    ]
+    return steps, {
+        "dagster_runs": len(runs),
+        "dagster_run_seconds": span,
+        "step_processes": len(process_starts),
+        "step_process_start_median_seconds": (
+            statistics.median(process_starts) if process_starts else None
+        ),
+        "step_process_start_total_seconds": sum(process_starts),
+    }
 
 
 def step_timings(steps: dict[str, StepEvents], measured: Measured) -> list[Timing]:
@@ -477,6 +499,12 @@ def print_table(result: BenchResult) -> None:
         f"{writer['cpu_seconds']:,.0f} s for the input; load average "
         f"{result.machine['load_1m']:.1f} before, {pipeline['load_1m_at_end']:.1f} after"
     )
+    if pipeline.get("step_process_start_median_seconds") is not None:
+        print(
+            f"step processes: {pipeline['step_processes']}, each started (launched to "
+            f"announcing itself) in {pipeline['step_process_start_median_seconds']:.3f} s "
+            f"(median), {pipeline['step_process_start_total_seconds']:.1f} s in all"
+        )
     tutorial = result.tutorial_word2vec
     if tutorial:
         print(
