@@ -376,8 +376,8 @@ def machine() -> dict:
 
 
 def git_commit() -> str:
-    """HEAD's short hash, with ``-dirty`` when tracked files differ from it: the figures are
-    then not that commit's."""
+    """HEAD's short hash, with ``-dirty`` when tracked files other than Markdown differ from
+    it: the figures are then not that commit's (edits to the docs do not change them)."""
 
     def git(*args: str) -> str:
         return subprocess.run(
@@ -387,7 +387,8 @@ def git_commit() -> str:
     commit = git("rev-parse", "--short", "HEAD")
     if not commit:
         return "unknown"
-    return f"{commit}-dirty" if git("status", "--porcelain", "--untracked-files=no") else commit
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)*.md")
+    return f"{commit}-dirty" if changed else commit
 
 
 def bench(
