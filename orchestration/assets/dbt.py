@@ -231,7 +231,7 @@ def failure_line(result: dict, manifest: dict) -> str:
 
 def memory_advice() -> str:
     """What to do when a model outgrew DuckDB's memory limit (profiles/profiles.yml)."""
-    limit = os.environ.get(MEMORY_LIMIT_VARIABLE, "unset: profiles.yml's 3GB")
+    limit = os.environ.get(MEMORY_LIMIT_VARIABLE, "unset: profiles.yml's 6GB")
     return (
         f"DuckDB's memory limit {MEMORY_LIMIT_VARIABLE} ({limit}) is too small for this data: "
         "what cannot spill to disk, such as each playlist's list of tracks, must fit within it; "
