@@ -30,7 +30,7 @@ from ml.evaluation.report import (
     plot_validation_bars,
     query_length_rows,
 )
-from ml.evaluation.reranking import build_reranker, on_validation
+from ml.evaluation.reranking import build_reranker, on_validation, train_counts
 from ml.evaluation.selection import (
     GATE_METRICS,
     REPORTED_METRICS,
@@ -43,7 +43,7 @@ from ml.evaluation.selection import (
     leads,
     next_track_ranked,
 )
-from ml.recommenders.base import Log, Recommender, TopK, no_log
+from ml.recommenders.base import Log, Recommender, TopK, no_log, started
 from ml.recommenders.hybrid import Hybrid
 from ml.recommenders.popularity import Popularity
 from ml.sequences import Sequences
@@ -114,6 +114,7 @@ def select_next_track(
     on_validation_of: dict[tuple[str, str], Callable[[], tuple[dict[str, float], TopK]]] = {}
     plots = []
     depths = [s.hybrid_depth] * s.hybrid + [s.reranker_depth] * s.reranker
+    counts = train_counts(data.train, data.catalogue, log) if s.reranker else None
     best = ScoredComponents.of(
         best_per_family(results, metric) if depths else [],  # scored only if used
         store,
@@ -121,6 +122,25 @@ def select_next_track(
         max([*depths, *METRIC_KS]),
     )
     components = best.contributing(sample.labels, len(data.catalogue), s.min_unique_share, log)
+    # The hybrid's search beside the reranker's learning: neither reads the other.
+    hybrid_built = (
+        started(
+            partial(
+                build_hybrid,
+                components,
+                sample,
+                popularity,
+                store,
+                key("hybrid"),
+                cutoff_of(metric),
+                s.hybrid_depth,
+                METRIC_KS,
+                log,
+            )
+        )
+        if s.hybrid
+        else None
+    )
     if s.reranker:
         built = build_reranker(
             components,
@@ -133,6 +153,7 @@ def select_next_track(
             ks=METRIC_KS,
             depth=s.reranker_depth,
             vectors=best.item_vectors(),
+            counts=counts,
             log=log,
         )
         if built is not None:
@@ -143,18 +164,8 @@ def select_next_track(
             )
             plots.append("reranker_feature_importance")
             plot_feature_importances(built.model.importances(), plot_path(plots[-1]))
-    if s.hybrid:
-        built_hybrid = build_hybrid(
-            components,
-            sample,
-            popularity,
-            store,
-            key("hybrid"),
-            cutoff_of(metric),
-            s.hybrid_depth,
-            METRIC_KS,
-            log,
-        )
+    if hybrid_built is not None:
+        built_hybrid = hybrid_built.result()
         if built_hybrid is not None:
             hybrid, sample_tops[_key(built_hybrid[0])] = built_hybrid
             log(f"hybrid {hybrid.name}: {metric} {hybrid.metrics[metric]:.4f}")

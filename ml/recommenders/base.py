@@ -18,7 +18,7 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -266,6 +266,17 @@ def map_concurrently(function: Callable[[T], R], items: list[T]) -> list[R]:
 
 def _mark_pool_thread() -> None:
     _in_pool.scoring = True
+
+
+def started(function: Callable[[], R]) -> Future[R]:
+    """``function`` running from now on a thread of its own, beside the caller's work (numpy,
+    scipy and gensim release the GIL in their loops); ``result()`` waits for it and raises its
+    error. Not a scoring pool's thread: the scoring it calls may use a pool of its own."""
+    pool = ThreadPoolExecutor(1)
+    try:
+        return pool.submit(function)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def run_concurrently(jobs: list[Callable[[], None]]) -> None:
