@@ -10,7 +10,7 @@ from ml.artifacts import LocalArtifacts
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, ScoredComponents, evaluate_lists
 from ml.evaluation.next_track_selection import refit_model
-from ml.evaluation.reranking import build_reranker, on_validation, train_counts
+from ml.evaluation.reranking import build_reranker, on_validation
 from ml.recommenders import base
 from ml.recommenders.base import ItemVectors, Queries, TopK
 from ml.recommenders.families import create, load_recommender
@@ -187,37 +187,6 @@ def test_the_reranker_round_trips_and_is_measured_out_of_sample(fitted, tmp_path
     served = reloaded.top_k(validation.take(rest).queries, 10)
     assert np.array_equal(top.ids[rest], served.ids)
     assert metrics["hit_rate_at_1"] > 0.95 * findable(validation)
-
-
-def test_train_counts_started_ahead_give_the_same_reranker(fitted, tmp_path):
-    """The selection starts the train counts before the components load (``train_counts``):
-    the reranker learns the same lists as one that counts them itself."""
-    train, validation, reranker, _ = fitted
-    store = LocalArtifacts(tmp_path)
-    reranker.parts[0].save(store.writable("popularity"))
-    component = CandidateResult("popularity:", "popularity", "u", {}, {}, "popularity", {}, 0, 0)
-    counts = Popularity.from_counts(np.bincount(train.items, minlength=N_ITEMS))
-    scored = ScoredComponents.of([component], store, validation, N_ITEMS)
-    built = [
-        build_reranker(
-            scored,
-            train=train,
-            catalogue=_catalogue(),
-            sample=validation,
-            popularity=counts,
-            store=store,
-            key=f"reranker{i}",
-            ks=(1, 10),
-            depth=N_ITEMS,
-            counts=ahead,
-        )
-        for i, ahead in enumerate([None, train_counts(train, _catalogue())])
-    ]
-    first, second = (b.model.statistics for b in built)
-    assert (first.transitions != second.transitions).nnz == 0
-    assert (first.cooccurrence != second.cooccurrence).nnz == 0
-    assert np.array_equal(built[0].learned.ids, built[1].learned.ids)
-    assert np.array_equal(built[0].learned.scores, built[1].learned.scores)
 
 
 def findable(split: EvaluationSplit) -> float:

@@ -30,7 +30,7 @@ from ml.evaluation.report import (
     plot_validation_bars,
     query_length_rows,
 )
-from ml.evaluation.reranking import build_reranker, on_validation, train_counts
+from ml.evaluation.reranking import build_reranker, on_validation
 from ml.evaluation.selection import (
     GATE_METRICS,
     REPORTED_METRICS,
@@ -114,7 +114,6 @@ def select_next_track(
     on_validation_of: dict[tuple[str, str], Callable[[], tuple[dict[str, float], TopK]]] = {}
     plots = []
     depths = [s.hybrid_depth] * s.hybrid + [s.reranker_depth] * s.reranker
-    counts = train_counts(data.train, data.catalogue, log) if s.reranker else None
     best = ScoredComponents.of(
         best_per_family(results, metric) if depths else [],  # scored only if used
         store,
@@ -153,7 +152,6 @@ def select_next_track(
             ks=METRIC_KS,
             depth=s.reranker_depth,
             vectors=best.item_vectors(),
-            counts=counts,
             log=log,
         )
         if built is not None:

@@ -10,9 +10,7 @@ served ranker (``on_validation``): the lists of both make one set of figures.
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
@@ -20,10 +18,9 @@ from ml.artifacts import ArtifactStore
 from ml.catalogue import Catalogue
 from ml.datasets.evaluation_split import EvaluationSplit
 from ml.evaluation.candidates import CandidateResult, ScoredComponents, evaluate_lists
-from ml.recommenders.base import CannotFit, ItemVectors, Log, TopK, no_log, started
+from ml.recommenders.base import CannotFit, ItemVectors, Log, TopK, no_log
 from ml.recommenders.popularity import Popularity
-from ml.recommenders.reranker import Reranker, RerankerParams, train_statistics
-from ml.recommenders.reranker_features import TrainStatistics
+from ml.recommenders.reranker import Reranker
 from ml.sequences import Sequences
 
 
@@ -47,54 +44,37 @@ def build_reranker(
     ks: tuple[int, ...],
     depth: int,
     vectors: ItemVectors | None = None,
-    counts: Future[TrainStatistics] | None = None,
     log: Log = no_log,
 ) -> LearnedReranker | None:
     """A reranker over ``components`` (fitted candidates and their lists for the validation
     ``sample``, at least ``depth`` long), learned on the sample and saved as ``key`` in
     ``store``, with its out-of-fold figures there. ``vectors`` (else a component's) give the
-    cosine features; ``counts`` (else counted here) the train counts, as ``train_counts``
-    started them. None, with the reason logged, when it cannot learn."""
+    cosine features. None, with the reason logged, when it cannot learn."""
     if not components.models:
         return None
-    began = time.perf_counter()
+    started = time.perf_counter()
     reranker = Reranker.of(
         components.models, catalogue.artist_codes(), vectors, depth=max(depth, max(ks))
     )
-    if counts is None:
-        reranker.fit_statistics(train, log)
-    else:
-        reranker.statistics = counts.result()
+    reranker.fit_statistics(train, log)
     try:
         learned = reranker.learn(components.lists, sample, log)
     except CannotFit as e:
         log(f"no reranker: {e}")
         return None
-    fit_seconds = time.perf_counter() - began
+    fit_seconds = time.perf_counter() - started
     reranker.save(store.writable(key))
     store.commit(key)
-    began = time.perf_counter()
+    started = time.perf_counter()
     metrics, filled = evaluate_lists(learned.head(max(ks)), sample, popularity, ks)
     result = CandidateResult.of_second_stage(
         reranker,
         model_key=key,
         metrics=metrics,
         fit_seconds=fit_seconds + sum(c.fit_seconds for c in components.results),
-        eval_seconds=time.perf_counter() - began,
+        eval_seconds=time.perf_counter() - started,
     )
     return LearnedReranker(result, filled, reranker, learned)
-
-
-def train_counts(
-    train: Sequences, catalogue: Catalogue, log: Log = no_log
-) -> Future[TrainStatistics]:
-    """The train counts of ``build_reranker``'s reranker (default params but its depth, which
-    they do not read), started now on a thread of their own: they need neither its components
-    nor the sample, so they count while those load."""
-    params = RerankerParams(components=[])
-    return started(
-        partial(train_statistics, params, train, catalogue.artist_codes(), "reranker", log)
-    )
 
 
 def on_validation(

@@ -128,7 +128,15 @@ class Reranker(Recommender):
         run_concurrently([*jobs, partial(self.fit_statistics, train, log)])
 
     def fit_statistics(self, train: Sequences, log: Log = no_log) -> None:
-        self.statistics = train_statistics(self.params, train, self.artists, self.name, log)
+        p, started = self.params, time.perf_counter()
+        self.statistics = TrainStatistics.of(
+            train, self.n_items, self.artists, p.window, p.keep_per_row
+        )
+        pairs = self.statistics.transitions.nnz + self.statistics.cooccurrence.nnz
+        log(
+            f"{self.name}: train counts, {pairs:,} pairs (next track, within {p.window} positions) "
+            f"in {time.perf_counter() - started:.0f} s"
+        )
 
     def component_lists(self, queries: Queries) -> list[TopK]:
         return [part.top_k(queries, self.params.depth) for part in self.parts]
@@ -381,20 +389,3 @@ def ranked_pool(
     pool: Pool, predictions: np.ndarray, history: Sequences, n_items: int, k: int
 ) -> TopK:
     return TopK(*top_k_sparse(pool_scores(pool, predictions, n_items), k, history))
-
-
-def train_statistics(
-    params: RerankerParams, train: Sequences, artists: np.ndarray, name: str, log: Log = no_log
-) -> TrainStatistics:
-    """The train counts the features of a reranker with ``params`` read (``artists``: a code per
-    item); they depend on neither its components nor the queries it learns from."""
-    started = time.perf_counter()
-    statistics = TrainStatistics.of(
-        train, len(artists), artists, params.window, params.keep_per_row
-    )
-    pairs = statistics.transitions.nnz + statistics.cooccurrence.nnz
-    log(
-        f"{name}: train counts, {pairs:,} pairs (next track, within {params.window} positions) "
-        f"in {time.perf_counter() - started:.0f} s"
-    )
-    return statistics
