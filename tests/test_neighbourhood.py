@@ -307,13 +307,27 @@ def test_nearby_pairs_sum_every_pair_within_the_distance_block_by_block(both_dir
                 if both_directions:
                     expected[p[y], p[x]] += 1.0 / (y - x)
     sequences = Sequences.from_lists(train)
-    blocks = list(nearby_pairs(sequences, N_ITEMS, 3, lambda d: 1.0 / d, both_directions, 50))
-    assert len(blocks) > 3  # small blocks: several, each starting where the last ended
+
+    def blocks_of(block_entries: int) -> list[tuple[int, sp.csr_matrix]]:
+        return nearby_pairs(
+            sequences,
+            N_ITEMS,
+            3,
+            lambda d: 1.0 / d,
+            lambda first, block: (first, block),
+            both_directions,
+            block_entries,
+        )
+
+    blocks = blocks_of(50)
+    assert len(blocks) > 3  # small blocks, built on threads: in order, each where the last ended
     got = sp.vstack([block for _, block in blocks]).toarray()
     assert [first for first, _ in blocks] == list(
         np.cumsum([0] + [b.shape[0] for _, b in blocks])[:-1]
     )
     np.testing.assert_allclose(got, expected, rtol=1e-6)
+    ((_, whole),) = blocks_of(10**9)  # one block: the same sums, bit for bit
+    assert np.array_equal(whole.toarray(), got)
 
 
 ITEM_VARIANTS = [

@@ -136,18 +136,21 @@ class ItemKNN(Recommender):
             counts = np.asarray(playlists.sum(axis=0)).ravel()  # playlists holding each track
             by_item = playlists.T.tocsr()
             # A block of rows at a time: memory stays at a block's co-occurrences.
-            blocks = (
-                (start, by_item[start : start + self.block_items] @ playlists)
+            blocks = [
+                self._similar(by_item[start : start + self.block_items] @ playlists, start, counts)
                 for start in range(0, self.n_items, self.block_items)
-            )
+            ]
         else:
             counts = np.bincount(train.items, minlength=self.n_items)  # occurrences
             blocks = nearby_pairs(
-                train, self.n_items, self.params.window, lambda _: 1.0, both_directions=True
+                train,
+                self.n_items,
+                self.params.window,
+                lambda _: 1.0,
+                lambda start, co: self._similar(co, start, counts),
+                both_directions=True,
             )
-        self.similarity = sp.vstack(
-            [self._similar(co, start, counts) for start, co in blocks], format="csr"
-        )
+        self.similarity = sp.vstack(blocks, format="csr")
         log(f"{self.name}: {self.similarity.nnz:,} similarities over {self.n_items:,} tracks")
 
     def _similar(self, co: sp.csr_matrix, first: int, counts: np.ndarray) -> sp.csr_matrix:

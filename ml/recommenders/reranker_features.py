@@ -50,10 +50,14 @@ class TrainStatistics:
 
 def _pairs(train: Sequences, n_items: int, distance: int, both: bool, keep: int) -> sp.csr_matrix:
     """Pair counts, each row pruned to its ``keep`` largest (the popular tracks' rows at scale)."""
-    blocks = [
-        keep_top_per_row(block, keep)
-        for _, block in nearby_pairs(train, n_items, distance, lambda d: 1.0, both)
-    ]
+    blocks = nearby_pairs(
+        train,
+        n_items,
+        distance,
+        lambda d: 1.0,
+        lambda _, block: keep_top_per_row(block, keep),
+        both,
+    )
     if not blocks:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
     return sp.csr_matrix(sp.vstack(blocks, format="csr"), dtype=np.float32)

@@ -62,12 +62,13 @@ class SequentialRules(Recommender):
 
     def fit(self, train: Sequences, log: Log = no_log) -> None:
         # A block of source tracks at a time, pruned before the next: memory stays at a block.
-        blocks = [
-            keep_top_per_row(block, self.params.keep_per_item)
-            for _, block in nearby_pairs(
-                train, self.n_items, self.params.max_distance, lambda distance: 1.0 / distance
-            )
-        ]
+        blocks = nearby_pairs(
+            train,
+            self.n_items,
+            self.params.max_distance,
+            lambda distance: 1.0 / distance,
+            lambda _, block: keep_top_per_row(block, self.params.keep_per_item),
+        )
         self.rules = sp.vstack(blocks, format="csr", dtype=np.float32)
         log(f"{self.name}: {self.rules.nnz:,} rules over {self.n_items:,} tracks")
 

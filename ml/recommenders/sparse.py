@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from ml.recommenders.base import SCORING_THREADS, map_concurrently
 from ml.recommenders.topk import best_k_positions
 from ml.sequences import Sequences
 from ml.sorted_sets import unique
+
+T = TypeVar("T")
 
 
 def keep_top_per_row(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
@@ -39,16 +43,19 @@ def nearby_pairs(
     n_items: int,
     max_distance: int,
     weight_of_distance: Callable[[int], float],
+    per_block: Callable[[int, sp.csr_matrix], T],
     both_directions: bool = False,
     block_entries: int = 10_000_000,
-) -> Iterator[tuple[int, sp.csr_matrix]]:
+) -> list[T]:
     """Items x items, summed over every pair where track b follows track a within
     ``max_distance`` positions of one sequence: ``weight_of_distance(d)`` at (a, b), and at
-    (b, a) too when ``both_directions``. Yields ``(first_row, rows)``: blocks of consecutive
-    rows (source tracks), each built from about ``block_entries`` pairs, so that memory stays
-    at a block's pairs and its caller can prune a block before the next is built. The positions
-    are sorted by track once, so a block reads only its own tracks' positions (not every pair
-    once per block), and one COO build per block sums the duplicates in C."""
+    (b, a) too when ``both_directions``. Returns ``per_block(first_row, rows)`` of each block
+    of consecutive rows (source tracks), in order, so that its caller prunes a block before it
+    is kept. Blocks are built on the scoring threads, each from about ``block_entries`` over
+    their number of pairs, so memory stays at about ``block_entries`` pairs at once. The
+    positions are sorted by track once, so a block reads only its own tracks' positions (not
+    every pair once per block), and one COO build per block sums the duplicates in C. A row
+    lies in one block, so the blocks' bounds change nothing in it."""
     items = np.array(sequences.items)  # in memory: gathered once per distance and block
     position = sequences.position_of_each_item()
     after = sequences.age_of_each_item()  # tracks after each position in its sequence
@@ -61,9 +68,11 @@ def nearby_pairs(
     track_starts = np.r_[0, np.cumsum(np.bincount(items, minlength=n_items))]
     cumulative = np.cumsum(per_item)
     total = int(cumulative[-1]) if n_items else 0
-    cuts = np.searchsorted(cumulative, np.arange(1, -(-total // block_entries)) * block_entries)
+    size = max(1, block_entries // SCORING_THREADS)
+    cuts = np.searchsorted(cumulative, np.arange(1, -(-total // size)) * size)
     bounds = np.r_[0, np.unique(np.r_[cuts, n_items])]  # one block at least
-    for first, last in itertools.pairwise(bounds):
+
+    def built(first: int, last: int) -> T:
         at = by_track[track_starts[first] : track_starts[last]]
         source, after_at, position_at = items[at] - first, after[at], position[at]
         sources, targets, weights = [], [], []
@@ -79,7 +88,9 @@ def nearby_pairs(
             (_joined(weights, np.float64), (_joined(sources), _joined(targets))),
             shape=(int(last - first), n_items),
         ).tocsr()  # duplicates summed, in float64: the order of the sum cannot tell
-        yield int(first), block
+        return per_block(int(first), block)
+
+    return map_concurrently(lambda bound: built(*bound), list(itertools.pairwise(bounds)))
 
 
 def _joined(parts: list[np.ndarray], dtype: type = np.int32) -> np.ndarray:
