@@ -180,7 +180,11 @@ class Reranker(Recommender):
             training = positives & (fold_of_query != fold)
             booster = self._train(pool, features, labels, training, fold)
             held_out = fold_of_query[pool.rows[evaluated]] == fold
-            predictions[held_out] = booster.predict(features[evaluated[held_out]], num_threads=1)
+            # The caller's thread, not a scoring pool's: LightGBM's own threads (each row's
+            # prediction is the same on any number).
+            predictions[held_out] = booster.predict(
+                features[evaluated[held_out]], num_threads=SCORING_THREADS
+            )
             kept = booster.best_iteration or booster.current_iteration()
             log(f"{self.name}: fold {fold + 1}/{p.folds} kept {kept} rounds")
         self.booster = self._train(pool, features, labels, positives, p.folds)
