@@ -61,7 +61,7 @@ class SequentialRules(Recommender):
         return cls(SequentialRulesParams(max_distance=10, last_n=1, skip_unknown=False), n_items)
 
     def fit(self, train: Sequences, log: Log = no_log) -> None:
-        # A block of source tracks at a time, pruned before the next: memory stays at a block.
+        # Each block of source tracks pruned where it is built: memory stays at about a block.
         blocks = nearby_pairs(
             train,
             self.n_items,

@@ -51,8 +51,8 @@ def nearby_pairs(
     ``max_distance`` positions of one sequence: ``weight_of_distance(d)`` at (a, b), and at
     (b, a) too when ``both_directions``. Returns ``per_block(first_row, rows)`` of each block
     of consecutive rows (source tracks), in order, so that its caller prunes a block before it
-    is kept. Blocks are built on the scoring threads, each from about ``block_entries`` over
-    their number of pairs, so memory stays at about ``block_entries`` pairs at once. The
+    is kept. Blocks are built on the scoring threads, each from about ``block_entries`` /
+    ``SCORING_THREADS`` pairs, so memory stays at about ``block_entries`` pairs at once. The
     positions are sorted by track once, so a block reads only its own tracks' positions (not
     every pair once per block), and one COO build per block sums the duplicates in C. A row
     lies in one block, so the blocks' bounds change nothing in it."""
