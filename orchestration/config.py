@@ -291,10 +291,11 @@ class SelectionConfig(dg.Config):
         ge=0.0,
         le=1.0,
         description="A family's best joins the hybrid and the reranker only if, on the "
-        "validation sample, its list holds a relevant track no other family's does for at least "
-        "this share of the queries (the best family always joins); else it would be scored at "
-        "every query and request for what the others already find. Its item vectors still give "
-        "the reranker's cosine features.",
+        "validation sample, its list holds a relevant track no other joining family's does for "
+        "at least this share of the queries (the best family always joins; the family adding "
+        "least leaves first and the others are measured again without it); else it would be "
+        "scored at every query and request for what the others already find. Its item vectors "
+        "still give the reranker's cosine features.",
     )
 
 

@@ -276,7 +276,8 @@ def test_a_component_joins_only_for_relevant_items_no_other_proposes():
     said = []
     kept = components("ABC").contributing(labels, 10, 0.1, said.append)
     assert [r.name for r in kept.results] == ["A", "B"] and len(kept.lists) == 2
-    assert kept.unique_shares == {"A": 0.25, "B": 0.25, "C": 0.0}
+    # without C, the query C found too is A's alone
+    assert kept.unique_shares == {"A": 0.5, "B": 0.25, "C": 0.0}
     assert "['C']" in said[-1]
     # the best family (first) always joins, whatever it adds
     assert [r.name for r in components("CAB").contributing(labels, 10, 0.1).results] == [
@@ -285,3 +286,24 @@ def test_a_component_joins_only_for_relevant_items_no_other_proposes():
         "B",
     ]
     assert len(components("ABC").contributing(labels, 10, 0.0).results) == 3
+
+
+def test_two_components_finding_the_same_items_do_not_hide_each_other():
+    """D and E both find query 1's label, which A does not: each alone adds nothing beside the
+    other, but the pool needs one of them. The later one leaves; the earlier then adds 25%."""
+    labels = Sequences.from_lists([[0], [1], [2], [3]])
+    lists = {
+        "A": [[0, 9], [8, 9], [8, 9], [8, 9]],
+        "D": [[7, 8], [1, 8], [7, 8], [7, 8]],
+        "E": [[5, 6], [1, 6], [5, 6], [5, 6]],
+    }
+    popularity = create("popularity", {}, 10)
+    results = [CandidateResult(n, n, "u", {}, {}, n, {}, 0.0, 0.0) for n in lists]
+    tops = [TopK(np.array(rows, np.int32), np.ones((4, 2), np.float32)) for rows in lists.values()]
+    said = []
+    kept = ScoredComponents(results, [popularity] * 3, tops).contributing(
+        labels, 10, 0.1, said.append
+    )
+    assert [r.name for r in kept.results] == ["A", "D"]
+    assert kept.unique_shares == {"A": 0.25, "D": 0.25, "E": 0.0}
+    assert "['E']" in said[-1]

@@ -196,24 +196,31 @@ class ScoredComponents:
     def contributing(
         self, labels: Sequences, n_items: int, min_share: float, log: Log = no_log
     ) -> ScoredComponents:
-        """The components whose lists hold a relevant item no other list does for at least
+        """The components whose lists hold a relevant item no other kept list does for at least
         ``min_share`` of the queries, the first (best) one always: another would be scored at
-        every query, and served, for labels the others already find."""
-        shares = self.unique_label_shares(labels, n_items)
-        keep = [i for i, share in enumerate(shares) if i == 0 or share >= min_share]
-        said = ", ".join(
-            f"{r.name} {share:.2%}" for r, share in zip(self.results, shares, strict=True)
-        )
+        every query, and served, for labels the others already find. Two lists finding the same
+        items would each look redundant beside the other, so the one adding least leaves first
+        and the shares are measured again without it, until every one left adds enough."""
+        kept = list(range(len(self.results)))
+        shares: dict[int, float] = {}  # a left-out list's share when it left
+        while True:
+            now = unique_label_shares([self.lists[i] for i in kept], labels, n_items)
+            shares.update(zip(kept, now, strict=True))
+            below = [i for i in kept[1:] if shares[i] < min_share]
+            if not below:
+                break
+            kept.remove(min(below, key=lambda i: (shares[i], -i)))  # a tie: the later goes
+        said = ", ".join(f"{r.name} {shares[i]:.2%}" for i, r in enumerate(self.results))
         if said:
             log(f"relevant items only one component proposes (share of queries): {said}")
-        left_out = [self.results[i].name for i in range(len(shares)) if i not in keep]
+        left_out = [r.name for i, r in enumerate(self.results) if i not in kept]
         if left_out:
             log(f"left out of the hybrid and the reranker, under {min_share:.2%}: {left_out}")
         return ScoredComponents(
-            [self.results[i] for i in keep],
-            [self.models[i] for i in keep],
-            [self.lists[i] for i in keep],
-            {r.name: share for r, share in zip(self.results, shares, strict=True)},
+            [self.results[i] for i in kept],
+            [self.models[i] for i in kept],
+            [self.lists[i] for i in kept],
+            {r.name: shares[i] for i, r in enumerate(self.results)},
         )
 
     def item_vectors(self) -> ItemVectors | None:
