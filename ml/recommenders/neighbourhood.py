@@ -406,9 +406,9 @@ def _lookup(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.nda
 _STAN = {"query_weighting": "exponential", "lambda_position": 4.0, "lambda_item_position": 4.0}
 # Building the whole-playlist item-item table and scoring session neighbours over whole playlists
 # cost more than linearly in the playlists' lengths: on the full Kaggle file these units would
-# outlast the pipeline's budget, so beyond this many train rows only the cheapest session-kNN
-# variant runs. (Item-kNN within a window ran there and never joined the second stage:
-# docs/constants.md.)
+# outlast the pipeline's budget. Beyond this many train rows no neighbourhood unit runs: item-kNN
+# within a window never joined the second stage there, and session-kNN on the last track, which
+# did, cost more than it earned (docs/constants.md).
 NEIGHBOURHOOD_MAX_TRAIN_ROWS = 3_000_000
 ITEM_KNN_GRID = [
     {
@@ -431,11 +431,12 @@ ITEM_KNN_GRID = [
 
 SESSION_KNN_GRID = [
     # STAN around the last track: neighbours of the recent tracks, near them. The cheapest
-    # variant, and the strongest on successor-driven data: it runs at every scale.
+    # variant, and the strongest on successor-driven data.
     {
         "params": {},
         "variants": [{"k": 100, "sample_size": 1000, "last_n": 1, "lambda_item_position": 1.0}],
         "label": "last_track",
+        "max_train_rows": NEIGHBOURHOOD_MAX_TRAIN_ROWS,
     },
     {
         "params": {},
