@@ -155,13 +155,14 @@ def test_only_families_with_several_units_runnable_at_this_size_are_screened():
 
 def test_at_full_kaggle_scale_the_default_grids_fit_one_unit_a_family_and_screen_none():
     """On the full Kaggle-shaped file's 8.9M train rows each family has one unit that runs (the
-    rules within 20 positions do not run there), so the rung screens nothing; at 10% of it
-    (885,016 train rows) the rules' two units are screened."""
+    rules within 20 positions do not run there) and no neighbourhood unit runs, so the rung
+    screens nothing; at 10% of it (885,016 train rows) the rules' two units are screened."""
     rung = HalvingConfig().rung(0)
     for grid in (WORD2VEC_GRID, SEQUENTIAL_RULES_GRID, NEIGHBOURHOOD_GRID, SLIST_GRID):
         specs = [CandidateConfig(**unit).spec() for unit in grid]
         runnable = [s for s in specs if s.size_refusal(8_924_118) is None]
-        assert len(runnable) == len({s.family for s in runnable}) > 0
+        assert len(runnable) == len({s.family for s in runnable})
+        assert (len(runnable) == 0) == (grid is NEIGHBOURHOOD_GRID)
         assert rung.screened(specs, 8_924_118) == []
     rules_units = [CandidateConfig(**unit).spec() for unit in SEQUENTIAL_RULES_GRID]
     assert len(rules_units) == 2 and rung.screened(rules_units, 885_016) == rules_units
