@@ -2,6 +2,8 @@
 never depend on the labels of the queries they rank, its features on a hand-made pool, and its
 save/load round trip."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -256,21 +258,28 @@ def test_vectors_of_a_model_left_out_still_give_the_cosines_and_round_trip(fitte
     assert np.array_equal(loaded.top_k(validation.queries, 10).ids, expected.ids)
 
 
+# Four queries whose labels are items 0 to 3, for the tests of which components join.
+FOUR_LABELS = Sequences.from_lists([[0], [1], [2], [3]])
+
+
+def scored_components(lists: dict[str, list[list[int]]], order: str) -> ScoredComponents:
+    """Components named by the letters of ``order``, each proposing its ``lists`` (two items a
+    query), best first."""
+    results = [CandidateResult(n, n, "u", {}, {}, n, {}, 0.0, 0.0) for n in order]
+    tops = [TopK(np.array(lists[n], np.int32), np.ones((4, 2), np.float32)) for n in order]
+    return ScoredComponents(results, [create("popularity", {}, 10)] * len(order), tops)
+
+
 def test_a_component_joins_only_for_relevant_items_no_other_proposes():
     """Four queries, label q: A finds queries 0, 1 and 2; B finds 1 and 3; C finds 0 only,
     which A finds too. Alone: A query 2, B query 3, C none."""
-    labels = Sequences.from_lists([[0], [1], [2], [3]])
+    labels = FOUR_LABELS
     lists = {
         "A": [[0, 9], [1, 9], [2, 9], [8, 9]],
         "B": [[7, 8], [1, 8], [7, 8], [3, 8]],
         "C": [[0, 5], [5, 6], [5, 6], [5, 6]],
     }
-    popularity = create("popularity", {}, 10)
-
-    def components(order: str) -> ScoredComponents:
-        results = [CandidateResult(n, n, "u", {}, {}, n, {}, 0.0, 0.0) for n in order]
-        tops = [TopK(np.array(lists[n], np.int32), np.ones((4, 2), np.float32)) for n in order]
-        return ScoredComponents(results, [popularity] * len(order), tops)
+    components = partial(scored_components, lists)
 
     assert components("ABC").unique_label_shares(labels, 10) == [0.25, 0.25, 0.0]
     said = []
@@ -291,19 +300,13 @@ def test_a_component_joins_only_for_relevant_items_no_other_proposes():
 def test_two_components_finding_the_same_items_do_not_hide_each_other():
     """D and E both find query 1's label, which A does not: each alone adds nothing beside the
     other, but the pool needs one of them. The later one leaves; the earlier then adds 25%."""
-    labels = Sequences.from_lists([[0], [1], [2], [3]])
     lists = {
         "A": [[0, 9], [8, 9], [8, 9], [8, 9]],
         "D": [[7, 8], [1, 8], [7, 8], [7, 8]],
         "E": [[5, 6], [1, 6], [5, 6], [5, 6]],
     }
-    popularity = create("popularity", {}, 10)
-    results = [CandidateResult(n, n, "u", {}, {}, n, {}, 0.0, 0.0) for n in lists]
-    tops = [TopK(np.array(rows, np.int32), np.ones((4, 2), np.float32)) for rows in lists.values()]
     said = []
-    kept = ScoredComponents(results, [popularity] * 3, tops).contributing(
-        labels, 10, 0.1, said.append
-    )
+    kept = scored_components(lists, "ADE").contributing(FOUR_LABELS, 10, 0.1, said.append)
     assert [r.name for r in kept.results] == ["A", "D"]
     assert kept.unique_shares == {"A": 0.25, "D": 0.25, "E": 0.0}
     assert "['E']" in said[-1]
