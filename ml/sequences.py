@@ -79,13 +79,9 @@ class Sequences:
         return np.repeat(self.offsets[1:], self.lengths) - 1 - np.arange(len(self.items))
 
     def take(self, rows: np.ndarray) -> Sequences:
-        rows = np.asarray(rows, dtype=np.int64)
-        lengths = self.lengths[rows]
         if len(rows) == 0:
             return Sequences(np.empty(0, dtype=np.int32), np.zeros(1, dtype=np.int64))
-        starts = self.offsets[rows]
-        index = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-        index += np.arange(lengths.sum(), dtype=np.int64)
+        index, lengths = entries_of_rows(self.offsets, rows)
         return Sequences.from_lengths(self.items[index], lengths)
 
     def sample(self, share: float, seed: int) -> Sequences:
@@ -166,3 +162,15 @@ class Sequences:
             np.load(folder / f"{name}.items.npy", mmap_mode=mode),
             np.load(folder / f"{name}.offsets.npy", mmap_mode=mode),
         )
+
+
+def entries_of_rows(offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the entries of ``rows`` lie in an array cut by ``offsets`` (or a CSR ``indptr``),
+    row after row, and each row's length. Reads those rows' offsets only: at serving time the
+    catalogue-long rest is not touched."""
+    rows = np.asarray(rows, dtype=np.int64)
+    starts = np.asarray(offsets[rows], dtype=np.int64)
+    lengths = np.asarray(offsets[rows + 1], dtype=np.int64) - starts
+    index = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    index += np.arange(lengths.sum(), dtype=np.int64)
+    return index, lengths

@@ -2,10 +2,13 @@
 never depend on the labels of the queries they rank, its features on a hand-made pool, and its
 save/load round trip."""
 
+import dataclasses
+import itertools
 from functools import partial
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import ml.recommenders.reranker as reranker_module
 from ml.artifacts import LocalArtifacts
@@ -310,3 +313,36 @@ def test_two_components_finding_the_same_items_do_not_hide_each_other():
     assert [r.name for r in kept.results] == ["A", "D"]
     assert kept.unique_shares == {"A": 0.25, "D": 0.25, "E": 0.0}
     assert "['E']" in said[-1]
+
+
+def test_recent_counts_add_a_repeated_track_and_need_no_sorted_rows():
+    """The last tracks' counts sum over each of them, a repeated one twice; an unknown track is
+    skipped; and rows stored out of column order (a matrix built elsewhere) give the same."""
+    train = Sequences.from_lists([[0, 1, 2], [0, 1], [2, 3], [1, 3]])
+    statistics = TrainStatistics.of(train, 5, np.full(5, -1, np.int32), window=2, keep_per_row=10)
+    queries = Queries(Sequences.from_lists([[0, 2, -1, 0]]))
+    proposals = TopK(np.array([[1, 3]], np.int32), np.array([[2.0, 1.0]], np.float32))
+    names = feature_names(["rules"], with_vectors=False)
+
+    def features(of: TrainStatistics) -> dict[int, dict[str, float]]:
+        pool, values = pool_features([proposals], queries, of, None)
+        return {item: dict(zip(names, values[i], strict=True)) for i, item in enumerate(pool.items)}
+
+    row = features(statistics)
+    assert row[1]["transitions_last_1"] == 2  # 0 -> 1 twice in train
+    assert row[1]["transitions_last_3"] == 4  # the last three known: 0, 2, 0
+    assert row[3]["transitions_last_1"] == 0 and row[3]["transitions_last_3"] == 1  # 2 -> 3 once
+    shuffled = dataclasses.replace(
+        statistics,
+        transitions=_reversed_within_rows(statistics.transitions),
+        cooccurrence=_reversed_within_rows(statistics.cooccurrence),
+    )
+    assert not shuffled.cooccurrence.has_sorted_indices
+    assert features(shuffled) == row
+
+
+def _reversed_within_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    order = np.concatenate(
+        [np.arange(end - 1, start - 1, -1) for start, end in itertools.pairwise(matrix.indptr)]
+    )
+    return sp.csr_matrix((matrix.data[order], matrix.indices[order], matrix.indptr), matrix.shape)

@@ -17,9 +17,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from ml.recommenders.base import ItemVectors, Queries, TopK
-from ml.recommenders.sparse import keep_top_per_row, nearby_pairs, product
+from ml.recommenders.sparse import keep_top_per_row, nearby_pairs
 from ml.recommenders.topk import normalise_rows
-from ml.sequences import UNKNOWN, Sequences
+from ml.sequences import UNKNOWN, Sequences, entries_of_rows
 from ml.sorted_sets import isin, unique
 
 RECENT = (1, 3, 5)  # the last tracks transitions and co-occurrence are counted from
@@ -129,9 +129,7 @@ def pool_features(
     columns += [proposed_by, np.log1p(statistics.counts[pool.items]).astype(np.float32)]
     known = history.known()
     for matrix in (statistics.transitions, statistics.cooccurrence):
-        for n in RECENT:
-            recent = known.last(n).to_csr(n_items)
-            columns.append(entries_at(product(recent, matrix), pool.rows, pool.items))
+        columns += _recent_counts(known, pool, matrix)
     columns += _artist_features(known, pool, statistics.artists)
     columns.append(history.lengths[pool.rows].astype(np.float32))
     if vectors is not None:
@@ -161,23 +159,45 @@ def _list_features(
     return score, normalised, rank
 
 
-def entries_at(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``matrix[rows[e], cols[e]]`` for every e, 0 where nothing is stored."""
-    matrix = sp.csr_matrix(matrix)
-    matrix.sum_duplicates()
-    n_cols = matrix.shape[1]
-    stored = (
-        np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr)) * n_cols
-        + matrix.indices
-    )
-    wanted = rows * n_cols + cols
-    values = np.zeros(len(wanted), dtype=np.float32)
+def _recent_counts(known: Sequences, pool: Pool, counts: sp.csr_matrix) -> list[np.ndarray]:
+    """For each n in ``RECENT``: the sum of ``counts[t, item]`` over the last n tracks t of each
+    entry's query. Only the rows of those tracks are read, each (entry, track) pair looked up by
+    a binary search: no product of sparse matrices, whose set-up cost more than the arithmetic
+    when one request is served. The counts are whole numbers, so the sums are exact in float32
+    in any order."""
+    n_items = counts.shape[1]
+    last = known.last(max(RECENT))
+    used, local = np.unique(last.items, return_inverse=True)
+    where, lengths = entries_of_rows(counts.indptr, used)
+    stored = np.repeat(np.arange(len(used), dtype=np.int64), lengths) * n_items
+    stored += counts.indices[where]
+    if np.any(stored[1:] <= stored[:-1]):  # a matrix whose rows are not sorted by column
+        where = where[np.argsort(stored, kind="stable")]
+        stored.sort()
+    values = counts.data[where]
+    depth = max(RECENT)
+    track_at_age = np.full((pool.n_queries, depth), -1, dtype=np.int64)
+    track_at_age[last.row_of_each_item(), last.age_of_each_item()] = local
+    total = np.zeros(len(pool.items), dtype=np.float32)
+    sums = []
+    for age in range(depth):
+        track = track_at_age[pool.rows, age]
+        has = track >= 0
+        total[has] += _looked_up(stored, values, track[has] * n_items + pool.items[has])
+        if age + 1 in RECENT:
+            sums.append(total.copy())
+    return sums
+
+
+def _looked_up(stored: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """``values[i]`` for each wanted key equal to ``stored[i]`` (sorted, unique keys), else 0."""
+    found = np.zeros(len(wanted), dtype=np.float32)
     if len(stored) == 0:
-        return values
+        return found
     at = np.minimum(np.searchsorted(stored, wanted), len(stored) - 1)
-    found = stored[at] == wanted
-    values[found] = matrix.data[at[found]]
-    return values
+    hit = stored[at] == wanted
+    found[hit] = values[at[hit]]
+    return found
 
 
 def _artist_features(known: Sequences, pool: Pool, artists: np.ndarray) -> list[np.ndarray]:
@@ -186,12 +206,16 @@ def _artist_features(known: Sequences, pool: Pool, artists: np.ndarray) -> list[
     if n_artists == 0:
         zeros = np.zeros(len(pool.items), dtype=np.float32)
         return [zeros, zeros]
-    query_artists = Sequences(artists[known.items], known.offsets)
-    per_query = query_artists.to_csr(n_artists)
+    query_artists = artists[known.items]
+    credited = query_artists >= 0
+    query_keys, tracks = np.unique(
+        known.row_of_each_item()[credited] * n_artists + query_artists[credited],
+        return_counts=True,
+    )
     has_artist = candidate_artist >= 0
     same = np.zeros(len(pool.items), dtype=np.float32)
-    same[has_artist] = entries_at(
-        per_query, pool.rows[has_artist], candidate_artist[has_artist].astype(np.int64)
+    same[has_artist] = _looked_up(
+        query_keys, tracks, pool.rows[has_artist] * n_artists + candidate_artist[has_artist]
     )
     last = known.last(1)
     last_artist = np.full(pool.n_queries, -1, dtype=np.int32)
