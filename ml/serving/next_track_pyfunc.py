@@ -39,8 +39,6 @@ from ml.serving.requests import (
     shown_list,
 )
 
-OUTPUT_COLUMNS = ["row", "rank", "track_key", "artist", "title", "score"]
-
 # Declared, not inferred. `tracks` is Any so that MLflow hands each row's JSON value over as
 # sent: its Array(string) enforcement turns a list holding a null into other strings (under
 # pandas 3, ["Artist|||Title", null] arrives as ["A", "n"], silently a playlist of unknown
@@ -109,7 +107,7 @@ def recommend_frame(bundle: Bundle, lookup: TrackLookup, model_input: pd.DataFra
     row, slot = np.nonzero(top.ids >= 0)
     items = top.ids[row, slot]
     chosen = bundle.catalogue.table.take(pa.array(items)).to_pydict()
-    frame = pd.DataFrame(
+    return pd.DataFrame(  # in the signature's order of outputs
         {
             "row": row.astype(np.int64),
             "rank": (slot + 1).astype(np.int64),
@@ -119,7 +117,6 @@ def recommend_frame(bundle: Bundle, lookup: TrackLookup, model_input: pd.DataFra
             "score": np.where(filled[row, slot], 0.0, top.scores[row, slot]).astype(np.float64),
         }
     )
-    return frame[OUTPUT_COLUMNS]
 
 
 class NextTrackModel(mlflow.pyfunc.PythonModel):

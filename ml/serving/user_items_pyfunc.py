@@ -38,8 +38,6 @@ from ml.serving.requests import (
     string_list,
 )
 
-OUTPUT_COLUMNS = ["row", "rank", "user_id", "item_id", "title", "score"]
-
 # Declared, not inferred: both columns Any and optional, so that each row's JSON value arrives
 # as sent (a null user with a history, a history holding a number) and parse_requests names
 # the row and the problem; MLflow's own enforcement would rewrite or refuse without naming.
@@ -136,7 +134,7 @@ def recommend_frame(
     top, _ = bundle.recommend_users(bundle.user_queries(rows, recent), k)
     row, slot = np.nonzero(top.ids >= 0)
     chosen = bundle.catalogue.table.take(pa.array(top.ids[row, slot])).to_pydict()
-    frame = pd.DataFrame(
+    return pd.DataFrame(  # in the signature's order of outputs
         {
             "row": row.astype(np.int64),
             "rank": (slot + 1).astype(np.int64),
@@ -146,7 +144,6 @@ def recommend_frame(
             "score": top.scores[row, slot].astype(np.float64),  # the fill's slots score 0
         }
     )
-    return frame[OUTPUT_COLUMNS]
 
 
 def example_input(bundle_dir: Path) -> pd.DataFrame:
