@@ -99,6 +99,32 @@ def test_a_passing_dbt_build_leaves_no_target_folder_behind(pipeline_run):
     assert not list((dbt_project.project_dir / "target").glob(f"*-{pipeline_run.run_id[:7]}-*"))
 
 
+def test_a_serving_table_check_whose_dbt_tests_only_warn_fails_as_a_warning(tmp_path):
+    """A dbt test of ``severity: warn`` that warns fails the check at WARN severity (as
+    dagster-dbt reports it), not as an error; a failing test beside it makes it an error; no
+    test selected at all is an error."""
+    from orchestration.assets.champion_tables import dbt_tests_check_result
+
+    def result(name: str, status: str) -> dict:
+        return {"unique_id": f"test.p.{name}", "status": status, "message": f"Got {name}"}
+
+    manifest = {"nodes": {}}
+    warned = dbt_tests_check_result([result("a", "pass"), result("b", "warn")], manifest, tmp_path)
+    assert not warned.passed and warned.severity == dg.AssetCheckSeverity.WARN
+    assert warned.description == "1/2 dbt tests passed; warned: node test.p.b: warn: Got b"
+    assert warned.metadata["dbt_target"].value == str(tmp_path)
+    both = dbt_tests_check_result([result("b", "warn"), result("c", "fail")], manifest, tmp_path)
+    assert not both.passed and both.severity == dg.AssetCheckSeverity.ERROR
+    assert both.description == (
+        "0/2 dbt tests passed; failed: node test.p.c: fail: Got c; "
+        "warned: node test.p.b: warn: Got b"
+    )
+    nothing = dbt_tests_check_result([], manifest, tmp_path)
+    assert not nothing.passed and nothing.severity == dg.AssetCheckSeverity.ERROR
+    passed = dbt_tests_check_result([result("a", "pass")], manifest, tmp_path)
+    assert passed.passed and "dbt_target" not in passed.metadata
+
+
 def test_the_serving_tables_dbt_tests_keep_their_folder_only_when_they_fail(
     pipeline_run, tmp_path, monkeypatch
 ):

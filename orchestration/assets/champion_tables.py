@@ -118,15 +118,33 @@ def dbt_source_tests(
         for r in invocation.get_artifact("run_results.json")["results"]
         if r["unique_id"].startswith("test.")
     ]
-    failed = [failure_line(r, invocation.manifest) for r in results if r["status"] != "pass"]
-    if results and not failed:
+    check = dbt_tests_check_result(results, invocation.manifest, invocation.target_path)
+    if check.passed:
         remove_target(invocation)
+    return check
+
+
+def dbt_tests_check_result(
+    results: list[dict], manifest: dict, target: Path
+) -> dg.AssetCheckResult:
+    """The check of dbt tests' ``results`` (run_results entries): passed when every one passed.
+    Tests that only warned (dbt's ``severity: warn``) fail it at WARN severity, as dagster-dbt
+    reports such a test; any other failure, or no test selected at all, at ERROR. dbt's folder
+    (``target``) is named unless all passed."""
+    failed = [failure_line(r, manifest) for r in results if r["status"] not in ("pass", "warn")]
+    warned = [failure_line(r, manifest) for r in results if r["status"] == "warn"]
+    tests = len(results)
+    clean = tests > 0 and not failed and not warned
+    severity = dg.AssetCheckSeverity.WARN if tests and not failed else dg.AssetCheckSeverity.ERROR
     return dg.AssetCheckResult(
-        passed=bool(results) and not failed,
+        passed=clean,
+        severity=severity,
         metadata=for_display(
-            {"tests": len(results), "failed": dg.MetadataValue.json(failed)}
-            | ({"dbt_target": str(invocation.target_path)} if failed or not results else {})
+            {"tests": tests, "failed": dg.MetadataValue.json(failed)}
+            | ({"warned": dg.MetadataValue.json(warned)} if warned else {})
+            | ({} if clean else {"dbt_target": str(target)})
         ),
-        description=f"{len(results) - len(failed)}/{len(results)} dbt tests passed"
-        + (f"; failed: {'; '.join(failed)}" if failed else ""),
+        description=f"{tests - len(failed) - len(warned)}/{tests} dbt tests passed"
+        + (f"; failed: {'; '.join(failed)}" if failed else "")
+        + (f"; warned: {'; '.join(warned)}" if warned else ""),
     )
