@@ -24,9 +24,22 @@ def unique(values: np.ndarray) -> np.ndarray:
 
 def isin(values: np.ndarray, members: np.ndarray) -> np.ndarray:
     """For each of ``values``, whether it is one of ``members`` (``np.isin`` of integers)."""
-    values = np.asarray(values)
-    members = unique(members)
-    if len(members) == 0:
-        return np.zeros(values.shape, dtype=bool)
-    at = np.minimum(np.searchsorted(members, values), len(members) - 1)
-    return members[at] == values
+    return _search(unique(members), values)[1]
+
+
+def values_at(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """``values[i]`` for each of ``wanted`` equal to ``keys[i]`` (``keys`` sorted and unique),
+    0 for one that is not a key: a sorted map's lookup, in ``values``' dtype."""
+    at, hit = _search(keys, wanted)
+    found = np.zeros(at.shape, dtype=values.dtype)
+    found[hit] = values[at[hit]]
+    return found
+
+
+def _search(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``wanted`` would sit in the sorted ``keys``, and whether it is there."""
+    wanted = np.asarray(wanted)
+    if len(keys) == 0:
+        return np.zeros(wanted.shape, dtype=np.int64), np.zeros(wanted.shape, dtype=bool)
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return at, keys[at] == wanted

@@ -58,6 +58,7 @@ from ml.recommenders.sparse import (
     save_matrix,
 )
 from ml.sequences import UNKNOWN, Sequences
+from ml.sorted_sets import values_at
 
 QueryWeighting = Literal["uniform", "linear", "exponential"]
 MatchWeighting = Literal["uniform", "inverse", "exponential"]
@@ -390,12 +391,8 @@ def _entries(matrix: sp.csr_matrix, chosen: np.ndarray) -> sp.csr_matrix:
 def _lookup(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``matrix[rows, cols]`` for many pairs at once (0 where nothing is stored); columns must
     be sorted within rows."""
-    if matrix.nnz == 0:
-        return np.zeros(len(rows))
     keys = _row_of_each_entry(matrix) * matrix.shape[1] + matrix.indices
-    wanted = rows * matrix.shape[1] + cols
-    found = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    return np.where(keys[found] == wanted, matrix.data[found], 0.0)
+    return values_at(keys, matrix.data, rows * matrix.shape[1] + cols)
 
 
 # Grids worth running: fit params, and the scoring variants one fit serves (``with_scoring``).

@@ -20,7 +20,7 @@ from ml.recommenders.base import ItemVectors, Queries, TopK
 from ml.recommenders.sparse import keep_top_per_row, nearby_pairs
 from ml.recommenders.topk import normalise_rows
 from ml.sequences import UNKNOWN, Sequences, entries_of_rows
-from ml.sorted_sets import isin, unique
+from ml.sorted_sets import isin, unique, values_at
 
 RECENT = (1, 3, 5)  # the last tracks transitions and co-occurrence are counted from
 COSINE_BLOCK = 262_144  # (query, candidate) pairs whose vectors are gathered at once
@@ -183,21 +183,10 @@ def _recent_counts(known: Sequences, pool: Pool, counts: sp.csr_matrix) -> list[
     for age in range(depth):
         track = track_at_age[pool.rows, age]
         has = track >= 0
-        total[has] += _looked_up(stored, values, track[has] * n_items + pool.items[has])
+        total[has] += values_at(stored, values, track[has] * n_items + pool.items[has])
         if age + 1 in RECENT:
             sums.append(total.copy())
     return sums
-
-
-def _looked_up(stored: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """``values[i]`` for each wanted key equal to ``stored[i]`` (sorted, unique keys), else 0."""
-    found = np.zeros(len(wanted), dtype=np.float32)
-    if len(stored) == 0:
-        return found
-    at = np.minimum(np.searchsorted(stored, wanted), len(stored) - 1)
-    hit = stored[at] == wanted
-    found[hit] = values[at[hit]]
-    return found
 
 
 def _artist_features(known: Sequences, pool: Pool, artists: np.ndarray) -> list[np.ndarray]:
@@ -214,7 +203,7 @@ def _artist_features(known: Sequences, pool: Pool, artists: np.ndarray) -> list[
     )
     has_artist = candidate_artist >= 0
     same = np.zeros(len(pool.items), dtype=np.float32)
-    same[has_artist] = _looked_up(
+    same[has_artist] = values_at(
         query_keys, tracks, pool.rows[has_artist] * n_artists + candidate_artist[has_artist]
     )
     last = known.last(1)
