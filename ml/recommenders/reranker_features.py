@@ -163,8 +163,8 @@ def _recent_counts(known: Sequences, pool: Pool, counts: sp.csr_matrix) -> list[
     """For each n in ``RECENT``: the sum of ``counts[t, item]`` over the last n tracks t of each
     entry's query. Only the rows of those tracks are read, each (entry, track) pair looked up by
     a binary search: no product of sparse matrices, whose set-up cost more than the arithmetic
-    when one request is served. The counts are whole numbers, so the sums are exact in float32
-    in any order."""
+    when one request is served. The counts are whole numbers far below 2**24, so the sums are
+    exact in float32 in any order."""
     n_items = counts.shape[1]
     last = known.last(max(RECENT))
     used, local = np.unique(last.items, return_inverse=True)
