@@ -190,27 +190,31 @@ def _recent_counts(known: Sequences, pool: Pool, counts: sp.csr_matrix) -> list[
 
 
 def _artist_features(known: Sequences, pool: Pool, artists: np.ndarray) -> list[np.ndarray]:
-    n_artists = int(artists.max(initial=-1)) + 1
     candidate_artist = artists[pool.items]
-    if n_artists == 0:
-        zeros = np.zeros(len(pool.items), dtype=np.float32)
-        return [zeros, zeros]
     query_artists = artists[known.items]
     credited = query_artists >= 0
     query_keys, tracks = np.unique(
-        known.row_of_each_item()[credited] * n_artists + query_artists[credited],
+        _query_artist_keys(known.row_of_each_item()[credited], query_artists[credited]),
         return_counts=True,
     )
     has_artist = candidate_artist >= 0
     same = np.zeros(len(pool.items), dtype=np.float32)
     same[has_artist] = values_at(
-        query_keys, tracks, pool.rows[has_artist] * n_artists + candidate_artist[has_artist]
+        query_keys,
+        tracks,
+        _query_artist_keys(pool.rows[has_artist], candidate_artist[has_artist]),
     )
     last = known.last(1)
     last_artist = np.full(pool.n_queries, -1, dtype=np.int32)
     last_artist[last.row_of_each_item()] = artists[last.items]
     as_last = has_artist & (last_artist[pool.rows] == candidate_artist)
     return [same, as_last.astype(np.float32)]
+
+
+def _query_artist_keys(rows: np.ndarray, artist_codes: np.ndarray) -> np.ndarray:
+    """(query row, artist) as one int64 key, ordered as the pairs are. The multiplier bounds any
+    int32 code, so no request reads the catalogue-long ``artists`` for its largest."""
+    return rows.astype(np.int64) * 2**31 + artist_codes
 
 
 def _cosines(known: Sequences, pool: Pool, vectors: ItemVectors) -> list[np.ndarray]:
