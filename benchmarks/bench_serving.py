@@ -2,18 +2,21 @@
 Not a test:
 
     python benchmarks/bench_serving.py [--model models:/next-track@champion] [--clients 1 4 16]
-        [--seconds 20] [--workers 1] [--tracks 3]
+        [--seconds 20] [--workers 1] [--tracks 3] [--connections per-request]
 
 The server (`python -m orchestration.serve_model`, the command behind `make serve`) starts on a
 free port of 127.0.0.1 with ``--workers`` uvicorn workers; once it answers, each client count
 runs for ``--seconds``: every client sends requests of ``--tracks`` catalogue tracks (drawn with
-a fixed seed among the most played thousand, so most are known to the model) one after another.
+a fixed seed among the most played thousand, so most are known to the model) one after another,
+on a new connection each (``--connections per-request``, urllib's way) or on one kept-alive
+connection of its own (``per-client``, as connection pools and load generators such as wrk send).
 Prints JSON: per client count, requests answered, requests/s, and latency p50/p90/p99 in ms.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import random
@@ -64,16 +67,37 @@ def post(url: str, body: bytes) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def load(url: str, bodies: list[bytes], clients: int, seconds: float) -> dict:
+class KeptAliveClient:
+    """One HTTP/1.1 connection, reused for every request."""
+
+    def __init__(self, port: int) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def post(self, path: str, body: bytes) -> float:
+        started = time.perf_counter()
+        self.connection.request("POST", path, body, {"Content-Type": "application/json"})
+        response = self.connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}")
+        return (time.perf_counter() - started) * 1000
+
+
+def load(port: int, bodies: list[bytes], clients: int, seconds: float, connections: str) -> dict:
     latencies: list[float] = []
     lock = threading.Lock()
     deadline = time.perf_counter() + seconds
+    url = f"http://127.0.0.1:{port}/invocations"
 
     def client(offset: int) -> None:
         mine, i = [], offset
+        kept = KeptAliveClient(port) if connections == "per-client" else None
         while time.perf_counter() < deadline:
-            mine.append(post(url, bodies[i % len(bodies)]))
+            body = bodies[i % len(bodies)]
+            mine.append(post(url, body) if kept is None else kept.post("/invocations", body))
             i += clients
+        if kept is not None:
+            kept.connection.close()
         with lock:
             latencies.extend(mine)
 
@@ -87,6 +111,7 @@ def load(url: str, bodies: list[bytes], clients: int, seconds: float) -> dict:
     values = np.asarray(latencies)
     return {
         "clients": clients,
+        "connections": connections,
         "requests": len(values),
         "requests_per_second": round(len(values) / elapsed, 1),
         **{f"p{q}_ms": round(float(np.percentile(values, q)), 2) for q in (50, 90, 99)},
@@ -100,6 +125,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--tracks", type=int, default=3)
+    parser.add_argument(
+        "--connections", choices=["per-request", "per-client"], default="per-request"
+    )
     args = parser.parse_args()
     bodies = request_bodies(args.model, args.tracks, 2_000)
     port = free_port()
@@ -131,7 +159,7 @@ def main() -> None:
         for body in bodies[:50]:  # warm up every worker's first requests
             post(f"{url}/invocations", body)
         results = [
-            load(f"{url}/invocations", bodies, clients, args.seconds) for clients in args.clients
+            load(port, bodies, clients, args.seconds, args.connections) for clients in args.clients
         ]
     finally:
         if server.poll() is None:
