@@ -346,3 +346,21 @@ def _reversed_within_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
         [np.arange(end - 1, start - 1, -1) for start, end in itertools.pairwise(matrix.indptr)]
     )
     return sp.csr_matrix((matrix.data[order], matrix.indices[order], matrix.indptr), matrix.shape)
+
+
+def test_same_artist_counts_stay_within_their_query_at_the_largest_artist_codes():
+    """(query, artist) pairs are one key each: the largest int32 code neither overflows nor
+    meets another query's artist."""
+    largest = np.iinfo(np.int32).max
+    artists = np.array([largest, largest, 5, 0, -1], dtype=np.int32)
+    train = Sequences.from_lists([[0, 1, 2, 3]])
+    statistics = TrainStatistics.of(train, 5, artists, window=2, keep_per_row=10)
+    queries = Queries(Sequences.from_lists([[0, 2, 0], [4]]))
+    proposals = TopK(np.array([[1, 3], [1, 3]], np.int32), np.ones((2, 2), np.float32))
+    pool, values = pool_features([proposals], queries, statistics, None)
+    names = feature_names(["rules"], with_vectors=False)
+    same = values[:, names.index("same_artist_tracks")]
+    as_last = values[:, names.index("same_artist_as_last")]
+    entries = zip(pool.rows, pool.items, same, as_last, strict=True)
+    found = {(int(r), int(i)): (s, a) for r, i, s, a in entries}
+    assert found == {(0, 1): (2, 1), (0, 3): (0, 0), (1, 1): (0, 0), (1, 3): (0, 0)}
