@@ -2,14 +2,15 @@
 Not a test:
 
     python benchmarks/bench_serving.py [--model models:/next-track@champion] [--clients 1 4 16]
-        [--seconds 20] [--workers 1] [--tracks 3] [--connections per-request]
+        [--seconds 20] [--workers 1] [--tracks 3] [--connections per-client]
 
 The server (`python -m orchestration.serve_model`, the command behind `make serve`) starts on a
 free port of 127.0.0.1 with ``--workers`` uvicorn workers; once it answers, each client count
 runs for ``--seconds``: every client sends requests of ``--tracks`` catalogue tracks (drawn with
 a fixed seed among the most played thousand, so most are known to the model) one after another,
-on a new connection each (``--connections per-request``, urllib's way) or on one kept-alive
-connection of its own (``per-client``, as connection pools and load generators such as wrk send).
+on one kept-alive connection of its own (``--connections per-client``, as connection pools and
+load generators such as wrk send) or on a new connection each (``per-request``, urllib's way,
+the only way before 2026-12-07: it adds a connection and an accept to every request).
 Prints JSON: per client count, requests answered, requests/s, and latency p50/p90/p99 in ms.
 """
 
@@ -34,6 +35,12 @@ import numpy as np
 import pyarrow.parquet as pq
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from orchestration.serve_model import server_environment  # noqa: E402
+
+# What the JSON records of the server's environment: the numeric threads each worker runs.
+THREAD_SETTINGS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT")
 READY_SECONDS = 600
 
 
@@ -126,7 +133,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--tracks", type=int, default=3)
     parser.add_argument(
-        "--connections", choices=["per-request", "per-client"], default="per-request"
+        "--connections", choices=["per-client", "per-request"], default="per-client"
     )
     args = parser.parse_args()
     bodies = request_bodies(args.model, args.tracks, 2_000)
@@ -170,6 +177,13 @@ def main() -> None:
             {
                 "model": args.model,
                 "workers": args.workers,
+                "server_threads": {
+                    name: value
+                    for name, value in server_environment(
+                        args.workers, dict(os.environ), os.cpu_count() or 1
+                    ).items()
+                    if name in THREAD_SETTINGS
+                },
                 "tracks_per_request": args.tracks,
                 "seconds_to_ready": round(ready_seconds, 1),
                 "load": results,

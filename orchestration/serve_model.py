@@ -32,17 +32,21 @@ def describe(version: ModelVersion) -> str:
 
 
 NUMERIC_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# 2**4 cycles: OpenBLAS's idle threads sleep at once instead of spinning (its default, 2**28).
+OPENBLAS_IDLE_SPIN = "4"
 
 
 def server_environment(workers: int, environ: dict[str, str], cpus: int) -> dict[str, str]:
     """The server's environment: this interpreter's folder first on PATH (MLflow starts
-    `uvicorn` by name), and the cores shared among the workers' numeric threads (OpenMP,
-    OpenBLAS), so that concurrent requests in several workers do not oversubscribe them;
-    a thread count set by the caller is kept."""
+    `uvicorn` by name), and every core for each worker's numeric threads (OpenMP, OpenBLAS), so
+    that a lone request uses them all. With several workers, OpenBLAS's idle threads sleep at
+    once: spinning, they took the cores from the other workers' requests
+    (docs/benchmarks.md#serving-the-full-scale-champion). What the caller set is kept."""
     scripts = Path(sys.executable).parent
-    threads = str(max(1, cpus // workers))
+    spin = {"OPENBLAS_THREAD_TIMEOUT": OPENBLAS_IDLE_SPIN} if workers > 1 else {}
     return {
-        **{name: threads for name in NUMERIC_THREADS},
+        **{name: str(max(1, cpus)) for name in NUMERIC_THREADS},
+        **spin,
         **environ,
         "PATH": f"{scripts}{os.pathsep}{environ.get('PATH', '')}",
     }
