@@ -19,41 +19,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from functools import partial
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from peak_memory import MIB, PeakMemory  # noqa: E402
+
 from orchestration.cluster.lifecycle import down, up  # noqa: E402
 from orchestration.processes import group_members  # noqa: E402
-
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-MIB = 2**20
-
-
-def rss_bytes(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
-    except OSError:
-        return 0
-
-
-class ServiceMemory(threading.Thread):
-    """Peak RSS of each service's process group while it runs."""
-
-    def __init__(self, groups: dict[str, int]):
-        super().__init__(daemon=True)
-        self.groups, self.peaks = groups, dict.fromkeys(groups, 0)
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            for name, pgid in self.groups.items():
-                total = sum(rss_bytes(pid) for pid in group_members(pgid))
-                self.peaks[name] = max(self.peaks[name], total)
-            time.sleep(0.5)
 
 
 def timed(command: list[str], env: dict[str, str]) -> float:
@@ -77,7 +53,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     folder.chmod(0o755)
     state = up(folder, workers=2)
-    memory = ServiceMemory(dict(state.pids))
+    memory = PeakMemory({name: partial(group_members, pgid) for name, pgid in state.pids.items()})
     memory.start()
     seconds: dict[str, list[float]] = {"embedded": [], "cluster": []}
     try:

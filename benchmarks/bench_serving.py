@@ -11,7 +11,8 @@ a fixed seed among the most played thousand, so most are known to the model) one
 on one kept-alive connection of its own (``--connections per-client``, as connection pools and
 load generators such as wrk send) or on a new connection each (``per-request``, urllib's way,
 the only way before 2026-12-07: it adds a connection and an accept to every request).
-Prints JSON: per client count, requests answered, requests/s, and latency p50/p90/p99 in ms.
+Prints JSON: per client count, requests answered, requests/s, and latency p50/p90/p99 in ms; and
+the server's peak RSS, summed over its processes (`make serve` and its workers).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import pyarrow.parquet as pq
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+
+from peak_memory import PeakMemory, tree_members  # noqa: E402
 
 from orchestration.serve_model import server_environment  # noqa: E402
 
@@ -146,6 +149,8 @@ def main() -> None:
             command, cwd=REPO_ROOT, start_new_session=True, stdout=log, stderr=subprocess.STDOUT
         )
     url = f"http://127.0.0.1:{port}"
+    memory = PeakMemory({"server": lambda: tree_members(server.pid)})
+    memory.start()
     try:
         started = time.perf_counter()
         while True:
@@ -169,6 +174,8 @@ def main() -> None:
             load(port, bodies, clients, args.seconds, args.connections) for clients in args.clients
         ]
     finally:
+        memory.stopping.set()
+        memory.join()
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=60)
@@ -186,6 +193,8 @@ def main() -> None:
                 },
                 "tracks_per_request": args.tracks,
                 "seconds_to_ready": round(ready_seconds, 1),
+                # The sum over the server's processes (the workers each load the model).
+                "server_peak_rss_mib": memory.peaks_mib()["server"],
                 "load": results,
             },
             indent=2,
