@@ -40,7 +40,8 @@ def server_environment(workers: int, environ: dict[str, str], cpus: int) -> dict
     """The server's environment: this interpreter's folder first on PATH (MLflow starts
     `uvicorn` by name), and every core for each worker's numeric threads (OpenMP, OpenBLAS), so
     that a lone request uses them all. With several workers, OpenBLAS's idle threads sleep at
-    once: spinning, they took the cores from the other workers' requests
+    once: spinning, they took the cores from the other workers' requests. One worker keeps them
+    spinning: there, sleeping cost more than it saved
     (docs/benchmarks.md#serving-the-full-scale-champion). What the caller set is kept."""
     scripts = Path(sys.executable).parent
     spin = {"OPENBLAS_THREAD_TIMEOUT": OPENBLAS_IDLE_SPIN} if workers > 1 else {}
