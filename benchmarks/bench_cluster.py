@@ -26,10 +26,14 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from peak_memory import MIB, PeakMemory  # noqa: E402
+from peak_memory import MIB, PeakMemory, rss_bytes  # noqa: E402
 
 from orchestration.cluster.lifecycle import down, up  # noqa: E402
 from orchestration.processes import group_members  # noqa: E402
+
+
+def group_rss(pgid: int) -> int:
+    return sum(rss_bytes(pid) for pid in group_members(pgid))
 
 
 def timed(command: list[str], env: dict[str, str]) -> float:
@@ -53,7 +57,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     folder.chmod(0o755)
     state = up(folder, workers=2)
-    memory = PeakMemory({name: partial(group_members, pgid) for name, pgid in state.pids.items()})
+    memory = PeakMemory({name: partial(group_rss, pgid) for name, pgid in state.pids.items()})
     memory.start()
     seconds: dict[str, list[float]] = {"embedded": [], "cluster": []}
     try:

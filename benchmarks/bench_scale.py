@@ -35,12 +35,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from peak_memory import MIB, process_tree
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_SECONDS = 0.2
 HEARTBEAT_SECONDS = 60
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-MIB = 2**20
 
 
 @dataclass
@@ -95,31 +94,6 @@ class BenchResult:
     tutorial_word2vec: dict | None = None
     # The project's environment variables set for the run (DuckDB's memory limit, say).
     environment: dict[str, str] = field(default_factory=dict)
-
-
-def process_tree(root: int) -> tuple[int, dict[int, float]]:
-    """Resident bytes of ``root`` and all its descendants, and each one's CPU seconds so far
-    (user + system), read from /proc."""
-    children: dict[int, list[int]] = {}
-    cpu_of: dict[int, float] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # the process ended while we looked
-        pid = int(stat.parent.name)
-        children.setdefault(int(fields[1]), []).append(pid)
-        cpu_of[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-    total, cpu, pending = 0, {}, [root]
-    while pending:
-        pid = pending.pop()
-        try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
-        except (OSError, IndexError):
-            continue
-        cpu[pid] = cpu_of.get(pid, 0.0)
-        pending.extend(children.get(pid, []))
-    return total, cpu
 
 
 def run_sampled(

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from peak_memory import PeakMemory, tree_members  # noqa: E402
+from peak_memory import PeakMemory, process_tree  # noqa: E402
 
 from orchestration.serve_model import server_environment  # noqa: E402
 
@@ -149,7 +149,7 @@ def main() -> None:
             command, cwd=REPO_ROOT, start_new_session=True, stdout=log, stderr=subprocess.STDOUT
         )
     url = f"http://127.0.0.1:{port}"
-    memory = PeakMemory({"server": lambda: tree_members(server.pid)})
+    memory = PeakMemory({"server": lambda: process_tree(server.pid)[0]})
     memory.start()
     try:
         started = time.perf_counter()

@@ -1,6 +1,6 @@
-"""Peak RSS of sets of processes while they run (a cluster's services by process group, a server
-by process tree): the sum over each set's live processes, sampled every half second. Pages two
-processes share (libraries, mapped files) count in each."""
+"""Resident memory of processes from /proc (Linux): a process tree's (a pipeline run, a server
+and its workers) and the peak of any such measure while it runs. Pages two processes share
+(libraries, mapped files) count in each."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from orchestration.processes import alive, all_pids, ancestors
-
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 MIB = 2**20
 SAMPLE_SECONDS = 0.5
@@ -23,26 +22,44 @@ def rss_bytes(pid: int) -> int:
         return 0
 
 
-def tree_members(root: int) -> list[int]:
-    """``root`` and its live descendants (a server's children may lead process groups of
-    their own)."""
-    return [pid for pid in all_pids() if root in ancestors(pid) and alive(pid)]
+def process_tree(root: int) -> tuple[int, dict[int, float]]:
+    """Resident bytes of ``root`` and all its descendants, and each one's CPU seconds so far
+    (user + system), read from /proc."""
+    children: dict[int, list[int]] = {}
+    cpu_of: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        pid = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        cpu_of[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    total, cpu, pending = 0, {}, [root]
+    while pending:
+        pid = pending.pop()
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
+        except (OSError, IndexError):
+            continue
+        cpu[pid] = cpu_of.get(pid, 0.0)
+        pending.extend(children.get(pid, []))
+    return total, cpu
 
 
 class PeakMemory(threading.Thread):
-    """Peak RSS of each named set of processes (``members()`` lists them at each sample) until
-    ``stopping`` is set."""
+    """The peak of each named measure of resident bytes (``measure()``, sampled every half
+    second) until ``stopping`` is set."""
 
-    def __init__(self, sets: dict[str, Callable[[], list[int]]]):
+    def __init__(self, measures: dict[str, Callable[[], int]]):
         super().__init__(daemon=True)
-        self.sets, self.peaks = sets, dict.fromkeys(sets, 0)
+        self.measures, self.peaks = measures, dict.fromkeys(measures, 0)
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            for name, members in self.sets.items():
-                total = sum(rss_bytes(pid) for pid in members())
-                self.peaks[name] = max(self.peaks[name], total)
+            for name, measure in self.measures.items():
+                self.peaks[name] = max(self.peaks[name], measure())
             self.stopping.wait(SAMPLE_SECONDS)
 
     def peaks_mib(self) -> dict[str, float]:
