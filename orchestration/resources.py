@@ -10,7 +10,7 @@ import dagster as dg
 from mlflow import MlflowClient
 
 from ml.registry import ensure_experiment
-from orchestration.locks import named_lock
+from orchestration.locks import file_lock, named_lock
 from orchestration.settings import (
     DATA_DIR,
     LOCK_DATABASE_URL,
@@ -45,11 +45,8 @@ class MlflowResource(dg.ConfigurableResource):
         )
 
     def experiment_id(self, name: str) -> str:
-        database = self.sqlite_database()
-        if database is not None:
-            database.parent.mkdir(parents=True, exist_ok=True)
-        # Parallel steps or runs creating the sqlite database (or the experiment) at once make
-        # all but one fail ("table ... already exists"): one process at a time.
+        self.client()  # the store exists before the experiment's lock is taken
+        # Parallel steps or runs creating the experiment at once make all but one fail.
         with self.lock(f"mlflow experiment {name}"):
             return ensure_experiment(self.tracking_uri, name, self.artifact_location)
 
@@ -64,7 +61,15 @@ class MlflowResource(dg.ConfigurableResource):
         return [e.experiment_id for e in self.client().search_experiments()]
 
     def client(self) -> MlflowClient:
-        return MlflowClient(self.tracking_uri)
+        """A client; opening a sqlite store creates its tables when they are missing, so that
+        is done by one process at a time: two at once (a step and the dead-run sensor, or steps
+        of two experiments) break one with "table ... already exists"."""
+        database = self.sqlite_database()
+        if database is None:
+            return MlflowClient(self.tracking_uri)
+        # Beside the file: every process that opens it through here takes the same lock.
+        with file_lock(database.with_name(f"{database.name}.lock")):
+            return MlflowClient(self.tracking_uri)
 
     # MLflow 3.17's UI picks GenAI or model-training pages from a global toggle (remembered by
     # the browser, GenAI by default), not from the experiment's kind: links name the mode.

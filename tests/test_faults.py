@@ -225,14 +225,11 @@ def test_an_experiment_another_run_created_meanwhile_is_used(mlflow_store, tmp_p
     assert ensure_experiment(mlflow_store, "created-meanwhile", artifacts) == created
 
 
-def test_first_runs_at_once_create_the_dagster_and_mlflow_stores_once(tmp_path):
-    """A fresh DAGSTER_HOME or MLflow sqlite store opened by several processes at the same instant
-    breaks all but one ("table runs already exists", two alembic heads); `make run` and the
-    MLflow resource serialise the first opening."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    uri = f"sqlite:///{tmp_path}/mlflow/mlflow.db"
+def at_the_same_instant(statements: list[str], root: Path, env: dict[str, str]) -> list[str]:
+    """Each of ``statements`` run in a process of its own, all released at once; their outputs'
+    last lines (asserting each process succeeded)."""
+    ready = root / "ready"
+    ready.mkdir()
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
@@ -242,26 +239,55 @@ def test_first_runs_at_once_create_the_dagster_and_mlflow_stores_once(tmp_path):
         "(ready / sys.argv[3]).touch()\n"
         "while len(list(ready.iterdir())) < n:\n"
         "    time.sleep(0.005)\n"
-        "open_instance().get_runs()\n"
-        f"print(MlflowResource(tracking_uri='{uri}').experiment_id('next-track'))\n"
+        "exec(sys.argv[4])\n"
     )
-    ready = tmp_path / "ready"
-    ready.mkdir()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "NEXT_TRACK_DATA_DIR": str(tmp_path)}
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", script, str(ready), "2", str(i)],
+            [sys.executable, "-c", script, str(ready), str(len(statements)), str(i), statement],
             cwd=REPO_ROOT,
-            env=env,
+            env={**os.environ, **env},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for i in range(2)
+        for i, statement in enumerate(statements)
     ]
     outputs = [p.communicate(timeout=300) for p in processes]
-    assert [p.returncode for p in processes] == [0, 0], [err[-2000:] for _, err in outputs]
-    assert len({out.strip().splitlines()[-1] for out, _ in outputs}) == 1  # one experiment
+    assert [p.returncode for p in processes] == [0] * len(processes), [
+        e[-2000:] for _, e in outputs
+    ]
+    return [out.strip().splitlines()[-1] for out, _ in outputs]
+
+
+def test_first_runs_at_once_create_the_dagster_and_mlflow_stores_once(tmp_path):
+    """A fresh DAGSTER_HOME or MLflow sqlite store opened by several processes at the same instant
+    breaks all but one ("table runs already exists", two alembic heads); `make run` and the
+    MLflow resource serialise the first opening."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    uri = f"sqlite:///{tmp_path}/mlflow/mlflow.db"
+    statement = (
+        f"open_instance().get_runs(); print(MlflowResource(tracking_uri='{uri}')"
+        ".experiment_id('next-track'))"
+    )
+    env = {"DAGSTER_HOME": str(home), "NEXT_TRACK_DATA_DIR": str(tmp_path)}
+    assert len(set(at_the_same_instant([statement] * 2, tmp_path, env))) == 1  # one experiment
+
+
+def test_a_fresh_mlflow_store_opened_for_two_experiments_and_a_sensor_at_once(tmp_path):
+    """Steps of two experiments, and the dead-run sensor's look at every experiment, opening a
+    fresh sqlite store at the same instant: each opening waits for the store's tables, so none
+    fails with "table ... already exists"."""
+    resource = f"MlflowResource(tracking_uri='sqlite:///{tmp_path}/mlflow/mlflow.db')"
+    statements = [
+        f"print({resource}.experiment_id('next-track'))",
+        f"print({resource}.experiment_id('user-items'))",
+        f"print(len({resource}.client().search_experiments()))",
+    ]
+    env = {"NEXT_TRACK_DATA_DIR": str(tmp_path)}
+    next_track, user_items, _ = at_the_same_instant(statements, tmp_path, env)
+    assert next_track != user_items
 
 
 def test_orphaned_mlflow_runs_of_finished_dagster_runs_end_as_failed(mlflow_store):
