@@ -16,6 +16,7 @@ from ml.evaluation.candidates import (
     CandidateSpec,
     ScoredComponents,
     UnitData,
+    results_of_the_same_fit,
     run_unit,
 )
 from ml.evaluation.metrics import ranking_metrics
@@ -412,6 +413,37 @@ def test_the_second_stage_builds_on_the_lists_each_unit_was_scored_with(tmp_path
     one_query = EvaluationSplit("validation", queries(["x"]), encode([["a"]]))
     ScoredComponents.of(results, store, one_query, 5)
     assert scoring == [6, 6, 5, 5]
+
+
+def test_a_baseline_takes_a_grid_units_results_only_when_they_are_its_own(tmp_path):
+    """The last-track baseline is one variant of a rules grid unit with the same fit: it takes
+    that unit's results (the same model and figures, marked as a baseline) instead of fitting
+    again, and fits itself when no unit scored its variant with every param equal."""
+    train = encode(TOY)
+    validation = EvaluationSplit("validation", queries(["x"], ["a"]), encode([["a"], ["b"]]))
+    popular = Popularity(n_items=len(KEYS))
+    popular.fit(train)
+    data, store = UnitData.next_track(train, validation, popular), LocalArtifacts(tmp_path)
+    rule = {"last_n": 1, "skip_unknown": False}
+    baseline = CandidateSpec("sequential_rules", {"max_distance": 3}, [rule], baseline=True)
+    grid = run_unit(
+        CandidateSpec("sequential_rules", {"max_distance": 3}, [{"last_n": 2}, rule]),
+        data,
+        store,
+        "grid",
+    )
+    (taken,) = results_of_the_same_fit(baseline, grid)
+    (own,) = run_unit(baseline, data, store, "baselines")
+    assert taken.baseline and not grid[1].baseline
+    assert taken.model_key == grid[1].model_key != own.model_key
+    assert (taken.name, taken.params, taken.metrics) == (own.name, own.params, own.metrics)
+    other_fit = run_unit(
+        CandidateSpec("sequential_rules", {"max_distance": 2}, [rule]), data, store, "g2"
+    )
+    assert results_of_the_same_fit(baseline, other_fit) is None
+    assert results_of_the_same_fit(baseline, grid[:1]) is None  # its variant not scored
+    popularity = CandidateSpec("popularity", baseline=True)
+    assert results_of_the_same_fit(popularity, grid) is None
 
 
 def test_finalists_are_the_best_few_within_two_standard_errors_of_the_best():

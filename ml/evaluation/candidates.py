@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -366,6 +366,25 @@ def run_unit(
             )
         )
     return results
+
+
+def results_of_the_same_fit(
+    spec: CandidateSpec, results: list[CandidateResult]
+) -> list[CandidateResult] | None:
+    """``spec``'s results (one per variant, marked as ``spec`` is) taken from ``results`` of the
+    same family with every param equal, fit and scoring; None when a variant has none. The
+    caller vouches that ``results`` were fitted in full on the same train split and scored on
+    the same queries: ``spec``'s own unit would find the same model and figures."""
+    same_family = [r for r in results if r.family == spec.family]
+    model = spec.recommender(0)  # names and params only: nothing is fitted
+    found = []
+    for variant in spec.variants:
+        params = refit_params(model.with_scoring(**variant) if variant else model)
+        match = next((r for r in same_family if r.params == params), None)
+        if match is None:
+            return None
+        found.append(replace(match, baseline=spec.baseline))
+    return found
 
 
 def refit_params(model: Recommender) -> dict[str, Any]:

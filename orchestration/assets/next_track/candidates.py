@@ -4,7 +4,13 @@ scoring variant on the validation queries (see orchestration/assets/grid.py for 
 import dagster as dg
 
 from ml.datasets.next_track import NextTrackData
-from ml.evaluation.candidates import CandidateSpec, UnitData, run_unit
+from ml.evaluation.candidates import (
+    CandidateResult,
+    CandidateSpec,
+    UnitData,
+    results_of_the_same_fit,
+    run_unit,
+)
 from ml.evaluation.halving import Rung, fit_references, screen_candidate
 from ml.evaluation.next_track_selection import METRIC_KS
 from ml.evaluation.report import table_rows
@@ -194,12 +200,50 @@ slist_candidates = next_track_grid(
 
 @dg.asset(
     description="The baselines every candidate must beat, on the same validation queries: most "
-    "popular, and sequential rules on the last track only.",
+    "popular, and sequential rules on the last track only (taken from the rules grid when one of "
+    "its units fitted that model in full: the same figures without a second fit).",
 )
 def next_track_baseline_candidates(
     context: dg.AssetExecutionContext,
     next_track_dataset: DatasetHandle,
+    sequential_rules_candidates: list[UnitOutcome],
     storage: RunStorage,
     mlflow: MlflowResource,
 ) -> list[UnitOutcome]:
-    return [fit_and_log(context, spec, next_track_dataset, storage, mlflow) for spec in BASELINES]
+    fitted_in_full = [
+        r
+        for o in sequential_rules_candidates
+        if o.rung is None and not o.skipped
+        for r in o.results
+    ]
+    return [
+        baseline_outcome(context, spec, fitted_in_full, next_track_dataset, storage, mlflow)
+        for spec in BASELINES
+    ]
+
+
+def baseline_outcome(
+    context: dg.AssetExecutionContext,
+    spec: CandidateSpec,
+    fitted_in_full: list[CandidateResult],
+    dataset: DatasetHandle,
+    storage: RunStorage,
+    mlflow: MlflowResource,
+) -> UnitOutcome:
+    """``spec`` fitted and scored here, unless a grid unit fitted in full on the same train split
+    and scored on the same validation sample already holds its results."""
+    reused = results_of_the_same_fit(spec, fitted_in_full)
+    if reused is None:
+        return fit_and_log(context, spec, dataset, storage, mlflow)
+    context.log.info(
+        f"{spec.unit_name}: the grid's {reused[0].unit} is the same model, fitted in full on the "
+        "same train split and scored on the same queries; its results are taken, not fitted again"
+    )
+    log_unit_runs(
+        context, mlflow, EXPERIMENT, spec, reused, dataset.fingerprint, dataset.summary["tracks"]
+    )
+    facts = {"fitted_by": reused[0].unit}
+    context.add_output_metadata(
+        unit_metadata(reused, table_rows(reused, 100, None), "hit_rate_at_100", facts)
+    )
+    return UnitOutcome(spec.unit_name, spec.family, reused)
