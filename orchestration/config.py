@@ -305,7 +305,8 @@ class SelectedModelConfig(dg.Config):
         description="Refit the selected model and the baselines on train + validation before "
         "scoring them once on test and shipping the selected one, as the user-items use case "
         "does: a family refits with the params validation chose; a reranker or hybrid keeps "
-        "what it learned on validation and refits its components. Off: test and the bundle use "
+        "what it learned on validation and refits its components (one fitted on a seeded share "
+        "of the playlists, Word2Vec on large data, keeps its fit). Off: test and the bundle use "
         "the models fitted on train alone (no second fit).",
     )
 

@@ -225,6 +225,35 @@ def test_a_refit_keeps_the_ranker_and_relearns_components_and_counts(fitted, tmp
     assert refit.statistics.transitions.sum() > reranker.statistics.transitions.sum()
 
 
+@pytest.mark.parametrize("share", [1.0, 0.5])
+def test_a_refit_keeps_a_component_fitted_on_a_share_of_the_playlists(fitted, share):
+    """Word2Vec fitted on a seeded share of the playlists keeps that fit when its second stage
+    refits, and says so; on every playlist it is fitted again, as the popularity beside it."""
+    train, validation, _, _ = fitted
+    word2vec = create(
+        "word2vec",
+        {"vector_size": 8, "window": 2, "min_count": 1, "epochs": 1, "train_share": share},
+        N_ITEMS,
+    )
+    word2vec.fit(train)
+    before = word2vec.input_vectors.copy()
+    popularity = create("popularity", {}, N_ITEMS)
+    popularity.fit(train)
+    reranker = Reranker.of([popularity, word2vec], np.full(N_ITEMS, -1, np.int32), depth=10)
+    more = train.extend(validation.queries.history.append(validation.labels).known())
+    said = []
+    reranker.fit(more, said.append)
+    assert (
+        reranker.statistics.counts.tolist() == np.bincount(more.items, minlength=N_ITEMS).tolist()
+    )
+    assert popularity.counts.tolist() == reranker.statistics.counts.tolist()
+    kept = [line for line in said if "keeps its fit" in line]
+    if share < 1:
+        assert np.array_equal(word2vec.input_vectors, before) and len(kept) == 1
+    else:
+        assert not np.array_equal(word2vec.input_vectors, before) and not kept
+
+
 def test_a_baseline_with_the_fit_of_a_refit_component_shares_that_refit(fitted, tmp_path):
     """The popularity baseline has the fit of the reranker's popularity component: the refit
     reuses it, and it ranks as its own refit would."""

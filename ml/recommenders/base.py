@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -177,6 +178,11 @@ class Recommender(ABC):
         """The model's item embeddings, for families that learn some (a reranker's features)."""
         return None
 
+    @property
+    def fitted_on_a_sample(self) -> bool:
+        """Whether this model is fitted, on a seeded share of its train playlists (not all)."""
+        return False
+
     def fitted_models(self) -> list[Recommender]:
         """This model and those its fit fits (a second stage's components)."""
         return [self]
@@ -284,6 +290,22 @@ def run_concurrently(jobs: list[Callable[[], None]]) -> None:
     numpy, scipy and gensim release the GIL in their loops, so the fits share the cores. Each
     job writes only its own state, so what they learn does not depend on the thread count."""
     map_concurrently(lambda job: job(), jobs)  # raises a job's error
+
+
+def refit_components(
+    parts: list[Recommender], train: Sequences, log: Log, *also: Callable[[], None]
+) -> None:
+    """A second stage's ``parts`` fitted again on ``train``, at once and beside ``also``. A part
+    fitted already on a seeded share of the playlists keeps that fit: a refit would learn from
+    another such share, and at the full Kaggle-shaped file that changed no test figure beyond
+    noise while taking half the refit's time (docs/benchmarks.md)."""
+    jobs = []
+    for part in parts:
+        if part.fitted_on_a_sample:
+            log(f"{part.name}: keeps its fit (on a seeded share of the train playlists)")
+        else:
+            jobs.append(partial(part.fit, train, log))
+    run_concurrently([*jobs, *also])
 
 
 def scoring_fields(params_type: type) -> set[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +19,7 @@ import scipy.sparse as sp
 from pydantic import Field, field_validator
 from pydantic.dataclasses import dataclass
 
-from ml.recommenders.base import Log, Queries, Recommender, TopK, no_log, run_concurrently
+from ml.recommenders.base import Log, Queries, Recommender, TopK, no_log, refit_components
 from ml.recommenders.topk import combine, normalise_rows, top_k_sparse
 from ml.sequences import UNKNOWN, Sequences
 from ml.sorted_sets import isin, unique
@@ -74,7 +73,7 @@ class Hybrid(Recommender):
         return [self, *self.parts]
 
     def fit(self, train: Sequences, log: Log = no_log) -> None:
-        run_concurrently([partial(part.fit, train, log) for part in self.parts])
+        refit_components(self.parts, train, log)
 
     @property
     def score_width(self) -> int:

@@ -35,7 +35,7 @@ from ml.recommenders.base import (
     first_item_vectors,
     map_concurrently,
     no_log,
-    run_concurrently,
+    refit_components,
 )
 from ml.recommenders.reranker_features import (
     Pool,
@@ -124,8 +124,7 @@ class Reranker(Recommender):
     def fit(self, train: Sequences, log: Log = no_log) -> None:
         """The components and the train counts the features read; the ranker itself learns
         from labelled queries (``learn``)."""
-        jobs = [partial(part.fit, train, log) for part in self.parts]
-        run_concurrently([*jobs, partial(self.fit_statistics, train, log)])
+        refit_components(self.parts, train, log, partial(self.fit_statistics, train, log))
 
     def fit_statistics(self, train: Sequences, log: Log = no_log) -> None:
         p, started = self.params, time.perf_counter()

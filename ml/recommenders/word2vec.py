@@ -117,6 +117,10 @@ class Word2Vec(Recommender):
     def excludes_heard(self) -> bool:
         return self.params.exclude_heard
 
+    @property
+    def fitted_on_a_sample(self) -> bool:
+        return self.params.train_share < 1 and len(self.item_ids) > 0
+
     def item_vectors(self) -> ItemVectors:
         return ItemVectors(self.compact_of, self.unit_inputs)
 
