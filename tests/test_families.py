@@ -150,6 +150,27 @@ def test_word2vec_is_reproducible_and_round_trips_through_its_folder(tmp_path):
     assert loaded.training == {} and first.training["vocabulary_size"] == 40
 
 
+def test_word2vec_lists_nothing_for_a_query_it_knows_no_track_of_in_any_batch():
+    """Tracks 30-39 are never played: a query of those alone gets an empty list (the
+    popularity fill ranks for it), in a batch or alone; the others rank as scored alone, heard
+    tracks excluded; the dense scores agree, with no score at all for the unknown query."""
+    train = Sequences.from_lists([[(i * 7 + j) % 30 for j in range(12)] for i in range(200)])
+    model = Word2Vec(Word2VecParams(vector_size=8, window=3, min_count=1, epochs=3), 40)
+    model.fit(train)
+    probe = [[1, 2, 3], [31, 35], [5], [33]]
+    together = model.top_k(Queries(Sequences.from_lists(probe)), 10)
+    for row, query in enumerate(probe):
+        alone = model.top_k(Queries(Sequences.from_lists([query])), 10)
+        assert np.array_equal(together.ids[row], alone.ids[0])
+        assert np.allclose(together.scores[row], alone.scores[0], rtol=1e-5)
+    assert (together.ids[[1, 3]] == UNKNOWN).all() and np.isneginf(together.scores[[1, 3]]).all()
+    assert (together.ids[[0, 2]] >= 0).all() and not set(together.ids[0]) & {1, 2, 3}
+    dense = model.score(Queries(Sequences.from_lists(probe)))
+    assert np.isneginf(dense[[1, 3]]).all() and np.isfinite(dense[[0, 2]][:, :30]).all()
+    random = model.with_scoring(unknown="random").top_k(Queries(Sequences.from_lists(probe)), 10)
+    assert (random.ids[[1, 3]] >= 0).all()
+
+
 def test_word2vec_on_a_share_of_the_playlists_learns_only_their_tracks():
     """Playlist i holds tracks 2i and 2i + 1: a model fitted on a seeded quarter of the 200
     playlists knows the tracks of 50 of them, the same 50 on every fit, and says so."""

@@ -145,9 +145,9 @@ class Word2Vec(Recommender):
     def score(self, queries: Queries) -> np.ndarray:
         """Scores over the whole catalogue (-inf outside the vocabulary); ``top_k`` uses the
         compact form directly."""
-        compact = self._compact_scores(queries)
+        compact, scored = self._compact_scores(queries)
         scores = np.full((len(queries), self.n_items), -np.inf, dtype=np.float32)
-        scores[:, self.item_ids] = compact
+        scores[np.ix_(scored, self.item_ids)] = compact
         return scores
 
     def top_k(self, queries: Queries, k: int) -> TopK:
@@ -156,8 +156,13 @@ class Word2Vec(Recommender):
         def batch_top_k(chunk: Queries) -> TopK:
             heard = chunk.history if self.excludes_heard else Sequences.empty(len(chunk))
             heard_compact = Sequences(self._compact(heard.items), heard.offsets)
-            ids, scores = top_k_dense(self._compact_scores(chunk), k, heard_compact)
-            return TopK(np.where(ids >= 0, self.item_ids[ids], UNKNOWN).astype(np.int32), scores)
+            compact, scored = self._compact_scores(chunk)
+            ids = np.full((len(chunk), k), UNKNOWN, dtype=np.int32)
+            top = np.full((len(chunk), k), -np.inf, dtype=np.float32)
+            if len(scored):
+                found, top[scored] = top_k_dense(compact, k, heard_compact.take(scored))
+                ids[scored] = np.where(found >= 0, self.item_ids[found], UNKNOWN)
+            return TopK(ids, top)
 
         size = int(np.clip(self.score_cells_per_batch // vocabulary, 16, 2048))
         return batched(queries, size, k, batch_top_k)
@@ -166,7 +171,10 @@ class Word2Vec(Recommender):
         """Vocabulary index of each item id, -1 for an item the model does not know."""
         return np.where(items == UNKNOWN, -1, self.compact_of[np.maximum(items, 0)])
 
-    def _compact_scores(self, queries: Queries) -> np.ndarray:
+    def _compact_scores(self, queries: Queries) -> tuple[np.ndarray, np.ndarray]:
+        """Scores over the vocabulary of the queries that get any (rows ascending), and those
+        queries' rows: a query with no track the model knows gets none unless ``unknown`` is
+        "random" (the popularity fill ranks for it), so its product is not paid for."""
         p = self.params
         history = Sequences(self._compact(queries.history.items), queries.history.offsets)
         if p.skip_unknown:
@@ -179,18 +187,18 @@ class Word2Vec(Recommender):
         rows = recent.row_of_each_item()[usable]
         np.add.at(query, rows, weights[usable, None] * vectors[recent.items[usable]])
         candidates = self.unit_inputs if p.scoring == "in_in" else self.output_vectors
-        scores = query @ candidates.T
         nothing_known = np.bincount(rows, minlength=len(queries)) == 0
+        if p.unknown != "random":
+            scored = np.flatnonzero(~nothing_known)
+            return query[scored] @ candidates.T, scored
+        scores = query @ candidates.T
         if nothing_known.any():
-            if p.unknown == "random":
-                # The tutorial's guess, seeded so that it repeats.
-                rng = np.random.default_rng([p.seed, len(queries), int(history.offsets[-1])])
-                scores[nothing_known] = rng.random(
-                    (int(nothing_known.sum()), scores.shape[1]), dtype=np.float32
-                )
-            else:
-                scores[nothing_known] = -np.inf  # left to the popularity fill
-        return scores
+            # The tutorial's guess, seeded so that it repeats.
+            rng = np.random.default_rng([p.seed, len(queries), int(history.offsets[-1])])
+            scores[nothing_known] = rng.random(
+                (int(nothing_known.sum()), scores.shape[1]), dtype=np.float32
+            )
+        return scores, np.arange(len(queries))
 
     def save_state(self, folder: Path) -> None:
         np.save(folder / "item_ids.npy", self.item_ids)
