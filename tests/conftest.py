@@ -5,6 +5,7 @@ project module is imported.
 """
 
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -34,6 +35,23 @@ def session_mlflow_store():
     yield
     os.environ["MLFLOW_TRACKING_URI"] = SESSION_MLFLOW
     mlflow.set_tracking_uri(SESSION_MLFLOW)
+
+
+@pytest.fixture(autouse=True)
+def default_sigterm():
+    """SIGTERM at its default before and after every test (so also for the next module's
+    fixtures). A pytest-xdist worker ignores SIGINT, and an in-process Dagster run maps SIGTERM
+    to SIGINT's handler, so after one the worker ignored SIGTERM too, and every process a later
+    test started inherited that: `multiprocessing`'s pool workers then outlived their pool's
+    terminate (a hang), a stray process outlived `down`'s SIGTERM."""
+
+    def restore() -> None:
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    restore()
+    yield
+    restore()
 
 
 @pytest.fixture(scope="session")
