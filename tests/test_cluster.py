@@ -2,9 +2,8 @@
 and webserver and two Celery workers that share no folder, started here on 127.0.0.1 (as
 `make cluster-up` does) and stopped by their process groups at the end.
 
-The next-track pipeline runs on yes_small through `make run PROFILE=cluster`'s entry point, with
-the worker running the Word2Vec fit killed (kill -9) mid-fit: one run shows both the hand-overs
-and the recovery (a second run for the kill alone cost minutes of CI). Then a two-step probe
+The next-track pipeline runs on yes_small through `make run PROFILE=cluster`'s entry point; then
+again with the worker running the Word2Vec fit killed (kill -9) mid-fit; then a two-step probe
 shows that a hand-over through a worker's own folder does not reach the other worker (the
 negative control: the test can fail), while through the bucket it does."""
 
@@ -17,7 +16,6 @@ import signal
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -84,6 +82,10 @@ def start_run(state, submitter_data: Path) -> subprocess.Popen:
     )  # fmt: skip
 
 
+def latest_run_id(instance) -> str:
+    return instance.get_runs(limit=1)[0].run_id
+
+
 def workers_of_steps(instance, run_id: str) -> dict[str, list[str]]:
     """step key -> the Celery workers that took it, in order (dagster-celery's engine event)."""
     taken: dict[str, list[str]] = {}
@@ -99,48 +101,14 @@ def workers_of_steps(instance, run_id: str) -> dict[str, list[str]]:
     return taken
 
 
-@dataclass(frozen=True)
-class PipelineRun:
-    run_id: str
-    out: str
-    err: str
-    submitter_data: Path
-    killed_step: str  # the Word2Vec fit whose worker process was killed
-    victim: str  # the worker it ran on
-    killed_pid: int
-
-
 @pytest.fixture(scope="module")
-def pipeline_run(cluster, tmp_path_factory) -> PipelineRun:
-    """The run, with the worker process running its Word2Vec fit killed once the fit starts."""
-    from orchestration.processes import all_pids, parent_of
-
+def pipeline_run(cluster, tmp_path_factory):
     state, instance = cluster
     submitter_data = tmp_path_factory.mktemp("submitter") / "data"
     process = start_run(state, submitter_data)
-    run_id, fit, victim = None, None, None
-    deadline = time.monotonic() + 600
-    while victim is None and time.monotonic() < deadline and process.poll() is None:
-        runs = instance.get_runs(limit=1)
-        if runs:
-            run_id = runs[0].run_id
-            for step, workers in workers_of_steps(instance, run_id).items():
-                if "track_embeddings__fit[" in step:
-                    fit, victim = step, workers[0]
-        time.sleep(0.2)
-    if victim is None:
-        process.kill()
-        out, err = process.communicate()
-        pytest.fail(
-            "the Word2Vec fit never started\n" + why_the_run_failed(state, instance, out, err)
-        )
-    time.sleep(1.0)  # inside the fit (Word2Vec trains for several seconds here)
-    main = state.pids[victim]
-    (child,) = [pid for pid in all_pids() if parent_of(pid) == main]
-    os.kill(child, signal.SIGKILL)
     out, err = process.communicate(timeout=900)
     assert process.returncode == 0, why_the_run_failed(state, instance, out, err)
-    return PipelineRun(run_id, out, err, submitter_data, fit, victim, child)
+    return latest_run_id(instance), out, err, submitter_data
 
 
 def why_the_run_failed(state, instance, out: str, err: str) -> str:
@@ -168,7 +136,7 @@ def why_the_run_failed(state, instance, out: str, err: str) -> str:
 
 
 def test_the_pipeline_runs_on_the_cluster_with_the_embedded_console(pipeline_run):
-    out, err = pipeline_run.out, pipeline_run.err
+    _, out, err, _ = pipeline_run
     assert "uploaded" in out and "s3://next-track/sources/" in out
     assert "start  track_embeddings/fit[" in err and "done   next_track_selected_model" in err
     assert "registered next-track version 1 as @champion" in out
@@ -177,7 +145,7 @@ def test_the_pipeline_runs_on_the_cluster_with_the_embedded_console(pipeline_run
 
 def test_fit_steps_ran_on_two_workers_and_inputs_crossed_between_them(cluster, pipeline_run):
     _, instance = cluster
-    run_id = pipeline_run.run_id
+    run_id = pipeline_run[0]
     taken = workers_of_steps(instance, run_id)
     fits = {workers[-1] for step, workers in taken.items() if "__fit[" in step}
     assert fits == {"worker-1", "worker-2"}, taken
@@ -210,7 +178,7 @@ def test_fit_steps_ran_on_two_workers_and_inputs_crossed_between_them(cluster, p
 
 def test_every_hand_over_is_in_the_bucket_and_nothing_on_the_submitting_side(cluster, pipeline_run):
     state, instance = cluster
-    run_id, submitter_data = pipeline_run.run_id, pipeline_run.submitter_data
+    run_id, _, _, submitter_data = pipeline_run
     handed = [
         record.event_log_entry.dagster_event.event_specific_data.metadata["path"].value
         for record in instance.get_records_for_run(
@@ -238,7 +206,7 @@ def test_mlflow_runs_and_the_champion_live_on_the_server_and_in_the_bucket(clust
     from mlflow import MlflowClient
 
     state, _ = cluster
-    run_id = pipeline_run.run_id
+    run_id = pipeline_run[0]
     client = MlflowClient(state.mlflow_url)
     experiment = client.get_experiment_by_name("next-track")
     parents = client.search_runs(
@@ -269,15 +237,36 @@ def test_no_pool_slot_is_left_held(cluster, pipeline_run):
 
 
 def test_a_worker_killed_mid_fit_hands_its_step_to_another_and_the_run_succeeds(
-    cluster, pipeline_run
+    cluster, pipeline_run, tmp_path
 ):
     state, instance = cluster
-    run = pipeline_run
-    taken = workers_of_steps(instance, run.run_id)[run.killed_step]
+    before = latest_run_id(instance)
+    process = start_run(state, tmp_path / "data")
+    fit, victim = None, None
+    deadline = time.monotonic() + 600
+    while victim is None and time.monotonic() < deadline:
+        run_id = latest_run_id(instance)
+        if run_id != before:
+            for step, workers in workers_of_steps(instance, run_id).items():
+                if "track_embeddings__fit[" in step:
+                    fit, victim = step, workers[0]
+        time.sleep(0.2)
+    assert victim is not None, "the Word2Vec fit never started"
+    time.sleep(1.0)  # inside the fit (Word2Vec trains for several seconds here)
+    from orchestration.processes import all_pids, parent_of
+
+    main = state.pids[victim]
+    (child,) = [pid for pid in all_pids() if parent_of(pid) == main]
+    os.kill(child, signal.SIGKILL)
+    out, err = process.communicate(timeout=900)
+    assert process.returncode == 0, why_the_run_failed(state, instance, out, err)
+    taken = workers_of_steps(instance, run_id)[fit]
     assert len(taken) == 2, taken  # the killed attempt, then the redelivered one
-    log = (Path(state.folder) / "logs" / f"{run.victim}.log").read_text()
-    assert f"pid:{run.killed_pid} exited with 'signal 9 (SIGKILL)'" in log
-    assert instance.get_run_by_id(run.run_id).is_success
+    log = (Path(state.folder) / "logs" / f"{victim}.log").read_text()
+    assert f"pid:{child} exited with 'signal 9 (SIGKILL)'" in log
+    assert "registered next-track version 2" in out
+    for pool in POOLS:
+        assert instance.event_log_storage.get_concurrency_info(pool).active_slot_count == 0
 
 
 def test_a_hand_over_through_a_private_folder_does_not_reach_another_worker(cluster):
